@@ -1,0 +1,225 @@
+"""Simulation and evaluation: backend dispatch, chunking over the population, metrics.
+
+``simulate`` runs settings over given sequences. ``evaluate`` draws a task's sequences,
+simulates a population chunk by chunk (memory stays bounded for any P), applies the
+readout (fitted in closed form or the one inside each setting) and returns a per-setting
+pyarrow table:
+
+==============  =====================================================================
+column          meaning
+==============  =====================================================================
+setting         index of the setting in ``params``
+mse             mean squared error on the held-out sequences (stream 1 of the seed)
+nmse            mse / the task's predict-the-mean baseline
+max_abs_err     largest absolute error over held-out sequences, steps and outputs
+train_mse       (readout="fit") error on the training sequences the readout was fit on
+train_nmse      (readout="fit") train_mse / baseline
+finite          false if the setting produced NaN or inf; its errors are then inf
+readout         O*H+O float32: weight_out then bias_out (fitted, or the setting's own)
+==============  =====================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyarrow as pa
+
+from . import readout as readout_mod
+from .cells import Cell
+from .errors import LstmsearchError, require
+from .kernels import get_backend
+from .tasks import HELDOUT_STREAM, TRAIN_STREAM, Task
+
+#: Bytes of state/design memory one chunk may use.
+CHUNK_BYTES = 256 * 2 ** 20
+
+
+def _check_cell(cell):
+    require(isinstance(cell, Cell), f"cell must be a lstmsearch.Cell, got {type(cell).__name__}")
+
+
+def _check_x(cell, x) -> np.ndarray:
+    require(isinstance(x, np.ndarray), f"x must be a numpy array of shape (T, B, {cell.inputs}), got {type(x).__name__}")
+    require(x.ndim == 3, f"x has rank {x.ndim} (shape {x.shape}); expected (T, B, I) time-major with I={cell.inputs}")
+    require(x.shape[2] == cell.inputs, f"x has {x.shape[2]} input features (shape {x.shape}); the cell expects I={cell.inputs}")
+    require(x.shape[0] >= 1 and x.shape[1] >= 1, f"x has shape {x.shape}; expected T >= 1 and B >= 1")
+    require(np.issubdtype(x.dtype, np.floating), f"x must be a float array, got dtype {x.dtype}")
+    return x
+
+
+def _check_state(state, P, B, H, what):
+    """Broadcast a state given as (H,), (B, H) or (P, B, H) to (P, B, H) float32."""
+    if state is None:
+        return None
+    s = np.asarray(state, dtype=np.float32)
+    require(s.ndim in (1, 2, 3) and s.shape[-1] == H and (s.ndim < 2 or s.shape[-2] == B)
+            and (s.ndim < 3 or s.shape[0] in (1, P)),
+            f"{what} has shape {s.shape}; expected (H,), (B, H) or (P, B, H) with P={P}, B={B}, H={H}")
+    return np.broadcast_to(s, (P, B, H))
+
+
+def simulate(cell: Cell, params, x, backend: str = "cpu", h0=None, return_sequence: bool = False):
+    """Run a population of settings over sequences.
+
+    Parameters
+    ----------
+    cell : Cell
+    params : (P, D) float32 (or (D,)) settings in the flat layout of :mod:`lstmsearch.cells`
+    x : (T, B, I) time-major input sequences
+    backend : "cpu" or "reference"
+    h0 : initial state, (H,), (B, H) or (P, B, H); for the LSTM a pair (h0, c0).
+        Zeros if None.
+    return_sequence : if True return the states at every step
+
+    Returns
+    -------
+    The final hidden state (P, B, H) -- for the LSTM a tuple (h, c) -- or, with
+    ``return_sequence``, the trajectory (P, T, B, H) (a tuple (h, c) for the LSTM).
+    """
+    _check_cell(cell)
+    params = cell.check_params(params)
+    x = _check_x(cell, x)
+    P, (T, B, _), H = params.shape[0], x.shape, cell.hidden
+    c0 = None
+    if h0 is not None and cell.kind == "lstm":
+        require(isinstance(h0, tuple) and len(h0) == 2, "for the LSTM, h0 must be a pair (h0, c0)")
+        h0, c0 = h0
+    h0 = _check_state(h0, P, B, H, "h0")
+    c0 = _check_state(c0, P, B, H, "c0")
+    steps = np.arange(T) if return_sequence else np.array([T - 1])
+    hs, cs = get_backend(backend).run(cell, params, x, steps, h0, c0)
+    if not return_sequence:
+        hs = hs[:, 0]
+        cs = None if cs is None else cs[:, 0]
+    return (hs, cs) if cell.kind == "lstm" else hs
+
+
+def chunk_size_for(cell: Cell, task: Task, n_sequences: int) -> int:
+    """Settings per chunk so that states and design matrices stay within CHUNK_BYTES."""
+    per_setting = len(task.output_steps()) * n_sequences * (cell.hidden + 1) * 8 * 2
+    return int(max(1, min(8192, CHUNK_BYTES // per_setting)))
+
+
+def _schema(fit: bool, n_readout: int) -> pa.Schema:
+    fields = [
+        ("setting", pa.int64()),
+        ("mse", pa.float64()),
+        ("nmse", pa.float64()),
+        ("max_abs_err", pa.float64()),
+    ]
+    if fit:
+        fields += [("train_mse", pa.float64()), ("train_nmse", pa.float64())]
+    fields += [("finite", pa.bool_()), ("readout", pa.list_(pa.float32(), n_readout))]
+    return pa.schema(fields)
+
+
+def _errors(pred, y):
+    """mse (P,), max abs error (P,) of predictions (P, N, O) against y (N, O)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = pred - y[None]
+        return np.mean(d * d, axis=(1, 2)), np.max(np.abs(d), axis=(1, 2))
+
+
+def evaluate(
+    cell: Cell,
+    params,
+    task: Task,
+    n_sequences: int = 256,
+    seed: int = 0,
+    backend: str = "cpu",
+    readout: str = "fit",
+    n_heldout: Optional[int] = None,
+    ridge: float = 1e-6,
+    chunk_size: Optional[int] = None,
+    progress: bool = False,
+) -> pa.Table:
+    """Score a population of settings on a task; one row per setting (see module doc).
+
+    With ``readout="fit"`` the linear readout of every setting is fitted in closed form
+    (:mod:`lstmsearch.readout`) on ``n_sequences`` training sequences (stream 0 of
+    ``seed``) and scored on ``n_heldout`` (default: ``n_sequences``) held-out sequences
+    (stream 1). With ``readout="given"`` the readout inside each setting is scored on
+    the held-out sequences.
+    """
+    _check_cell(cell)
+    require(isinstance(task, Task), f"task must be a lstmsearch task, got {type(task).__name__}")
+    require(readout in ("fit", "given"), f"readout must be 'fit' or 'given', got {readout!r}")
+    require(cell.inputs == task.n_inputs and cell.outputs == task.n_outputs,
+            f"task {task.name} has {task.n_inputs} input(s) and {task.n_outputs} output(s); "
+            f"the cell has inputs={cell.inputs}, outputs={cell.outputs}")
+    params = cell.check_params(params)
+    backend_mod = get_backend(backend)
+    fit = readout == "fit"
+    n_heldout = n_sequences if n_heldout is None else n_heldout
+    x_te, y_te = task.sample(n_heldout, seed, HELDOUT_STREAM)
+    if fit:
+        x_tr, y_tr = task.sample(n_sequences, seed, TRAIN_STREAM)
+        x = np.concatenate([x_tr, x_te], axis=1)
+    else:
+        x = x_te
+    n_train = n_sequences if fit else 0
+    steps = task.output_steps()
+    O, H = cell.outputs, cell.hidden
+    y_te = y_te.reshape(-1, O)
+    if fit:
+        y_tr = y_tr.reshape(-1, O)
+
+    P = params.shape[0]
+    chunk = chunk_size or chunk_size_for(cell, task, x.shape[1])
+    columns = {k: [] for k in _schema(fit, cell.n_readout).names}
+    bar = _progress(P, progress)
+    for start in range(0, P, chunk):
+        block = params[start:start + chunk]
+        hs, _ = backend_mod.run(cell, block, x, steps)
+        Pc = block.shape[0]
+        finite = np.isfinite(hs).all(axis=(1, 2, 3))
+        hs = np.where(finite[:, None, None, None], hs, 0.0)
+        if fit:
+            tr = hs[:, :, :n_train].reshape(Pc, -1, H)
+            ro = readout_mod.fit(tr, y_tr, ridge)
+            tr_mse, _ = _errors(readout_mod.apply(tr, ro, O), y_tr)
+        else:
+            ro = block[:, cell.n_recurrent:].copy()
+        te = hs[:, :, n_train:].reshape(Pc, -1, H)
+        mse, mae = _errors(readout_mod.apply(te, ro, O), y_te)
+        finite &= np.isfinite(mse) & np.isfinite(ro).all(axis=1)
+        inf = np.full(Pc, np.inf)
+        mse = np.where(finite, mse, inf)
+        columns["setting"].append(np.arange(start, start + Pc, dtype=np.int64))
+        columns["mse"].append(mse)
+        columns["nmse"].append(mse / task.baseline)
+        columns["max_abs_err"].append(np.where(finite, mae, inf))
+        if fit:
+            tr_mse = np.where(finite, tr_mse, inf)
+            columns["train_mse"].append(tr_mse)
+            columns["train_nmse"].append(tr_mse / task.baseline)
+        columns["finite"].append(finite)
+        columns["readout"].append(ro.astype(np.float32))
+        bar.update(Pc)
+    bar.close()
+    schema = _schema(fit, cell.n_readout)
+    arrays = []
+    for f in schema:
+        data = np.concatenate(columns[f.name]) if P else np.empty(0)
+        if f.name == "readout":
+            flat = pa.array(data.reshape(-1) if P else np.empty(0, np.float32), pa.float32())
+            arrays.append(pa.FixedSizeListArray.from_arrays(flat, cell.n_readout))
+        else:
+            arrays.append(pa.array(data, f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _progress(total, enabled):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="settings", unit_scale=True, disable=not enabled, leave=False)
+
+
+def solutions(table: pa.Table, params: np.ndarray, cell: Cell) -> np.ndarray:
+    """Full settings (P, D) with each row's readout (fitted or given) in the readout tail."""
+    ro = table.column("readout").combine_chunks().flatten().to_numpy().reshape(-1, cell.n_readout)
+    if ro.shape[0] != params.shape[0]:
+        raise LstmsearchError(f"table has {ro.shape[0]} rows but params has {params.shape[0]}")
+    return cell.with_readout(params, ro)
