@@ -1,0 +1,207 @@
+"""Cell-steps per second of the ``cpu`` backend side by side with PyTorch peers.
+
+cell-steps/s = settings x sequences x steps / seconds.  Workload: I = 1, B = 256, T = 50,
+the whole population in one call.  Peers (torch threads = number of cores):
+
+- ``torch loop``: one ``nn.LSTM``/``nn.GRU``/``nn.RNN`` call per setting (weights copied in
+  first, as a search must do), batch of B sequences each;
+- ``torch bmm``: the population batched: all settings' W_hh stacked, one ``torch.baddbmm``
+  per step plus elementwise gates.
+
+Run:  ``python benchmarks/bench_cells.py [--quick] [--out benchmarks/results-cpu.md]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import lstmsearch  # noqa: E402
+from lstmsearch import Cell  # noqa: E402
+from lstmsearch.kernels import cpu  # noqa: E402
+
+T, B, I = 50, 256, 1
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            txt = f.read()
+        flags = "avx512f" if " avx512f" in txt else ("avx2" if " avx2" in txt else "")
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, {flags}, {platform.system()} {platform.machine()}"
+
+
+def median_time(fn, repeats):
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def ours(cell, P, x, repeats):
+    params = cell.init(P, seed=1)
+    steps = np.array([T - 1])
+    cpu.run(cell, params[:2], x, steps)  # compile / load cache
+    cpu.run(cell, params, x, steps)  # warm
+    return P * B * T / median_time(lambda: cpu.run(cell, params, x, steps), repeats)
+
+
+def _torch_mod(cell):
+    import torch
+
+    if cell.kind == "lstm":
+        return torch.nn.LSTM(I, cell.hidden)
+    if cell.kind == "gru":
+        return torch.nn.GRU(I, cell.hidden)
+    return torch.nn.RNN(I, cell.hidden, nonlinearity="tanh" if cell.kind == "rnn_tanh" else "relu")
+
+
+def torch_loop(cell, P, x, repeats):
+    import torch
+
+    params = cell.init(P, seed=1)
+    mod = _torch_mod(cell)
+    names = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+    blocks = [torch.from_numpy(np.ascontiguousarray(params[:, cell.block(n).slice])) for n in names]
+    plist = [getattr(mod, n) for n in names]
+    xt = torch.from_numpy(x)
+
+    def go():
+        with torch.inference_mode():
+            for p in range(P):
+                for dst, src in zip(plist, blocks):
+                    dst.data.copy_(src[p].view(dst.shape))
+                mod(xt)
+
+    go()
+    return P * B * T / median_time(go, repeats)
+
+
+def torch_bmm(cell, P, x, repeats):
+    import torch
+
+    H, G = cell.hidden, cell.gates
+    params = cell.init(P, seed=1)
+    blk = lambda n: torch.from_numpy(np.ascontiguousarray(params[:, cell.block(n).slice]))  # noqa: E731
+    Wih = blk("weight_ih_l0").view(P, G * H, I)
+    Whh = blk("weight_hh_l0").view(P, G * H, H)
+    bih = blk("bias_ih_l0").view(P, G * H, 1)
+    bhh = blk("bias_hh_l0").view(P, G * H, 1)
+    xs = torch.from_numpy(np.ascontiguousarray(x[:, :, 0]))  # (T, B)
+    kind = cell.kind
+
+    def go():
+        with torch.inference_mode():
+            h = torch.zeros(P, H, B)
+            c = torch.zeros(P, H, B)
+            b = bih + bhh
+            for t in range(T):
+                xi = Wih * xs[t].view(1, 1, B)  # (P, GH, B) for I = 1
+                if kind == "lstm":
+                    g = torch.baddbmm(xi + b, Whh, h)
+                    i, f, gg, o = g.chunk(4, dim=1)
+                    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
+                    h = torch.sigmoid(o) * torch.tanh(c)
+                elif kind == "gru":
+                    gi = xi + bih
+                    gh = torch.baddbmm(bhh, Whh, h)
+                    r = torch.sigmoid(gi[:, :H] + gh[:, :H])
+                    z = torch.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+                    n = torch.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+                    h = n + z * (h - n)
+                else:
+                    h = torch.tanh(torch.baddbmm(xi + b, Whh, h))
+            return h
+
+    go()
+    return P * B * T / median_time(go, repeats)
+
+
+def evaluate_line(quick):
+    from lstmsearch.evaluate import evaluate
+    from lstmsearch.tasks import make_task  # noqa: F401  (may not exist)
+
+    raise NotImplementedError
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller populations, 3 repeats")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results-cpu.md"))
+    ap.add_argument("--cells", default="lstm,gru,rnn_tanh")
+    ap.add_argument("--hidden", default="4,32")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    repeats = 3 if args.quick else 5
+    scale = 0.25 if args.quick else 1.0
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(T, B, I)).astype(np.float32)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = float("nan")
+    lines = [
+        f"Machine: {machine()}; torch {torch.__version__} ({torch.get_num_threads()} threads); "
+        f"numba {__import__('numba').__version__}; load avg at start {load:.2f}",
+        f"Workload: I={I}, B={B}, T={T}, whole population per call; M cell-steps/s "
+        f"(settings x sequences x steps / s), median of {repeats}.",
+        "",
+        "| cell | H | MAC/step | ours | torch loop | torch bmm | ours / best torch | ours G MAC/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    print("\n".join(lines), flush=True)
+    for kind in args.cells.split(","):
+        for H in (int(h) for h in args.hidden.split(",")):
+            cell = Cell(kind, H)
+            G = cell.gates
+            mac = G * H * (H + I)
+            big = H <= 8
+            P_ours = max(8, int((8192 if big else 512) * scale))
+            P_loop = max(4, int((256 if big else 64) * scale))
+            P_bmm = max(8, int((2048 if big else 256) * scale))
+            a = ours(cell, P_ours, x, repeats)
+            b = torch_loop(cell, P_loop, x, repeats)
+            c = torch_bmm(cell, P_bmm, x, repeats)
+            row = (f"| {kind} | {H} | {mac} | {a / 1e6:.1f} M | {b / 1e6:.1f} M | {c / 1e6:.1f} M | "
+                   f"{a / max(b, c):.2f}x | {a * mac / 1e9:.1f} |")
+            print(row, flush=True)
+            lines.append(row)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        pass
+    lines.append("")
+    lines.append(f"load avg at end {load:.2f}")
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Vectorisable float32 exp / sigmoid / tanh for the Numba kernels.
+
+Numba's pip build has no SVML, so ``math.exp``/``math.tanh`` stay scalar libm calls that
+block LLVM's loop vectoriser. These versions are branch-free straight-line code (selects
+only) that LLVM vectorises across sequences. They follow Cephes ``expf``/``tanhf``:
+
+- ``exp_neg(a)`` = exp(-a) for a >= 0: Cody-Waite reduction by ln 2 (round-to-nearest by
+  the 1.5*2^23 trick), a degree-6 polynomial, and 2^n built from the exponent bits;
+  exp(-a) below the smallest normal float (a > 87.3) is exactly 0.
+- ``sigmoid(x)`` = 1/(1+e) or e/(1+e) with e = exp(-|x|): no overflow anywhere, exact 0 and
+  1 for |x| >= 88 (so |x| = 1e4 and +-inf saturate), relative error a few ulp.
+- ``tanh(x)``: Cephes' odd polynomial for |x| < 0.625, (1-e)/(1+e) with e = exp(-2|x|)
+  above; exact +-1 for |x| >= 44.
+
+Accuracy (tests/test_fastmath.py checks against float64 NumPy): within 3 ulp relative for
+sigmoid and tanh and 2 ulp for exp over the whole float32 range. NaN in gives NaN out
+(clamps are written ``if x < lo: x = lo`` so that a NaN passes through), so a setting that
+produces NaN is still flagged. The functions assume the caller compiles with at most the
+``contract`` fast-math flag (fused multiply-add): no 'nnan'/'ninf'/'reassoc', which would
+break the rounding trick and the NaN/inf propagation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+F32 = np.float32
+
+_MAGIC = F32(12582912.0)  # 1.5 * 2**23: x + MAGIC rounds x to an integer (|x| < 2**22)
+_LOG2E = F32(1.44269504088896341)
+_C1 = F32(0.693359375)  # ln 2, high part (exact in few bits)
+_C2 = F32(-2.12194440e-4)  # ln 2 - C1
+_LO = F32(-87.3)  # below: exp(x) < smallest normal -> 0
+_P0 = F32(1.9875691500e-4)
+_P1 = F32(1.3981999507e-3)
+_P2 = F32(8.3334519073e-3)
+_P3 = F32(4.1665795894e-2)
+_P4 = F32(1.6666665459e-1)
+_P5 = F32(5.0000001201e-1)
+_ONE = F32(1.0)
+_ZERO = F32(0.0)
+_TWO = F32(2.0)
+_T0 = F32(-5.70498872745e-3)
+_T1 = F32(2.06390887954e-2)
+_T2 = F32(-5.37397155531e-2)
+_T3 = F32(1.33314422036e-1)
+_T4 = F32(-3.33332819422e-1)
+_TANH_SMALL = F32(0.625)
+
+
+@intrinsic
+def pow2_from_magic(typingctx, kf):
+    """2**n as float32, where kf = n + 1.5*2**23 (a float32 holding n in its low bits).
+
+    Integer work in int32 inside LLVM (Numba would widen int32 arithmetic to int64):
+    bits(kf) - bits(1.5*2**23) = n, and ((n + 127) << 23) are the bits of 2**n.
+    """
+    if kf != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        i32 = ir.IntType(32)
+        n = builder.bitcast(args[0], i32)
+        n = builder.add(n, ir.Constant(i32, 127 - 0x4B400000))
+        n = builder.shl(n, ir.Constant(i32, 23))
+        return builder.bitcast(n, ir.FloatType())
+
+    return types.float32(types.float32), codegen
+
+
+@njit(inline="always", cache=True)
+def exp_neg(a):
+    """exp(-a) for float32 a >= 0 (or +inf / NaN)."""
+    y = -a
+    yc = y
+    if yc < _LO:
+        yc = _LO
+    kf = yc * _LOG2E + _MAGIC  # holds n = round(y / ln 2), in [-126, 0]
+    scale = pow2_from_magic(kf)
+    kf = kf - _MAGIC
+    r = yc - kf * _C1
+    r = r - kf * _C2
+    p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
+    p = p * (r * r) + r + _ONE
+    e = p * scale
+    if y < _LO:
+        e = _ZERO
+    return e
+
+
+@njit(inline="always", cache=True)
+def sigmoid(x):
+    """1 / (1 + exp(-x)) in float32, stable for any x."""
+    e = exp_neg(abs(x))
+    s = _ONE / (_ONE + e)
+    if x < _ZERO:
+        s = e * s
+    return s
+
+
+@njit(inline="always", cache=True)
+def tanh(x):
+    """tanh(x) in float32, stable for any x."""
+    a = abs(x)
+    e = exp_neg(a * _TWO)
+    big = (_ONE - e) / (_ONE + e)
+    z = x * x
+    small = ((((_T0 * z + _T1) * z + _T2) * z + _T3) * z + _T4) * z * a + a
+    t = big
+    if a < _TANH_SMALL:
+        t = small
+    if x < _ZERO:
+        t = -t
+    return t
+
+
+# Array versions, for tests and for NumPy-side use.
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
+def sigmoid_array(x):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out.flat[i] = sigmoid(x.flat[i])
+    return out
+
+
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
+def tanh_array(x):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out.flat[i] = tanh(x.flat[i])
+    return out
+
+
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
+def exp_neg_array(a):
+    out = np.empty_like(a)
+    for i in range(a.size):
+        out.flat[i] = exp_neg(a.flat[i])
+    return out
