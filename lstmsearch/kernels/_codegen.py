@@ -10,7 +10,7 @@ folder, see :func:`kernel`).
 
 Loop nest of the generated ``simulate`` (state kept (H, TB): sequences innermost)::
 
-    for p in prange(P):                       # settings, one per thread at a time
+    for p in range(P):                        # settings (threads take slices of P)
       for s0 in range(0, B, TB):              # a tile of TB sequences, state stays in L1
         for t in range(T):
           for j in range(H):                  # hidden unit
@@ -37,8 +37,6 @@ import threading
 KB = 32
 #: Largest I whose input term is unrolled.
 IMAX = 8
-#: Sequences per tile (state (H, TB) of one tile stays in L1).
-TB = 64
 #: Independent partial sums per gate in the unrolled k sum (instruction-level parallelism).
 NSPLIT = 2
 
@@ -59,81 +57,112 @@ class _Src:
         self.lines.append("    " * indent + text)
 
 
-def _unit_block(e, ind, code, H, I, G, k0, nk, kbase, first, last):
-    """Emit the code for unit j and hidden inputs k in [kbase + k0, kbase + k0 + nk).
+def _unit_block(e, ind, code, H, I, G, k0, nk, kbase, first):
+    """Emit the partial sums of unit j over hidden inputs k in [kbase + k0, kbase + k0 + nk).
 
-    first: the sum starts from bias + input term (else from scratch acc);
-    last: apply the nonlinearity and write h_new (else store the partial sums to acc).
-    kbase is a source expression ('' for constant offsets).
+    first (and I <= IMAX): pre = bias + input term + the sum; otherwise pre += the sum
+    (bias and input term were put in pre beforehand). kbase is a source expression
+    ('' for constant offsets).
+
+    The tile's nb sequences are split in two halves, A = [0, na) and B = [na, nb) with
+    na = nb - nb // 2; each iteration of the sequence loop does one sequence of each half,
+    so that each weight loaded from memory feeds two vector FMAs. The halves' sums go to
+    separate arrays preA, preB (indexed from 0) so that LLVM sees no overlap.
     """
     gru = code == 3
-    xin = I <= IMAX
+    init = first and I <= IMAX
     kk = (lambda k: f"{kbase} + {k}") if kbase else (lambda k: f"{k}")
-    # weights of unit j for this block
     for g in range(G):
         r = f"{g * H} + j" if g else "j"
         for k in range(nk):
             e(ind, f"w{g}_{k} = Whh[{r}, {kk(k0 + k)}]")
-        if first:
-            if gru and g == 2:
-                e(ind, f"b{g} = bhh[{r}]")
-            else:
-                e(ind, f"b{g} = bih[{r}] + bhh[{r}]")
-    if (first and xin) or (last and gru and xin):
-        for g in range(G):
-            r = f"{g * H} + j" if g else "j"
-            if first or g == 2:
+        if init:
+            e(ind, f"b{g} = bhh[{r}]" if gru and g == 2 else f"b{g} = bih[{r}] + bhh[{r}]")
+            if not (gru and g == 2):
                 for i in range(I):
                     e(ind, f"u{g}_{i} = Wih[{r}, {i}]")
-        if last and gru:
-            e(ind, f"bx2 = bih[{2 * H} + j]")
-    e(ind, "for s in range(nb):")
-    ind += 1
-    for k in range(nk):
-        e(ind, f"h_{k} = h[{kk(k0 + k)}, s]")
-    if xin and (first or (last and gru)):
-        for i in range(I):
-            e(ind, f"x_{i} = xt[{i}, s0 + s]")
+    # na >= nb - na: when nb is odd the last B lane computed is junk that nothing reads
+    # (the buffers hold tile // 2 >= na sequences), which saves a remainder loop.
+    e(ind, "for s in range(na):")
+    b = ind + 1
+    if init:
+        for L in "AB":
+            for i in range(I):
+                e(b, f"x{L}_{i} = xs{L}[{i}, s]")
+    nsplit = min(NSPLIT, max(nk, 1))
+    # accumulators: gate g, half L, partial sum m (terms k = m mod nsplit); k-major order
+    # so that each h value is loaded once, used G times and dropped (few live registers)
     for g in range(G):
-        parts = []
-        for m in range(min(NSPLIT, max(nk, 1))):
-            terms = [f"w{g}_{k} * h_{k}" for k in range(m, nk, NSPLIT)]
-            if m == 0:
-                if first:
-                    head = [f"b{g}"]
-                    if xin and not (gru and g == 2):
-                        head += [f"u{g}_{i} * x_{i}" for i in range(I)]
-                    elif not xin and not (gru and g == 2):
-                        head = [f"acc[{g}, s]"]  # bias + input term summed beforehand
-                    terms = head + terms
+        for L in "AB":
+            for m in range(nsplit):
+                if m == 0:
+                    if init:
+                        head = [f"b{g}"]
+                        if not (gru and g == 2):
+                            head += [f"u{g}_{i} * x{L}_{i}" for i in range(I)]
+                    else:
+                        head = [f"pre{L}[{g}, s]"]
+                    e(b, f"a{L}{g}_{m} = {_sum(head)}")
+    started = set()
+    for k in range(nk):
+        for L in "AB":
+            e(b, f"v{L} = h{L}[{kk(k0 + k)}, s]")
+            m = k % nsplit
+            for g in range(G):
+                acc = f"a{L}{g}_{m}"
+                if m == 0 or (L, g, m) in started:
+                    e(b, f"{acc} = {acc} + w{g}_{k} * v{L}")
                 else:
-                    terms = [f"acc[{g}, s]"] + terms
-            e(ind, f"a{g}_{m} = {_sum(terms)}")
-            parts.append(f"a{g}_{m}")
-        e(ind, f"a{g} = {_sum(parts)}")
-    if not last:
+                    e(b, f"{acc} = w{g}_{k} * v{L}")
+                    started.add((L, g, m))
+    for g in range(G):
+        for L in "AB":
+            parts = [f"a{L}{g}_{m}" for m in range(nsplit) if m == 0 or (L, g, m) in started]
+            e(b, f"pre{L}[{g}, s] = {_sum(parts)}")
+
+
+def _input_term(e, ind, code, H, I, G):
+    """preA/preB = bias + input term of unit j, for I > IMAX (a loop over inputs)."""
+    for L, n in (("A", "na"), ("B", "nb - na")):
         for g in range(G):
-            e(ind, f"acc[{g}, s] = a{g}")
-        return
-    if code == 0:
-        e(ind, "hn[j, s] = tanh(a0)")
-    elif code == 1:
-        e(ind, "v = a0")
-        e(ind, "if v < _ZERO:")
-        e(ind + 1, "v = _ZERO")
-        e(ind, "hn[j, s] = v")
-    elif code == 2:
-        e(ind, "cn = sigmoid(a1) * c[j, s] + sigmoid(a0) * tanh(a2)")
-        e(ind, "c[j, s] = cn")
-        e(ind, "hn[j, s] = sigmoid(a3) * tanh(cn)")
-    else:
-        if xin:
-            e(ind, f"xn = {_sum(['bx2'] + [f'u2_{i} * x_{i}' for i in range(I)])}")
+            r = f"{g * H} + j" if g else "j"
+            e(ind, f"bb = bhh[{r}]" if code == 3 and g == 2 else f"bb = bih[{r}] + bhh[{r}]")
+            e(ind, f"for s in range({n}):")
+            e(ind + 1, f"pre{L}[{g}, s] = bb")
+        e(ind, f"for i in range({I}):")
+        for g in range(G - 1 if code == 3 else G):
+            r = f"{g * H} + j" if g else "j"
+            e(ind + 1, f"uu = Wih[{r}, i]")
+            e(ind + 1, f"for s in range({n}):")
+            e(ind + 2, f"pre{L}[{g}, s] += uu * xs{L}[i, s]")
+
+
+def _gates(e, ind, code, H, I):
+    """Nonlinearities of unit j: preA, preB (G, .) -> hn[j] (and c[j])."""
+    if code == 3:
+        for i in range(I):
+            e(ind, f"u_{i} = Wih[{2 * H} + j, {i}]")
+        e(ind, f"bx = bih[{2 * H} + j]")
+    for L, n in (("A", "na"), ("B", "nb - na")):
+        pre = f"pre{L}"
+        e(ind, f"for s in range({n}):")
+        b = ind + 1
+        if code == 0:
+            e(b, f"hn{L}[j, s] = tanh({pre}[0, s])")
+        elif code == 1:
+            e(b, f"v = {pre}[0, s]")
+            e(b, "if v < _ZERO:")
+            e(b + 1, "v = _ZERO")
+            e(b, f"hn{L}[j, s] = v")
+        elif code == 2:
+            e(b, f"cn = sigmoid({pre}[1, s]) * c{L}[j, s] + sigmoid({pre}[0, s]) * tanh({pre}[2, s])")
+            e(b, f"c{L}[j, s] = cn")
+            e(b, f"hn{L}[j, s] = sigmoid({pre}[3, s]) * tanh(cn)")
         else:
-            e(ind, f"xn = acc[{G}, s]")
-        e(ind, "n = tanh(xn + sigmoid(a0) * a2)")
-        e(ind, "hv = h[j, s]")
-        e(ind, "hn[j, s] = n + sigmoid(a1) * (hv - n)")
+            e(b, f"xn = {_sum(['bx'] + [f'u_{i} * xs{L}[{i}, s]' for i in range(I)])}")
+            e(b, f"n = tanh(xn + sigmoid({pre}[0, s]) * {pre}[2, s])")
+            e(b, f"hv = h{L}[j, s]")
+            e(b, f"hn{L}[j, s] = n + sigmoid({pre}[1, s]) * (hv - n)")
 
 
 def source(code: int, H: int, I: int) -> str:
@@ -144,15 +173,16 @@ def source(code: int, H: int, I: int) -> str:
     o2 = o1 + GH * H
     o3 = o2 + GH
     o4 = o3 + GH
+    tb = tile(H)
     e = _Src()
     e(0, f'"""Generated by lstmsearch.kernels._codegen: {NAMES[code]}, H={H}, I={I}. Do not edit."""')
     e(0, "import numpy as np")
-    e(0, "from numba import njit, prange")
+    e(0, "from numba import njit")
     e(0, "from lstmsearch.kernels._fastmath import sigmoid, tanh")
     e(0, "_ZERO = np.float32(0.0)")
     e(0, "")
     e(0, "")
-    e(0, '@njit(parallel=True, cache=True, fastmath={"contract"}, error_model="numpy", boundscheck=False)')
+    e(0, '@njit(nogil=True, cache=True, fastmath={"contract"}, error_model="numpy", boundscheck=False)')
     e(0, "def simulate(params, xT, steps, h0, c0, out_h, out_c):")
     e(1, "P = params.shape[0]")
     e(1, "T = xT.shape[0]")
@@ -160,66 +190,69 @@ def source(code: int, H: int, I: int) -> str:
     e(1, "S = steps.shape[0]")
     e(1, "n_h0 = h0.shape[0]")
     e(1, "n_c0 = c0.shape[0]")
-    e(1, "for p in prange(P):")
+    e(1, "for p in range(P):")
     e(2, "w = params[p]")
     e(2, f"Wih = w[0:{o1}].reshape(({GH}, {I}))")
     e(2, f"Whh = w[{o1}:{o2}].reshape(({GH}, {H}))")
     e(2, f"bih = w[{o2}:{o3}]")
     e(2, f"bhh = w[{o3}:{o4}]")
-    e(2, f"h = np.zeros(({H}, {TB}), np.float32)")
-    e(2, f"hn = np.zeros(({H}, {TB}), np.float32)")
-    e(2, f"c = np.zeros(({H}, {TB}), np.float32)")
-    e(2, f"acc = np.zeros(({G + 1}, {TB}), np.float32)")
+    th = tb // 2  # each half-tile
+    for L in "AB":
+        e(2, f"h{L} = np.zeros(({H}, {th}), np.float32)")
+        e(2, f"hn{L} = np.zeros(({H}, {th}), np.float32)")
+        e(2, f"c{L} = np.zeros(({H}, {th}), np.float32)")
+        e(2, f"pre{L} = np.zeros(({G}, {th}), np.float32)")
+        e(2, f"xs{L} = np.zeros(({I}, {th}), np.float32)")
     e(2, "hp = h0[p % n_h0]")
     e(2, "cp = c0[p % n_c0]")
-    e(2, f"for s0 in range(0, B, {TB}):")
-    e(3, f"nb = min({TB}, B - s0)")
-    e(3, f"for k in range({H}):")
-    e(4, "for s in range(nb):")
-    e(5, "h[k, s] = hp[k, s0 + s]")
-    if code == 2:
-        e(5, "c[k, s] = cp[k, s0 + s]")
+    e(2, f"for s0 in range(0, B, {tb}):")
+    e(3, f"nb = min({tb}, B - s0)")
+    e(3, "na = nb - nb // 2")
+    e(3, "s1 = s0 + na")
+    for L, n, o in (("A", "na", "s0"), ("B", "nb - na", "s1")):
+        e(3, f"for k in range({H}):")
+        e(4, f"for s in range({n}):")
+        e(5, f"h{L}[k, s] = hp[k, {o} + s]")
+        if code == 2:
+            e(5, f"c{L}[k, s] = cp[k, {o} + s]")
     e(3, "si = 0")
     e(3, "for t in range(T):")
-    e(4, "xt = xT[t]")
-    e(4, f"for j in range({H}):")
-    ind = 5
-    if I > IMAX:  # input term (and bias) summed in a loop first
-        for g in range(G):
-            r = f"{g * H} + j" if g else "j"
-            dst = G if (code == 3 and g == 2) else g
-            bias = f"bih[{r}]" if (code == 3 and g == 2) else f"bih[{r}] + bhh[{r}]"
-            e(ind, f"bb = {bias}")
-            e(ind, "for s in range(nb):")
-            e(ind + 1, f"acc[{dst}, s] = bb")
-        e(ind, f"for i in range({I}):")
-        for g in range(G):
-            r = f"{g * H} + j" if g else "j"
-            dst = G if (code == 3 and g == 2) else g
-            e(ind + 1, f"uu = Wih[{r}, i]")
-            e(ind + 1, "for s in range(nb):")
-            e(ind + 2, f"acc[{dst}, s] += uu * xt[i, s0 + s]")
+    for L, n, o in (("A", "na", "s0"), ("B", "nb - na", "s1")):
+        e(4, f"for i in range({I}):")  # the tile's inputs at step t, contiguous
+        e(5, f"for s in range({n}):")
+        e(6, f"xs{L}[i, s] = xT[t, i, {o} + s]")
+    ind = 4
+    e(ind, f"for j in range({H}):")
+    if I > IMAX:
+        _input_term(e, ind + 1, code, H, I, G)
     if H <= KB:
-        _unit_block(e, ind, code, H, I, G, 0, H, "", True, True)
+        _unit_block(e, ind + 1, code, H, I, G, 0, H, "", True)
     else:
-        nfull = H // KB
-        rem = H % KB
-        last_n = rem if rem else KB
-        n_mid = (nfull - 1) if rem else (nfull - 2)  # full blocks between first and last
-        _unit_block(e, ind, code, H, I, G, 0, KB, "", True, False)
-        if n_mid > 0:
-            e(ind, f"for kb in range({KB}, {KB * (1 + n_mid)}, {KB}):")
-            _unit_block(e, ind + 1, code, H, I, G, 0, KB, "kb", False, False)
-        _unit_block(e, ind, code, H, I, G, H - last_n, last_n, "", False, True)
-    e(4, "h, hn = hn, h")
+        nfull, rem = divmod(H, KB)
+        _unit_block(e, ind + 1, code, H, I, G, 0, KB, "", True)
+        if nfull > 1:
+            e(ind + 1, f"for kb in range({KB}, {KB * nfull}, {KB}):")
+            _unit_block(e, ind + 2, code, H, I, G, 0, KB, "kb", False)
+        if rem:
+            _unit_block(e, ind + 1, code, H, I, G, KB * nfull, rem, "", False)
+    _gates(e, ind + 1, code, H, I)
+    e(4, "hA, hnA = hnA, hA")
+    e(4, "hB, hnB = hnB, hB")
     e(4, "while si < S and steps[si] == t:")
-    e(5, f"for k in range({H}):")
-    e(6, "for s in range(nb):")
-    e(7, "out_h[p, si, k, s0 + s] = h[k, s]")
-    if code == 2:
-        e(7, "out_c[p, si, k, s0 + s] = c[k, s]")
+    for L, n, o in (("A", "na", "s0"), ("B", "nb - na", "s1")):
+        e(5, f"for k in range({H}):")
+        e(6, f"for s in range({n}):")
+        e(7, f"out_h[p, si, k, {o} + s] = h{L}[k, s]")
+        if code == 2:
+            e(7, f"out_c[p, si, k, {o} + s] = c{L}[k, s]")
     e(5, "si += 1")
     return "\n".join(e.lines) + "\n"
+
+
+def tile(H: int) -> int:
+    """Sequences per tile: all of a typical batch (the weights of a unit are loaded once
+    per step for the whole tile); h of the tile (H x tile floats) stays in L1/L2."""
+    return int(min(512, max(64, (65536 // (4 * H)) // 16 * 16)))
 
 
 def _cache_dir() -> str:

@@ -9,8 +9,8 @@ only) that LLVM vectorises across sequences. They follow Cephes ``expf``/``tanhf
   exp(-a) below the smallest normal float (a > 87.3) is exactly 0.
 - ``sigmoid(x)`` = 1/(1+e) or e/(1+e) with e = exp(-|x|): no overflow anywhere, exact 0 and
   1 for |x| >= 88 (so |x| = 1e4 and +-inf saturate), relative error a few ulp.
-- ``tanh(x)``: Cephes' odd polynomial for |x| < 0.625, (1-e)/(1+e) with e = exp(-2|x|)
-  above; exact +-1 for |x| >= 44.
+- ``tanh(x)`` = -m / (2 + m) with m = expm1(-2|x|) (same reduction; expm1 keeps the
+  relative accuracy for small |x|), sign restored; exact +-1 for |x| >= 44.
 
 Accuracy (tests/test_fastmath.py checks against float64 NumPy): within 3 ulp relative for
 sigmoid and tanh and 2 ulp for exp over the whole float32 range. NaN in gives NaN out
@@ -102,16 +102,30 @@ def sigmoid(x):
 
 
 @njit(inline="always", cache=True)
+def expm1_neg(a):
+    """exp(-a) - 1 for float32 a >= 0 (or +inf / NaN), accurate also for small a."""
+    y = -a
+    yc = y
+    if yc < _LO:
+        yc = _LO
+    kf = yc * _LOG2E + _MAGIC  # holds n = round(y / ln 2)
+    scale = pow2_from_magic(kf)  # 2**n
+    kf = kf - _MAGIC
+    r = yc - kf * _C1
+    r = r - kf * _C2
+    p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
+    q = p * (r * r) + r  # exp(r) - 1
+    em = scale * q + (scale - _ONE)  # 2**n exp(r) - 1
+    if y < _LO:
+        em = -_ONE
+    return em
+
+
+@njit(inline="always", cache=True)
 def tanh(x):
-    """tanh(x) in float32, stable for any x."""
-    a = abs(x)
-    e = exp_neg(a * _TWO)
-    big = (_ONE - e) / (_ONE + e)
-    z = x * x
-    small = ((((_T0 * z + _T1) * z + _T2) * z + _T3) * z + _T4) * z * a + a
-    t = big
-    if a < _TANH_SMALL:
-        t = small
+    """tanh(x) in float32, stable for any x: tanh|x| = -m / (2 + m), m = exp(-2|x|) - 1."""
+    m = expm1_neg(abs(x) * _TWO)
+    t = abs(m / (_TWO + m))  # abs: tanh(+0) = +0
     if x < _ZERO:
         t = -t
     return t

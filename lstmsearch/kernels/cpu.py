@@ -9,6 +9,10 @@ tiles of 64 sequences that stay in L1; LLVM vectorises across the sequences. sig
 tanh are the vectorisable float32 versions of :mod:`lstmsearch.kernels._fastmath` (a few
 ulp; |x| = 1e4 saturates, NaN propagates).
 
+Parallelism: the kernels are compiled ``nogil=True`` (not ``parallel=True``: a parfor kernel
+takes three times longer to compile) and slices of the population run on a pool of Python
+threads, one per CPU (``LSTMSEARCH_THREADS`` to change).
+
 Numerics: float32 throughout, fused multiply-add allowed (``fastmath={"contract"}``, nothing
 else), each setting computed by one thread in a fixed order: the same inputs give
 bit-identical outputs on every run, whatever the number of threads or the chunking of the
@@ -17,11 +21,55 @@ population.
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from ._codegen import kernel
 
 name = "cpu"
+
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def n_threads() -> int:
+    """Worker threads: $LSTMSEARCH_THREADS, else the CPUs this process may run on."""
+    env = os.environ.get("LSTMSEARCH_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _pool(n):
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers != n:
+            if _POOL is not None:
+                _POOL.shutdown(wait=False)
+            _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="lstmsearch-cpu")
+        return _POOL
+
+
+def _parallel(fn, P, args_for, work):
+    """Run fn over slices of the population on the worker threads (the kernels release the
+    GIL). Slices are small enough (about 4 per thread) to balance uneven settings; each
+    setting is computed by one thread in a fixed order, so results do not depend on the
+    slicing or the number of threads."""
+    n = n_threads()
+    if n == 1 or P < 2 or work < 2e5:
+        fn(*args_for(0, P))
+        return
+    pieces = min(P, 4 * n)
+    bounds = np.linspace(0, P, pieces + 1).astype(int)
+    futures = [_pool(n).submit(fn, *args_for(a, b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    for f in futures:
+        f.result()
 
 
 def _state_hb(state, P, B, H):
@@ -47,6 +95,13 @@ def run(cell, params, x, steps, h0=None, c0=None):
     lstm = cell.kind == "lstm"
     out_c = np.empty((P, S, H, B) if lstm else (1, 1, 1, 1), np.float32)
     fn = kernel(cell.code, H, I)
-    fn(params, xT, steps, _state_hb(h0, P, B, H), _state_hb(c0 if lstm else None, P, B, H), out_h, out_c)
+    hb = _state_hb(h0, P, B, H)
+    cb = _state_hb(c0 if lstm else None, P, B, H)
+
+    def args_for(a, b):
+        return (params[a:b], xT, steps, hb if hb.shape[0] == 1 else hb[a:b],
+                cb if cb.shape[0] == 1 else cb[a:b], out_h[a:b], out_c[a:b] if lstm else out_c)
+
+    _parallel(fn, P, args_for, work=P * T * B * cell.gates * H * (H + I))
     hs = out_h.transpose(0, 1, 3, 2)
     return hs, (out_c.transpose(0, 1, 3, 2) if lstm else None)
