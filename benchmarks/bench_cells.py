@@ -90,13 +90,14 @@ def torch_loop(cell, P, x, repeats):
     xt = torch.from_numpy(x)
 
     def go():
-        with torch.inference_mode():
+        with torch.no_grad():
             for p in range(P):
                 for dst, src in zip(plist, blocks):
                     dst.data.copy_(src[p].view(dst.shape))
                 mod(xt)
 
     go()
+    go()  # oneDNN primitives are created lazily: warm twice
     return P * B * T / median_time(go, repeats)
 
 
@@ -114,7 +115,7 @@ def torch_bmm(cell, P, x, repeats):
     kind = cell.kind
 
     def go():
-        with torch.inference_mode():
+        with torch.no_grad():
             h = torch.zeros(P, H, B)
             c = torch.zeros(P, H, B)
             b = bih + bhh
@@ -140,11 +141,34 @@ def torch_bmm(cell, P, x, repeats):
     return P * B * T / median_time(go, repeats)
 
 
-def evaluate_line(quick):
+def evaluate_line(P, repeats):
+    """evaluate(readout="fit") against plain simulate of the same sequences (train + held-out)."""
     from lstmsearch.evaluate import evaluate
-    from lstmsearch.tasks import make_task  # noqa: F401  (may not exist)
+    from lstmsearch.tasks import HELDOUT_STREAM, TRAIN_STREAM, make_task
 
-    raise NotImplementedError
+    task = make_task("recall_first", length=T)
+    cell = Cell("lstm", 32)
+    params = cell.init(P, seed=1)
+    n = B // 2  # 128 training + 128 held-out sequences: B = 256 per setting, as above
+    x = np.concatenate([task.sample(n, 0, TRAIN_STREAM)[0], task.sample(n, 0, HELDOUT_STREAM)[0]], axis=1)
+    steps = task.output_steps()
+    evaluate(cell, params[:4], task, n_sequences=n)
+    sim = median_time(lambda: cpu.run(cell, params, x, steps), repeats)
+    ev = median_time(lambda: evaluate(cell, params, task, n_sequences=n, readout="fit"), repeats)
+    return sim, ev
+
+
+def linearity(repeats):
+    """Throughput at P and 4P settings, T and 4T steps (LSTM H=32): should be flat."""
+    cell = Cell("lstm", 32)
+    out = []
+    for P, TT in ((64, T), (256, T), (64, 4 * T)):
+        params = cell.init(P, seed=1)
+        x = np.random.default_rng(0).uniform(-1, 1, (TT, B, I)).astype(np.float32)
+        steps = np.array([TT - 1])
+        cpu.run(cell, params[:2], x, steps)
+        out.append((P, TT, P * B * TT / median_time(lambda: cpu.run(cell, params, x, steps), repeats)))
+    return out
 
 
 def main(argv=None):
@@ -192,6 +216,16 @@ def main(argv=None):
                    f"{a / max(b, c):.2f}x | {a * mac / 1e9:.1f} |")
             print(row, flush=True)
             lines.append(row)
+    sim, ev = evaluate_line(max(32, int(256 * scale)), repeats)
+    lines.append("")
+    row = (f"evaluate(readout='fit'), LSTM H=32, recall_first T={T}, 128 train + 128 held-out sequences: "
+           f"{ev:.3f} s vs simulate {sim:.3f} s ({ev / sim:.2f}x)")
+    print(row, flush=True)
+    lines.append(row)
+    lin = linearity(repeats)
+    row = "linearity (LSTM H=32): " + ", ".join(f"P={P} T={TT}: {r / 1e6:.1f} M" for P, TT, r in lin)
+    print(row, flush=True)
+    lines.append(row)
     try:
         load = os.getloadavg()[0]
     except OSError:
