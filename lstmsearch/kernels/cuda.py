@@ -107,33 +107,38 @@ def require_gpu():
 # ----------------------------------------------------------------------------------------
 
 class Layout:
-    """Offsets of the staged recurrent weights of one setting (float32 words).
+    """The staged recurrent weights of one setting: one row per gate row r (G*H rows).
 
-    ``W_hh`` first, row r at ``r * HP`` with HP = H rounded up to a multiple of 4 (16-byte
-    aligned rows), then ``W_ih`` (row r at ``WIH + r * I``), ``b_ih`` and ``b_hh``.
+    Row r holds ``W_hh[r, :H]`` (zero-padded to HP = H rounded up to a multiple of 4), then
+    ``W_ih[r, :I]``, ``b_ih[r]``, ``b_hh[r]``, zero-padded to a width RW that is a multiple
+    of 4. Rows start on 16-byte boundaries and a row is read at constant offsets, which lets
+    the compiler load four weights per (broadcast) shared-memory instruction.
     """
 
     def __init__(self, gates: int, H: int, I: int):
         self.G, self.H, self.I = gates, H, I
-        GH = gates * H
+        self.rows = gates * H
         self.HP = -(-H // 4) * 4
-        self.WIH = GH * self.HP
-        self.BIH = self.WIH + GH * I
-        self.BHH = self.BIH + GH
-        size = self.BHH + GH
-        self.size = -(-size // 4) * 4
+        self.WIH = self.HP
+        self.BIH = self.HP + I
+        self.BHH = self.BIH + 1
+        self.RW = -(-(self.BHH + 1) // 4) * 4
+
+    @property
+    def size(self) -> int:
+        """Floats per setting."""
+        return self.rows * self.RW
 
     def pack(self, params: np.ndarray) -> np.ndarray:
-        """(P, D) flat PyTorch-layout settings -> (P, size) staged layout (contiguous)."""
-        G, H, I, HP = self.G, self.H, self.I, self.HP
-        GH = G * H
+        """(P, D) flat PyTorch-layout settings -> (P, rows, RW) staged layout."""
+        GH, H, I = self.rows, self.H, self.I
         P = params.shape[0]
-        out = np.zeros((P, self.size), np.float32)
+        out = np.zeros((P, GH, self.RW), np.float32)
         o1, o2 = GH * I, GH * I + GH * H
-        out[:, :self.WIH].reshape(P, GH, HP)[:, :, :H] = params[:, o1:o2].reshape(P, GH, H)
-        out[:, self.WIH:self.BIH] = params[:, :o1]
-        out[:, self.BIH:self.BHH] = params[:, o2:o2 + GH]
-        out[:, self.BHH:self.BHH + GH] = params[:, o2 + GH:o2 + 2 * GH]
+        out[:, :, :H] = params[:, o1:o2].reshape(P, GH, H)
+        out[:, :, self.WIH:self.BIH] = params[:, :o1].reshape(P, GH, I)
+        out[:, :, self.BIH] = params[:, o2:o2 + GH]
+        out[:, :, self.BHH] = params[:, o2 + GH:o2 + 2 * GH]
         return out
 
 
@@ -160,22 +165,22 @@ class _Src:
         return "\n".join(self.lines) + "\n"
 
 
-def _dot(src, acc, bias, row_off, vec, n, unrolled):
-    """acc = bias; acc += w[row_off + k] * vec_k for k < n, in the cpu backend's order."""
-    src(f"{acc} = w[{bias}]")
+def _dot(src, acc, row, bias, off, vec, n, unrolled):
+    """acc = row[bias]; acc += row[off + k] * vec_k for k < n, in the cpu backend's order."""
+    src(f"{acc} = {row}[{bias}]")
     if unrolled:
         for k in range(n):
-            src(f"{acc} += w[{row_off} + {k}] * {vec}_{k}")
+            src(f"{acc} += {row}[{off + k}] * {vec}_{k}")
     else:
         src(f"for k in range({n}):")
-        src(f"    {acc} += w[{row_off} + k] * {vec}[k]")
+        src(f"    {acc} += {row}[{off} + k] * {vec}[k]")
 
 
 def kernel_source(kind: int, H: int, I: int, staged: bool, unrolled: bool, aligned: bool) -> str:
     """Python source of the kernel for one (cell kind, H, I); see the module docstring.
 
     Arguments of the generated ``kernel(wg, x, steps, h0, c0, out_h, out_c)``:
-    wg (P, L.size) staged weights, x (T, I, B), steps (S,) int32, h0/c0 (1 or P, H, B),
+    wg (P, rows, RW) staged weights (:class:`Layout`), x (T, I, B), steps (S,) int32, h0/c0 (1 or P, H, B),
     out_h/out_c (P, S, H, B) (out_c (1, 1, 1, 1) unless LSTM).
     """
     G = 1 if kind <= 1 else (4 if kind == 2 else 3)
@@ -189,9 +194,9 @@ def kernel_source(kind: int, H: int, I: int, staged: bool, unrolled: bool, align
     s("B = x.shape[2]")
     if staged:
         align = ", alignment=16" if aligned else ""
-        s(f"w = cuda.shared.array({L.size}, float32{align})")
+        s(f"w = cuda.shared.array(({L.rows}, {L.RW}), float32{align})")
         s(f"for q in range(cuda.threadIdx.x, {L.size}, cuda.blockDim.x):")
-        s("    w[q] = wg[p, q]")
+        s(f"    w[q // {L.RW}, q % {L.RW}] = wg[p, q // {L.RW}, q % {L.RW}]")
         s("cuda.syncthreads()")
     else:
         s("w = wg[p]")
@@ -234,9 +239,9 @@ def kernel_source(kind: int, H: int, I: int, staged: bool, unrolled: bool, align
     s(f"for j in range({H}):")
     s.indent()
     for g in range(G):
-        s(f"r{g} = {g * H} + j")
-        _dot(s, f"ai{g}", f"{L.BIH} + r{g}", f"{L.WIH} + r{g} * {I}", xname, I, unrolled)
-        _dot(s, f"ah{g}", f"{L.BHH} + r{g}", f"r{g} * {L.HP}", hname, H, unrolled)
+        s(f"w{g} = w[{g * H} + j]")
+        _dot(s, f"ai{g}", f"w{g}", L.BIH, L.WIH, xname, I, unrolled)
+        _dot(s, f"ah{g}", f"w{g}", L.BHH, 0, hname, H, unrolled)
     if kind == 0:
         s("hn[j] = np.float32(math.tanh(ai0 + ah0))")
     elif kind == 1:
