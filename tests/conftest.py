@@ -1,4 +1,28 @@
-"""Shared pytest set-up."""
+"""Shared fixtures. The conformance tests count the (setting, sequence) pairs they compare
+and those they exclude as ill-conditioned; the counts are printed at the end of the run."""
+
+import ctypes
+import os
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+_COUNTS = defaultdict(lambda: np.zeros(2, dtype=np.int64))
+
+
+@pytest.fixture
+def conformance_counts():
+    return _COUNTS
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _COUNTS:
+        return
+    terminalreporter.section("conformance: pairs compared / excluded as ill-conditioned")
+    for (kind, scale), (kept, excluded) in sorted(_COUNTS.items()):
+        terminalreporter.write_line(f"{kind:<9} scale={scale:<6} compared {kept:5d}  excluded {excluded:5d}")
+
 
 # ---- CUDA backend: real GPU or the CUDA simulator ---------------------------------------
 # numba.cuda decides once, when it is first imported, whether it drives a real GPU or the
@@ -9,8 +33,6 @@
 # Other tests are not affected: lstmsearch imports numba.cuda only for backend "cuda" or
 # "auto", and "auto" never picks the simulator (it falls back to cpu as without a GPU).
 # LSTMSEARCH_TEST_CUDASIM=1 forces the simulator even where a GPU is present.
-import ctypes
-import os
 
 
 def _gpu_present() -> bool:
