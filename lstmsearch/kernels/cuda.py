@@ -333,6 +333,25 @@ def chunk_settings(P, per_setting_bytes, free_bytes) -> int:
     return int(max(1, min(P, (free_bytes * MEMORY_SHARE) // max(1, per_setting_bytes), 65535 * 32)))
 
 
+def kernel_for(cell, I: int):
+    """``(kernel, layout)`` for ``cell`` with I inputs: compiled on first launch, cached."""
+    layout = Layout(cell.gates, cell.hidden, I)
+    staged = layout.size * 4 <= SHARED_MAX_BYTES
+    unrolled = cell.hidden <= UNROLL_MAX_H
+    try:
+        return _kernel(cell.code, cell.hidden, I, staged, unrolled), layout
+    except Exception as err:  # e.g. NVVM/NVRTC libraries missing
+        raise LstmsearchError(f"cannot build the CUDA kernel ({type(err).__name__}: {err}); "
+                              f"reinstall CUDA support with: {INSTALL_HINT}") from None
+
+
+def launch(kernel, d_w, d_x, d_steps, d_h0, d_c0, d_out_h, d_out_c, stream=0):
+    """Launch ``kernel`` on device arrays (shapes in :func:`kernel_source`), asynchronously."""
+    n, B = d_w.shape[0], d_x.shape[2]
+    threads = min(THREADS, B if simulating() else -(-B // 32) * 32)
+    kernel[(n, -(-B // threads)), threads, stream](d_w, d_x, d_steps, d_h0, d_c0, d_out_h, d_out_c)
+
+
 def run(cell, params, x, steps, h0=None, c0=None):
     """Simulate ``cell`` on the GPU; same contract as :func:`lstmsearch.kernels.cpu.run`.
 
@@ -351,18 +370,11 @@ def run(cell, params, x, steps, h0=None, c0=None):
     params = np.ascontiguousarray(params, dtype=np.float32)
     P = params.shape[0]
     T, B, I = x.shape
-    H, kind = cell.hidden, cell.code
+    H = cell.hidden
     lstm = cell.kind == "lstm"
     steps = np.ascontiguousarray(steps, dtype=np.int32)
     S = steps.shape[0]
-    layout = Layout(cell.gates, H, I)
-    staged = layout.size * 4 <= SHARED_MAX_BYTES
-    unrolled = H <= UNROLL_MAX_H
-    try:
-        kernel = _kernel(kind, H, I, staged, unrolled)
-    except Exception as err:  # e.g. NVVM/NVRTC libraries missing
-        raise LstmsearchError(f"cannot build the CUDA kernel ({type(err).__name__}: {err}); "
-                              f"reinstall CUDA support with: {INSTALL_HINT}") from None
+    kernel, layout = kernel_for(cell, I)
 
     out_h = np.empty((P, S, H, B), np.float32)
     out_c = np.empty((P, S, H, B), np.float32) if lstm else None
@@ -374,8 +386,6 @@ def run(cell, params, x, steps, h0=None, c0=None):
     per_h0 = h0_hb.shape[0] > 1
     per_c0 = c0_hb.shape[0] > 1
 
-    threads = min(THREADS, B if simulating() else -(-B // 32) * 32)
-    tiles = -(-B // threads)
     per_setting = 4 * (layout.size + S * H * B * (2 if lstm else 1)
                        + (H * B if per_h0 else 0) + (H * B if per_c0 else 0))
     chunk = chunk_settings(P, per_setting, _free_bytes(cuda))
@@ -394,7 +404,7 @@ def run(cell, params, x, steps, h0=None, c0=None):
         dc = cuda.to_device(c0_hb[start:stop], stream=stream) if per_c0 else d_c0
         d_oh = cuda.device_array((n, S, H, B), np.float32, stream=stream)
         d_oc = cuda.device_array((n, S, H, B), np.float32, stream=stream) if lstm else d_dummy_c
-        kernel[(n, tiles), threads, stream](d_w, d_x, d_steps, dh, dc, d_oh, d_oc)
+        launch(kernel, d_w, d_x, d_steps, dh, dc, d_oh, d_oc, stream)
         d_oh.copy_to_host(out_h[start:stop], stream=stream)
         if lstm:
             d_oc.copy_to_host(out_c[start:stop], stream=stream)
