@@ -205,3 +205,17 @@ def test_no_gpu_message_and_auto_fallback_unsimulated():
     assert lines["AUTO"] == "cpu"
     assert lines["LINE"].startswith("backend 'auto' uses cpu (no usable GPU")
     assert lines["ROWS"] == "2"
+
+
+def test_benchmark_smoke(capsys):
+    """benchmarks/bench_cuda.py runs, and its torch bmm population equals the cuda backend."""
+    pytest.importorskip("torch")
+    import importlib.util
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("bench_cuda", os.path.join(root, "benchmarks", "bench_cuda.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--smoke", "--cells", "lstm,gru,rnn_tanh", "--hidden", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "lstm" in out and "rnn_tanh" in out
