@@ -6,7 +6,7 @@ only) that LLVM vectorises across sequences. They follow Cephes ``expf``/``tanhf
 
 - ``exp_neg(a)`` = exp(-a) for a >= 0: Cody-Waite reduction by ln 2 (round-to-nearest by
   the 1.5*2^23 trick), a degree-6 polynomial, and 2^n built from the exponent bits;
-  exp(-a) below the smallest normal float (a > 87.3) is exactly 0.
+  exp(-a) below the smallest normal float (a > 87.33654) is exactly 0.
 - ``sigmoid(x)`` = 1/(1+e) or e/(1+e) with e = exp(-|x|): no overflow anywhere, exact 0 and
   1 for |x| >= 88 (so |x| = 1e4 and +-inf saturate), relative error a few ulp.
 - ``tanh(x)`` = -m / (2 + m) with m = expm1(-2|x|) (same reduction; expm1 keeps the
@@ -33,7 +33,7 @@ _MAGIC = F32(12582912.0)  # 1.5 * 2**23: x + MAGIC rounds x to an integer (|x| <
 _LOG2E = F32(1.44269504088896341)
 _C1 = F32(0.693359375)  # ln 2, high part (exact in few bits)
 _C2 = F32(-2.12194440e-4)  # ln 2 - C1
-_LO = F32(-87.3)  # below: exp(x) < smallest normal -> 0
+_LO = F32(-87.33654)  # log of the smallest normal float32: below, exp(x) -> 0
 _P0 = F32(1.9875691500e-4)
 _P1 = F32(1.3981999507e-3)
 _P2 = F32(8.3334519073e-3)
