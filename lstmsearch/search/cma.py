@@ -10,7 +10,8 @@ population multiplied by ``inc_popsize`` (Auger & Hansen 2005); ``"bipop"`` alte
 large-population runs with small-population, small-step runs (Hansen 2009), giving each
 regime a similar share of evaluations.
 
-The optimizer is pickled to ``cmaes-state.pkl`` (atomically) after each told generation.
+The optimizer is pickled to ``cmaes-state.pkl`` (atomically) after each told generation,
+with its random state (which ``cmaes`` itself leaves out of pickles).
 A run killed after writing a generation's rows but before saving the state re-asks the
 same population on resume (the pickled optimizer carries its random state) and tells it
 the stored values instead of evaluating it again.
@@ -71,6 +72,11 @@ class CmaStrategy(Strategy):
         if self.state_path.is_file():
             with open(self.state_path, "rb") as fh:
                 self.state = pickle.load(fh)
+            # cmaes leaves its RandomState out of pickles (and re-seeds it at random); restore it
+            # so that a resumed run asks exactly the population an uninterrupted run would
+            rng = np.random.RandomState()
+            rng.set_state(self.state.pop("opt_rng"))
+            self.state["opt"]._rng = rng
         else:
             rng = np.random.Generator(np.random.Philox(np.random.SeedSequence([self.seed, 202])))
             mean = (space.low + space.high) / 2 if spec["mean"] == "middle" else rng.uniform(space.low, space.high)
@@ -134,7 +140,7 @@ class CmaStrategy(Strategy):
         st["evals"][st["regime"]] += len(values)
         if st["opt"].should_stop() and self.spec["restarts"] != "none" and st["restart"] < self.spec["max_restarts"]:
             self._restart()
-        _atomic_write_bytes(self.state_path, pickle.dumps(st))
+        _atomic_write_bytes(self.state_path, pickle.dumps(dict(st, opt_rng=st["opt"]._rng.get_state())))
         self.overhead_s += time.perf_counter() - t0
 
     def _restart(self):
