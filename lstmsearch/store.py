@@ -120,6 +120,18 @@ def _atomic_write_bytes(path: Path, data: bytes):
     os.replace(tmp, path)
 
 
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - someone else's process
+        return True
+    return True
+
+
 class Store:
     """One study's folder: the append-only Parquet dataset and the manifest.
 
@@ -152,6 +164,48 @@ class Store:
     def write_manifest(self, manifest: Dict):
         self.root.mkdir(parents=True, exist_ok=True)
         _atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2, default=str).encode())
+
+    # --------------------------------------------------------------- run lock
+    @property
+    def lock_path(self) -> Path:
+        return self.root / "run.lock"
+
+    def acquire(self) -> List[str]:
+        """Take the study's run lock (one ``run`` per study folder at a time).
+
+        A lock left by a process that no longer exists on this host (a killed run) is taken
+        over, and so are the lock files its Optuna journal storage left behind. Returns
+        messages about what was cleaned up.
+        """
+        import platform
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        me = {"pid": os.getpid(), "host": platform.node()}
+        messages = []
+        for _ in range(2):
+            try:
+                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    other = json.loads(self.lock_path.read_text() or "{}")
+                except (OSError, json.JSONDecodeError):
+                    other = {}
+                if other.get("host") == me["host"] and not _alive(other.get("pid")):
+                    self.lock_path.unlink(missing_ok=True)
+                    for stale in self.root.glob("*.lock"):
+                        stale.unlink(missing_ok=True)
+                    messages.append(f"took over the run lock of process {other.get('pid')}, which no longer runs")
+                    continue
+                raise LstmsearchError(
+                    f"the study in {str(self.root)!r} is being run by process {other.get('pid')} on "
+                    f"{other.get('host')}; wait for it to finish (or remove {self.lock_path} if that run is gone)")
+            with os.fdopen(fd, "w") as fh:
+                json.dump(me, fh)
+            return messages
+        raise LstmsearchError(f"cannot take the run lock {self.lock_path}")  # pragma: no cover
+
+    def release(self):
+        self.lock_path.unlink(missing_ok=True)
 
     # ---------------------------------------------------------------------- rows
     def parts(self) -> List[Path]:

@@ -236,7 +236,16 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
     echo = echo or (lambda s: None)
     store = Store(cfg.out)
     manifest = _prepare_manifest(cfg, store)
-    messages = []
+    messages = store.acquire()
+    try:
+        return _run_locked(cfg, store, manifest, messages, progress, echo)
+    finally:
+        store.release()
+
+
+def _run_locked(cfg, store, manifest, messages, progress, echo) -> RunReport:
+    from .search import make_strategy
+
     n_tmp = store.clean_temporaries()
     if n_tmp:
         messages.append(f"removed {n_tmp} unfinished temporary part file(s) of a killed run")

@@ -171,3 +171,14 @@ def test_sigkill_mid_run(tmp_path):
     for name, before in parts.items():  # every part written before the kill is intact
         assert pq.read_table(rows_dir / name).select(["row", "batch", "index", "nmse"]).equals(before)
     assert not list(rows_dir.glob(".*.tmp"))
+
+
+def test_one_run_per_study_folder(tmp_path):
+    p, out = write_study(tmp_path, budget=50)
+    store = Store(out)
+    store.acquire()  # held by this (live) process, as by a concurrent run
+    with pytest.raises(LstmsearchError, match="is being run by process"):
+        run_study(p)
+    store.release()
+    assert run_study(p).rows == 50
+    assert not (out / "run.lock").exists()
