@@ -69,7 +69,7 @@ def reproduce(study, row: int, backend: Optional[str] = None, factors: Sequence[
                      readout="given").to_pylist()[0]
         fresh.append({"factor": int(f), "length": task.length, "nmse": t["nmse"], "mse": t["mse"],
                       "max_abs_err": t["max_abs_err"], "finite": t["finite"]})
-    return {"study": cfg.name, "row": int(row), "backend": backend, "cell": cfg.cell.kind,
+    return {"study": cfg.name, "row": int(row), "backend": backend, "seed": ev.seed, "cell": cfg.cell.kind,
             "hidden": cfg.cell.hidden, "task": cfg.task.describe(), "stored": stored,
             "same": {k: same[k] for k in keys if k in same}, "identical": identical,
             "fresh_seed": fresh_seed, "fresh": fresh}
@@ -78,9 +78,9 @@ def reproduce(study, row: int, backend: Optional[str] = None, factors: Sequence[
 def format_reproduction(rep: Dict) -> List[str]:
     lines = [f"study {rep['study']} row {rep['row']}: {rep['cell']} H={rep['hidden']}, backend {rep['backend']}",
              f"task {rep['task']}",
-             f"{'':28s}{'stored':>14s}{'reproduced':>14s}"]
+             f"stored sequences (seed {rep.get('seed', '')}){'':6s}{'stored':>14s}{'reproduced':>14s}"]
     for k, v in rep["stored"].items():
-        lines.append(f"  {k + ' (stored sequences)':26s}{v:14.6g}{rep['same'][k]:14.6g}")
+        lines.append(f"  {k:32s}{v:14.6g}{rep['same'][k]:14.6g}")
     lines.append("  identical to the stored errors: " + ("yes" if rep["identical"] else "NO"))
     lines.append(f"fresh sequences (seed {rep['fresh_seed']}), readout as stored:")
     lines.append(f"  {'length':>8s}{'nmse':>14s}{'max_abs_err':>14s}")
