@@ -6,8 +6,11 @@ bias) and targets :math:`Y` (N x O), the readout solves ridge regression
 .. math::  \hat W = \arg\min_W \|\Phi W - Y\|^2 + \lambda \|W_{1:H}\|^2
            = (\Phi^\top \Phi + \lambda D)^{-1} \Phi^\top Y,
 
-with :math:`D = \mathrm{diag}(1, \dots, 1, 0)` (the bias is not penalised) and
-:math:`\lambda = \text{ridge} \cdot N`. It is solved for a whole population at once in
+with :math:`D = \mathrm{diag}(v_1, \dots, v_H, 0)`: each unit's penalty is scaled by
+its variance :math:`v_j` over the N samples (ridge on standardised units, so the fit does
+not depend on a unit's scale: a memory unit holding 0.01 x_1 is read as well as one
+holding x_1), the bias is not penalised, and :math:`\lambda = \text{ridge} \cdot N`. A
+floor of 1e-12 (1 + sum phi_j^2) keeps constant units (variance 0) solvable. It is solved for a whole population at once in
 float64 (batched normal equations). This removes the O*(H+1) readout parameters from the
 search: only the recurrent weights are searched, and each setting gets its best readout.
 """
@@ -33,7 +36,7 @@ def fit(states: np.ndarray, targets: np.ndarray, ridge: float = 1e-6) -> np.ndar
     ----------
     states : (P, N, H) hidden states, all finite
     targets : (N, O) targets shared by the population
-    ridge : relative ridge: lambda = ridge * N
+    ridge : relative ridge on standardised units (see module doc)
 
     Returns
     -------
@@ -44,9 +47,12 @@ def fit(states: np.ndarray, targets: np.ndarray, ridge: float = 1e-6) -> np.ndar
     phi = design(states)
     phi_t = np.swapaxes(phi, 1, 2)
     gram = phi_t @ phi  # batched BLAS
-    reg = np.full(H + 1, ridge * N)
-    reg[H] = 0.0
-    gram += np.diag(reg)[None]
+    diag = np.einsum("pii->pi", gram)  # sum of phi_j^2
+    mean = phi.mean(axis=1)
+    reg = ridge * (diag - N * mean * mean) + 1e-12 * (1.0 + diag)
+    reg[:, H] = 0.0
+    idx = np.arange(H + 1)
+    gram[:, idx, idx] += reg
     rhs = phi_t @ np.asarray(targets, np.float64)
     try:
         w = np.linalg.solve(gram, rhs)  # (P, H+1, O)

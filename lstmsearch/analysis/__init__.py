@@ -1,0 +1,1 @@
+"""Answers: hand-built constructions and (later) length generalisation, explanations, plots."""
