@@ -249,7 +249,7 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
     chk.choice("[eval]", "readout", e["readout"], ("fit", "given"))
     from .kernels import BACKENDS
 
-    chk.choice("[eval]", "backend", e["backend"], tuple(BACKENDS) + ("auto", "cuda"))
+    chk.choice("[eval]", "backend", e["backend"], tuple(dict.fromkeys(tuple(BACKENDS) + ("auto", "cuda"))))
     if e["readout"] == "fit" and e["sequences"] < 2:
         chk.fail("[eval] sequences", "must be >= 2 to fit a readout")
     ev = EvalConfig(sequences=e["sequences"], heldout=e["heldout"] or e["sequences"], seed=e["seed"],
