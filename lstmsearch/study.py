@@ -66,7 +66,20 @@ def _versions() -> Dict[str, str]:
     from . import __version__
 
     out["lstmsearch"] = __version__
+    out["lstmsearch_code"] = _code_hash()
     return out
+
+
+def _code_hash() -> str:
+    """sha256 (12 hex) of the package's source files: tells runs of different code apart."""
+    import hashlib
+
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def _now() -> str:
