@@ -57,6 +57,23 @@ def test_exp_neg_accurate():
     assert np.all(got[~normal] == 0)
 
 
+def test_sigmoid_times_tanh_accurate():
+    rng = np.random.default_rng(4)
+    a = np.concatenate([rng.normal(size=200_000) * 10, np.linspace(-100, 100, 20_001)]).astype(np.float32)
+    b = np.concatenate([rng.normal(size=200_000) * 3, rng.permutation(np.linspace(-30, 30, 20_001))]).astype(np.float32)
+    got = _fastmath.sigmoid_times_tanh_array(a, b)
+    with np.errstate(over="ignore"):
+        ref = np.tanh(b.astype(np.float64)) / (1.0 + np.exp(-a.astype(np.float64)))
+    normal = np.abs(ref) >= TINY
+    assert _ulps(got[normal], ref[normal]).max() <= 6
+    assert np.abs(got[~normal] - ref[~normal]).max() <= TINY
+    sat = _fastmath.sigmoid_times_tanh_array(np.float32([1e4, -1e4, 1e4, np.inf, -np.inf, np.nan, 1.0]),
+                                             np.float32([1e4, 1e4, -1e4, 5.0, 5.0, 1.0, np.nan]))
+    np.testing.assert_array_equal(sat[[0, 1, 2, 4]], [1, 0, -1, 0])
+    assert abs(sat[3] - np.tanh(5.0)) <= 2e-7  # sigmoid(inf) = 1 exactly
+    assert np.isnan(sat[5]) and np.isnan(sat[6])
+
+
 def test_saturation_and_non_finite():
     x = np.float32([1e4, -1e4, np.inf, -np.inf, 100.0, -100.0, np.nan])
     s = _fastmath.sigmoid_array(x)

@@ -131,6 +131,43 @@ def tanh(x):
     return t
 
 
+_HI = F32(88.7)  # exp(88.7) > largest float32 after the 2**n scaling: inf
+
+
+@njit(inline="always", cache=True)
+def exp_full(y):
+    """exp(y) for any float32 y: 0 below the normal range, inf above about 88.4."""
+    yc = y
+    if yc < _LO:
+        yc = _LO
+    if yc > _HI:
+        yc = _HI
+    kf = yc * _LOG2E + _MAGIC  # n = round(y / ln 2) in [-126, 128]; 2**128 -> inf bits
+    scale = pow2_from_magic(kf)
+    kf = kf - _MAGIC
+    r = yc - kf * _C1
+    r = r - kf * _C2
+    p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
+    p = p * (r * r) + r + _ONE
+    e = p * scale
+    if y < _LO:
+        e = _ZERO
+    return e
+
+
+@njit(inline="always", cache=True)
+def sigmoid_times_tanh(a, b):
+    """sigmoid(a) * tanh(b) with one division: -m / ((1 + exp(-a)) (2 + m)), m = expm1(-2|b|).
+
+    For the LSTM's i*g and o*tanh(c). exp(-a) = inf for a < -88.4 gives exactly 0."""
+    e = exp_full(-a)
+    m = expm1_neg(abs(b) * _TWO)
+    t = abs(m / ((_ONE + e) * (_TWO + m)))
+    if b < _ZERO:
+        t = -t
+    return t
+
+
 # Array versions, for tests and for NumPy-side use.
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def sigmoid_array(x):
@@ -145,6 +182,14 @@ def tanh_array(x):
     out = np.empty_like(x)
     for i in range(x.size):
         out.flat[i] = tanh(x.flat[i])
+    return out
+
+
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
+def sigmoid_times_tanh_array(a, b):
+    out = np.empty_like(a)
+    for i in range(a.size):
+        out.flat[i] = sigmoid_times_tanh(a.flat[i], b.flat[i])
     return out
 
 
