@@ -1,33 +1,82 @@
-r"""Hand-built settings that solve ``recall_first``: a "flag" unit and a "memory" unit.
+r"""Hand-built settings that solve ``recall_first``: read x_1..x_n, output x_1 at step n.
 
-Both constructions use h_0 = c_0 = 0, 1-D input x_t in [-1, 1] and any H >= 2 (units
-beyond the first two are silent: all their weights are 0). Unit 0 is the flag, unit 1
-the memory. ``gain`` is the input weight of the memory (small, so the cell stays in
-the linear range of tanh), ``big`` the bias scale that saturates gates.
+Every construction is a *flag* plus a *memory*, written so that a person can read it
+(all other weights are exactly 0; units beyond the ones named are silent). Each
+construction is exact at every length n >= 1 with h_0 = c_0 = 0, 1-D input and one
+linear output. Notation: inputs lie in [-R, R] (``input_range``; R = 1 for the default
+uniform task), ``gain`` is the input weight of the memory (small, so tanh stays
+linear), ``big`` the pre-activation that saturates a gate or a unit, and
+:math:`\sigma(-big) \le e^{-big}` is the "leak" of a shut gate.
 
-LSTM (gates i, f, g, o)
-    flag:   i = f = o = sigma(big), g = tanh(big), so c_flag = 1 from step 1 on and
-            h_flag = tanh(1) ~ 0.762 from step 1 on (h_flag = 0 before step 1).
-    memory: i = sigma(big - 2 big h_flag / tanh(1)): open (~1) at step 1, where
-            h_flag = 0, shut (sigma(-big)) afterwards; f = o = sigma(big);
-            g = tanh(gain x_t). So c_mem = tanh(gain x_1) and h_mem = tanh(tanh(gain x_1)).
+Exact-arithmetic bounds are stated per construction; with the float32 kernels the leaks
+round away: sigma(big) == 1.0f for big >= 17 and tanh(big) == 1.0f for big >= 9.1, so
+the float32 memory is kept exactly and only rounding of the first step remains.
+
+Constructions (``CONSTRUCTIONS``, all via :func:`construct`)
+------------------------------------------------------------
+``flag_memory`` for ``lstm`` (H >= 2; unit 0 flag, unit 1 memory)
+    flag:   i = o = sigma(big), f = sigma(-big), g = tanh(big): c_flag = 1 and
+            h_flag = tanh(1) from step 1 on (h_flag = 0 before step 1).
+    memory: i = sigma(big (1 - 3 h_flag / tanh(1))): open at step 1 (h_flag = 0), shut
+            with pre-activation -2 big afterwards; f = o = sigma(big); g = tanh(gain x_t).
+            So c_mem = tanh(gain x_1) and h_mem = tanh(tanh(gain x_1)).
     readout: y = h_mem / gain.
+    Bound:  |y - x_1| <= (2/3) gain^2 |x_1|^3 + 2 n e^{-big} R
+            (cubic: tanh(tanh(u)) = u - 2u^3/3 + ...; leak: the forget gate keeps
+            (1 - e^{-big})^n of c and the shut input gate adds <= e^{-2 big} gain R a step).
+            For x ~ U[-1, 1]: NMSE <= (4/21) gain^4 + O(n e^{-big}); 1.9e-9 at gain 0.01.
 
-    Error bound: with float32 sigma(big) = 1 exactly for big >= 17, the memory keeps
-    c exactly; the leak per step is sigma(-big) |tanh(gain x)| <= e^{-big} gain, so
-    after n steps |c_n - c_1| <= n e^{-big} gain. The readout error of the linear
-    readout is the curvature of tanh(tanh(u)) ~ u - 2u^3/3: |y - x_1| <= (2/3) gain^2 |x_1|^3
-    + n e^{-big}, i.e. NMSE <= 3 ((2/3) gain^2)^2 / 7 + O(n e^{-big}) for x ~ U[-1, 1]
-    (a fitted readout removes part of the cubic term).
-
-GRU (gates r, z, n; h' = (1 - z) n + z h)
-    flag:   z = sigma(-big) ~ 0, n = tanh(big) ~ 1: h_flag = 1 from step 1 on.
-    memory: z = sigma(-big + 2 big h_flag): ~0 at step 1, sigma(big) ~ 1 afterwards;
+``flag_memory`` for ``gru`` (H >= 2; unit 0 flag, unit 1 memory)
+    flag:   z = sigma(-big), n = tanh(big): h_flag = 1 from step 1 on.
+    memory: z = sigma(-big + 2 big h_flag): ~0 at step 1, sigma(big) afterwards;
             n = tanh(gain x_t). So h_mem = tanh(gain x_1) from step 1 on.
-    readout: y = h_mem / gain.  Error bound: |y - x_1| <= gain^2 |x_1|^3 / 3 + n e^{-big}.
+    readout: y = h_mem / gain.
+    Bound:  |y - x_1| <= gain^2 |x_1|^3 / 3 + 2 (n + 1) e^{-big} R  (NMSE <= gain^4/21 + ...;
+            the shut update gate lets (1 - z) <= e^{-big} of n_t - h, both <= gain R, in a step).
+
+``flag_memory`` for ``rnn_relu`` (H >= 3; unit 0 flag, unit 1 relay, unit 2 memory)
+    flag:   F_t = relu(1) = 1 for t >= 1 (F_0 = 0).
+    relay:  r_t = relu(x_t + R - big F_{t-1}): r_1 = x_1 + R, r_t = 0 for t >= 2
+            (the flag's inhibition is the gate: ReLU cuts at 0).
+    memory: m_t = relu(m_{t-1} + r_{t-1}): an exact integrator; m_t = x_1 + R for t >= 2.
+    readout: y = m_n + r_n - R (r_n carries x_1 when n = 1, and is 0 otherwise).
+    Exact formula: y - x_1 = relu(-R - x_1) + sum_{t=2}^{n} relu(x_t + R - big), so
+    the construction is *exact* for x_1 >= -R and x_t <= big - R; float32 adds only the
+    rounding of x_1 + R (<= 2^-24 * 2R). What it cannot do: inputs are unbounded above
+    in the memory (a later x_t > big - R leaks in, and each such leak stays forever),
+    x_1 < -R is clipped, and the state grows with the input range.
+
+``flag_memory`` for ``rnn_tanh`` (H >= 4; flag 0, relay+ 1, relay- 2, memory 3)
+    flag:   F_t = tanh(big) ~ 1 for t >= 1.
+    relay+: a_t = tanh(gain x_t - big F_{t-1}): tanh(gain x_1) at step 1, saturated at
+            -1 afterwards (saturation is the only gate a tanh unit has).
+    relay-: b_t = tanh(-big F_{t-1}): 0 at step 1, -1 afterwards, so a_t - b_t is
+            tanh(gain x_1) at step 1 and 0 (exactly, in float32) afterwards.
+    memory: m_t = tanh(m_{t-1} + a_{t-1} - b_{t-1}): self-weight 1 in the linear regime,
+            so m_n = tanh^{(n)}(gain x_1) (tanh applied n times).
+    readout: y = (m_n + a_n - b_n) / gain.
+    Bound:  since 2/3 <= coth(s)^2 - 1/s^2 <= 1, tanh^{(n)}(s) >= s / sqrt(1 + n s^2), so
+            |y - x_1| <= n gain^2 |x_1|^3 / 2 + 4 n e^{-2 (big - gain R)} / gain,
+            and also >= (n gain^2 |x_1|^3 / 3)(1 - O(n gain^2)): the error *grows linearly
+            with n* at fixed weights. For x ~ U[-1, 1]: NMSE ~ 3 (n gain^2 / 3)^2 / 7.
+    What it cannot do: a tanh unit has no exact line attractor -- tanh(s) < s for s > 0,
+    and tanh(u s + b) = s holds only at isolated s, so any single unit holding a real
+    number drifts; under its own dynamics tanh^{(n)}(s) -> sqrt(3 / (2n)) whatever s was,
+    so for n >> 1/gain^2 every trace of x_1 is gone. Later inputs are shut out (through
+    saturation), but the memory itself decays: the designer must pick gain ~ sqrt(eps / n)
+    *for the length n it will be used at*, and the readout weight 1/gain grows with it.
+    In float32, tanh of a number below ~4e-4 rounds to the number itself, so the float32
+    cell with gain <= 1e-4 keeps x_1 far longer than exact arithmetic does; that is a
+    rounding artefact, not a property of the equations.
+
+Without the flag/relay trick an ungated RNN integrates every input: the "self-weight 1"
+unit m_t = tanh(m_{t-1} + gain x_t) holds gain * (x_1 + ... + x_n) and its NMSE for
+recall_first is n - 1 (see :func:`integrator_rnn`).
 """
 
 from __future__ import annotations
+
+from typing import Callable, Dict, Tuple
 
 import numpy as np
 
@@ -39,31 +88,41 @@ def _blank(cell):
     return {b.name: np.zeros(b.shape, np.float64) for b in cell.blocks}
 
 
+def _check(hidden, need, kind):
+    require(isinstance(hidden, (int, np.integer)) and hidden >= need,
+            f"the {kind} construction needs hidden >= {need}, got {hidden}")
+
+
 def recall_first_lstm(hidden: int = 2, gain: float = 0.01, big: float = 20.0) -> np.ndarray:
-    """The LSTM flag/memory construction (see module doc); (D,) float32 for Cell('lstm', hidden)."""
-    require(hidden >= 2, f"the construction needs hidden >= 2, got {hidden}")
+    """The LSTM flag/memory construction (see module doc); (D,) float32 for Cell('lstm', hidden).
+
+    Unit 0 is the flag, unit 1 the memory; all other units are silent.
+    """
+    _check(hidden, 2, "lstm")
     cell = Cell("lstm", hidden)
     p = _blank(cell)
-    H = hidden
     i, f, g, o = (cell.gate_rows(k) for k in "ifgo")
     flag, mem = 0, 1
     b = p["bias_ih_l0"]
-    for gate in (i, f, o):
-        b[gate.start + flag] = big
+    b[i.start + flag] = big
+    b[f.start + flag] = -big  # c_flag is reset every step: c_flag = i * g = 1 exactly
     b[g.start + flag] = big
+    b[o.start + flag] = big
     b[i.start + mem] = big
-    p["weight_hh_l0"][i.start + mem, flag] = -2 * big / np.tanh(1.0)
+    p["weight_hh_l0"][i.start + mem, flag] = -3.0 * big / np.tanh(1.0)
     b[f.start + mem] = big
     b[o.start + mem] = big
     p["weight_ih_l0"][g.start + mem, 0] = gain
     p["weight_out"][0, mem] = 1.0 / gain
-    assert H >= 2
     return cell.flatten(p)
 
 
 def recall_first_gru(hidden: int = 2, gain: float = 0.01, big: float = 20.0) -> np.ndarray:
-    """The GRU flag/memory construction (see module doc); (D,) float32 for Cell('gru', hidden)."""
-    require(hidden >= 2, f"the construction needs hidden >= 2, got {hidden}")
+    """The GRU flag/memory construction (see module doc); (D,) float32 for Cell('gru', hidden).
+
+    Unit 0 is the flag, unit 1 the memory; all other units are silent.
+    """
+    _check(hidden, 2, "gru")
     cell = Cell("gru", hidden)
     p = _blank(cell)
     r, z, n = (cell.gate_rows(k) for k in "rzn")
@@ -76,3 +135,125 @@ def recall_first_gru(hidden: int = 2, gain: float = 0.01, big: float = 20.0) -> 
     p["weight_ih_l0"][n.start + mem, 0] = gain
     p["weight_out"][0, mem] = 1.0 / gain
     return cell.flatten(p)
+
+
+def recall_first_rnn_relu(hidden: int = 3, input_range: float = 1.0, big: float = 20.0) -> np.ndarray:
+    """The ReLU RNN flag/relay/memory construction (see module doc): exact for x_1 >= -R, x_t <= big - R.
+
+    Unit 0 is the flag, unit 1 the relay, unit 2 the memory.
+    """
+    _check(hidden, 3, "rnn_relu")
+    require(input_range > 0 and big > 2 * input_range,
+            f"the rnn_relu construction needs 0 < input_range < big / 2, got input_range={input_range}, big={big}")
+    cell = Cell("rnn_relu", hidden)
+    p = _blank(cell)
+    flag, relay, mem = 0, 1, 2
+    p["bias_ih_l0"][flag] = 1.0
+    p["weight_ih_l0"][relay, 0] = 1.0
+    p["bias_ih_l0"][relay] = input_range
+    p["weight_hh_l0"][relay, flag] = -big
+    p["weight_hh_l0"][mem, relay] = 1.0
+    p["weight_hh_l0"][mem, mem] = 1.0
+    p["weight_out"][0, relay] = 1.0
+    p["weight_out"][0, mem] = 1.0
+    p["bias_out"][0] = -input_range
+    return cell.flatten(p)
+
+
+def recall_first_rnn_tanh(hidden: int = 4, gain: float = 1e-3, big: float = 20.0) -> np.ndarray:
+    """The tanh RNN flag/relay/memory construction (see module doc): error grows like n gain^2.
+
+    Unit 0 is the flag, units 1 and 2 the relays (+ and -), unit 3 the memory. The relays
+    come before the memory so that the float32 kernels cancel them exactly (-1 + 1 = 0)
+    before the memory's own value is added.
+    """
+    _check(hidden, 4, "rnn_tanh")
+    cell = Cell("rnn_tanh", hidden)
+    p = _blank(cell)
+    flag, plus, minus, mem = 0, 1, 2, 3
+    W = p["weight_hh_l0"]
+    p["bias_ih_l0"][flag] = big
+    p["weight_ih_l0"][plus, 0] = gain
+    W[plus, flag] = -big
+    W[minus, flag] = -big
+    W[mem, plus] = 1.0
+    W[mem, minus] = -1.0
+    W[mem, mem] = 1.0
+    p["weight_out"][0, plus] = 1.0 / gain
+    p["weight_out"][0, minus] = -1.0 / gain
+    p["weight_out"][0, mem] = 1.0 / gain
+    return cell.flatten(p)
+
+
+def integrator_rnn(hidden: int = 1, gain: float = 1e-3, kind: str = "rnn_tanh") -> np.ndarray:
+    """The naive ungated memory, for contrast: m_t = act(m_{t-1} + gain x_t), y = m_n / gain.
+
+    It holds gain * (x_1 + ... + x_n) (exactly for relu with non-negative sums; to first
+    order for tanh), so its recall_first error is the sum of the later inputs: for
+    x ~ U[-1, 1], MSE = (n - 1) / 3 and NMSE = n - 1. This is what "an RNN cannot shut
+    out later inputs" looks like when nothing gates them.
+    """
+    _check(hidden, 1, kind)
+    cell = Cell(kind, hidden)
+    p = _blank(cell)
+    p["weight_ih_l0"][0, 0] = gain
+    p["weight_hh_l0"][0, 0] = 1.0
+    p["weight_out"][0, 0] = 1.0 / gain
+    return cell.flatten(p)
+
+
+#: Builders by (construction name, cell kind); each takes ``hidden`` and keyword options.
+CONSTRUCTIONS: Dict[Tuple[str, str], Callable[..., np.ndarray]] = {
+    ("flag_memory", "lstm"): recall_first_lstm,
+    ("flag_memory", "gru"): recall_first_gru,
+    ("flag_memory", "rnn_relu"): recall_first_rnn_relu,
+    ("flag_memory", "rnn_tanh"): recall_first_rnn_tanh,
+    ("integrator", "rnn_tanh"): lambda hidden=1, **kw: integrator_rnn(hidden, kind="rnn_tanh", **kw),
+    ("integrator", "rnn_relu"): lambda hidden=1, **kw: integrator_rnn(hidden, kind="rnn_relu", **kw),
+}
+
+#: Units with a role in each flag_memory construction (the others are silent).
+ROLES: Dict[str, Dict[int, str]] = {
+    "lstm": {0: "flag", 1: "memory"},
+    "gru": {0: "flag", 1: "memory"},
+    "rnn_relu": {0: "flag", 1: "relay", 2: "memory"},
+    "rnn_tanh": {0: "flag", 1: "relay+", 2: "relay-", 3: "memory"},
+}
+
+
+def construct(kind: str, hidden: int, name: str = "flag_memory", **options) -> Tuple[Cell, np.ndarray]:
+    """(cell, setting (D,) float32) of construction ``name`` for a cell ``kind`` with H = ``hidden``."""
+    names = sorted({n for n, _ in CONSTRUCTIONS})
+    require(name in names, f"unknown construction {name!r}; expected one of {', '.join(names)}")
+    kinds = sorted(k for n, k in CONSTRUCTIONS if n == name)
+    require(kind in kinds, f"construction {name!r} exists for {', '.join(kinds)}, not for {kind!r}")
+    try:
+        params = CONSTRUCTIONS[(name, kind)](hidden, **options)
+    except TypeError as exc:
+        raise_msg = str(exc).split(")", 1)[-1].strip() or str(exc)
+        require(False, f"bad option for construction {name!r} ({kind}): {raise_msg}")
+    return Cell(kind, hidden), params
+
+
+def error_bound(kind: str, length: int, input_range: float = 1.0, gain: float = None,
+                big: float = 20.0) -> float:
+    """The exact-arithmetic bound on max |y - x_1| of the ``flag_memory`` construction.
+
+    For |x_t| <= R = ``input_range`` at sequence length n = ``length``; ``gain`` defaults
+    to each builder's default (ignored for rnn_relu). See the module doc for the formulas.
+    """
+    n, R = float(length), float(input_range)
+    e = np.exp(-big)
+    if kind == "lstm":
+        g = 0.01 if gain is None else gain
+        return 2.0 / 3.0 * g * g * R ** 3 + 2 * n * e * R
+    if kind == "gru":
+        g = 0.01 if gain is None else gain
+        return g * g * R ** 3 / 3.0 + 2 * (n + 1) * e * R
+    if kind == "rnn_relu":
+        require(big > 2 * R, "rnn_relu needs big > 2 input_range")
+        return 0.0
+    if kind == "rnn_tanh":
+        g = 1e-3 if gain is None else gain
+        return n * g * g * R ** 3 / 2.0 + 4 * n * np.exp(-2 * (big - g * R)) / g
+    require(False, f"no flag_memory construction for {kind!r}")

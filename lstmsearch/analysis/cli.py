@@ -1,0 +1,213 @@
+"""Command-line sub-commands of the analysis: ``construct``, ``lengths``, ``explain``.
+
+:func:`add_commands` registers them on the main parser's sub-parsers::
+
+    from lstmsearch.analysis.cli import add_commands
+    add_commands(sub)          # in lstmsearch.cli.build_parser
+
+A setting is given either as a construction (``--cell lstm --hidden 32 --construction
+flag_memory``) or as a ``.npz`` file (``--npz FILE``) with arrays ``params`` ((D,) or
+(P, D); ``--index`` picks a row), ``kind``, ``hidden``, ``inputs``, ``outputs`` -- the
+file that ``construct --out`` writes. User errors raise
+:class:`~lstmsearch.errors.LstmsearchError` (one line; the main CLI prints it, exit 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..cells import Cell
+from ..errors import LstmsearchError, require
+
+
+# ------------------------------------------------------------------ helpers
+def _add_setting_args(p, positional=False):
+    if positional:
+        p.add_argument("kind", nargs="?", default=None, help="cell kind (same as --cell)")
+    p.add_argument("--cell", default=None, help="rnn_tanh, rnn_relu, lstm or gru (default lstm)")
+    p.add_argument("--hidden", type=int, default=32, help="hidden size H (default 32)")
+    p.add_argument("--construction", default="flag_memory",
+                   help="hand-built setting: flag_memory (all cells) or integrator (RNNs)")
+    p.add_argument("--gain", type=float, default=None, help="input weight of the memory (construction)")
+    p.add_argument("--big", type=float, default=None, help="saturating pre-activation (construction)")
+    p.add_argument("--input-range", type=float, default=None, help="R, inputs in [-R, R] (rnn_relu construction)")
+    if not positional:
+        p.add_argument("--npz", default=None, help="read the setting from this .npz instead")
+        p.add_argument("--index", type=int, default=0, help="row of params in the .npz (default 0)")
+
+
+def _add_task_args(p, length=20):
+    p.add_argument("--task", default="recall_first", help="task (default recall_first)")
+    p.add_argument("--length", type=int, default=length, help=f"base sequence length n (default {length})")
+    p.add_argument("--dist", default="uniform", help="input distribution (default uniform)")
+    p.add_argument("--sequences", type=int, default=256, help="held-out sequences (default 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default="cpu", help="cpu or reference (default cpu)")
+
+
+def _task(args, length=None):
+    from ..tasks import make_task
+
+    extra = {} if args.task in ("copy", "adding") else {"dist": args.dist}
+    return make_task(args.task, length=length or args.length, **extra)
+
+
+def _construction_options(args):
+    return {k: v for k, v in (("gain", args.gain), ("big", args.big), ("input_range", args.input_range))
+            if v is not None}
+
+
+def setting_from_args(args):
+    """(cell, params (D,) float32, description) from --npz or a construction."""
+    from .constructions import construct
+
+    npz = getattr(args, "npz", None)
+    if npz:
+        path = Path(npz)
+        require(path.is_file(), f"no such file: {npz}")
+        try:
+            data = np.load(path, allow_pickle=False)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
+            raise LstmsearchError(f"cannot read {npz} as .npz: {exc}") from None
+        missing = [k for k in ("params", "kind", "hidden") if k not in data.files]
+        require(not missing, f"{npz} lacks {', '.join(missing)}; expected params, kind, hidden, inputs, outputs")
+        cell = Cell(str(data["kind"]), int(data["hidden"]),
+                    int(data["inputs"]) if "inputs" in data.files else 1,
+                    int(data["outputs"]) if "outputs" in data.files else 1)
+        params = np.atleast_2d(np.asarray(data["params"]))
+        require(params.shape[-1] == cell.n_params,
+                f"{npz}: params have {params.shape[-1]} columns; {cell.kind} H={cell.hidden} needs {cell.n_params}")
+        require(0 <= args.index < params.shape[0], f"--index {args.index} out of range: {npz} holds {params.shape[0]} setting(s)")
+        return cell, params[args.index].astype(np.float32), f"{npz}[{args.index}]"
+    positional = getattr(args, "kind", None)
+    require(args.cell is None or positional is None or args.cell == positional,
+            f"cell given twice: {positional!r} and --cell {args.cell!r}")
+    kind = positional or args.cell or "lstm"
+    cell, params = construct(kind, args.hidden, args.construction, **_construction_options(args))
+    return cell, params, f"construction {args.construction}"
+
+
+def _nonzero_table(cell, params, names=None):
+    from .explain import weight_name
+
+    lines = [f"  {'index':>6}  {'weight':<28} {'value':>12}"]
+    for k in np.flatnonzero(params):
+        lines.append(f"  {k:>6}  {weight_name(cell, int(k), names):<28} {params[k]:>12.6g}")
+    return "\n".join(lines)
+
+
+def _parse_list(text, conv, what):
+    try:
+        out = [conv(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise LstmsearchError(f"{what} must be a comma-separated list, got {text!r}") from None
+    require(out, f"{what} is empty")
+    return out
+
+
+# ----------------------------------------------------------------- commands
+def cmd_construct(args) -> int:
+    from ..evaluate import evaluate
+    from .constructions import ROLES, error_bound
+
+    cell, params, _ = setting_from_args(args)
+    names = None
+    if args.construction == "flag_memory":
+        roles = ROLES[cell.kind]
+        names = [roles.get(j, f"u{j}") for j in range(cell.hidden)]
+    print(f"construction {args.construction} for {cell.kind} H={cell.hidden}")
+    print(cell.describe())
+    print(f"nonzero weights ({np.count_nonzero(params)} of {cell.n_params}):")
+    print(_nonzero_table(cell, params, names))
+    lengths = _parse_list(args.lengths, int, "--lengths")
+    print(f"recall_first error, readout as built, {args.sequences} held-out sequences (uniform [-1, 1]):")
+    print(f"  {'n':>8} {'nmse':>12} {'max |err|':>12} {'bound':>12}")
+    for n in lengths:
+        task = _task(args, length=n)
+        require(task.n_inputs == cell.inputs, f"task {task.name} has {task.n_inputs} inputs; the construction has 1")
+        t = evaluate(cell, params[None], task, n_sequences=args.sequences, seed=args.seed,
+                     backend=args.backend, readout="given").to_pydict()
+        bound = ""
+        if args.construction == "flag_memory" and args.task == "recall_first" and args.dist == "uniform":
+            opts = _construction_options(args)
+            opts.pop("input_range", None)
+            bound = f"{error_bound(cell.kind, n, **opts):12.3g}"
+        print(f"  {n:>8} {t['nmse'][0]:>12.3g} {t['max_abs_err'][0]:>12.3g} {bound}")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, params=params, kind=cell.kind, hidden=cell.hidden, inputs=cell.inputs,
+                 outputs=cell.outputs, construction=args.construction)
+        print(f"wrote {out}")
+    return 0
+
+
+def cmd_lengths(args) -> int:
+    from .length import format_length_curve, length_curve
+
+    cell, params, what = setting_from_args(args)
+    task = _task(args)
+    factors = _parse_list(args.factors, float, "--factors")
+    readouts = _parse_list(args.readout, str, "--readout")
+    table = length_curve(cell, params, task, factors=factors, readout=readouts,
+                         n_sequences=args.sequences, seed=args.seed, backend=args.backend)
+    print(f"{cell.kind} H={cell.hidden} ({what}) on {task.describe()}")
+    print(format_length_curve(table, labels=[what]))
+    if args.out:
+        import pyarrow.parquet as pq
+
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, args.out)
+        print(f"wrote {args.out}")
+    if args.plot:
+        from .plots import plot_length_curve
+
+        print(f"wrote {plot_length_curve(table, args.plot, labels={0: cell.kind})}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from .explain import explain
+
+    cell, params, what = setting_from_args(args)
+    task = _task(args)
+    e = explain(cell, params, task, n_sequences=args.sequences, seed=args.seed, backend=args.backend,
+                readout=args.readout, do_prune=not args.no_prune, max_nmse=args.max_nmse)
+    print(f"{what}")
+    print(e.format())
+    if args.plot:
+        from .plots import plot_traces
+
+        units = [j for j, r in enumerate(e.roles) if r != "silent"][:8] or [0]
+        print(f"wrote {plot_traces(e.traces, args.plot, units=units, names=e.names, max_steps=args.length)}")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    """Register ``construct``, ``lengths`` and ``explain`` on an argparse sub-parsers object."""
+    p = subparsers.add_parser("construct", help="build a hand-made setting that solves recall_first")
+    _add_setting_args(p, positional=True)
+    _add_task_args(p)
+    p.add_argument("--lengths", default="10,1000,100000", help="lengths to score it at (default 10,1000,100000)")
+    p.add_argument("--out", default=None, help="write the setting to this .npz")
+    p.set_defaults(func=cmd_construct, sequences=64)
+
+    p = subparsers.add_parser("lengths", help="error of a setting against sequence length")
+    _add_setting_args(p)
+    _add_task_args(p)
+    p.add_argument("--factors", default="1,2,10,100,1000", help="lengths as multiples of --length")
+    p.add_argument("--readout", default="given,refit", help="given, refit or both (default both)")
+    p.add_argument("--out", default=None, help="write the table to this Parquet file")
+    p.add_argument("--plot", default=None, help="write a PNG of error against length")
+    p.set_defaults(func=cmd_lengths, sequences=64)
+
+    p = subparsers.add_parser("explain", help="roles, unit ablation and pruning of a setting")
+    _add_setting_args(p)
+    _add_task_args(p)
+    p.add_argument("--readout", default="given", choices=["given", "fit"], help="use the setting's readout or refit it")
+    p.add_argument("--no-prune", action="store_true", help="skip magnitude pruning")
+    p.add_argument("--max-nmse", type=float, default=None, help="pruning tolerance (default max(2 base, base + 1e-6))")
+    p.add_argument("--plot", default=None, help="write a PNG of the gate traces")
+    p.set_defaults(func=cmd_explain)
