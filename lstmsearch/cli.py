@@ -259,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, help="file to write (default <study>-row<ROW>.<ext>)")
     p.add_argument("--data", default="data")
     p.set_defaults(func=cmd_export)
+
+    from .analysis.cli import add_commands as add_analysis_commands
+
+    add_analysis_commands(sub)  # construct, lengths, explain
     return parser
 
 
