@@ -206,12 +206,53 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True)
         _atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2, default=str).encode())
 
+    def update_manifest(self, fn) -> Dict:
+        """Read-modify-write the manifest under an advisory file lock (several workers)."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "manifest.flock", "a") as lk:
+            fcntl.flock(lk.fileno(), fcntl.LOCK_EX)
+            try:
+                m = fn(self.read_manifest())
+                self.write_manifest(m)
+                return m
+            finally:
+                fcntl.flock(lk.fileno(), fcntl.LOCK_UN)
+
+    def create_manifest(self, manifest: Dict) -> bool:
+        """Write the manifest unless one exists (under the file lock); True if written."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "manifest.flock", "a") as lk:
+            fcntl.flock(lk.fileno(), fcntl.LOCK_EX)
+            try:
+                if self.exists():
+                    return False
+                self.write_manifest(manifest)
+                return True
+            finally:
+                fcntl.flock(lk.fileno(), fcntl.LOCK_UN)
+
+    def lock_holder(self) -> Optional[Dict]:
+        """Who holds the run lock (pid, host, mode), if a live process does."""
+        import platform
+
+        try:
+            d = json.loads(self.lock_path.read_text() or "{}")
+        except (OSError, json.JSONDecodeError):
+            return None
+        if d.get("host") == platform.node() and not _alive(d.get("pid")):
+            return None
+        return d
+
     # --------------------------------------------------------------- run lock
     @property
     def lock_path(self) -> Path:
         return self.root / "run.lock"
 
-    def acquire(self) -> List[str]:
+    def acquire(self, mode: str = "single") -> List[str]:
         """Take the study's run lock (one ``run`` per study folder at a time).
 
         A lock left by a process that no longer exists on this host (a killed run) is taken
@@ -221,7 +262,7 @@ class Store:
         import platform
 
         self.root.mkdir(parents=True, exist_ok=True)
-        me = {"pid": os.getpid(), "host": platform.node()}
+        me = {"pid": os.getpid(), "host": platform.node(), "mode": mode}
         messages = []
         for _ in range(2):
             try:
