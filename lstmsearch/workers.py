@@ -113,6 +113,18 @@ class Worker:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2 * self.heartbeat_s)
+        self.trials = []
+        # the last worker out resolves what nobody else will: trials of dead workers whose
+        # grace period has not passed, and trials orphaned by a lost connection (created by
+        # an ask whose answer never arrived; they have no heartbeat, so Optuna never fails them)
+        if self.strategy is not None and self.strategy.name == "optuna" and \
+                not any(d["alive"] for d in self.store.leases() if d.get("slot") != self.slot):
+            try:
+                msg = self.strategy.resume()
+                if msg:
+                    self.echo(msg.replace("resumed", "last worker out: resolved"))
+            except Exception as exc:  # noqa: BLE001 - the next run resolves them
+                self.echo(f"could not resolve the unfinished trials ({exc}); the next run will")
 
 
 def _worker_config(study, budget, seconds, backend, out, storage):
@@ -263,6 +275,10 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
                     restarts[s] += 1
                     procs[s] = spawn(s)
         bar.close()
+        if not any(d["alive"] for d in store.leases()):
+            msg = sup.resume()  # trials orphaned by workers that died last
+            if msg:
+                messages.append(msg.replace("resumed", "after the workers: resolved"))
         if errors and store.count() == rows_before:
             raise LstmsearchError(errors[0].removeprefix("lstmsearch: error: "))
     except BaseException:

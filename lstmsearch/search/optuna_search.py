@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Dict, List
 
 import numpy as np
@@ -50,6 +51,7 @@ from ..errors import LstmsearchError, require
 from .base import Batch, Strategy, objective, round_z, stored_z
 from .spaces import jitter
 
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 SAMPLERS = ("tpe", "cmaes", "gp", "qmc", "random", "nsga2")
 OBJECTIVES = ("nmse", "norm", "nmse_long", "nmse_worst")
 REGION_STREAM = 101  # rng stream of region jitter
@@ -143,7 +145,9 @@ class StaleTrialCallback:
 
     def __init__(self, strategy, max_retry: int = 3):
         self.strategy = strategy
-        self.retry = optuna.storages.RetryFailedTrialCallback(max_retry=max_retry)
+        cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or \
+            optuna.storages.RetryFailedTrialCallback
+        self.retry = cls(max_retry=max_retry)
 
     def __call__(self, study, trial):
         strat = self.strategy
@@ -228,6 +232,7 @@ class OptunaStrategy(Strategy):
         from optuna.storages import RDBStorage
 
         engine_kwargs = {"pool_pre_ping": True}
+        url = _pg_driver(url)
         if url.startswith("postgresql"):
             engine_kwargs["connect_args"] = {"connect_timeout": 5}
         elif url.startswith("sqlite"):
@@ -238,10 +243,19 @@ class OptunaStrategy(Strategy):
                       grace_period=max(2, int(round(self.grace_s or 6 * self.heartbeat_s))),
                       heartbeat_stale_trial_callback=StaleTrialCallback(self))
         try:
-            return RDBStorage(url, engine_kwargs=engine_kwargs, **kw)
-        except ModuleNotFoundError as exc:
-            hint = " (pip install psycopg2-binary, or lstmsearch[postgres])" if "psycopg" in str(exc) else ""
-            raise LstmsearchError(f"the Optuna storage {_redact(url)} needs the Python module {exc.name}{hint}") from exc
+            for attempt in range(6):
+                try:
+                    return RDBStorage(url, engine_kwargs=engine_kwargs, **kw)
+                except Exception as exc:  # noqa: BLE001
+                    # workers starting at once race to create Optuna's tables: try again
+                    text = str(exc)
+                    if attempt == 5 or not ("duplicate key" in text or "already exists" in text):
+                        raise
+                    time.sleep(0.2 + 0.3 * attempt)
+        except ImportError as exc:
+            hint = " (pip install lstmsearch[postgres], which installs psycopg)" if url.startswith("postgres") else ""
+            raise LstmsearchError(f"the Optuna storage {_redact(url)} needs a database driver that is not "
+                                  f"installed{hint}") from exc
         except Exception as exc:  # noqa: BLE001
             raise LstmsearchError(f"cannot open the Optuna storage {_redact(url)}: {_first_line(exc)}; check that "
                                   "the database server runs and the URL (host, port, user, database) is right") from exc
@@ -256,6 +270,7 @@ class OptunaStrategy(Strategy):
                 out = fn(*args, **kwargs)
                 if t0 is not None:
                     self.outages.append((t0, time.time() - t0))
+                    self._outage_end = time.time()
                     self.echo(f"the Optuna storage is back after {time.time() - t0:.1f} s")
                 return out
             except Exception as exc:  # noqa: BLE001
@@ -282,7 +297,9 @@ class OptunaStrategy(Strategy):
             self.study._storage.record_heartbeat(t._trial_id)
 
     def fail_stale(self):
-        if self.heartbeat_s:
+        # after an outage every worker's heartbeats are old: give the others a grace period to
+        # beat again before failing their trials
+        if self.heartbeat_s and time.time() - getattr(self, "_outage_end", 0.0) > (self.grace_s or 0):
             self.db(optuna.storages.fail_stale_trials, self.study)
 
     def recover(self, numbers) -> str:
@@ -441,6 +458,17 @@ class OptunaStrategy(Strategy):
     def summary(self):
         n = len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         return f"Optuna study {self.cfg.name!r}: {n} complete trials, sampler {self.sampler_name}"
+
+
+def _pg_driver(url: str) -> str:
+    """``postgresql://`` means psycopg (3) to SQLAlchemy 2.1; use psycopg2 where only it is installed."""
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
 
 
 def _first_line(exc) -> str:
