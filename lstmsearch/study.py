@@ -405,6 +405,8 @@ def _run_locked(cfg, store, manifest, messages, progress, echo, worker=None, eva
                      backend=ev.backend, readout="given")
         return t.column("nmse").to_numpy()
 
+    if evaluator is not None:
+        evaluator.bind(strategy)
     run_eval = evaluator.evaluate if evaluator is not None else (lambda b: local_evaluate(cfg, b))
     t_start = time.perf_counter()
     eval_s = 0.0
