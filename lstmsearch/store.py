@@ -304,12 +304,19 @@ class Store:
                 continue
             if p.name not in self._rows:
                 try:
-                    self._rows[p.name] = pq.read_metadata(p).num_rows
+                    md = pq.read_metadata(p)
                 except (OSError, pa.ArrowException) as exc:
                     if not p.exists():  # moved away meanwhile (another process quarantined it)
                         continue
                     self._mark_damaged(p, exc)
                     continue
+                version = (md.metadata or {}).get(b"lstmsearch.schema_version", b"?").decode()
+                if version != str(SCHEMA_VERSION):
+                    raise LstmsearchError(
+                        f"{p} was written with store schema version {version}; this lstmsearch reads version "
+                        f"{SCHEMA_VERSION} (columns {', '.join(_schema_diff(md.schema.to_arrow_schema()))}); "
+                        "read it with the lstmsearch that wrote it, or move it out of rows/")
+                self._rows[p.name] = md.num_rows
             out.append(p)
         return out
 
@@ -510,6 +517,13 @@ class Store:
 
     def release_slot(self, slot: int):
         (self.workers_dir / f"w{slot}.json").unlink(missing_ok=True)
+
+
+def _schema_diff(old: pa.Schema) -> List[str]:
+    now = schema(1, 1)
+    missing = [f"{n} missing" for n in now.names if n not in old.names]
+    extra = [f"{n} unknown" for n in old.names if n not in now.names]
+    return (missing + extra) or ["of other types"]
 
 
 class DamagedPartWarning(UserWarning):

@@ -430,7 +430,7 @@ def _run_locked(cfg, store, manifest, messages, progress, echo, worker=None, eva
                     time.sleep(0.2)
                     continue
                 remaining -= others
-            batch = strategy.ask(remaining)
+            batch = _disk_guard(strategy.ask, remaining)
             if batch is None:
                 complete = target is not None
                 messages.append(f"{strategy.name}: the next batch does not fit the remaining budget "
@@ -453,7 +453,7 @@ def _run_locked(cfg, store, manifest, messages, progress, echo, worker=None, eva
             rows = rows_table(cfg, strategy.name, batch, table, store.next_row(), keep, extra_cols, t1 - t0, run_no)
             store.append(rows)
             io_s += time.perf_counter() - t1
-            strategy.tell(batch, rows)
+            _disk_guard(strategy.tell, batch, rows)
             if worker is not None:
                 worker.in_flight(None)
             n_run += len(nmse)
@@ -499,6 +499,21 @@ def _run_locked(cfg, store, manifest, messages, progress, echo, worker=None, eva
         strategy_ms_per_setting=1e3 * strat_s / n_run if n_run else 0.0,
         settings_per_s=n_run / wall if wall > 0 else 0.0, messages=messages,
     )
+
+
+def _disk_guard(fn, *args):
+    """Call a strategy; a full disk under its storage (Optuna journal, CMA-ES state) becomes one clear error."""
+    import errno
+
+    try:
+        return fn(*args)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            from .store import DiskFullError
+
+            raise DiskFullError(f"no space left on the device while the strategy saved its state ({exc}); every part "
+                                "written before is intact: free some space and run the study again to continue") from exc
+        raise
 
 
 def _replace_run(m: Dict, entry: Dict) -> Dict:
