@@ -202,7 +202,7 @@ def cmd_reproduce(args) -> int:
 def cmd_export(args) -> int:
     from .reproduction import export
 
-    path = export(args.study, args.row, args.format, args.output, data_dir=args.data)
+    path = export(args.study, args.row, args.format, args.output, data_dir=args.data, cell=args.cell)
     print(f"wrote {path}")
     return 0
 
@@ -312,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("row", type=int)
     p.add_argument("--format", default="torch", choices=["torch", "npz", "json"])
     p.add_argument("-o", "--output", default=None, help="file to write (default <study>-row<ROW>.<ext>)")
+    p.add_argument("--cell", default=None, help="the cell kind you expect (lstm, gru, ...): other rows are refused")
     p.add_argument("--data", default="data")
     p.set_defaults(func=cmd_export)
     return parser

@@ -198,14 +198,14 @@ def _prepare_manifest(cfg: StudyConfig, store: Store) -> Dict:
         if m.get("schema_version") != SCHEMA_VERSION:
             raise LstmsearchError(f"{store.root} was written with store schema version {m.get('schema_version')}; "
                                   f"this lstmsearch writes version {SCHEMA_VERSION}")
-        _check_storage(cfg, m)
+        if store.count():  # a study without rows may still pick its storage
+            _check_storage(cfg, m)
         m["study_text"] = cfg.text  # budget/backend changes are recorded
         return m
     return {
         "schema_version": SCHEMA_VERSION, "study": cfg.name, "identity": cfg.identity(),
         "study_file": str(cfg.source), "base_dir": str(cfg.base_dir), "study_text": cfg.text,
         "created": _now(), "strategy": cfg.strategy["kind"],
-        "optuna_storage": _storage_key(cfg),
         "cell": {"kind": cfg.cell.kind, "hidden": cfg.cell.hidden, "inputs": cfg.cell.inputs,
                  "outputs": cfg.cell.outputs, "n_params": cfg.cell.n_params},
         "task": cfg.task.spec(), "baseline": cfg.task.baseline,
@@ -249,6 +249,10 @@ def _study_config(study, budget=None, seconds=None, backend=None, out=None, stor
                 f"seconds must be a positive number, got {seconds!r}")
         overrides["budget.seconds"] = float(seconds)
     if storage is not None:
+        require(isinstance(storage, str) and storage, f"storage must be a URL, got {storage!r}")
+        plain = _study_config(study, budget, seconds, backend, out)
+        require(plain.strategy["kind"] == "optuna", f"--storage is the Optuna storage of strategy optuna; study "
+                                                    f"{plain.name} uses {plain.strategy['kind']}")
         overrides["strategy.storage"] = storage
     if isinstance(study, StudyConfig):
         cfg = study if not overrides else parse_study(study.text, study.source, study.base_dir, overrides)
@@ -261,9 +265,6 @@ def _study_config(study, budget=None, seconds=None, backend=None, out=None, stor
         cfg0, _ = open_study(study)
         cfg = parse_study(cfg0.text, cfg0.source, cfg0.base_dir, overrides)
         cfg.out = cfg0.out if out is None else Path(out)
-    if storage is not None:
-        require(cfg.strategy["kind"] == "optuna",
-                f"--storage is the Optuna storage of strategy optuna; study {cfg.name} uses {cfg.strategy['kind']}")
     return cfg
 
 
@@ -372,6 +373,8 @@ def _run_locked(cfg, store, manifest, messages, progress, echo, worker=None, eva
 
     def register(m):
         m.update(extra)
+        if store.count() == 0 or "optuna_storage" not in m:  # the storage this study's trials are in
+            m["optuna_storage"] = _storage_key(cfg)
         run_entry["run"] = len(m["runs"])
         if not m["runs"]:
             m["versions"] = run_entry["versions"]
