@@ -81,7 +81,7 @@ class PgServer:
         self._run(self.bin / "initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
         with open(self.data / "postgresql.conf", "a") as fh:
             fh.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = ''\n"
-                     "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 100\n")
+                     "fsync = off\nfull_page_writes = off\nmax_connections = 100\n")
         return self
 
     def start(self):

@@ -177,7 +177,8 @@ def test_database_lost_mid_study_and_back(pg, tmp_path):
     outs = [pr.communicate(timeout=180) for pr in procs]
     for pr, (o, e) in zip(procs, outs):
         assert pr.returncode == 0, e
-        assert "lost the Optuna storage" in o and "is back after" in o
+    # a worker busy evaluating through the whole outage may not notice it; at least one did
+    assert any("lost the Optuna storage" in o and "is back after" in o for o, _ in outs)
     assert Store(out).count() > n_down  # the workers went on after the outage
     check_rows(out, url)
 

@@ -52,6 +52,7 @@ from .base import Batch, Strategy, objective, round_z, stored_z
 from .spaces import jitter
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 SAMPLERS = ("tpe", "cmaes", "gp", "qmc", "random", "nsga2")
 OBJECTIVES = ("nmse", "norm", "nmse_long", "nmse_worst")
 REGION_STREAM = 101  # rng stream of region jitter
@@ -441,6 +442,13 @@ class OptunaStrategy(Strategy):
     def _tell(self, trial, values):
         try:
             self.db(self.study.tell, trial, values)
+        except KeyError:
+            # the database lost the trial (restored from a backup, or a crash that lost its last
+            # commits): its rows are stored, so record them as a new COMPLETE trial
+            self.db(self.study.add_trial, optuna.trial.create_trial(
+                params=trial.params, distributions=trial.distributions, values=values if isinstance(values, list)
+                else [values], user_attrs={"rows_of_trial": trial.number}))
+            self.echo(f"trial {trial.number} was missing from the storage; its rows were told as a new trial")
         except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError) as exc:
             # finished already: a retried tell whose first attempt did reach the database, or a
             # trial failed by the heartbeat of a slow worker (its rows are written; the stale
