@@ -57,7 +57,7 @@ def main(argv=None):
     if bin_dir is None:
         sys.exit("no PostgreSQL server programs (apt-get install postgresql)")
     tmp = Path(tempfile.mkdtemp(prefix="lstmsearch-load-"))
-    pg = PgServer(bin_dir, tmp / "pg").init().start() if (tmp / "pg").mkdir() is None else None
+    pg = PgServer(bin_dir).init().start()
     url = pg.create_db("load")
     try:
         text = Path(args.study).read_text()
