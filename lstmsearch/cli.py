@@ -66,12 +66,42 @@ def cmd_run(args) -> int:
     from .study import run_study
 
     report = run_study(args.study, budget=args.budget, seconds=args.seconds, backend=args.backend,
-                       progress=not args.quiet, echo=print, out=args.out)
+                       progress=not args.quiet, echo=print, out=args.out, workers=args.workers,
+                       storage=args.storage, dask=args.dask, heartbeat_s=args.heartbeat, grace_s=args.grace)
     for line in report.lines():
         print(line)
     for m in report.messages[-1:]:
         print(m)
     return 0
+
+
+def cmd_worker(args) -> int:
+    from .workers import run_worker
+
+    report = run_worker(args.study, storage=args.storage, slot=args.slot, budget=args.budget, seconds=args.seconds,
+                        backend=args.backend, out=args.out, progress=not args.quiet, echo=print,
+                        heartbeat_s=args.heartbeat, grace_s=args.grace, storage_retry_s=args.storage_retry)
+    for line in report.lines():
+        print(line)
+    return 0
+
+
+def _warn_damaged():
+    """Damaged part files that a command skips are named on stderr, one line each."""
+    import warnings
+
+    from .store import DamagedPartWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DamagedPartWarning):
+            print(f"lstmsearch: warning: {str(message).removeprefix('lstmsearch: ')}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.simplefilter("always", DamagedPartWarning)
+    warnings.showwarning = show
 
 
 def _print_table(table, columns=None, limit=None):
@@ -172,7 +202,7 @@ def cmd_reproduce(args) -> int:
 def cmd_export(args) -> int:
     from .reproduction import export
 
-    path = export(args.study, args.row, args.format, args.output, data_dir=args.data)
+    path = export(args.study, args.row, args.format, args.output, data_dir=args.data, cell=args.cell)
     print(f"wrote {path}")
     return 0
 
@@ -215,7 +245,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default=None, help="overrides [eval] backend")
     p.add_argument("--out", default=None, help="result folder (overrides [study] out)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, default=None,
+                   help="start N worker processes on this machine that share the Optuna study (strategy optuna)")
+    p.add_argument("--storage", default=None, help="Optuna storage URL, e.g. postgresql://user@host/db "
+                                                   "(overrides [strategy] storage)")
+    p.add_argument("--dask", default=None, metavar="SCHEDULER",
+                   help="spread each batch (sweep index ranges, CMA-ES generations) over a Dask cluster")
+    p.add_argument("--heartbeat", type=float, default=5.0, help="worker heartbeat interval in s (default 5)")
+    p.add_argument("--grace", type=float, default=30.0,
+                   help="a worker silent this long (s) is dead; its trials are retried (default 30)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("worker", help="join a study as one more worker (strategy optuna, shared storage)")
+    p.add_argument("study", help="study file, or study folder")
+    p.add_argument("--storage", default=None, help="Optuna storage URL shared by the workers, e.g. "
+                                                   "postgresql://user@host/db (or $LSTMSEARCH_STORAGE)")
+    p.add_argument("--slot", type=int, default=None, help="writer slot (default: the first free one)")
+    p.add_argument("--budget", type=int, default=None, help="total settings of the study to reach")
+    p.add_argument("--seconds", type=float, default=None, help="wall-time limit of this worker")
+    p.add_argument("--backend", default=None, help="overrides [eval] backend")
+    p.add_argument("--out", default=None, help="result folder (shared by the workers)")
+    p.add_argument("--heartbeat", type=float, default=5.0, help="heartbeat interval in s (default 5)")
+    p.add_argument("--grace", type=float, default=30.0, help="silence after which a worker is dead (default 30 s)")
+    p.add_argument("--storage-retry", type=float, default=120.0,
+                   help="keep retrying a lost database connection this long (s) before giving up (default 120)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_worker)
 
     study_help = "study file, study folder, or study name under --data"
     p = sub.add_parser("top", help="the best rows of a study")
@@ -257,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("row", type=int)
     p.add_argument("--format", default="torch", choices=["torch", "npz", "json"])
     p.add_argument("-o", "--output", default=None, help="file to write (default <study>-row<ROW>.<ext>)")
+    p.add_argument("--cell", default=None, help="the cell kind you expect (lstm, gru, ...): other rows are refused")
     p.add_argument("--data", default="data")
     p.set_defaults(func=cmd_export)
 
@@ -272,11 +328,15 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    _warn_damaged()
     try:
         return args.func(args)
     except LstmsearchError as exc:
         print(f"lstmsearch: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file system problem the command could not turn into a clearer message
+        print(f"lstmsearch: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("lstmsearch: interrupted", file=sys.stderr)
         return 130

@@ -93,8 +93,11 @@ def format_reproduction(rep: Dict) -> List[str]:
 FORMATS = ("torch", "npz", "json")
 
 
-def export(study, row: int, fmt: str = "torch", path=None, data_dir="data") -> Path:
+def export(study, row: int, fmt: str = "torch", path=None, data_dir="data", cell: Optional[str] = None) -> Path:
     """Write a stored row's full setting; returns the file written.
+
+    ``cell`` (optional) is the cell kind the caller expects (``lstm``, ``gru``, ...): a row of
+    another kind is refused rather than written as a model it is not.
 
     ``torch``: ``torch.save`` of a state dict that ``cell.torch_model()`` loads (nn.LSTM/GRU/RNN
     as ``rnn`` plus an ``nn.Linear`` as ``readout``). ``npz``: torch-named blocks plus a JSON
@@ -102,7 +105,18 @@ def export(study, row: int, fmt: str = "torch", path=None, data_dir="data") -> P
     """
     require(fmt in FORMATS, f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     cfg, r, setting = row_setting(study, row, data_dir)
+    want = cell
     cell = cfg.cell
+    if want is not None and want != cell.kind:
+        from .cells import Cell
+
+        try:
+            other = Cell(want, cell.hidden, cell.inputs, cell.outputs)
+            sizes = f"{cell.n_params} parameters against {other.n_params}, gates {cell.gates} against {other.gates}"
+        except LstmsearchError:
+            sizes = f"{want!r} is not a cell kind"
+        raise LstmsearchError(f"row {row} of study {cfg.name} is a {cell.kind} setting (H={cell.hidden}); it cannot "
+                              f"be exported as {want} ({sizes}): export it as {cell.kind}")
     ext = {"torch": ".pt", "npz": ".npz", "json": ".json"}[fmt]
     path = Path(path) if path else Path(f"{cfg.name}-row{row}{ext}")
     meta = {"study": cfg.name, "row": int(row), "cell": {"kind": cell.kind, "hidden": cell.hidden,

@@ -198,6 +198,8 @@ def _prepare_manifest(cfg: StudyConfig, store: Store) -> Dict:
         if m.get("schema_version") != SCHEMA_VERSION:
             raise LstmsearchError(f"{store.root} was written with store schema version {m.get('schema_version')}; "
                                   f"this lstmsearch writes version {SCHEMA_VERSION}")
+        if store.count():  # a study without rows may still pick its storage
+            _check_storage(cfg, m)
         m["study_text"] = cfg.text  # budget/backend changes are recorded
         return m
     return {
@@ -214,8 +216,62 @@ def _prepare_manifest(cfg: StudyConfig, store: Store) -> Dict:
     }
 
 
+def _storage_key(cfg: StudyConfig) -> Optional[str]:
+    """The Optuna storage of an optuna study, password removed (recorded in the manifest)."""
+    if cfg.strategy["kind"] != "optuna":
+        return None
+    from .search.optuna_search import _redact
+
+    return _redact(cfg.strategy["storage"])
+
+
+def _check_storage(cfg: StudyConfig, manifest: Dict):
+    """A study's Optuna trials live in one storage: refuse to continue it in another one."""
+    recorded = manifest.get("optuna_storage")
+    mine = _storage_key(cfg)
+    if recorded is None or mine is None or recorded == mine or recorded == "memory":
+        return
+    raise LstmsearchError(
+        f"the Optuna trials of study {cfg.name!r} are in the storage {recorded} (recorded in "
+        f"{cfg.out}/manifest.json), not in {mine}; pass --storage with that URL (or set [strategy] storage)")
+
+
+def _study_config(study, budget=None, seconds=None, backend=None, out=None, storage=None) -> StudyConfig:
+    overrides = {}
+    if backend is not None:
+        overrides["eval.backend"] = backend
+    if budget is not None:
+        require(isinstance(budget, int) and not isinstance(budget, bool) and budget > 0,
+                f"budget must be a positive integer, got {budget!r}")
+        overrides["budget.settings"] = budget
+    if seconds is not None:
+        require(isinstance(seconds, (int, float)) and seconds > 0 and np.isfinite(seconds),
+                f"seconds must be a positive number, got {seconds!r}")
+        overrides["budget.seconds"] = float(seconds)
+    if storage is not None:
+        require(isinstance(storage, str) and storage, f"storage must be a URL, got {storage!r}")
+        plain = _study_config(study, budget, seconds, backend, out)
+        require(plain.strategy["kind"] == "optuna", f"--storage is the Optuna storage of strategy optuna; study "
+                                                    f"{plain.name} uses {plain.strategy['kind']}")
+        overrides["strategy.storage"] = storage
+    if isinstance(study, StudyConfig):
+        cfg = study if not overrides else parse_study(study.text, study.source, study.base_dir, overrides)
+        cfg.out = study.out if out is None else Path(out)
+    elif Path(study).suffix == ".toml":
+        cfg = load_study(study, overrides)
+        if out is not None:
+            cfg.out = Path(out)
+    else:  # a study folder or name: the study file text kept in its manifest
+        cfg0, _ = open_study(study)
+        cfg = parse_study(cfg0.text, cfg0.source, cfg0.base_dir, overrides)
+        cfg.out = cfg0.out if out is None else Path(out)
+    return cfg
+
+
 def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = None,
-              backend: Optional[str] = None, progress: bool = False, echo=None, out=None) -> RunReport:
+              backend: Optional[str] = None, progress: bool = False, echo=None, out=None,
+              workers: Optional[int] = None, storage: Optional[str] = None, dask=None,
+              heartbeat_s: float = 5.0, grace_s: float = 30.0) -> RunReport:
     """Run (or continue) a study until its budget is spent.
 
     Parameters
@@ -227,66 +283,111 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
     progress : show a progress bar (settings/s, best nmse so far)
     echo : callable for status lines (default: silent)
     out : result folder (overrides ``[study] out``)
+    workers : run this many worker processes on this machine, sharing the Optuna study
+        through its storage (strategy optuna; see :mod:`lstmsearch.workers`)
+    storage : Optuna storage URL (overrides ``[strategy] storage``), e.g. ``postgresql://...``
+    dask : a Dask scheduler address or ``distributed.Client``: each batch (a sweep's index
+        range, a CMA-ES generation, a batch of Optuna trials) is split over the cluster
+        (see :mod:`lstmsearch.cluster`); the rows are the same as without it
+    heartbeat_s, grace_s : worker heartbeat interval and the silence after which a worker's
+        trials are failed and retried (workers only)
     """
-    from .search import make_strategy
+    if workers is not None:
+        from .workers import run_workers
 
-    overrides = {}
-    if backend is not None:
-        overrides["eval.backend"] = backend
-    if budget is not None:
-        require(isinstance(budget, int) and budget > 0, f"budget must be a positive integer, got {budget!r}")
-        overrides["budget.settings"] = budget
-    if seconds is not None:
-        require(seconds > 0, f"seconds must be > 0, got {seconds!r}")
-        overrides["budget.seconds"] = float(seconds)
-    if isinstance(study, StudyConfig):
-        cfg = study if not overrides else parse_study(study.text, study.source, study.base_dir, overrides)
-        cfg.out = study.out if out is None else Path(out)
-    else:
-        cfg = load_study(study, overrides)
-        if out is not None:
-            cfg.out = Path(out)
+        require(isinstance(workers, int) and workers >= 1, f"workers must be a positive integer, got {workers!r}")
+        require(dask is None, "--workers and --dask do not go together: workers share an Optuna study, "
+                              "--dask spreads each batch over a cluster")
+        return run_workers(study, workers, budget=budget, seconds=seconds, backend=backend, progress=progress,
+                           echo=echo, out=out, storage=storage, heartbeat_s=heartbeat_s, grace_s=grace_s)
+    cfg = _study_config(study, budget, seconds, backend, out, storage)
     echo = echo or (lambda s: None)
     store = Store(cfg.out)
     manifest = _prepare_manifest(cfg, store)
+    live = [d for d in store.leases() if d["alive"]]
+    require(not live, f"{len(live)} worker(s) are running this study (e.g. process {live[0].get('pid') if live else ''} "
+                      f"on {live[0].get('host') if live else ''}); add more with lstmsearch worker, or wait for them")
     messages = store.acquire()
+    evaluator = None
     try:
-        return _run_locked(cfg, store, manifest, messages, progress, echo)
+        if dask is not None:
+            from .cluster import DaskEvaluator
+
+            evaluator = DaskEvaluator(dask, cfg, echo=echo)
+            messages.append(evaluator.describe())
+        return _run_locked(cfg, store, manifest, messages, progress, echo, evaluator=evaluator)
     finally:
+        if evaluator is not None:
+            evaluator.close()
         store.release()
 
 
-def _run_locked(cfg, store, manifest, messages, progress, echo) -> RunReport:
+def local_evaluate(cfg: StudyConfig, batch) -> pa.Table:
+    """Evaluate one batch in this process (what every strategy's rows are made of)."""
+    ev = cfg.eval
+    return evaluate(cfg.cell, batch.params, cfg.task, n_sequences=ev.sequences, seed=ev.seed,
+                    backend=ev.backend, readout=ev.readout, n_heldout=ev.heldout, ridge=ev.ridge)
+
+
+def _run_locked(cfg, store, manifest, messages, progress, echo, worker=None, evaluator=None) -> RunReport:
+    """The ask -> evaluate -> write -> tell loop, for a single run or for one worker.
+
+    ``worker`` (a :class:`lstmsearch.workers.Worker`) makes this process one of several
+    writers: its rows get its slot's ids, it does not write the manifest's run list under
+    the run lock but registers its run through :meth:`Store.update_manifest`, it takes the
+    other workers' batches in flight into account for the budget, and it leaves the
+    recovery of dead workers' trials to heartbeats.
+    """
     from .search import make_strategy
 
-    n_tmp = store.clean_temporaries()
-    if n_tmp:
-        messages.append(f"removed {n_tmp} unfinished temporary part file(s) of a killed run")
+    if worker is None:
+        n_tmp = store.clean_temporaries()
+        if n_tmp:
+            messages.append(f"removed {n_tmp} unfinished temporary part file(s) of a killed run")
+    messages.extend(store.quarantine())
     space = cfg.space_obj
-    strategy = make_strategy(cfg, space, store)
-    msg = strategy.resume()
-    if msg:
-        messages.append(msg)
+    strategy = make_strategy(cfg, space, store, echo=echo, **(worker.strategy_options() if worker else {}))
+    if worker is None:
+        msg = strategy.resume()
+        if msg:
+            messages.append(msg)
+    else:
+        worker.start(strategy)
     if cfg.warm_start and hasattr(strategy, "warm_start"):
         _, other = open_study(cfg.warm_start["study"])
         msg = strategy.warm_start(other, cfg.warm_start["k"], cfg.warm_start["study"])
         if msg:
             messages.append(msg)
-    if hasattr(strategy, "manifest_extra"):
-        manifest.update(strategy.manifest_extra())
     for m in messages:
         echo(m)
 
-    run_no = len(manifest["runs"])
-    run_entry = {"run": run_no, "start": _now(), "backend": cfg.eval.backend, "host": platform.node(),
+    run_entry = {"start": _now(), "backend": cfg.eval.backend, "host": platform.node(),
                  "rows_before": store.count(), "budget_settings": cfg.budget_settings,
                  "budget_seconds": cfg.budget_seconds, "versions": _versions()}
-    if run_no == 0:
-        manifest["versions"] = run_entry["versions"]
-    manifest["runs"].append(run_entry)
+    if worker is not None:
+        import os
+
+        run_entry.update({"worker": store.slot, "pid": os.getpid(),
+                          "supervisor": os.environ.get("LSTMSEARCH_SUPERVISOR")})
+    extra = strategy.manifest_extra() if hasattr(strategy, "manifest_extra") else {}
+
+    def register(m):
+        m.update(extra)
+        if store.count() == 0 or "optuna_storage" not in m:  # the storage this study's trials are in
+            m["optuna_storage"] = _storage_key(cfg)
+        run_entry["run"] = len(m["runs"])
+        if not m["runs"]:
+            m["versions"] = run_entry["versions"]
+        m["runs"].append(run_entry)
+        return m
+
     t_io = time.perf_counter()
-    store.write_manifest(manifest)
+    if worker is None:
+        store.write_manifest(register(manifest))
+    else:
+        store.update_manifest(register)
     io_s = time.perf_counter() - t_io
+    run_no = run_entry["run"]
 
     prev = store.read(columns=["nmse"]) if store.count() else None
     nmse_prev = prev.column("nmse").to_numpy() if prev is not None else np.empty(0)
@@ -307,6 +408,9 @@ def _run_locked(cfg, store, manifest, messages, progress, echo) -> RunReport:
                      backend=ev.backend, readout="given")
         return t.column("nmse").to_numpy()
 
+    if evaluator is not None:
+        evaluator.bind(strategy)
+    run_eval = evaluator.evaluate if evaluator is not None else (lambda b: local_evaluate(cfg, b))
     t_start = time.perf_counter()
     eval_s = 0.0
     n_run = 0
@@ -320,8 +424,16 @@ def _run_locked(cfg, store, manifest, messages, progress, echo) -> RunReport:
                 break
             if cfg.budget_seconds is not None and time.perf_counter() - t_start >= cfg.budget_seconds:
                 break
+            if worker is not None and worker.stop_requested():
+                break
             remaining = (target - done) if target is not None else 1 << 62
-            batch = strategy.ask(remaining)
+            if worker is not None and target is not None:
+                others = worker.others_in_flight()
+                if remaining - others <= 0:  # the rest of the budget is being evaluated by others
+                    time.sleep(0.2)
+                    continue
+                remaining -= others
+            batch = _disk_guard(strategy.ask, remaining)
             if batch is None:
                 complete = target is not None
                 messages.append(f"{strategy.name}: the next batch does not fit the remaining budget "
@@ -332,23 +444,27 @@ def _run_locked(cfg, store, manifest, messages, progress, echo) -> RunReport:
                 strategy.tell(batch, batch.stored)
                 strategy_extra_s += time.perf_counter() - t0
                 continue
+            if worker is not None:
+                worker.in_flight(batch)
             t0 = time.perf_counter()
-            table = evaluate(cfg.cell, batch.params, cfg.task, n_sequences=ev.sequences, seed=ev.seed,
-                             backend=ev.backend, readout=ev.readout, n_heldout=ev.heldout, ridge=ev.ridge)
-            extra = strategy.augment(batch, table, evaluate_long)
+            table = run_eval(batch)
+            extra_cols = strategy.augment(batch, table, evaluate_long)
             t1 = time.perf_counter()
             eval_s += t1 - t0
             nmse = table.column("nmse").to_numpy()
             keep = topk.keep(nmse)
-            rows = rows_table(cfg, strategy.name, batch, table, store.next_row(), keep, extra, t1 - t0, run_no)
+            rows = rows_table(cfg, strategy.name, batch, table, store.next_row(), keep, extra_cols, t1 - t0, run_no)
             store.append(rows)
             io_s += time.perf_counter() - t1
-            strategy.tell(batch, rows)
+            _disk_guard(strategy.tell, batch, rows)
+            if worker is not None:
+                worker.in_flight(None)
             n_run += len(nmse)
             i = int(np.argmin(nmse))
             if nmse[i] < best[0]:
                 best = (float(nmse[i]), int(rows.column("row")[i].as_py()))
-            bar.update(len(nmse))
+            bar.n = min(store.count(), target) if target else bar.n + len(nmse)
+            bar.update(0)
             bar.set_postfix_str(f"best nmse {best[0]:.3g}")
     finally:
         bar.close()
@@ -360,9 +476,21 @@ def _run_locked(cfg, store, manifest, messages, progress, echo) -> RunReport:
             "outside_share": round((wall - eval_s) / wall, 4) if wall > 0 else 0.0,
             "best_nmse": best[0], "best_row": best[1], "messages": messages,
         })
+        if getattr(strategy, "outages", None):
+            run_entry["storage_outages_s"] = [round(s, 2) for _, s in strategy.outages]
+        if getattr(strategy, "recovered", None) and any(strategy.recovered.values()):
+            run_entry["recovered_trials"] = dict(strategy.recovered)
         t_io = time.perf_counter()
-        store.write_manifest(manifest)
+        try:
+            if worker is None:
+                store.write_manifest(manifest)
+            else:
+                store.update_manifest(lambda m: _replace_run(m, run_entry))
+        except LstmsearchError as exc:  # e.g. the disk is full: do not hide the error that got us here
+            echo(f"could not record the end of this run in the manifest: {exc}")
         io_s += time.perf_counter() - t_io
+        if worker is not None:
+            worker.stop()
         strategy.close()
     summary = strategy.summary()
     if summary:
@@ -374,6 +502,30 @@ def _run_locked(cfg, store, manifest, messages, progress, echo) -> RunReport:
         strategy_ms_per_setting=1e3 * strat_s / n_run if n_run else 0.0,
         settings_per_s=n_run / wall if wall > 0 else 0.0, messages=messages,
     )
+
+
+def _disk_guard(fn, *args):
+    """Call a strategy; a full disk under its storage (Optuna journal, CMA-ES state) becomes one clear error."""
+    import errno
+
+    try:
+        return fn(*args)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            from .store import DiskFullError
+
+            raise DiskFullError(f"no space left on the device while the strategy saved its state ({exc}); every part "
+                                "written before is intact: free some space and run the study again to continue") from exc
+        raise
+
+
+def _replace_run(m: Dict, entry: Dict) -> Dict:
+    for i, r in enumerate(m["runs"]):
+        if r.get("run") == entry["run"]:
+            m["runs"][i] = entry
+            return m
+    m["runs"].append(entry)
+    return m
 
 
 # ------------------------------------------------------------------------ reading
@@ -440,7 +592,8 @@ def sql(study, query: str, data_dir="data") -> pa.Table:
     _, store = open_study(study, data_dir)
     require(store.parts(), f"the study in {store.root} has no rows yet")
     con = duckdb.connect()
-    con.execute(f"CREATE VIEW rows AS SELECT * FROM read_parquet('{store.rows_dir.as_posix()}/*.parquet')")
+    files = ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in store.parts())  # damaged parts left out
+    con.execute(f"CREATE VIEW rows AS SELECT * FROM read_parquet([{files}])")
     try:
         res = con.sql(query)
         if res is None:

@@ -26,11 +26,15 @@ def check_strategy(spec: Dict, space, chk) -> Dict:
     return STRATEGIES[kind][0](spec, space, chk)
 
 
-def make_strategy(cfg, space, store) -> Strategy:
+def make_strategy(cfg, space, store, **options) -> Strategy:
+    """The strategy object of a study; ``options`` (heartbeat_s, grace_s, storage_retry_s,
+    echo) go to the optuna strategy, the only one that talks to a shared storage."""
     kind = cfg.strategy["kind"]
     if kind not in STRATEGIES:  # pragma: no cover - checked when the file is parsed
         raise LstmsearchError(f"unknown strategy {kind!r}")
-    return STRATEGIES[kind][1](cfg, space, store, cfg.strategy)
+    if kind != "optuna":
+        options = {}
+    return STRATEGIES[kind][1](cfg, space, store, cfg.strategy, **options)
 
 
 __all__ = ["Batch", "Strategy", "Space", "build_space", "check_strategy", "make_strategy", "STRATEGIES"]

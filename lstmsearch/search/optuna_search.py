@@ -21,12 +21,22 @@ objectives make a multi-objective study (NSGA-II by default).
 Storage: ``"journal"`` (default: ``optuna.journal`` in the study folder, which
 optuna-dashboard opens), ``"sqlite"`` (``optuna.db`` there), ``"memory"``, or any Optuna
 storage URL. The Optuna study name is the lstmsearch study name.
+
+Several workers (:mod:`lstmsearch.workers`) share one Optuna study through its storage.
+With an RDB storage (PostgreSQL, SQLite) each worker records a heartbeat for the trials
+it is evaluating; a trial whose heartbeat is older than the grace period (its worker was
+killed or lost its machine) is failed by the next worker that asks, and
+:class:`StaleTrialCallback` then either tells Optuna the rows the dead worker had already
+written (as a new COMPLETE trial with the same parameters) or re-queues the parameters
+(Optuna's ``RetryFailedTrialCallback``). Every storage call is retried while the database
+is unreachable (``storage_retry_s``), so a restarted database server does not end a run.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Dict, List
 
 import numpy as np
@@ -41,6 +51,8 @@ from ..errors import LstmsearchError, require
 from .base import Batch, Strategy, objective, round_z, stored_z
 from .spaces import jitter
 
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 SAMPLERS = ("tpe", "cmaes", "gp", "qmc", "random", "nsga2")
 OBJECTIVES = ("nmse", "norm", "nmse_long", "nmse_worst")
 REGION_STREAM = 101  # rng stream of region jitter
@@ -105,12 +117,67 @@ def make_sampler(name: str, seed: int, n_objectives: int, options: Dict):
         raise LstmsearchError(f"[strategy] sampler_options do not fit the {name} sampler: {exc}") from exc
 
 
+def _transient(exc: BaseException) -> bool:
+    """Is this storage error worth retrying (a lost or refused database connection)?"""
+    try:
+        import sqlalchemy.exc as sa_exc
+
+        if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+            return True
+        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(exc, optuna.exceptions.StorageInternalError):
+        return True
+    text = str(exc).lower()
+    return any(k in text for k in ("could not connect", "connection refused", "server closed the connection",
+                                   "terminating connection", "database is locked", "connection already closed",
+                                   "ssl syscall", "the database system is"))
+
+
+class StaleTrialCallback:
+    """Called (through Optuna's heartbeat) for each trial of a dead worker, already FAILed.
+
+    If the dead worker had written the trial's rows, a COMPLETE trial with the same
+    parameters and the values from those rows is added (no setting is evaluated twice);
+    otherwise the parameters are re-queued (Optuna's ``RetryFailedTrialCallback``).
+    """
+
+    def __init__(self, strategy, max_retry: int = 3):
+        self.strategy = strategy
+        cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or \
+            optuna.storages.RetryFailedTrialCallback
+        self.retry = cls(max_retry=max_retry)
+
+    def __call__(self, study, trial):
+        strat = self.strategy
+        rows = strat.store.read(columns=["batch", "index", "nmse", "nmse_long", "weights", "z", "scale"],
+                                filter=(ds.field("strategy") == "optuna") & (ds.field("batch") == trial.number))
+        if rows.num_rows:
+            values = strat._values(rows, None)
+            study.add_trial(optuna.trial.create_trial(
+                params=trial.params, distributions=trial.distributions, values=values,
+                user_attrs={"rows_of_trial": trial.number}))
+            strat.recovered["told"] += 1
+        else:
+            self.retry(study, trial)
+            strat.recovered["requeued"] += 1
+
+
 class OptunaStrategy(Strategy):
     name = "optuna"
 
-    def __init__(self, cfg, space, store, spec):
+    def __init__(self, cfg, space, store, spec, heartbeat_s: float = None, grace_s: float = None,
+                 storage_retry_s: float = 120.0, echo=None):
         super().__init__(cfg, space, store, spec)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.heartbeat_s = heartbeat_s
+        self.grace_s = grace_s
+        self.storage_retry_s = storage_retry_s
+        self.echo = echo or (lambda s: None)
+        self.recovered = {"told": 0, "requeued": 0}
+        self.outages = []  # (start, seconds) of storage outages survived
         self.objectives = list(spec["objectives"])
         self.region = spec["region"]
         self.K = int(self.region["size"])
@@ -125,8 +192,15 @@ class OptunaStrategy(Strategy):
         directions = ["minimize"] * len(self.objectives)
         sampler_name = spec["sampler"]
         self.sampler_name = sampler_name
-        self.study = optuna.create_study(study_name=cfg.name, storage=self.storage, directions=directions,
-                                         load_if_exists=True, sampler=optuna.samplers.RandomSampler(seed=0))
+        try:
+            self.study = optuna.create_study(study_name=cfg.name, storage=self.storage, directions=directions,
+                                             load_if_exists=True, sampler=optuna.samplers.RandomSampler(seed=0))
+        except Exception as exc:  # noqa: BLE001 - any failure to reach the storage is a user error here
+            if isinstance(exc, LstmsearchError):
+                raise
+            raise LstmsearchError(f"cannot open the Optuna storage {_redact(spec['storage'])}: "
+                                  f"{_first_line(exc)}; check that the database server runs and the URL "
+                                  "(host, port, user, database) is right") from exc
         if [d.name.lower() for d in self.study.directions] != directions:
             raise LstmsearchError(f"the Optuna study {cfg.name!r} in {spec['storage']!r} has "
                                   f"{len(self.study.directions)} objective(s); this study file has {len(directions)}")
@@ -148,10 +222,114 @@ class OptunaStrategy(Strategy):
             return JournalStorage(JournalFileBackend(str(self.store.root / "optuna.journal")))
         if storage == "sqlite":
             self.store.root.mkdir(parents=True, exist_ok=True)
-            return f"sqlite:///{(self.store.root / 'optuna.db').resolve()}"
+            storage = f"sqlite:///{(self.store.root / 'optuna.db').resolve()}"
         require("://" in storage, f"[strategy] storage must be journal, sqlite, memory or an Optuna "
                                   f"storage URL, got {storage!r}")
-        return storage
+        return self._rdb(storage)
+
+    def _rdb(self, url: str):
+        """An RDBStorage: connections checked before use, a short connect timeout, and
+        heartbeats when this process is one of several workers."""
+        from optuna.storages import RDBStorage
+
+        engine_kwargs = {"pool_pre_ping": True}
+        url = _pg_driver(url)
+        if url.startswith("postgresql"):
+            engine_kwargs["connect_args"] = {"connect_timeout": 5}
+        elif url.startswith("sqlite"):
+            engine_kwargs["connect_args"] = {"timeout": 60}
+        kw = {}
+        if self.heartbeat_s:
+            kw = dict(heartbeat_interval=max(1, int(round(self.heartbeat_s))),
+                      grace_period=max(2, int(round(self.grace_s or 6 * self.heartbeat_s))),
+                      heartbeat_stale_trial_callback=StaleTrialCallback(self))
+        try:
+            for attempt in range(6):
+                try:
+                    return RDBStorage(url, engine_kwargs=engine_kwargs, **kw)
+                except Exception as exc:  # noqa: BLE001
+                    # workers starting at once race to create Optuna's tables: try again
+                    text = str(exc)
+                    if attempt == 5 or not ("duplicate key" in text or "already exists" in text):
+                        raise
+                    time.sleep(0.2 + 0.3 * attempt)
+        except ImportError as exc:
+            hint = " (pip install lstmsearch[postgres], which installs psycopg)" if url.startswith("postgres") else ""
+            raise LstmsearchError(f"the Optuna storage {_redact(url)} needs a database driver that is not "
+                                  f"installed{hint}") from exc
+        except Exception as exc:  # noqa: BLE001
+            raise LstmsearchError(f"cannot open the Optuna storage {_redact(url)}: {_first_line(exc)}; check that "
+                                  "the database server runs and the URL (host, port, user, database) is right") from exc
+
+    # ------------------------------------------------------------ storage calls
+    def db(self, fn, *args, **kwargs):
+        """Call the storage, retrying while the database is unreachable (up to storage_retry_s)."""
+        t0 = None
+        delay = 0.2
+        while True:
+            try:
+                out = fn(*args, **kwargs)
+                if t0 is not None:
+                    self.outages.append((t0, time.time() - t0))
+                    self._outage_end = time.time()
+                    self.echo(f"the Optuna storage is back after {time.time() - t0:.1f} s")
+                return out
+            except Exception as exc:  # noqa: BLE001
+                if not _transient(exc):
+                    raise
+                now = time.time()
+                if t0 is None:
+                    t0 = now
+                    self.echo(f"lost the Optuna storage ({_first_line(exc)}); retrying for up to "
+                              f"{self.storage_retry_s:.0f} s")
+                if now - t0 > self.storage_retry_s:
+                    raise LstmsearchError(
+                        f"the Optuna storage {_redact(str(self.spec['storage']))} was unreachable for "
+                        f"{now - t0:.0f} s ({_first_line(exc)}); the rows written so far are safe: run again "
+                        "when the database is back") from exc
+                time.sleep(delay)
+                delay = min(2.0, delay * 1.5)
+
+    def record_heartbeats(self, trials):
+        """Heartbeats for trials being evaluated (RDB storages with heartbeats only)."""
+        if not self.heartbeat_s or not hasattr(self.study._storage, "record_heartbeat"):
+            return
+        for t in trials:
+            self.study._storage.record_heartbeat(t._trial_id)
+
+    def fail_stale(self):
+        # after an outage every worker's heartbeats are old: give the others a grace period to
+        # beat again before failing their trials
+        if self.heartbeat_s and time.time() - getattr(self, "_outage_end", 0.0) > (self.grace_s or 0):
+            self.db(optuna.storages.fail_stale_trials, self.study)
+
+    def recover(self, numbers) -> str:
+        """Trials of a dead worker (by number): tell those whose rows were written, re-queue the rest."""
+        told = requeued = 0
+        numbers = list(numbers)
+        if not numbers:
+            return ""
+        trials = {t.number: t for t in self.db(self.study.get_trials, deepcopy=False, states=(TrialState.RUNNING,))}
+        mine = [trials[n] for n in numbers if n in trials]
+        if not mine:
+            return ""
+        rows = self.store.read(columns=["batch", "index", "nmse", "nmse_long", "weights", "z", "scale", "strategy"],
+                               filter=(ds.field("strategy") == "optuna") & ds.field("batch").isin([t.number for t in mine]))
+        for t in mine:
+            sel = rows.filter(pc.equal(rows.column("batch"), t.number))
+            try:
+                if sel.num_rows:
+                    self.db(self.study.tell, t.number, self._values(sel, None))
+                    told += 1
+                else:
+                    self.db(self.study.tell, t.number, state=TrialState.FAIL)
+                    self.db(self.study.enqueue_trial, t.params, user_attrs={"retry_of": t.number})
+                    requeued += 1
+            except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError):
+                continue  # finished meanwhile (by its heartbeat, or by another worker)
+        self.recovered["told"] += told
+        self.recovered["requeued"] += requeued
+        return f"recovered {told + requeued} trial(s) of a dead worker: {told} told from stored rows, {requeued} re-queued"
 
     # ------------------------------------------------------------------ resume
     def warm_start(self, other_store, k: int, source: str) -> str:
@@ -166,30 +344,26 @@ class OptunaStrategy(Strategy):
         return f"warm start: enqueued the {len(z)} best z of {source}"
 
     def resume(self) -> str:
-        """Trials left RUNNING by a killed run: tell those whose rows were written, re-queue the rest."""
-        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        """Trials left RUNNING by a killed run: tell those whose rows were written, re-queue the rest.
+
+        Only for a single run (it holds the study's run lock, so every RUNNING trial is a dead
+        run's); workers recover the trials of dead workers by heartbeat instead.
+        """
+        running = self.db(self.study.get_trials, deepcopy=False, states=(TrialState.RUNNING,))
         if not running:
             return ""
-        numbers = [t.number for t in running]
-        rows = self.store.read(columns=["batch", "index", "nmse", "nmse_long", "weights", "z", "scale", "strategy"],
-                               filter=(ds.field("strategy") == "optuna") & ds.field("batch").isin(numbers))
-        told = requeued = 0
-        for t in running:
-            mine = rows.filter(pc.equal(rows.column("batch"), t.number))
-            if mine.num_rows:
-                self.study.tell(t.number, self._values(mine, None))
-                told += 1
-            else:
-                self.study.tell(t.number, state=TrialState.FAIL)
-                self.study.enqueue_trial(t.params)
-                requeued += 1
+        before = dict(self.recovered)
+        self.recover([t.number for t in running])
+        told = self.recovered["told"] - before["told"]
+        requeued = self.recovered["requeued"] - before["requeued"]
         return f"resumed {len(running)} unfinished Optuna trial(s): {told} told from stored rows, {requeued} re-queued"
 
     # --------------------------------------------------------------- ask, tell
     def ask(self, n_max: int):
         n_trials = max(1, min(self.spec["batch"], n_max // self.K))
         t0 = time.perf_counter()
-        trials = [self.study.ask(self.distributions) for _ in range(n_trials)]
+        self.fail_stale()
+        trials = [self.db(self.study.ask, self.distributions) for _ in range(n_trials)]
         self.overhead_s += time.perf_counter() - t0
         names = self.space.names
         z = round_z([[t.params[n] for n in names] for t in trials])
@@ -262,8 +436,29 @@ class OptunaStrategy(Strategy):
             sel = np.flatnonzero(batch.batch == trial.number)
             rows = nmse_cols.take(pa.array(sel))
             vals = self._values(rows, batch.params[sel] if "norm" in self.objectives else None)
-            self.study.tell(trial, vals if len(vals) > 1 else vals[0])
+            self._tell(trial, vals if len(vals) > 1 else vals[0])
         self.overhead_s += time.perf_counter() - t0
+
+    def _tell(self, trial, values):
+        try:
+            self.db(self.study.tell, trial, values)
+        except KeyError:
+            # the database lost the trial (restored from a backup, or a crash that lost its last
+            # commits): its rows are stored, so record them as a new COMPLETE trial
+            self.db(self.study.add_trial, optuna.trial.create_trial(
+                params=trial.params, distributions=trial.distributions, values=values if isinstance(values, list)
+                else [values], user_attrs={"rows_of_trial": trial.number}))
+            self.echo(f"trial {trial.number} was missing from the storage; its rows were told as a new trial")
+        except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError) as exc:
+            # finished already: a retried tell whose first attempt did reach the database, or a
+            # trial failed by the heartbeat of a slow worker (its rows are written; the stale
+            # callback told Optuna their values)
+            state = self.db(self.study._storage.get_trial, trial._trial_id).state
+            if state == TrialState.RUNNING:
+                raise
+            if state != TrialState.COMPLETE:
+                self.echo(f"trial {trial.number} had been marked {state.name} (heartbeat missed); its rows are "
+                          f"stored ({type(exc).__name__})")
 
     def regenerate(self, rows):
         return regenerate(self.space, self.spec, self.seed, rows)
@@ -271,6 +466,29 @@ class OptunaStrategy(Strategy):
     def summary(self):
         n = len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         return f"Optuna study {self.cfg.name!r}: {n} complete trials, sampler {self.sampler_name}"
+
+
+def _pg_driver(url: str) -> str:
+    """``postgresql://`` means psycopg (3) to SQLAlchemy 2.1; use psycopg2 where only it is installed."""
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+def _first_line(exc) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _redact(url: str) -> str:
+    """A storage URL without its password."""
+    import re
+
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(url))
 
 
 def regenerate(space, spec, seed, rows) -> np.ndarray:
