@@ -106,8 +106,10 @@ def _unit_block(e, ind, code, H, I, G, Q, th, k0, nk, kbase, first):
 
     The tile's nb sequences are split in Q parts of na = ceil(nb / Q) sequences (A, B, ...);
     each iteration of the sequence loop does one sequence of each part, so that each weight
-    loaded from memory feeds Q vector FMAs (G x Q accumulators in registers). The parts' sums
-    go to separate arrays preA, preB, ... (indexed from 0) so that LLVM sees no overlap.
+    loaded from memory feeds Q vector FMAs (G x Q accumulators in registers). All parts share
+    one buffer per quantity, part q at the constant column offset q * th (see :func:`_col`):
+    with one array per part LLVM's runtime alias checks exceed its limit at Q = 4 and the
+    loop stays scalar. For the RNN cells G here counts U units (see :func:`_units`).
     """
     gru = code == 3
     init = first and I <= IMAX
