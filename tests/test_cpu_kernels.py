@@ -74,6 +74,37 @@ def test_sigmoid_times_tanh_accurate():
     assert np.isnan(sat[5]) and np.isnan(sat[6])
 
 
+def test_lstm_update_accurate_and_saturates():
+    """c' and h' of one LSTM unit with two divisions (shared denominator for c')."""
+    rng = np.random.default_rng(5)
+    n = 300_000
+    ai, af, ao = (rng.normal(size=n).astype(np.float32) * 6 for _ in range(3))
+    ag = (rng.normal(size=n) * 3).astype(np.float32)
+    c = (rng.normal(size=n) * 3).astype(np.float32)
+    cn, hn = _fastmath.lstm_update_array(ai, af, ag, ao, c)
+    A = [v.astype(np.float64) for v in (ai, af, ag, ao, c)]
+    with np.errstate(over="ignore"):
+        sg = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+        si, sf, so = sg(A[0]), sg(A[1]), sg(A[3])
+    rc = sf * A[4] + si * np.tanh(A[2])
+    scale = np.abs(sf * A[4]) + np.abs(si * np.tanh(A[2]))  # error relative to the terms
+    assert (np.abs(cn - rc) / np.spacing(scale.astype(np.float32))).max() <= 8
+    rh = so * np.tanh(cn.astype(np.float64))  # h' from the c' it was given
+    big = np.abs(rh) >= TINY
+    assert _ulps(hn[big], rh[big]).max() <= 6
+    B = np.float32(1e4)
+    f32 = lambda *v: np.float32(v)  # noqa: E731
+    # (i, f, g, o, c): keep c exactly; forget and write +-1 exactly; NaN anywhere -> NaN
+    cn, hn = _fastmath.lstm_update_array(f32(-B, B, -B, B, B, 1, 1, 1, 1),
+                                         f32(B, B, -B, -B, np.inf, np.nan, 1, 1, 1),
+                                         f32(0.3, B, B, -B, B, 1, np.nan, 1, 1),
+                                         f32(B, -B, B, B, -np.inf, 1, 1, np.nan, 1),
+                                         f32(0.7, -0.25, 5, 5, 0.5, 1, 1, 1, np.nan))
+    np.testing.assert_array_equal(cn[:5], f32(0.7, 0.75, 0, -1, 1.5))
+    assert hn[0] == _fastmath.tanh_array(f32(0.7))[0] and hn[1] == 0 and hn[3] == -_fastmath.tanh_array(f32(1))[0]
+    assert np.isnan(cn[[5, 6, 8]]).all() and np.isnan(hn[5:]).all()
+
+
 def test_saturation_and_non_finite():
     x = np.float32([1e4, -1e4, np.inf, -np.inf, 100.0, -100.0, np.nan])
     s = _fastmath.sigmoid_array(x)
