@@ -397,10 +397,14 @@ def build_space(cell: Cell, spec: Dict, searched_readout: bool, base_dir: Path =
 def jitter(params: np.ndarray, mask: np.ndarray, scale, seed: int, stream: int, batch: int) -> np.ndarray:
     """params + scale * N(0, 1) on the masked positions; noise keyed by (seed, stream, batch).
 
-    ``scale`` is a number or a (P,) array. Row j's noise is row j of one (P, D) draw, so it is
-    regenerable from (seed, stream, batch, j) and the population size.
+    ``scale`` is a number or a (P,) array. Row j's noise is row j of one (P, n_free) draw over
+    the masked positions, so it is regenerable from (seed, stream, batch, j) and the
+    population size.
     """
     rng = np.random.Generator(np.random.Philox(np.random.SeedSequence([seed, stream, batch])))
-    noise = rng.standard_normal(params.shape).astype(np.float32)
+    free = np.flatnonzero(mask)  # noise is drawn for the masked positions only: (P, n_free)
+    noise = rng.standard_normal((params.shape[0], free.size)).astype(np.float32)
     scale = np.asarray(scale, np.float32).reshape(-1, 1) if np.ndim(scale) else np.float32(scale)
-    return params + (scale * noise) * mask[None, :]
+    out = np.array(params, dtype=np.float32, copy=True)
+    out[:, free] += (scale * noise) * mask[free][None, :]
+    return out
