@@ -91,20 +91,30 @@ def prefer_wide_vectors(typingctx):
 
 
 @njit(inline="always", cache=True)
+def _exp_parts(yc):
+    """Cody-Waite reduction shared by the exps: (2**n, q) with exp(yc) = 2**n (1 + q).
+
+    n = round(yc / ln 2) by the 1.5*2^23 trick, r = yc - n ln 2 in two parts, and
+    q = exp(r) - 1 = r + r^2 P(r) with the degree-5 Cephes polynomial P.
+    """
+    kf = yc * _LOG2E + _MAGIC  # holds n = round(yc / ln 2)
+    scale = pow2_from_magic(kf)  # 2**n
+    kf = kf - _MAGIC
+    r = yc - kf * _C1
+    r = r - kf * _C2
+    p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
+    return scale, p * (r * r) + r
+
+
+@njit(inline="always", cache=True)
 def exp_neg(a):
     """exp(-a) for float32 a >= 0 (or +inf / NaN)."""
     y = -a
     yc = y
     if yc < _LO:
         yc = _LO
-    kf = yc * _LOG2E + _MAGIC  # holds n = round(y / ln 2), in [-126, 0]
-    scale = pow2_from_magic(kf)
-    kf = kf - _MAGIC
-    r = yc - kf * _C1
-    r = r - kf * _C2
-    p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
-    p = p * (r * r) + r + _ONE
-    e = p * scale
+    scale, q = _exp_parts(yc)  # n in [-126, 0]
+    e = (q + _ONE) * scale
     if y < _LO:
         e = _ZERO
     return e
@@ -127,13 +137,7 @@ def expm1_neg(a):
     yc = y
     if yc < _LO:
         yc = _LO
-    kf = yc * _LOG2E + _MAGIC  # holds n = round(y / ln 2)
-    scale = pow2_from_magic(kf)  # 2**n
-    kf = kf - _MAGIC
-    r = yc - kf * _C1
-    r = r - kf * _C2
-    p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
-    q = p * (r * r) + r  # exp(r) - 1
+    scale, q = _exp_parts(yc)
     em = scale * q + (scale - _ONE)  # 2**n exp(r) - 1
     if y < _LO:
         em = -_ONE
@@ -161,14 +165,8 @@ def exp_full(y):
         yc = _LO
     if yc > _HI:
         yc = _HI
-    kf = yc * _LOG2E + _MAGIC  # n = round(y / ln 2) in [-126, 128]; 2**128 -> inf bits
-    scale = pow2_from_magic(kf)
-    kf = kf - _MAGIC
-    r = yc - kf * _C1
-    r = r - kf * _C2
-    p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
-    p = p * (r * r) + r + _ONE
-    e = p * scale
+    scale, q = _exp_parts(yc)  # n in [-126, 128]; 2**128 -> inf bits
+    e = (q + _ONE) * scale
     if y < _LO:
         e = _ZERO
     return e
