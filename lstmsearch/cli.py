@@ -61,6 +61,152 @@ def cmd_layout(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- studies
+def cmd_run(args) -> int:
+    from .study import run_study
+
+    report = run_study(args.study, budget=args.budget, seconds=args.seconds, backend=args.backend,
+                       progress=not args.quiet, echo=print, out=args.out, workers=args.workers,
+                       storage=args.storage, dask=args.dask, heartbeat_s=args.heartbeat, grace_s=args.grace)
+    for line in report.lines():
+        print(line)
+    for m in report.messages[-1:]:
+        print(m)
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from .workers import run_worker
+
+    report = run_worker(args.study, storage=args.storage, slot=args.slot, budget=args.budget, seconds=args.seconds,
+                        backend=args.backend, out=args.out, progress=not args.quiet, echo=print,
+                        heartbeat_s=args.heartbeat, grace_s=args.grace, storage_retry_s=args.storage_retry)
+    for line in report.lines():
+        print(line)
+    return 0
+
+
+def _warn_damaged():
+    """Damaged part files that a command skips are named on stderr, one line each."""
+    import warnings
+
+    from .store import DamagedPartWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DamagedPartWarning):
+            print(f"lstmsearch: warning: {str(message).removeprefix('lstmsearch: ')}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.simplefilter("always", DamagedPartWarning)
+    warnings.showwarning = show
+
+
+def _print_table(table, columns=None, limit=None):
+    import pyarrow as pa
+
+    if columns:
+        table = table.select([c for c in columns if c in table.column_names])
+    if limit is not None:
+        table = table.slice(0, limit)
+    names = table.column_names
+    rows = table.to_pylist()
+
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.6g}"
+        if isinstance(v, list):
+            return f"[{len(v)} floats]"
+        return "" if v is None else str(v)
+
+    cells = [[fmt(r[n]) for n in names] for r in rows]
+    widths = [max([len(n)] + [len(c[i]) for c in cells]) for i, n in enumerate(names)]
+    print("  ".join(n.rjust(w) for n, w in zip(names, widths)))
+    for c in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(c, widths)))
+    if not rows:
+        print("(no rows)")
+
+
+def cmd_top(args) -> int:
+    from .study import SUMMARY_COLUMNS, load_results
+
+    t = load_results(args.study, columns=SUMMARY_COLUMNS, where=args.where, data_dir=args.data)
+    t = t.sort_by([("nmse", "ascending"), ("row", "ascending")])
+    _print_table(t, SUMMARY_COLUMNS, args.k)
+    return 0
+
+
+def cmd_query(args) -> int:
+    from .study import SUMMARY_COLUMNS, load_results, sql
+
+    if args.sql:
+        t = sql(args.study, args.sql, data_dir=args.data)
+        cols = None
+    else:
+        cols = args.columns.split(",") if args.columns else SUMMARY_COLUMNS
+        t = load_results(args.study, where=args.where, columns=cols, data_dir=args.data)
+        if args.sort:
+            t = t.sort_by(args.sort)
+    if args.output:
+        import pyarrow.csv as pcsv
+        import pyarrow.parquet as pq
+
+        t2 = t.select([n for n in t.column_names if not str(t.schema.field(n).type).startswith(("list", "fixed"))]) \
+            if args.output.endswith(".csv") else t
+        (pcsv.write_csv if args.output.endswith(".csv") else pq.write_table)(t2, args.output)
+        print(f"{t.num_rows} rows written to {args.output}")
+        return 0
+    print(f"{t.num_rows} rows")
+    _print_table(t, cols, args.limit)
+    return 0
+
+
+def cmd_show(args) -> int:
+    import numpy as np
+
+    from .reproduction import row_setting
+
+    cfg, r, setting = row_setting(args.study, args.row, data_dir=args.data)
+    print(f"study {cfg.name} row {args.row}: {cfg.cell.kind} H={cfg.cell.hidden}, {cfg.task.describe()}")
+    for k, v in r.items():
+        if k in ("weights", "z", "readout"):
+            continue
+        print(f"  {k:12s} {v}")
+    if r.get("z") is not None:
+        names = cfg.space_obj.names
+        print(f"  z ({len(r['z'])} dims):")
+        for n, v in list(zip(names, r["z"]))[:64]:
+            print(f"    {n:24s} {v: .6g}")
+    print(f"  weights      {'stored' if r.get('weights') is not None else 'rebuilt from z / key'}")
+    np.set_printoptions(precision=4, suppress=True, linewidth=110, threshold=200)
+    for name, block in cfg.cell.unflatten(setting).items():
+        print(f"  {name} {block.shape}:")
+        print("    " + str(block).replace("\n", "\n    "))
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from .reproduction import format_reproduction, reproduce
+
+    factors = [int(f) for f in args.factors.split(",")]
+    rep = reproduce(args.study, args.row, backend=args.backend, factors=factors,
+                    n_sequences=args.sequences, data_dir=args.data)
+    for line in format_reproduction(rep):
+        print(line)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .reproduction import export
+
+    path = export(args.study, args.row, args.format, args.output, data_dir=args.data, cell=args.cell)
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lstmsearch",
@@ -91,6 +237,88 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inputs", type=int, default=1)
     p.add_argument("--outputs", type=int, default=1)
     p.set_defaults(func=cmd_layout)
+
+    p = sub.add_parser("run", help="run or continue a study (studies/*.toml)")
+    p.add_argument("study", help="study file")
+    p.add_argument("--budget", type=int, default=None, help="total settings to reach (overrides [budget] settings)")
+    p.add_argument("--seconds", type=float, default=None, help="wall-time limit of this run")
+    p.add_argument("--backend", default=None, help="overrides [eval] backend")
+    p.add_argument("--out", default=None, help="result folder (overrides [study] out)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, default=None,
+                   help="start N worker processes on this machine that share the Optuna study (strategy optuna)")
+    p.add_argument("--storage", default=None, help="Optuna storage URL, e.g. postgresql://user@host/db "
+                                                   "(overrides [strategy] storage)")
+    p.add_argument("--dask", default=None, metavar="SCHEDULER",
+                   help="spread each batch (sweep index ranges, CMA-ES generations) over a Dask cluster")
+    p.add_argument("--heartbeat", type=float, default=5.0, help="worker heartbeat interval in s (default 5)")
+    p.add_argument("--grace", type=float, default=30.0,
+                   help="a worker silent this long (s) is dead; its trials are retried (default 30)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("worker", help="join a study as one more worker (strategy optuna, shared storage)")
+    p.add_argument("study", help="study file, or study folder")
+    p.add_argument("--storage", default=None, help="Optuna storage URL shared by the workers, e.g. "
+                                                   "postgresql://user@host/db (or $LSTMSEARCH_STORAGE)")
+    p.add_argument("--slot", type=int, default=None, help="writer slot (default: the first free one)")
+    p.add_argument("--budget", type=int, default=None, help="total settings of the study to reach")
+    p.add_argument("--seconds", type=float, default=None, help="wall-time limit of this worker")
+    p.add_argument("--backend", default=None, help="overrides [eval] backend")
+    p.add_argument("--out", default=None, help="result folder (shared by the workers)")
+    p.add_argument("--heartbeat", type=float, default=5.0, help="heartbeat interval in s (default 5)")
+    p.add_argument("--grace", type=float, default=30.0, help="silence after which a worker is dead (default 30 s)")
+    p.add_argument("--storage-retry", type=float, default=120.0,
+                   help="keep retrying a lost database connection this long (s) before giving up (default 120)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_worker)
+
+    study_help = "study file, study folder, or study name under --data"
+    p = sub.add_parser("top", help="the best rows of a study")
+    p.add_argument("study", help=study_help)
+    p.add_argument("-k", type=int, default=10, help="how many rows (default 10)")
+    p.add_argument("--where", default=None, help='filter, e.g. "finite == true"')
+    p.add_argument("--data", default="data", help="folder of study results (default data)")
+    p.set_defaults(func=cmd_top)
+
+    p = sub.add_parser("query", help="rows matching a filter, or an SQL query (DuckDB)")
+    p.add_argument("study", help=study_help)
+    p.add_argument("--where", default=None, help='filter: column OP value [and ...], e.g. "nmse < 1e-3"')
+    p.add_argument("--sql", default=None, help="SQL over the table rows (needs duckdb), e.g. "
+                                               "\"SELECT strategy, min(nmse) FROM rows GROUP BY 1\"")
+    p.add_argument("--columns", default=None, help="comma-separated columns to show")
+    p.add_argument("--sort", default=None, help="column to sort by")
+    p.add_argument("--limit", type=int, default=20, help="rows to print (default 20)")
+    p.add_argument("--output", default=None, help="write all matching rows to a .parquet or .csv file")
+    p.add_argument("--data", default="data", help="folder of study results (default data)")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("show", help="one row: metrics, z, and the weights by block")
+    p.add_argument("study", help=study_help)
+    p.add_argument("row", type=int)
+    p.add_argument("--data", default="data")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("reproduce", help="re-simulate a row: stored sequences, then fresh ones at 1x/10x/100x length")
+    p.add_argument("study", help=study_help)
+    p.add_argument("row", type=int)
+    p.add_argument("--backend", default=None, help="default: the study's backend")
+    p.add_argument("--factors", default="1,10,100", help="length factors for fresh sequences (default 1,10,100)")
+    p.add_argument("--sequences", type=int, default=None, help="fresh sequences (default: the study's held-out count)")
+    p.add_argument("--data", default="data")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("export", help="write a row's setting as a torch state dict, npz or json")
+    p.add_argument("study", help=study_help)
+    p.add_argument("row", type=int)
+    p.add_argument("--format", default="torch", choices=["torch", "npz", "json"])
+    p.add_argument("-o", "--output", default=None, help="file to write (default <study>-row<ROW>.<ext>)")
+    p.add_argument("--cell", default=None, help="the cell kind you expect (lstm, gru, ...): other rows are refused")
+    p.add_argument("--data", default="data")
+    p.set_defaults(func=cmd_export)
+
+    from .analysis.cli import add_commands as add_analysis_commands
+
+    add_analysis_commands(sub)  # construct, lengths, explain
     return parser
 
 
@@ -100,11 +328,15 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    _warn_damaged()
     try:
         return args.func(args)
     except LstmsearchError as exc:
         print(f"lstmsearch: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file system problem the command could not turn into a clearer message
+        print(f"lstmsearch: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("lstmsearch: interrupted", file=sys.stderr)
         return 130

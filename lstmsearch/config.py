@@ -1,0 +1,319 @@
+"""Study files: TOML -> one validated :class:`StudyConfig`, before any work starts.
+
+A study file (``studies/*.toml``, read with Python's ``tomllib``) has these tables::
+
+    [study]      name, description, out (result folder; default data/<name>)
+    [cell]       kind, hidden, inputs, outputs  (inputs/outputs default to the task's)
+    [task]       kind, length, dist = {kind = "uniform", ...} and the task's own parameters
+    [eval]       sequences, heldout, seed, backend, readout ("fit" | "given"), ridge, solved
+    [space]      kind = "full" | "masked" | "subspace" | "template" and its keys
+    [strategy]   kind = "optuna" | "cmaes" | "sweep" and its keys
+    [budget]     settings (total for the study), seconds (per run)
+    [store]      keep_weights (best rows that carry full weights; "all" for every row),
+                 max_part_rows
+    [warm_start] study (a folder, study file or name), k
+
+Every mistake -- an unknown key, a wrong type, an impossible size -- raises one
+:class:`~lstmsearch.errors.LstmsearchError` whose message names the file and the key.
+The per-kind keys of ``[space]`` and ``[strategy]`` are checked by their builders in
+:mod:`lstmsearch.search`, with the same error style.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from .cells import Cell
+from .errors import LstmsearchError
+from .tasks import Task, make_task
+
+REQUIRED = object()
+
+
+class ConfigError(LstmsearchError):
+    """A study-file error (one line naming the file and the key)."""
+
+
+# ------------------------------------------------------------------ checking helpers
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               list: "an array", dict: "a table"}
+
+
+def _type_ok(value, types) -> bool:
+    for t in types:
+        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if t not in (int, float) and isinstance(value, t):
+            return True
+    return False
+
+
+class Checker:
+    """Validates one table of a study file against a spec; errors name file and key."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, where: str, msg: str):
+        raise ConfigError(f"{self.source}: {where} {msg}")
+
+    def table(self, doc: Dict, name: str, spec: Dict[str, tuple], required: bool = True,
+              allow_extra: bool = False) -> Dict[str, Any]:
+        """Check ``doc[name]`` (or ``doc`` itself when name is a dotted path already resolved).
+
+        ``spec`` maps key -> (types tuple, default or REQUIRED).
+        """
+        where = f"[{name}]"
+        data = doc.get(name) if isinstance(doc, dict) else None
+        if data is None:
+            if required and any(d is REQUIRED for _, d in spec.values()):
+                raise ConfigError(f"{self.source}: the table [{name}] is missing")
+            data = {}
+        if not isinstance(data, dict):
+            self.fail(where, f"must be a table, got {type(data).__name__}")
+        return self.keys(data, where, spec, allow_extra)
+
+    def keys(self, data: Dict, where: str, spec: Dict[str, tuple], allow_extra: bool = False):
+        if not allow_extra:
+            unknown = [k for k in data if k not in spec]
+            if unknown:
+                self.fail(where, f"has no key {unknown[0]!r}; expected some of {', '.join(spec)}")
+        out = dict(data) if allow_extra else {}
+        for key, (types, default) in spec.items():
+            if key not in data:
+                if default is REQUIRED:
+                    self.fail(where, f"needs the key {key!r}")
+                out[key] = default
+                continue
+            value = data[key]
+            if not _type_ok(value, types):
+                want = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+                self.fail(f"{where} {key}", f"must be {want}, got {value!r} ({type(value).__name__})")
+            if isinstance(value, float) and not math.isfinite(value):
+                self.fail(f"{where} {key}", f"must be finite, got {value!r}")
+            out[key] = float(value) if types == (float,) else value
+        return out
+
+    def positive(self, where: str, key: str, value, allow_zero=False):
+        if value is None:
+            return
+        if value < 0 or (value == 0 and not allow_zero):
+            self.fail(f"{where} {key}", f"must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+    def choice(self, where: str, key: str, value, choices):
+        if value not in choices:
+            self.fail(f"{where} {key}", f"must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+    def wrap(self, where: str, exc: LstmsearchError):
+        raise ConfigError(f"{self.source}: {where}: {exc}") from exc
+
+
+# ------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class EvalConfig:
+    """How every setting is scored (see :func:`lstmsearch.evaluate`)."""
+
+    sequences: int = 256
+    heldout: int = 256
+    seed: int = 0
+    backend: str = "cpu"
+    readout: str = "fit"
+    ridge: float = 1e-6
+    solved: float = 1e-5
+
+
+@dataclass
+class StudyConfig:
+    """A validated study. ``space`` and ``strategy`` are the checked [space]/[strategy] tables."""
+
+    name: str
+    description: str
+    source: str
+    text: str
+    out: Path
+    cell: Cell
+    task: Task
+    eval: EvalConfig
+    space: Dict[str, Any]
+    strategy: Dict[str, Any]
+    budget_settings: Optional[int]
+    budget_seconds: Optional[float]
+    keep_weights: Optional[int]  # None = all rows
+    max_part_rows: int
+    warm_start: Optional[Dict[str, Any]]
+    base_dir: Path = field(default=Path("."))
+
+    def identity(self) -> str:
+        """Hash of everything that decides which rows the study produces (not budget/backend)."""
+        doc = tomllib.loads(self.text)
+        doc.pop("budget", None)
+        doc.get("eval", {}).pop("backend", None)
+        doc.get("study", {}).pop("out", None)
+        doc.get("study", {}).pop("description", None)
+        return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def build_space(self):
+        from .search.spaces import build_space
+
+        return build_space(self.cell, self.space, self.eval.readout == "given", base_dir=self.base_dir)
+
+
+_STUDY = {"name": ((str,), REQUIRED), "description": ((str,), ""), "out": ((str,), None)}
+_CELL = {"kind": ((str,), REQUIRED), "hidden": ((int,), REQUIRED), "inputs": ((int,), None),
+         "outputs": ((int,), None)}
+_EVAL = {"sequences": ((int,), 256), "heldout": ((int,), None), "seed": ((int,), 0),
+         "backend": ((str,), "cpu"), "readout": ((str,), "fit"), "ridge": ((float,), 1e-6),
+         "solved": ((float,), 1e-5)}
+_BUDGET = {"settings": ((int,), None), "seconds": ((float,), None)}
+_STORE = {"keep_weights": ((int, str), 100), "max_part_rows": ((int,), 65536)}
+_WARM = {"study": ((str,), REQUIRED), "k": ((int,), 8)}
+_TOP = {"study", "cell", "task", "eval", "space", "strategy", "budget", "store", "warm_start"}
+
+#: Largest sizes accepted (a typo such as hidden = 32000 is caught before any work).
+MAX_HIDDEN = 4096
+MAX_LENGTH = 10_000_000
+MAX_SEQUENCES = 1_000_000
+
+
+def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
+                overrides: Optional[Dict[str, Any]] = None) -> StudyConfig:
+    """Validate study-file text; ``overrides`` ({"budget.settings": 10, ...}) win over the file."""
+    chk = Checker(source)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    for key, value in (overrides or {}).items():
+        table, _, k = key.partition(".")
+        doc.setdefault(table, {})[k] = value
+    unknown = [k for k in doc if k not in _TOP]
+    if unknown:
+        chk.fail(f"[{unknown[0]}]", f"is not a known table; expected some of {', '.join(sorted(_TOP))}")
+
+    st = chk.table(doc, "study", _STUDY)
+    name = st["name"]
+    if not name or any(c in name for c in "/\\:*?\"<>| ") or name.startswith("."):
+        chk.fail("[study] name", f"must be a plain folder name (letters, digits, -, _), got {name!r}")
+
+    # task first: the cell's inputs/outputs default to the task's
+    task_doc = doc.get("task")
+    if not isinstance(task_doc, dict):
+        chk.fail("[task]", "is missing" if task_doc is None else "must be a table")
+    if "kind" not in task_doc or not isinstance(task_doc["kind"], str):
+        chk.fail("[task]", "needs the key 'kind' (a string such as \"recall_first\")")
+    if "length" not in task_doc:
+        chk.fail("[task]", "needs the key 'length'")
+    length = task_doc["length"]
+    if not _type_ok(length, (int,)):
+        chk.fail("[task] length", f"must be an integer, got {length!r}")
+    if not 1 <= length <= MAX_LENGTH:
+        chk.fail("[task] length", f"must be from 1 to {MAX_LENGTH}, got {length}")
+    try:
+        params = {k: v for k, v in task_doc.items() if k != "kind"}
+        task = make_task(task_doc["kind"], **params)
+    except LstmsearchError as exc:
+        chk.wrap("[task]", exc)
+
+    c = chk.table(doc, "cell", _CELL)
+    chk.positive("[cell]", "hidden", c["hidden"])
+    if c["hidden"] > MAX_HIDDEN:
+        chk.fail("[cell] hidden", f"must be at most {MAX_HIDDEN}, got {c['hidden']}")
+    for k in ("inputs", "outputs"):
+        chk.positive("[cell]", k, c[k])
+    inputs = c["inputs"] if c["inputs"] is not None else task.n_inputs
+    outputs = c["outputs"] if c["outputs"] is not None else task.n_outputs
+    if inputs != task.n_inputs or outputs != task.n_outputs:
+        chk.fail("[cell]", f"has inputs={inputs}, outputs={outputs} but task {task.name} has "
+                           f"{task.n_inputs} input(s) and {task.n_outputs} output(s)")
+    try:
+        cell = Cell(c["kind"], c["hidden"], inputs, outputs)
+    except LstmsearchError as exc:
+        chk.wrap("[cell]", exc)
+
+    e = chk.table(doc, "eval", _EVAL, required=False)
+    for k in ("sequences", "heldout"):
+        chk.positive("[eval]", k, e[k])
+        if e[k] is not None and e[k] > MAX_SEQUENCES:
+            chk.fail(f"[eval] {k}", f"must be at most {MAX_SEQUENCES}, got {e[k]}")
+    chk.positive("[eval]", "seed", e["seed"], allow_zero=True)
+    chk.positive("[eval]", "ridge", e["ridge"], allow_zero=True)
+    chk.positive("[eval]", "solved", e["solved"])
+    chk.choice("[eval]", "readout", e["readout"], ("fit", "given"))
+    from .kernels import BACKENDS
+
+    chk.choice("[eval]", "backend", e["backend"], tuple(dict.fromkeys(tuple(BACKENDS) + ("auto", "cuda"))))
+    if e["readout"] == "fit" and e["sequences"] < 2:
+        chk.fail("[eval] sequences", "must be >= 2 to fit a readout")
+    ev = EvalConfig(sequences=e["sequences"], heldout=e["heldout"] or e["sequences"], seed=e["seed"],
+                    backend=e["backend"], readout=e["readout"], ridge=e["ridge"], solved=e["solved"])
+
+    b = chk.table(doc, "budget", _BUDGET, required=False)
+    chk.positive("[budget]", "settings", b["settings"])
+    chk.positive("[budget]", "seconds", b["seconds"])
+    if b["settings"] is None and b["seconds"] is None:
+        chk.fail("[budget]", "needs settings (total settings to evaluate) or seconds (wall time per run)")
+
+    s = chk.table(doc, "store", _STORE, required=False)
+    keep = s["keep_weights"]
+    if isinstance(keep, str):
+        if keep != "all":
+            chk.fail("[store] keep_weights", f"must be an integer or \"all\", got {keep!r}")
+        keep = None
+    else:
+        chk.positive("[store]", "keep_weights", keep, allow_zero=True)
+    chk.positive("[store]", "max_part_rows", s["max_part_rows"])
+
+    warm = None
+    if "warm_start" in doc:
+        warm = chk.table(doc, "warm_start", _WARM)
+        chk.positive("[warm_start]", "k", warm["k"])
+
+    for t in ("space", "strategy"):
+        if not isinstance(doc.get(t), dict):
+            chk.fail(f"[{t}]", "is missing" if t not in doc else "must be a table")
+        if not isinstance(doc[t].get("kind"), str):
+            chk.fail(f"[{t}]", "needs the key 'kind' (a string)")
+
+    out = Path(st["out"]) if st["out"] else Path("data") / name
+    cfg = StudyConfig(
+        name=name, description=st["description"], source=source, text=text, out=out, cell=cell,
+        task=task, eval=ev, space=dict(doc["space"]), strategy=dict(doc["strategy"]),
+        budget_settings=b["settings"], budget_seconds=b["seconds"], keep_weights=keep,
+        max_part_rows=s["max_part_rows"], warm_start=warm, base_dir=base_dir,
+    )
+    # the per-kind tables are checked by their builders, with the file named in errors
+    from .search import check_strategy
+
+    try:
+        cfg.space_obj = cfg.build_space()
+    except ConfigError:
+        raise
+    except LstmsearchError as exc:
+        chk.wrap("[space]", exc)
+    try:
+        cfg.strategy = check_strategy(cfg.strategy, cfg.space_obj, chk)
+    except ConfigError:
+        raise
+    except LstmsearchError as exc:
+        chk.wrap("[strategy]", exc)
+    return cfg
+
+
+def load_study(path, overrides: Optional[Dict[str, Any]] = None) -> StudyConfig:
+    """Read and validate a study file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"study file {str(p)!r} not found; pass a path to a .toml study file")
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot be read: {exc}") from exc
+    return parse_study(text, source=str(p), base_dir=p.parent.resolve(), overrides=overrides)

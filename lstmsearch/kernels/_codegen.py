@@ -1,0 +1,369 @@
+"""Source generator for the specialised CPU kernels (one per cell kind, H and I).
+
+Why generate source: the recurrent product is fastest when, for one hidden unit j and a
+vector of sequences, all G gate pre-activations are summed over k in registers and the gate
+nonlinearities are applied at once (no round trip through memory). That needs the k loop
+fully unrolled with the weights of unit j in scalar locals, which LLVM does not do on its
+own. So for each (cell, H, I) we write out a small Python module with that loop unrolled,
+import it, and let Numba compile and cache it (``cache=True``: the module lives in a cache
+folder, see :func:`kernel`).
+
+Loop nest of the generated ``simulate`` (state kept (H, TB): sequences innermost)::
+
+    for p in range(P):                        # settings (threads take slices of P)
+      for s0 in range(0, B, TB):              # a tile of TB sequences, state stays in L1
+        for t in range(T):
+          for j in range(H):                  # hidden unit
+            w = weights of unit j, all gates   # scalars, kept in registers / L1
+            for s in range(nb):               # vectorised across sequences
+              a_g = b_g + sum_i U[g,j,i] x[t,i,s] + sum_k W[g,j,k] h[k,s]   (unrolled)
+              h_new[j, s] = gates(a_0 .. a_{G-1})
+          swap(h, h_new); record states at the requested steps
+
+For H > KB the k sum is split into blocks of KB (the partial sums go through a small
+scratch array); for I > IMAX the input term is summed in a loop first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
+
+#: Largest H whose k loop is fully unrolled; above, blocks of KB.
+KB = 32
+#: Largest I whose input term is unrolled.
+IMAX = 8
+#: Independent partial sums per gate in the unrolled k sum (instruction-level parallelism).
+NSPLIT = 2
+#: At most this many accumulators (vector registers) per pass of the unrolled k sum.
+ACCS = 16
+#: Sequence parts in lockstep (see _unit_block): 4 parts x 4 LSTM gates = 16 accumulators,
+#: each h vector loaded feeds G FMAs and each weight Q FMAs. (8 parts: LLVM gives up.)
+QPARTS = 4
+#: Hidden units per pass for the one-gate RNN cells (see _units).
+UNITS = 4
+#: Overrides by (gates, H > 8).
+PARTS = {}
+LETTERS = "ABCDEFGH"
+
+GATES = {0: 1, 1: 1, 2: 4, 3: 3}
+NAMES = {0: "rnn_tanh", 1: "rnn_relu", 2: "lstm", 3: "gru"}
+
+
+def _sum(terms):
+    """Python source of a left-to-right sum of ``terms``."""
+    return " + ".join(terms) if terms else "_ZERO"
+
+
+class _Src:
+    def __init__(self):
+        self.lines = []
+
+    def __call__(self, indent, text):
+        self.lines.append("    " * indent + text)
+
+
+def _col(L, th):
+    """Column of sequence s of part L in the tile buffers (parts th columns apart)."""
+    q = LETTERS.index(L)
+    return f"{q * th} + s" if q else "s"
+
+
+def _row(code, H, g):
+    """Row of W_ih / W_hh / biases for accumulator row g of unit j: gate g of unit j, or for
+    the one-gate RNN cells unit j + g (they do U units per pass, see :func:`_units`)."""
+    if code in (0, 1):
+        return f"j + {g}" if g else "j"
+    return f"{g * H} + j" if g else "j"
+
+
+def _units(code, H):
+    """Hidden units per pass over h: the RNN cells (one gate) do UNITS at once, so that each
+    h vector loaded feeds as many FMAs as for the LSTM; the gated cells one."""
+    if code not in (0, 1):
+        return 1
+    for u in (UNITS, 2):
+        if H % u == 0:
+            return u
+    return 1
+
+
+def _parts(code, H):
+    """Number of sequence parts processed in lockstep (see :func:`_unit_block`)."""
+    return PARTS.get((GATES[code], H > 8), QPARTS)
+
+
+def _unit_block(e, ind, code, H, I, G, Q, th, k0, nk, kbase, first):
+    """Emit the partial sums of unit j over hidden inputs k in [kbase + k0, kbase + k0 + nk).
+
+    first (and I <= IMAX): pre = bias + input term + the sum; otherwise pre += the sum
+    (bias and input term were put in pre beforehand). kbase is a source expression
+    ('' for constant offsets).
+
+    The tile's nb sequences are split in Q parts of na = ceil(nb / Q) sequences (A, B, ...);
+    each iteration of the sequence loop does one sequence of each part, so that each weight
+    loaded from memory feeds Q vector FMAs (G x Q accumulators in registers). All parts share
+    one buffer per quantity, part q at the constant column offset q * th (see :func:`_col`):
+    with one array per part LLVM's runtime alias checks exceed its limit at Q = 4 and the
+    loop stays scalar. For the RNN cells G here counts U units (see :func:`_units`).
+    """
+    gru = code == 3
+    init = first and I <= IMAX
+    parts = LETTERS[:Q]
+    col = lambda L: _col(L, th)  # noqa: E731
+    kk = (lambda k: f"{kbase} + {k}") if kbase else (lambda k: f"{k}")
+    for g in range(G):
+        r = _row(code, H, g)
+        for k in range(nk):
+            e(ind, f"w{g}_{k} = Whh[{r}, {kk(k0 + k)}]")
+        if init:
+            e(ind, f"b{g} = bhh[{r}]" if gru and g == 2 else f"b{g} = bih[{r}] + bhh[{r}]")
+            if not (gru and g == 2):
+                for i in range(I):
+                    e(ind, f"u{g}_{i} = Wih[{r}, {i}]")
+    # Every part runs na iterations: where the last parts hold fewer sequences, the lanes
+    # past them compute junk that nothing reads (the buffers hold ceil(tile / Q) >= na
+    # sequences), which saves remainder loops.
+    e(ind, "for s in range(na):")
+    b = ind + 1
+    if init:
+        for L in parts:
+            for i in range(I):
+                e(b, f"x{L}_{i} = xs[{i}, {col(L)}]")
+    nsplit = max(1, min(NSPLIT, nk, ACCS // (G * Q)))
+    # accumulators: gate g, part L, partial sum m (terms k = m mod nsplit); k-major order
+    # so that each h value is loaded once, used G times and dropped (few live registers)
+    for g in range(G):
+        for L in parts:
+            for m in range(nsplit):
+                if m == 0:
+                    if init:
+                        head = [f"b{g}"]
+                        if not (gru and g == 2):
+                            head += [f"u{g}_{i} * x{L}_{i}" for i in range(I)]
+                    else:
+                        head = [f"pre[{g}, {col(L)}]"]
+                    e(b, f"a{L}{g}_{m} = {_sum(head)}")
+    started = set()
+    for k in range(nk):
+        for L in parts:
+            e(b, f"v{L} = h[{kk(k0 + k)}, {col(L)}]")
+            m = k % nsplit
+            for g in range(G):
+                acc = f"a{L}{g}_{m}"
+                if m == 0 or (L, g, m) in started:
+                    e(b, f"{acc} = {acc} + w{g}_{k} * v{L}")
+                else:
+                    e(b, f"{acc} = w{g}_{k} * v{L}")
+                    started.add((L, g, m))
+    for g in range(G):
+        for L in parts:
+            ps = [f"a{L}{g}_{m}" for m in range(nsplit) if m == 0 or (L, g, m) in started]
+            e(b, f"pre[{g}, {col(L)}] = {_sum(ps)}")
+
+
+def _input_term(e, ind, code, H, I, G, Q, th):
+    """pre* = bias + input term of unit j, for I > IMAX (a loop over inputs)."""
+    for L in LETTERS[:Q]:
+        for g in range(G):
+            r = _row(code, H, g)
+            e(ind, f"bb = bhh[{r}]" if code == 3 and g == 2 else f"bb = bih[{r}] + bhh[{r}]")
+            e(ind, "for s in range(na):")
+            e(ind + 1, f"pre[{g}, {_col(L, th)}] = bb")
+        e(ind, f"for i in range({I}):")
+        for g in range(G - 1 if code == 3 else G):
+            r = _row(code, H, g)
+            e(ind + 1, f"uu = Wih[{r}, i]")
+            e(ind + 1, "for s in range(na):")
+            e(ind + 2, f"pre[{g}, {_col(L, th)}] += uu * xs[i, {_col(L, th)}]")
+
+
+def _gates(e, ind, code, H, I, Q, th, U=1):
+    """Nonlinearities of unit j: pre* (G, .) -> hn*[j] (and c*[j])."""
+    if code == 3:
+        for i in range(I):
+            e(ind, f"u_{i} = Wih[{2 * H} + j, {i}]")
+        e(ind, f"bx = bih[{2 * H} + j]")
+    for L in LETTERS[:Q]:
+        cs = _col(L, th)
+        e(ind, "for s in range(na):")
+        b = ind + 1
+        if code == 0:
+            for u in range(U):
+                e(b, f"hn[j + {u}, {cs}] = tanh(pre[{u}, {cs}])")
+        elif code == 1:
+            for u in range(U):
+                e(b, f"v = pre[{u}, {cs}]")
+                e(b, "if v < _ZERO:")
+                e(b + 1, "v = _ZERO")
+                e(b, f"hn[j + {u}, {cs}] = v")
+        elif code == 2:
+            # c' and h' with two divisions (one common denominator for c')
+            e(b, f"cn, hv = lstm_update(pre[0, {cs}], pre[1, {cs}], pre[2, {cs}], pre[3, {cs}], c[j, {cs}])")
+            e(b, f"c[j, {cs}] = cn")
+            e(b, f"hn[j, {cs}] = hv")
+        else:
+            e(b, f"xn = {_sum(['bx'] + [f'u_{i} * xs[{i}, {cs}]' for i in range(I)])}")
+            e(b, f"n = tanh(xn + sigmoid(pre[0, {cs}]) * pre[2, {cs}])")
+            e(b, f"hv = h[j, {cs}]")
+            e(b, f"hn[j, {cs}] = n + sigmoid(pre[1, {cs}]) * (hv - n)")
+
+
+def source(code: int, H: int, I: int) -> str:
+    """Python source of the kernel module for cell ``code``, hidden size H, inputs I."""
+    G = GATES[code]
+    GH = G * H
+    o1 = GH * I
+    o2 = o1 + GH * H
+    o3 = o2 + GH
+    o4 = o3 + GH
+    tb = tile(H)
+    Q = _parts(code, H)
+    U = _units(code, H)
+    GU = G * U  # accumulator rows per pass (gates x units)
+    parts = LETTERS[:Q]
+    e = _Src()
+    e(0, f'"""Generated by lstmsearch.kernels._codegen: {NAMES[code]}, H={H}, I={I}. Do not edit."""')
+    e(0, "import numpy as np")
+    e(0, "from numba import njit")
+    e(0, "from lstmsearch.kernels._fastmath import lstm_update, prefer_wide_vectors, sigmoid, tanh")
+    e(0, "_ZERO = np.float32(0.0)")
+    e(0, "")
+    e(0, "")
+    e(0, '@njit(nogil=True, cache=True, fastmath={"contract"}, error_model="numpy", boundscheck=False)')
+    e(0, "def simulate(params, xT, steps, h0, c0, out_h, out_c):")
+    e(1, "prefer_wide_vectors()")
+    e(1, "P = params.shape[0]")
+    e(1, "T = xT.shape[0]")
+    e(1, "B = xT.shape[2]")
+    e(1, "S = steps.shape[0]")
+    e(1, "n_h0 = h0.shape[0]")
+    e(1, "n_c0 = c0.shape[0]")
+    e(1, "for p in range(P):")
+    e(2, "w = params[p]")
+    e(2, f"Wih = w[0:{o1}].reshape(({GH}, {I}))")
+    e(2, f"Whh = w[{o1}:{o2}].reshape(({GH}, {H}))")
+    e(2, f"bih = w[{o2}:{o3}]")
+    e(2, f"bhh = w[{o3}:{o4}]")
+    th = -(-tb // Q)  # each part
+    # one buffer per quantity; part q of the tile at columns [q * th, q * th + na)
+    e(2, f"h = np.zeros(({H}, {Q * th}), np.float32)")
+    e(2, f"hn = np.zeros(({H}, {Q * th}), np.float32)")
+    e(2, f"c = np.zeros(({H}, {Q * th}), np.float32)")
+    e(2, f"pre = np.zeros(({GU}, {Q * th}), np.float32)")
+    e(2, f"xs = np.zeros(({I}, {Q * th}), np.float32)")
+    e(2, "hp = h0[p % n_h0]")
+    e(2, "cp = c0[p % n_c0]")
+    e(2, f"for s0 in range(0, B, {tb}):")
+    e(3, f"nb = min({tb}, B - s0)")
+    e(3, f"na = (nb + {Q - 1}) // {Q}")
+    # part q: sequences s0 + q * na + [0, n_q), n_q = min(na, nb - q * na) (may be <= 0)
+    spans = [(L, f"min(na, nb - {q} * na)" if q else "na", f"s0 + {q} * na" if q else "s0")
+             for q, L in enumerate(parts)]
+    for L, n, o in spans:
+        e(3, f"for k in range({H}):")
+        e(4, f"for s in range({n}):")
+        e(5, f"h[k, {_col(L, th)}] = hp[k, {o} + s]")
+        if code == 2:
+            e(5, f"c[k, {_col(L, th)}] = cp[k, {o} + s]")
+    e(3, "si = 0")
+    e(3, "for t in range(T):")
+    for L, n, o in spans:
+        e(4, f"for i in range({I}):")  # the tile's inputs at step t, contiguous
+        e(5, f"for s in range({n}):")
+        e(6, f"xs[i, {_col(L, th)}] = xT[t, i, {o} + s]")
+    ind = 4
+    e(ind, f"for j in range(0, {H}, {U}):" if U > 1 else f"for j in range({H}):")
+    if I > IMAX:
+        _input_term(e, ind + 1, code, H, I, GU, Q, th)
+    if H <= KB:
+        _unit_block(e, ind + 1, code, H, I, GU, Q, th, 0, H, "", True)
+    else:
+        nfull, rem = divmod(H, KB)
+        _unit_block(e, ind + 1, code, H, I, GU, Q, th, 0, KB, "", True)
+        if nfull > 1:
+            e(ind + 1, f"for kb in range({KB}, {KB * nfull}, {KB}):")
+            _unit_block(e, ind + 2, code, H, I, GU, Q, th, 0, KB, "kb", False)
+        if rem:
+            _unit_block(e, ind + 1, code, H, I, GU, Q, th, KB * nfull, rem, "", False)
+    _gates(e, ind + 1, code, H, I, Q, th, U)
+    e(4, "h, hn = hn, h")
+    e(4, "while si < S and steps[si] == t:")
+    for L, n, o in spans:
+        e(5, f"for k in range({H}):")
+        e(6, f"for s in range({n}):")
+        e(7, f"out_h[p, si, k, {o} + s] = h[k, {_col(L, th)}]")
+        if code == 2:
+            e(7, f"out_c[p, si, k, {o} + s] = c[k, {_col(L, th)}]")
+    e(5, "si += 1")
+    return "\n".join(e.lines) + "\n"
+
+
+def tile(H: int) -> int:
+    """Sequences per tile: h of the tile (H x tile floats, 32 KiB at most) stays in L1 while
+    every unit reads all of it; the weights of a unit are loaded once per step and tile."""
+    return int(min(512, max(64, (32768 // (4 * H)) // 64 * 64)))
+
+
+def _cache_dir() -> str:
+    root = os.environ.get("LSTMSEARCH_CACHE_DIR")
+    if not root:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "lstmsearch")
+    path = os.path.join(root, "kernels")
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".probe{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError:
+        path = os.path.join(tempfile.gettempdir(), f"lstmsearch-{os.getuid() if hasattr(os, 'getuid') else 0}",
+                            "kernels")
+        os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _version_hash() -> str:
+    """Hash of the generator and the fast math it inlines: a change gives new file names,
+    so Numba never reuses a cached kernel compiled from older code."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256()
+    for name in ("_codegen.py", "_fastmath.py"):
+        with open(os.path.join(here, name), "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:12]
+
+
+_LOCK = threading.Lock()
+_KERNELS = {}
+
+
+def kernel(code: int, H: int, I: int):
+    """The compiled ``simulate`` for (cell code, H, I), generated and imported once."""
+    key = (code, H, I)
+    fn = _KERNELS.get(key)
+    if fn is not None:
+        return fn
+    with _LOCK:
+        fn = _KERNELS.get(key)
+        if fn is not None:
+            return fn
+        modname = f"lsk_{NAMES[code]}_h{H}_i{I}_{_version_hash()}"
+        path = os.path.join(_cache_dir(), modname + ".py")
+        if not os.path.exists(path):
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                f.write(source(code, H, I))
+            os.replace(tmp, path)  # atomic: concurrent processes write the same text
+        spec = importlib.util.spec_from_file_location(modname, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[modname] = mod
+        spec.loader.exec_module(mod)
+        fn = mod.simulate
+        _KERNELS[key] = fn
+        return fn

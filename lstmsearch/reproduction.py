@@ -1,0 +1,139 @@
+"""Reproduce and export stored settings.
+
+:func:`reproduce` re-simulates one stored row:
+
+1. on the *stored* sequences (the study's seed: training stream 0, held-out stream 1),
+   fitting the readout again as the study did -- on the same backend this gives the
+   stored error bit for bit;
+2. on *fresh* sequences (another seed) at 1x, 10x and 100x the study's length, with the
+   stored readout (the weights found at length n, unchanged): the length-generalisation
+   question.
+
+:func:`export` writes a row's full setting as a PyTorch state dict (``torch``: the keys of
+``Cell.torch_model()``: ``rnn.weight_ih_l0``, ..., ``readout.weight``, ``readout.bias``),
+a NumPy ``.npz`` of torch-named blocks, or JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .errors import LstmsearchError, require
+from .evaluate import evaluate
+from .study import open_study, settings_of
+
+#: Seed of the fresh sequences used by ``reproduce`` (far from the seeds studies use).
+FRESH_SEED = 1_000_003
+
+
+def row_setting(study, row: int, data_dir="data"):
+    """(config, row dict, full setting (D,) float32) of one stored row."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    cfg, store = open_study(study, data_dir)
+    r = store.row(row)
+    t = store.read(filter=ds.field("row") == int(row))
+    setting = settings_of(cfg, store, t)[0]
+    return cfg, r, setting
+
+
+def reproduce(study, row: int, backend: Optional[str] = None, factors: Sequence[int] = (1, 10, 100),
+              fresh_seed: int = FRESH_SEED, n_sequences: Optional[int] = None, data_dir="data") -> Dict:
+    """Re-simulate a stored row; returns a dict with ``stored``, ``same`` and ``fresh`` results.
+
+    ``same``: errors on the stored sequences with the readout fitted again (as the study did);
+    ``identical`` is true when they equal the stored ones exactly. ``fresh``: one entry per
+    factor: length, nmse, mse, max_abs_err on ``n_sequences`` (default: the study's held-out
+    count) fresh sequences with the stored readout.
+    """
+    cfg, r, setting = row_setting(study, row, data_dir)
+    ev = cfg.eval
+    backend = backend or ev.backend
+    params = setting[None]
+    same = evaluate(cfg.cell, params, cfg.task, n_sequences=ev.sequences, seed=ev.seed, backend=backend,
+                    readout=ev.readout, n_heldout=ev.heldout, ridge=ev.ridge).to_pylist()[0]
+    keys = ("mse", "nmse", "max_abs_err", "train_mse", "train_nmse")
+    stored = {k: r[k] for k in keys if r.get(k) is not None}
+    identical = all(same.get(k) == v for k, v in stored.items())
+    fresh = []
+    n = n_sequences or ev.heldout
+    for f in factors:
+        require(isinstance(f, (int, np.integer)) and f >= 1, f"length factors must be integers >= 1, got {f!r}")
+        task = cfg.task.with_length(cfg.task.length * int(f))
+        t = evaluate(cfg.cell, params, task, n_sequences=n, seed=fresh_seed, backend=backend,
+                     readout="given").to_pylist()[0]
+        fresh.append({"factor": int(f), "length": task.length, "nmse": t["nmse"], "mse": t["mse"],
+                      "max_abs_err": t["max_abs_err"], "finite": t["finite"]})
+    return {"study": cfg.name, "row": int(row), "backend": backend, "seed": ev.seed, "cell": cfg.cell.kind,
+            "hidden": cfg.cell.hidden, "task": cfg.task.describe(), "stored": stored,
+            "same": {k: same[k] for k in keys if k in same}, "identical": identical,
+            "fresh_seed": fresh_seed, "fresh": fresh}
+
+
+def format_reproduction(rep: Dict) -> List[str]:
+    lines = [f"study {rep['study']} row {rep['row']}: {rep['cell']} H={rep['hidden']}, backend {rep['backend']}",
+             f"task {rep['task']}",
+             f"stored sequences (seed {rep.get('seed', '')}){'':6s}{'stored':>14s}{'reproduced':>14s}"]
+    for k, v in rep["stored"].items():
+        lines.append(f"  {k:32s}{v:14.6g}{rep['same'][k]:14.6g}")
+    lines.append("  identical to the stored errors: " + ("yes" if rep["identical"] else "NO"))
+    lines.append(f"fresh sequences (seed {rep['fresh_seed']}), readout as stored:")
+    lines.append(f"  {'length':>8s}{'nmse':>14s}{'max_abs_err':>14s}")
+    for f in rep["fresh"]:
+        lines.append(f"  {f['length']:8d}{f['nmse']:14.6g}{f['max_abs_err']:14.6g}"
+                     + ("" if f["finite"] else "  (non-finite)"))
+    return lines
+
+
+FORMATS = ("torch", "npz", "json")
+
+
+def export(study, row: int, fmt: str = "torch", path=None, data_dir="data", cell: Optional[str] = None) -> Path:
+    """Write a stored row's full setting; returns the file written.
+
+    ``cell`` (optional) is the cell kind the caller expects (``lstm``, ``gru``, ...): a row of
+    another kind is refused rather than written as a model it is not.
+
+    ``torch``: ``torch.save`` of a state dict that ``cell.torch_model()`` loads (nn.LSTM/GRU/RNN
+    as ``rnn`` plus an ``nn.Linear`` as ``readout``). ``npz``: torch-named blocks plus a JSON
+    ``meta`` entry. ``json``: cell, task, metrics and nested lists.
+    """
+    require(fmt in FORMATS, f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    cfg, r, setting = row_setting(study, row, data_dir)
+    want = cell
+    cell = cfg.cell
+    if want is not None and want != cell.kind:
+        from .cells import Cell
+
+        try:
+            other = Cell(want, cell.hidden, cell.inputs, cell.outputs)
+            sizes = f"{cell.n_params} parameters against {other.n_params}, gates {cell.gates} against {other.gates}"
+        except LstmsearchError:
+            sizes = f"{want!r} is not a cell kind"
+        raise LstmsearchError(f"row {row} of study {cfg.name} is a {cell.kind} setting (H={cell.hidden}); it cannot "
+                              f"be exported as {want} ({sizes}): export it as {cell.kind}")
+    ext = {"torch": ".pt", "npz": ".npz", "json": ".json"}[fmt]
+    path = Path(path) if path else Path(f"{cfg.name}-row{row}{ext}")
+    meta = {"study": cfg.name, "row": int(row), "cell": {"kind": cell.kind, "hidden": cell.hidden,
+            "inputs": cell.inputs, "outputs": cell.outputs}, "task": cfg.task.spec(),
+            "metrics": {k: r[k] for k in ("mse", "nmse", "max_abs_err", "train_nmse") if r.get(k) is not None},
+            "layout": [b.name for b in cell.blocks]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "torch":
+        try:
+            import torch
+        except ImportError:
+            raise LstmsearchError("the torch format needs PyTorch: pip install torch==2.13.0") from None
+        torch.save(cell.torch_state_dict(setting), path)
+    elif fmt == "npz":
+        blocks = cell.unflatten(setting)
+        np.savez(path, **{k: np.ascontiguousarray(v) for k, v in blocks.items()}, meta=np.array(json.dumps(meta)))
+    else:
+        meta["weights"] = {k: v.tolist() for k, v in cell.unflatten(setting.astype(np.float64)).items()}
+        path.write_text(json.dumps(meta, indent=1))
+    return path

@@ -1,0 +1,40 @@
+"""Search spaces and strategies (optuna, cmaes, sweep) behind one small interface.
+
+See :mod:`.base` for the ask -> evaluate -> write -> tell protocol, :mod:`.spaces` for the
+spaces, and each strategy's module for its ``[strategy]`` keys.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+from ..errors import LstmsearchError
+from . import cma, optuna_search, sweep
+from .base import Batch, Strategy
+from .spaces import Space, build_space
+
+STRATEGIES = {"optuna": (optuna_search.check, optuna_search.OptunaStrategy),
+              "cmaes": (cma.check, cma.CmaStrategy),
+              "sweep": (sweep.check, sweep.SweepStrategy)}
+
+
+def check_strategy(spec: Dict, space, chk) -> Dict:
+    """Validate a ``[strategy]`` table (errors name the file through ``chk``)."""
+    kind = spec.get("kind")
+    if kind not in STRATEGIES:
+        chk.fail("[strategy] kind", f"must be one of {', '.join(STRATEGIES)}, got {kind!r}")
+    return STRATEGIES[kind][0](spec, space, chk)
+
+
+def make_strategy(cfg, space, store, **options) -> Strategy:
+    """The strategy object of a study; ``options`` (heartbeat_s, grace_s, storage_retry_s,
+    echo) go to the optuna strategy, the only one that talks to a shared storage."""
+    kind = cfg.strategy["kind"]
+    if kind not in STRATEGIES:  # pragma: no cover - checked when the file is parsed
+        raise LstmsearchError(f"unknown strategy {kind!r}")
+    if kind != "optuna":
+        options = {}
+    return STRATEGIES[kind][1](cfg, space, store, cfg.strategy, **options)
+
+
+__all__ = ["Batch", "Strategy", "Space", "build_space", "check_strategy", "make_strategy", "STRATEGIES"]

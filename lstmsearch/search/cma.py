@@ -1,0 +1,171 @@
+"""Strategy ``cmaes``: CMA-ES over z with the ``cmaes`` library, a generation per kernel call.
+
+``variant = "full"`` uses :class:`cmaes.CMA` (full covariance, for small dimensions),
+``"sep"`` :class:`cmaes.SepCMA` (diagonal covariance: linear cost per dimension, for the
+full weight space), ``"auto"`` picks full up to 100 dimensions. ``popsize`` is the
+population (large populations fill the kernels); ``sigma`` the initial step size as a
+fraction of the bound width; ``mean`` "middle" of the bounds, "random" in them, or the
+best z of a warm-start study. ``restarts = "ipop"`` restarts a converged run with the
+population multiplied by ``inc_popsize`` (Auger & Hansen 2005); ``"bipop"`` alternates such
+large-population runs with small-population, small-step runs (Hansen 2009), giving each
+regime a similar share of evaluations.
+
+The optimizer is pickled to ``cmaes-state.pkl`` (atomically) after each told generation,
+with its random state (which ``cmaes`` itself leaves out of pickles).
+A run killed after writing a generation's rows but before saving the state re-asks the
+same population on resume (the pickled optimizer carries its random state) and tells it
+the stored values instead of evaluating it again.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import time
+from typing import Dict
+
+import numpy as np
+import pyarrow.dataset as ds
+from cmaes import CMA, SepCMA
+
+from ..store import _atomic_write_bytes
+from .base import Batch, Strategy, objective, round_z, stored_z
+
+STATE = "cmaes-state.pkl"
+
+
+def check(spec: Dict, space, chk) -> Dict:
+    s = chk.keys(spec, "[strategy]", {
+        "kind": ((str,), "cmaes"), "variant": ((str,), "auto"), "popsize": ((int,), None),
+        "sigma": ((float,), 0.3), "mean": ((str,), "middle"), "restarts": ((str,), "ipop"),
+        "max_restarts": ((int,), 9), "inc_popsize": ((int,), 2), "seed": ((int,), None),
+    })
+    chk.choice("[strategy]", "variant", s["variant"], ("auto", "full", "sep"))
+    chk.choice("[strategy]", "mean", s["mean"], ("middle", "random"))
+    chk.choice("[strategy]", "restarts", s["restarts"], ("none", "ipop", "bipop"))
+    chk.positive("[strategy]", "sigma", s["sigma"])
+    chk.positive("[strategy]", "max_restarts", s["max_restarts"], allow_zero=True)
+    if s["popsize"] is not None and s["popsize"] < 2:
+        chk.fail("[strategy] popsize", f"must be >= 2, got {s['popsize']}")
+    if s["inc_popsize"] < 1:
+        chk.fail("[strategy] inc_popsize", f"must be >= 1, got {s['inc_popsize']}")
+    if s["variant"] == "full" and space.dim > 2000:
+        chk.fail("[strategy] variant", f"full CMA over {space.dim} dimensions needs a {space.dim}^2 "
+                                       "covariance; use variant = \"sep\"")
+    return s
+
+
+class CmaStrategy(Strategy):
+    name = "cmaes"
+
+    def __init__(self, cfg, space, store, spec):
+        super().__init__(cfg, space, store, spec)
+        d = space.dim
+        self.bounds = np.stack([space.low, space.high], axis=1)
+        self.width = space.high - space.low
+        self.variant = spec["variant"] if spec["variant"] != "auto" else ("full" if d <= 100 else "sep")
+        self.pop0 = spec["popsize"] or 4 + int(3 * math.log(d))
+        self.sigma0 = float(spec["sigma"] * np.mean(self.width))
+        self.state_path = store.root / STATE
+        self.overhead_s = 0.0
+        self.replay_until = -1
+        if self.state_path.is_file():
+            with open(self.state_path, "rb") as fh:
+                self.state = pickle.load(fh)
+            # cmaes leaves its RandomState out of pickles (and re-seeds it at random); restore it
+            # so that a resumed run asks exactly the population an uninterrupted run would
+            rng = np.random.RandomState()
+            rng.set_state(self.state.pop("opt_rng"))
+            self.state["opt"]._rng = rng
+        else:
+            rng = np.random.Generator(np.random.Philox(np.random.SeedSequence([self.seed, 202])))
+            mean = (space.low + space.high) / 2 if spec["mean"] == "middle" else rng.uniform(space.low, space.high)
+            self.state = {"generation": 0, "restart": 0, "rng": rng, "popsize": self.pop0, "regime": "large",
+                          "evals": {"large": 0, "small": 0}, "large_pop": self.pop0,
+                          "opt": self._new(mean, self.sigma0, self.pop0, 0)}
+
+    def _new(self, mean, sigma, popsize, restart):
+        cls = CMA if self.variant == "full" else SepCMA
+        seed = int(np.random.SeedSequence([self.seed, 203, restart]).generate_state(1)[0] % (2 ** 31))
+        # n_max_resampling=1: an infeasible draw is clipped to the bounds instead of redrawn
+        return cls(mean=np.asarray(mean, float), sigma=float(sigma), bounds=self.bounds, seed=seed, n_max_resampling=1,
+                   population_size=int(popsize))
+
+    def warm_start(self, other_store, k, source):
+        if self.state["generation"] > 0:
+            return ""
+        z = stored_z(other_store, k, self.space.dim, source)
+        self.state["opt"] = self._new(np.clip(z[0], self.space.low, self.space.high), self.sigma0, self.pop0, 0)
+        return f"warm start: CMA-ES mean at the best z of {source}"
+
+    def resume(self):
+        t = self.store.read(columns=["batch"], filter=ds.field("strategy") == "cmaes")
+        if t.num_rows == 0:
+            return ""
+        last = int(np.max(t.column("batch").to_numpy()))
+        if last >= self.state["generation"]:
+            self.replay_until = last
+            return (f"generation {last} was written but not told to CMA-ES (killed in between); "
+                    "its stored rows will be told instead of evaluated again")
+        return f"resuming CMA-ES at generation {self.state['generation']} (restart {self.state['restart']})"
+
+    def ask(self, n_max):
+        st = self.state
+        opt = st["opt"]
+        if n_max < opt.population_size:
+            return None
+        t0 = time.perf_counter()
+        xs = np.array([opt.ask() for _ in range(opt.population_size)])
+        self.overhead_s += time.perf_counter() - t0
+        g = st["generation"]
+        P = xs.shape[0]
+        stored = None
+        if g <= self.replay_until:
+            stored = self.store.read(filter=(ds.field("strategy") == "cmaes") & (ds.field("batch") == g))
+            stored = stored.sort_by("index")
+            zs = np.asarray(stored.column("z").to_pylist(), np.float32)
+            if stored.num_rows != P or not np.array_equal(zs, xs.astype(np.float32)):
+                stored = None  # cannot happen unless the state file was replaced; evaluate again
+        z = round_z(xs)
+        return Batch(params=self.space.to_params(z), z=z.astype(np.float32),
+                     batch=np.full(P, g, np.int64), index=np.arange(P, dtype=np.int64),
+                     stored=stored, info=xs)
+
+    def tell(self, batch, table):
+        t0 = time.perf_counter()
+        st = self.state
+        values = objective(table.column("nmse").to_numpy())
+        st["opt"].tell(list(zip(batch.info, values)))
+        st["generation"] += 1
+        st["evals"][st["regime"]] += len(values)
+        if st["opt"].should_stop() and self.spec["restarts"] != "none" and st["restart"] < self.spec["max_restarts"]:
+            self._restart()
+        _atomic_write_bytes(self.state_path, pickle.dumps(dict(st, opt_rng=st["opt"]._rng.get_state())))
+        self.overhead_s += time.perf_counter() - t0
+
+    def _restart(self):
+        st = self.state
+        st["restart"] += 1
+        rng = st["rng"]
+        mean = rng.uniform(self.space.low, self.space.high)
+        inc = self.spec["inc_popsize"]
+        if self.spec["restarts"] == "ipop":
+            st["popsize"] *= inc
+            pop, sigma = st["popsize"], self.sigma0
+        else:  # bipop: alternate, giving the small regime about the large one's budget
+            if st["regime"] == "large":
+                st["large_pop"] *= inc
+            if st["evals"]["small"] < st["evals"]["large"]:
+                st["regime"] = "small"
+                u = rng.uniform()
+                pop = max(2, int(self.pop0 * (0.5 * st["large_pop"] / self.pop0) ** (u ** 2)))
+                sigma = self.sigma0 * 10 ** (-2 * rng.uniform())
+            else:
+                st["regime"] = "large"
+                pop, sigma = st["large_pop"], self.sigma0
+        st["opt"] = self._new(mean, sigma, pop, st["restart"])
+
+    def summary(self):
+        st = self.state
+        return (f"CMA-ES ({self.variant}, dim {self.space.dim}): generation {st['generation']}, "
+                f"restart {st['restart']}, population {st['opt'].population_size}")

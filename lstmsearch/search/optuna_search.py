@@ -1,0 +1,509 @@
+"""Strategy ``optuna``: an Optuna study over the search vector z, batch ask/tell.
+
+Each batch asks ``batch`` trials (one Optuna parameter per z dimension -- spaces keep z
+small), evaluates all their settings in one call and tells every trial its value.
+
+Regions: with ``region.size = K > 1`` one trial stands for a region of K settings: the
+trial's z is the centre (row index 0) and rows 1..K-1 add Gaussian jitter of scale
+``region.scale`` (a number, or ``[low, high]`` to let Optuna pick it on a log scale as the
+extra parameter ``log10_scale``) to the free weights. The jitter of row j of trial t is
+regenerable from (seed, t, j). The trial's value is the best (``value = "min"``) or a
+quantile of its rows' objective. Thus one Optuna trial (milliseconds of overhead) buys
+K kernel evaluations.
+
+Objectives: ``"nmse"`` (log10 of held-out nmse), ``"norm"`` (L2 norm of the recurrent
+weights of the trial's best setting), ``"nmse_long"`` (log10 nmse of that setting at
+``long_factor`` x the length, with its readout fitted at the trained length),
+``"nmse_worst"`` (the larger of the two: a single objective that asks for settings which
+solve the task at both lengths). Two or more
+objectives make a multi-objective study (NSGA-II by default).
+
+Storage: ``"journal"`` (default: ``optuna.journal`` in the study folder, which
+optuna-dashboard opens), ``"sqlite"`` (``optuna.db`` there), ``"memory"``, or any Optuna
+storage URL. The Optuna study name is the lstmsearch study name.
+
+Several workers (:mod:`lstmsearch.workers`) share one Optuna study through its storage.
+With an RDB storage (PostgreSQL, SQLite) each worker records a heartbeat for the trials
+it is evaluating; a trial whose heartbeat is older than the grace period (its worker was
+killed or lost its machine) is failed by the next worker that asks, and
+:class:`StaleTrialCallback` then either tells Optuna the rows the dead worker had already
+written (as a new COMPLETE trial with the same parameters) or re-queues the parameters
+(Optuna's ``RetryFailedTrialCallback``). Every storage call is retried while the database
+is unreachable (``storage_retry_s``), so a restarted database server does not end a run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Dict, List
+
+import numpy as np
+import optuna
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+from ..errors import LstmsearchError, require
+from .base import Batch, Strategy, objective, round_z, stored_z
+from .spaces import jitter
+
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+SAMPLERS = ("tpe", "cmaes", "gp", "qmc", "random", "nsga2")
+OBJECTIVES = ("nmse", "norm", "nmse_long", "nmse_worst")
+REGION_STREAM = 101  # rng stream of region jitter
+SCALE_PARAM = "log10_scale"
+
+
+def check(spec: Dict, space, chk) -> Dict:
+    s = chk.keys(spec, "[strategy]", {
+        "kind": ((str,), "optuna"), "sampler": ((str,), "cmaes"), "batch": ((int,), 64),
+        "storage": ((str,), "journal"), "objectives": ((list,), ["nmse"]), "seed": ((int,), None),
+        "region": ((dict,), None), "sampler_options": ((dict,), {}), "max_dim": ((int,), 200),
+        "long_factor": ((int,), 10), "value": ((str,), "min"), "quantile": ((float,), 0.1),
+    })
+    chk.choice("[strategy]", "sampler", s["sampler"], SAMPLERS)
+    chk.positive("[strategy]", "batch", s["batch"])
+    chk.positive("[strategy]", "long_factor", s["long_factor"])
+    chk.choice("[strategy]", "value", s["value"], ("min", "quantile"))
+    if not 0 < s["quantile"] <= 1:
+        chk.fail("[strategy] quantile", f"must be in (0, 1], got {s['quantile']}")
+    if not s["objectives"] or any(o not in OBJECTIVES for o in s["objectives"]):
+        chk.fail("[strategy] objectives", f"must be a list of {', '.join(OBJECTIVES)}, got {s['objectives']!r}")
+    if space.dim > s["max_dim"]:
+        chk.fail("[strategy]", f"optuna over a space of dimension {space.dim} (max_dim {s['max_dim']}) "
+                               "would make every weight an Optuna parameter; use a masked or subspace "
+                               "space, a region, or strategy cmaes/sweep (or raise max_dim)")
+    region = {"size": 1, "scale": 0.0}
+    if s["region"] is not None:
+        region = chk.keys(s["region"], "[strategy.region]", {"size": ((int,), 1), "scale": ((float, list), 0.1)})
+        chk.positive("[strategy.region]", "size", region["size"])
+        sc = region["scale"]
+        if isinstance(sc, list):
+            if len(sc) != 2 or not all(isinstance(v, (int, float)) and v > 0 for v in sc) or sc[0] >= sc[1]:
+                chk.fail("[strategy.region] scale", f"must be a number or [low, high] with 0 < low < high, got {sc!r}")
+        else:
+            chk.positive("[strategy.region]", "scale", sc, allow_zero=True)
+    s["region"] = region
+    if len(s["objectives"]) > 1 and "sampler" not in spec:
+        s["sampler"] = "nsga2"
+    if s["seed"] is not None:
+        chk.positive("[strategy]", "seed", s["seed"], allow_zero=True)
+    return s
+
+
+def make_sampler(name: str, seed: int, n_objectives: int, options: Dict):
+    opts = dict(options)
+    try:
+        if name == "tpe":
+            opts.setdefault("multivariate", True)
+            opts.setdefault("constant_liar", True)
+            return optuna.samplers.TPESampler(seed=seed, **opts)
+        if name == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed, **opts)
+        if name == "gp":
+            return optuna.samplers.GPSampler(seed=seed, **opts)
+        if name == "qmc":
+            opts.setdefault("scramble", True)
+            return optuna.samplers.QMCSampler(seed=seed, **opts)
+        if name == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed, **opts)
+        return optuna.samplers.RandomSampler(seed=seed, **opts)
+    except TypeError as exc:
+        raise LstmsearchError(f"[strategy] sampler_options do not fit the {name} sampler: {exc}") from exc
+
+
+def _transient(exc: BaseException) -> bool:
+    """Is this storage error worth retrying (a lost or refused database connection)?"""
+    try:
+        import sqlalchemy.exc as sa_exc
+
+        if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+            return True
+        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(exc, optuna.exceptions.StorageInternalError):
+        return True
+    text = str(exc).lower()
+    return any(k in text for k in ("could not connect", "connection refused", "server closed the connection",
+                                   "terminating connection", "database is locked", "connection already closed",
+                                   "ssl syscall", "the database system is"))
+
+
+class StaleTrialCallback:
+    """Called (through Optuna's heartbeat) for each trial of a dead worker, already FAILed.
+
+    If the dead worker had written the trial's rows, a COMPLETE trial with the same
+    parameters and the values from those rows is added (no setting is evaluated twice);
+    otherwise the parameters are re-queued (Optuna's ``RetryFailedTrialCallback``).
+    """
+
+    def __init__(self, strategy, max_retry: int = 3):
+        self.strategy = strategy
+        cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or \
+            optuna.storages.RetryFailedTrialCallback
+        self.retry = cls(max_retry=max_retry)
+
+    def __call__(self, study, trial):
+        strat = self.strategy
+        rows = strat.store.read(columns=["batch", "index", "nmse", "nmse_long", "weights", "z", "scale"],
+                                filter=(ds.field("strategy") == "optuna") & (ds.field("batch") == trial.number))
+        if rows.num_rows:
+            values = strat._values(rows, None)
+            study.add_trial(optuna.trial.create_trial(
+                params=trial.params, distributions=trial.distributions, values=values,
+                user_attrs={"rows_of_trial": trial.number}))
+            strat.recovered["told"] += 1
+        else:
+            self.retry(study, trial)
+            strat.recovered["requeued"] += 1
+
+
+class OptunaStrategy(Strategy):
+    name = "optuna"
+
+    def __init__(self, cfg, space, store, spec, heartbeat_s: float = None, grace_s: float = None,
+                 storage_retry_s: float = 120.0, echo=None):
+        super().__init__(cfg, space, store, spec)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.heartbeat_s = heartbeat_s
+        self.grace_s = grace_s
+        self.storage_retry_s = storage_retry_s
+        self.echo = echo or (lambda s: None)
+        self.recovered = {"told": 0, "requeued": 0}
+        self.outages = []  # (start, seconds) of storage outages survived
+        self.objectives = list(spec["objectives"])
+        self.region = spec["region"]
+        self.K = int(self.region["size"])
+        self.scale_range = self.region["scale"] if isinstance(self.region["scale"], list) else None
+        self.distributions = {n: FloatDistribution(float(lo), float(hi))
+                              for n, lo, hi in zip(space.names, space.low, space.high)}
+        if self.scale_range:
+            lo, hi = self.scale_range
+            self.distributions[SCALE_PARAM] = FloatDistribution(math.log10(lo), math.log10(hi))
+        self.jitter_mask = space.free_mask()
+        self.storage = self._storage(spec["storage"])
+        directions = ["minimize"] * len(self.objectives)
+        sampler_name = spec["sampler"]
+        self.sampler_name = sampler_name
+        try:
+            self.study = optuna.create_study(study_name=cfg.name, storage=self.storage, directions=directions,
+                                             load_if_exists=True, sampler=optuna.samplers.RandomSampler(seed=0))
+        except Exception as exc:  # noqa: BLE001 - any failure to reach the storage is a user error here
+            if isinstance(exc, LstmsearchError):
+                raise
+            raise LstmsearchError(f"cannot open the Optuna storage {_redact(spec['storage'])}: "
+                                  f"{_first_line(exc)}; check that the database server runs and the URL "
+                                  "(host, port, user, database) is right") from exc
+        if [d.name.lower() for d in self.study.directions] != directions:
+            raise LstmsearchError(f"the Optuna study {cfg.name!r} in {spec['storage']!r} has "
+                                  f"{len(self.study.directions)} objective(s); this study file has {len(directions)}")
+        # a new sampler seed per run: a resumed run must not replay the first run's draws
+        n_before = len(self.study.trials)
+        run_seed = int(np.random.SeedSequence([self.seed, n_before]).generate_state(1)[0] % (2 ** 31))
+        self.study.sampler = make_sampler(sampler_name, run_seed, len(self.objectives), spec["sampler_options"])
+        self.overhead_s = 0.0
+        self._warm_started = n_before > 0
+
+    def _storage(self, storage: str):
+        if storage == "memory":
+            return None
+        if storage == "journal":
+            from optuna.storages import JournalStorage
+            from optuna.storages.journal import JournalFileBackend
+
+            self.store.root.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(self.store.root / "optuna.journal")))
+        if storage == "sqlite":
+            self.store.root.mkdir(parents=True, exist_ok=True)
+            storage = f"sqlite:///{(self.store.root / 'optuna.db').resolve()}"
+        require("://" in storage, f"[strategy] storage must be journal, sqlite, memory or an Optuna "
+                                  f"storage URL, got {storage!r}")
+        return self._rdb(storage)
+
+    def _rdb(self, url: str):
+        """An RDBStorage: connections checked before use, a short connect timeout, and
+        heartbeats when this process is one of several workers."""
+        from optuna.storages import RDBStorage
+
+        engine_kwargs = {"pool_pre_ping": True}
+        url = _pg_driver(url)
+        if url.startswith("postgresql"):
+            engine_kwargs["connect_args"] = {"connect_timeout": 5}
+        elif url.startswith("sqlite"):
+            engine_kwargs["connect_args"] = {"timeout": 60}
+        kw = {}
+        if self.heartbeat_s:
+            kw = dict(heartbeat_interval=max(1, int(round(self.heartbeat_s))),
+                      grace_period=max(2, int(round(self.grace_s or 6 * self.heartbeat_s))),
+                      heartbeat_stale_trial_callback=StaleTrialCallback(self))
+        try:
+            for attempt in range(6):
+                try:
+                    return RDBStorage(url, engine_kwargs=engine_kwargs, **kw)
+                except Exception as exc:  # noqa: BLE001
+                    # workers starting at once race to create Optuna's tables: try again
+                    text = str(exc)
+                    if attempt == 5 or not ("duplicate key" in text or "already exists" in text):
+                        raise
+                    time.sleep(0.2 + 0.3 * attempt)
+        except ImportError as exc:
+            hint = " (pip install lstmsearch[postgres], which installs psycopg)" if url.startswith("postgres") else ""
+            raise LstmsearchError(f"the Optuna storage {_redact(url)} needs a database driver that is not "
+                                  f"installed{hint}") from exc
+        except Exception as exc:  # noqa: BLE001
+            raise LstmsearchError(f"cannot open the Optuna storage {_redact(url)}: {_first_line(exc)}; check that "
+                                  "the database server runs and the URL (host, port, user, database) is right") from exc
+
+    # ------------------------------------------------------------ storage calls
+    def db(self, fn, *args, **kwargs):
+        """Call the storage, retrying while the database is unreachable (up to storage_retry_s)."""
+        t0 = None
+        delay = 0.2
+        while True:
+            try:
+                out = fn(*args, **kwargs)
+                if t0 is not None:
+                    self.outages.append((t0, time.time() - t0))
+                    self._outage_end = time.time()
+                    self.echo(f"the Optuna storage is back after {time.time() - t0:.1f} s")
+                return out
+            except Exception as exc:  # noqa: BLE001
+                if not _transient(exc):
+                    raise
+                now = time.time()
+                if t0 is None:
+                    t0 = now
+                    self.echo(f"lost the Optuna storage ({_first_line(exc)}); retrying for up to "
+                              f"{self.storage_retry_s:.0f} s")
+                if now - t0 > self.storage_retry_s:
+                    raise LstmsearchError(
+                        f"the Optuna storage {_redact(str(self.spec['storage']))} was unreachable for "
+                        f"{now - t0:.0f} s ({_first_line(exc)}); the rows written so far are safe: run again "
+                        "when the database is back") from exc
+                time.sleep(delay)
+                delay = min(2.0, delay * 1.5)
+
+    def record_heartbeats(self, trials):
+        """Heartbeats for trials being evaluated (RDB storages with heartbeats only)."""
+        if not self.heartbeat_s or not hasattr(self.study._storage, "record_heartbeat"):
+            return
+        for t in trials:
+            self.study._storage.record_heartbeat(t._trial_id)
+
+    def fail_stale(self):
+        # after an outage every worker's heartbeats are old: give the others a grace period to
+        # beat again before failing their trials
+        if self.heartbeat_s and time.time() - getattr(self, "_outage_end", 0.0) > (self.grace_s or 0):
+            self.db(optuna.storages.fail_stale_trials, self.study)
+
+    def recover(self, numbers) -> str:
+        """Trials of a dead worker (by number): tell those whose rows were written, re-queue the rest."""
+        told = requeued = 0
+        numbers = list(numbers)
+        if not numbers:
+            return ""
+        trials = {t.number: t for t in self.db(self.study.get_trials, deepcopy=False, states=(TrialState.RUNNING,))}
+        mine = [trials[n] for n in numbers if n in trials]
+        if not mine:
+            return ""
+        rows = self.store.read(columns=["batch", "index", "nmse", "nmse_long", "weights", "z", "scale", "strategy"],
+                               filter=(ds.field("strategy") == "optuna") & ds.field("batch").isin([t.number for t in mine]))
+        for t in mine:
+            sel = rows.filter(pc.equal(rows.column("batch"), t.number))
+            try:
+                if sel.num_rows:
+                    self.db(self.study.tell, t.number, self._values(sel, None))
+                    told += 1
+                else:
+                    self.db(self.study.tell, t.number, state=TrialState.FAIL)
+                    self.db(self.study.enqueue_trial, t.params, user_attrs={"retry_of": t.number})
+                    requeued += 1
+            except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError):
+                continue  # finished meanwhile (by its heartbeat, or by another worker)
+        self.recovered["told"] += told
+        self.recovered["requeued"] += requeued
+        return f"recovered {told + requeued} trial(s) of a dead worker: {told} told from stored rows, {requeued} re-queued"
+
+    # ------------------------------------------------------------------ resume
+    def warm_start(self, other_store, k: int, source: str) -> str:
+        if self._warm_started:
+            return ""
+        z = stored_z(other_store, k, self.space.dim, source)
+        for row in z:
+            params = {n: float(np.clip(v, d.low, d.high)) for (n, d), v in zip(self.distributions.items(), row)}
+            if self.scale_range:
+                params[SCALE_PARAM] = self.distributions[SCALE_PARAM].low
+            self.study.enqueue_trial(params)
+        return f"warm start: enqueued the {len(z)} best z of {source}"
+
+    def resume(self) -> str:
+        """Trials left RUNNING by a killed run: tell those whose rows were written, re-queue the rest.
+
+        Only for a single run (it holds the study's run lock, so every RUNNING trial is a dead
+        run's); workers recover the trials of dead workers by heartbeat instead.
+        """
+        running = self.db(self.study.get_trials, deepcopy=False, states=(TrialState.RUNNING,))
+        if not running:
+            return ""
+        before = dict(self.recovered)
+        self.recover([t.number for t in running])
+        told = self.recovered["told"] - before["told"]
+        requeued = self.recovered["requeued"] - before["requeued"]
+        return f"resumed {len(running)} unfinished Optuna trial(s): {told} told from stored rows, {requeued} re-queued"
+
+    # --------------------------------------------------------------- ask, tell
+    def ask(self, n_max: int):
+        n_trials = max(1, min(self.spec["batch"], n_max // self.K))
+        t0 = time.perf_counter()
+        self.fail_stale()
+        trials = [self.db(self.study.ask, self.distributions) for _ in range(n_trials)]
+        self.overhead_s += time.perf_counter() - t0
+        names = self.space.names
+        z = round_z([[t.params[n] for n in names] for t in trials])
+        centre = self.space.to_params(z)
+        K = self.K
+        params, scales = [], []
+        for i, t in enumerate(trials):
+            block = np.repeat(centre[i:i + 1], K, axis=0)
+            scale = self._scale(t.params)
+            s = np.full(K, scale, np.float32)
+            s[0] = 0.0
+            if K > 1:
+                block = jitter(block, self.jitter_mask, s, self.seed, REGION_STREAM, t.number)
+            params.append(block)
+            scales.append(s)
+        return Batch(
+            params=np.concatenate(params), z=np.repeat(z, K, axis=0).astype(np.float32),
+            batch=np.repeat([t.number for t in trials], K).astype(np.int64),
+            index=np.tile(np.arange(K, dtype=np.int64), n_trials),
+            scale=np.concatenate(scales) if K > 1 else None, info=trials,
+        )
+
+    def _scale(self, params) -> float:
+        if self.scale_range:
+            return float(np.float32(10 ** params[SCALE_PARAM]))
+        return float(self.region["scale"])
+
+    def _values(self, rows: pa.Table, params) -> List[float]:
+        """The trial's objective values from its rows."""
+        obj = objective(rows.column("nmse").to_numpy())
+        best = int(np.argmin(obj))
+        out = []
+        for o in self.objectives:
+            if o == "nmse":
+                out.append(float(obj.min() if self.spec["value"] == "min"
+                                 else np.quantile(obj, self.spec["quantile"])))
+            elif o == "norm":
+                w = rows.column("weights")[best].as_py() if params is None else params[best]
+                if w is None:
+                    w = self.regenerate(rows.slice(best, 1))[0]
+                w = np.asarray(w, np.float64)[: self.cfg.cell.n_recurrent]
+                out.append(float(np.linalg.norm(w)))
+            else:
+                nl = rows.column("nmse_long").to_numpy(zero_copy_only=False).astype(float)
+                v = nl[~np.isnan(nl)]
+                long = float(objective(v.min() if v.size else np.inf))
+                out.append(long if o == "nmse_long" else max(long, float(obj.min())))
+        return out
+
+    def augment(self, batch, table, evaluate_long):
+        if "nmse_long" not in self.objectives and "nmse_worst" not in self.objectives:
+            return {}
+        nmse = table.column("nmse").to_numpy()
+        P = len(nmse)
+        best_rows = [int(np.flatnonzero(batch.batch == b)[np.argmin(nmse[batch.batch == b])])
+                     for b in np.unique(batch.batch)]
+        ro = table.column("readout").combine_chunks().flatten().to_numpy().reshape(P, -1)
+        settings = self.cfg.cell.with_readout(batch.params[best_rows], ro[best_rows])
+        length = self.cfg.task.length * int(self.spec["long_factor"])
+        long = evaluate_long(settings, length)
+        col = np.full(P, np.nan)
+        col[best_rows] = long
+        lengths = np.where(np.isnan(col), 0, length).astype(np.int32)
+        return {"nmse_long": col, "long_length": (lengths, ~np.isnan(col))}
+
+    def tell(self, batch, table):
+        t0 = time.perf_counter()
+        nmse_cols = table.select([c for c in ("nmse", "nmse_long") if c in table.column_names])
+        for trial in batch.info:
+            sel = np.flatnonzero(batch.batch == trial.number)
+            rows = nmse_cols.take(pa.array(sel))
+            vals = self._values(rows, batch.params[sel] if "norm" in self.objectives else None)
+            self._tell(trial, vals if len(vals) > 1 else vals[0])
+        self.overhead_s += time.perf_counter() - t0
+
+    def _tell(self, trial, values):
+        try:
+            self.db(self.study.tell, trial, values)
+        except KeyError:
+            # the database lost the trial (restored from a backup, or a crash that lost its last
+            # commits): its rows are stored, so record them as a new COMPLETE trial
+            self.db(self.study.add_trial, optuna.trial.create_trial(
+                params=trial.params, distributions=trial.distributions, values=values if isinstance(values, list)
+                else [values], user_attrs={"rows_of_trial": trial.number}))
+            self.echo(f"trial {trial.number} was missing from the storage; its rows were told as a new trial")
+        except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError) as exc:
+            # finished already: a retried tell whose first attempt did reach the database, or a
+            # trial failed by the heartbeat of a slow worker (its rows are written; the stale
+            # callback told Optuna their values)
+            state = self.db(self.study._storage.get_trial, trial._trial_id).state
+            if state == TrialState.RUNNING:
+                raise
+            if state != TrialState.COMPLETE:
+                self.echo(f"trial {trial.number} had been marked {state.name} (heartbeat missed); its rows are "
+                          f"stored ({type(exc).__name__})")
+
+    def regenerate(self, rows):
+        return regenerate(self.space, self.spec, self.seed, rows)
+
+    def summary(self):
+        n = len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        return f"Optuna study {self.cfg.name!r}: {n} complete trials, sampler {self.sampler_name}"
+
+
+def _pg_driver(url: str) -> str:
+    """``postgresql://`` means psycopg (3) to SQLAlchemy 2.1; use psycopg2 where only it is installed."""
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+def _first_line(exc) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _redact(url: str) -> str:
+    """A storage URL without its password."""
+    import re
+
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(url))
+
+
+def regenerate(space, spec, seed, rows) -> np.ndarray:
+    """Settings (P, D) of stored Optuna rows from z (the trial's centre) and the region jitter."""
+    K = int(spec["region"]["size"])
+    mask = space.free_mask()
+    out = []
+    for r in rows.to_pylist():
+        require(r["z"] is not None, f"row {r.get('row')} keeps no z; cannot rebuild it")
+        centre = space.to_params(np.asarray(r["z"], np.float64)[None])
+        if not r.get("scale"):
+            out.append(centre[0])
+            continue
+        s = np.full(K, r["scale"], np.float32)
+        s[0] = 0.0
+        block = jitter(np.repeat(centre, K, axis=0), mask, s, seed, REGION_STREAM, r["batch"])
+        out.append(block[r["index"]])
+    return np.asarray(out, np.float32)

@@ -1,0 +1,410 @@
+"""Search spaces: maps from a search vector z (dim d) to full settings (D).
+
+Strategies only ever see z, with per-dimension bounds ``low``/``high``; the space turns a
+population of z into settings in the flat layout of :mod:`lstmsearch.cells`. When the
+readout is fitted in closed form the readout tail is left at zero (the evaluator fits it);
+with ``readout = "given"`` the readout blocks are part of the space.
+
+Kinds (the ``[space]`` table of a study file):
+
+``full``
+    Every searched weight is its own dimension, bounded by ``scale`` (``[-scale, scale]``),
+    or ``bias_scale`` for the biases when given.
+``masked``
+    Every searched position is *fixed* (to ``value``, default 0) or *free*; free positions
+    are tied into one dimension per group: ``tie = "none"`` (one dimension per weight),
+    ``"unit"`` (per hidden unit of a gate), ``"gate"`` (per gate of a block) or ``"all"``.
+    ``default`` ("free" or "fixed") applies to every position, then ``[[space.rule]]``
+    entries, in order, re-assign the positions they select: ``block`` (weight_ih,
+    weight_hh, bias_ih, bias_hh, weight_out, bias_out), ``gate`` (a name or list:
+    LSTM i,f,g,o; GRU r,z,n; RNN h), ``units`` (list of hidden units), ``part``
+    ("all", "diagonal", "offdiagonal"; weight_hh only). Examples: forget-gate bias fixed
+    at 5; diagonal recurrence; bias_hh fixed at 0.
+``subspace``
+    theta = theta0 + A z with A (D_searched x dim) Gaussian, scaled by 1/sqrt(dim), drawn
+    from ``seed``; theta0 drawn by ``init`` ("zeros", "torch", "uniform", "normal") with
+    ``init_scale`` (intrinsic-dimension search).
+``template``
+    A user callable ``f(z, cell) -> (P, D) array`` named ``"package.module:function"`` or
+    ``"file.py:function"`` (relative to the study file), with ``dim``, ``low``, ``high``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..cells import GATE_NAMES, Cell
+from ..errors import LstmsearchError, require
+
+BLOCK_ALIASES = {
+    "weight_ih": "weight_ih_l0", "weight_hh": "weight_hh_l0", "bias_ih": "bias_ih_l0",
+    "bias_hh": "bias_hh_l0", "weight_out": "weight_out", "bias_out": "bias_out",
+}
+TIES = ("none", "unit", "gate", "all")
+
+
+def _keys(spec: Dict, allowed, where="[space]"):
+    unknown = [k for k in spec if k not in allowed]
+    require(not unknown, f"{where} has no key {unknown[0]!r}; expected some of {', '.join(allowed)}" if unknown else "")
+
+
+def _num(spec, key, default, where="[space]", positive=False):
+    v = spec.get(key, default)
+    require(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v),
+            f"{where} {key} must be a finite number, got {v!r}")
+    require(not positive or v > 0, f"{where} {key} must be > 0, got {v!r}")
+    return float(v)
+
+
+def _int(spec, key, default, where="[space]", minimum=1):
+    v = spec.get(key, default)
+    require(isinstance(v, int) and not isinstance(v, bool) and v >= minimum,
+            f"{where} {key} must be an integer >= {minimum}, got {v!r}")
+    return int(v)
+
+
+class Space:
+    """Base class. ``dim``, ``low``/``high`` (d,), ``names`` (d,), ``to_params(z)`` (P, D)."""
+
+    kind = "space"
+
+    def __init__(self, cell: Cell, searched_readout: bool):
+        self.cell = cell
+        self.searched_readout = searched_readout
+        D = cell.n_params
+        #: positions of the flat vector that the space may change (recurrent part, + readout)
+        self.searched = np.zeros(D, bool)
+        self.searched[: D if searched_readout else cell.n_recurrent] = True
+
+    dim: int
+    low: np.ndarray
+    high: np.ndarray
+    names: List[str]
+
+    def to_params(self, z) -> np.ndarray:
+        raise NotImplementedError
+
+    def free_mask(self) -> np.ndarray:
+        """(D,) bool: positions that depend on z (where region jitter is applied)."""
+        return self.searched.copy()
+
+    def _check_z(self, z) -> np.ndarray:
+        z = np.asarray(z, dtype=np.float64)
+        if z.ndim == 1:
+            z = z[None]
+        require(z.ndim == 2 and z.shape[1] == self.dim,
+                f"z has shape {z.shape}; the {self.kind} space has dimension {self.dim}")
+        return z
+
+    def describe(self) -> str:
+        return f"{self.kind} space, dim {self.dim}"
+
+
+class MaskedSpace(Space):
+    """Fixed/free/tied positions (``full`` is the all-free, untied case). See module doc."""
+
+    kind = "masked"
+
+    def __init__(self, cell: Cell, searched_readout: bool, spec: Dict, kind: str = "masked"):
+        super().__init__(cell, searched_readout)
+        self.kind = kind
+        D = cell.n_params
+        self.base = np.zeros(D, np.float32)
+        # per position: group key (None = fixed), bounds
+        keys: List[Optional[tuple]] = [None] * D
+        lows = np.zeros(D)
+        highs = np.zeros(D)
+        if kind == "full":
+            _keys(spec, ("kind", "scale", "bias_scale"))
+            scale = _num(spec, "scale", 1.0, positive=True)
+            bias_scale = _num(spec, "bias_scale", scale, positive=True)
+            rules = [{"mode": "free", "tie": "none", "low": -scale, "high": scale},
+                     {"block": ["bias_ih", "bias_hh", "bias_out"], "mode": "free", "tie": "none",
+                      "low": -bias_scale, "high": bias_scale}]
+        else:
+            _keys(spec, ("kind", "default", "value", "tie", "low", "high", "rule"))
+            default = spec.get("default", "fixed")
+            require(default in ("free", "fixed"), f"[space] default must be \"free\" or \"fixed\", got {default!r}")
+            first = {"mode": default, "value": spec.get("value", 0.0), "tie": spec.get("tie", "none"),
+                     "low": spec.get("low", -1.0), "high": spec.get("high", 1.0)}
+            extra = spec.get("rule", [])
+            require(isinstance(extra, list) and all(isinstance(r, dict) for r in extra),
+                    "[space] rule must be an array of tables ([[space.rule]])")
+            rules = [first] + extra
+        for r_i, rule in enumerate(rules):
+            where = "[space]" if r_i == 0 else f"[[space.rule]] #{r_i}"
+            mask, sel = self._select(rule, where)
+            mode = rule.get("mode", "free")
+            require(mode in ("free", "fixed"), f"{where} mode must be \"free\" or \"fixed\", got {mode!r}")
+            if mode == "fixed":
+                value = _num(rule, "value", 0.0, where)
+                self.base[mask] = value
+                for p in np.flatnonzero(mask):
+                    keys[p] = None
+                continue
+            tie = rule.get("tie", "none")
+            require(tie in TIES, f"{where} tie must be one of {', '.join(TIES)}, got {tie!r}")
+            lo, hi = _num(rule, "low", -1.0, where), _num(rule, "high", 1.0, where)
+            require(lo < hi, f"{where} needs low < high, got low={lo}, high={hi}")
+            for p in np.flatnonzero(mask):
+                block, gate, unit, local = sel[p]
+                if tie == "none":
+                    k = (r_i, p)
+                elif tie == "unit":
+                    k = (r_i, block, gate, unit)
+                elif tie == "gate":
+                    k = (r_i, block, gate)
+                else:
+                    k = (r_i,)
+                keys[p] = k
+                lows[p], highs[p] = lo, hi
+        # number the groups in order of first appearance
+        group_of = {}
+        self.names = []
+        names_seen = {}
+        glow, ghigh = [], []
+        self.positions = []
+        self.groups = []
+        for p, k in enumerate(keys):
+            if k is None:
+                continue
+            if k not in group_of:
+                group_of[k] = len(group_of)
+                block, gate, unit, local = self._label(p)
+                if len(k) == 1:
+                    name = f"all#{k[0]}"
+                elif len(k) == 2:
+                    name = f"{block}.{gate}[{local}]" if gate else f"{block}[{local}]"
+                elif len(k) == 3:
+                    name = f"{block}.{gate}" if gate else block
+                else:
+                    name = f"{block}.{gate}[{unit}]"
+                if name in names_seen:
+                    names_seen[name] += 1
+                    name = f"{name}#{names_seen[name]}"
+                else:
+                    names_seen[name] = 0
+                self.names.append(name)
+                glow.append(lows[p])
+                ghigh.append(highs[p])
+            self.positions.append(p)
+            self.groups.append(group_of[k])
+        self.positions = np.asarray(self.positions, np.int64)
+        self.groups = np.asarray(self.groups, np.int64)
+        self.dim = len(group_of)
+        self.low = np.asarray(glow, float)
+        self.high = np.asarray(ghigh, float)
+        require(self.dim >= 1, "the space has no free parameter; make at least one block free")
+
+    def _label(self, p):
+        """(block short name, gate or '', unit or -1, local index string) of position p."""
+        cell = self.cell
+        for b in cell.blocks:
+            if b.start <= p < b.start + b.size:
+                short = b.name.replace("_l0", "")
+                off = p - b.start
+                if b.name in ("weight_out", "bias_out"):
+                    return short, "", -1, str(off)
+                row = off // b.shape[1] if len(b.shape) == 2 else off
+                gate = GATE_NAMES[cell.kind][row // cell.hidden]
+                unit = row % cell.hidden
+                local = f"{unit},{off % b.shape[1]}" if len(b.shape) == 2 else str(unit)
+                return short, gate, unit, local
+        raise AssertionError(p)
+
+    def _select(self, rule: Dict, where: str):
+        """Boolean mask (D,) of the positions a rule selects, and their labels."""
+        _keys(rule, ("block", "gate", "units", "part", "mode", "value", "tie", "low", "high"), where)
+        cell = self.cell
+        blocks = rule.get("block")
+        if blocks is None:
+            blocks = [b.name for b in cell.blocks]
+        else:
+            blocks = [blocks] if isinstance(blocks, str) else blocks
+            require(isinstance(blocks, list) and all(isinstance(b, str) for b in blocks),
+                    f"{where} block must be a name or a list of names")
+            for b in blocks:
+                require(b in BLOCK_ALIASES or b in BLOCK_ALIASES.values(),
+                        f"{where} block {b!r} is unknown; expected one of {', '.join(BLOCK_ALIASES)}")
+            blocks = [BLOCK_ALIASES.get(b, b) for b in blocks]
+        gates = rule.get("gate")
+        names = GATE_NAMES[cell.kind]
+        if gates is not None:
+            gates = [gates] if isinstance(gates, str) else gates
+            for g in gates:
+                require(g in names, f"{where} gate {g!r}: a {cell.kind} cell has gates {', '.join(names)}")
+        units = rule.get("units")
+        if units is not None:
+            require(isinstance(units, list) and all(isinstance(u, int) and 0 <= u < cell.hidden for u in units),
+                    f"{where} units must be a list of hidden units from 0 to {cell.hidden - 1}")
+        part = rule.get("part", "all")
+        require(part in ("all", "diagonal", "offdiagonal"),
+                f"{where} part must be all, diagonal or offdiagonal, got {part!r}")
+        mask = np.zeros(cell.n_params, bool)
+        sel = {}
+        for b in cell.blocks:
+            if b.name not in blocks:
+                continue
+            is_readout = b.name in ("weight_out", "bias_out")
+            if is_readout and not self.searched_readout:
+                continue
+            for off in range(b.size):
+                p = b.start + off
+                block, gate, unit, local = self._label(p)
+                if not is_readout:
+                    if gates is not None and gate not in gates:
+                        continue
+                    if units is not None and unit not in units:
+                        continue
+                    if part != "all" and b.name == "weight_hh_l0":
+                        diag = (off % b.shape[1]) == unit
+                        if diag != (part == "diagonal"):
+                            continue
+                mask[p] = True
+                sel[p] = (block, gate, unit, local)
+        if rule.get("block") is not None or gates is not None or units is not None:
+            require(mask.any(), f"{where} selects no searched parameter"
+                    + ("" if self.searched_readout else " (readout blocks are fitted, not searched)"))
+        return mask, sel
+
+    def free_mask(self):
+        m = np.zeros(self.cell.n_params, bool)
+        m[self.positions] = True
+        return m
+
+    def to_params(self, z) -> np.ndarray:
+        z = self._check_z(z)
+        out = np.tile(self.base, (z.shape[0], 1))
+        out[:, self.positions] = z[:, self.groups]
+        return out
+
+    def describe(self):
+        fixed = int((~self.free_mask() & self.searched).sum())
+        return (f"{self.kind} space: dim {self.dim} ({len(self.positions)} free weights, {fixed} fixed"
+                f"{', readout fitted' if not self.searched_readout else ''})")
+
+
+class Subspace(Space):
+    """theta = theta0 + A z with a seeded Gaussian A (D_searched x dim) / sqrt(dim)."""
+
+    kind = "subspace"
+
+    def __init__(self, cell: Cell, searched_readout: bool, spec: Dict):
+        super().__init__(cell, searched_readout)
+        _keys(spec, ("kind", "dim", "seed", "init", "init_scale", "bound"))
+        self.dim = _int(spec, "dim", None if "dim" not in spec else spec["dim"])
+        seed = _int(spec, "seed", 0, minimum=0)
+        init = spec.get("init", "zeros")
+        require(init in ("zeros", "torch", "uniform", "normal"),
+                f"[space] init must be zeros, torch, uniform or normal, got {init!r}")
+        bound = _num(spec, "bound", 1.0, positive=True)
+        idx = np.flatnonzero(self.searched)
+        require(self.dim <= idx.size, f"[space] dim {self.dim} exceeds the {idx.size} searched weights")
+        self.theta0 = np.zeros(cell.n_params, np.float32)
+        if init != "zeros":
+            scale = _num(spec, "init_scale", 1.0, positive=True) if init != "torch" else None
+            self.theta0[idx] = cell.init(1, seed=seed, method=init, scale=scale)[0, idx]
+        rng = np.random.Generator(np.random.Philox(np.random.SeedSequence([seed, 7])))
+        self.idx = idx
+        self.A = rng.standard_normal((idx.size, self.dim)) / np.sqrt(self.dim)
+        self.low = np.full(self.dim, -bound)
+        self.high = np.full(self.dim, bound)
+        self.names = [f"z{i}" for i in range(self.dim)]
+
+    def to_params(self, z):
+        z = self._check_z(z)
+        out = np.tile(self.theta0, (z.shape[0], 1))
+        out[:, self.idx] += (z @ self.A.T).astype(np.float32)
+        return out
+
+
+class TemplateSpace(Space):
+    """A user callable ``f(z (P, dim) float64, cell) -> (P, D)``."""
+
+    kind = "template"
+
+    def __init__(self, cell: Cell, searched_readout: bool, spec: Dict, base_dir: Path):
+        super().__init__(cell, searched_readout)
+        _keys(spec, ("kind", "function", "dim", "low", "high"))
+        fn = spec.get("function")
+        require(isinstance(fn, str) and ":" in fn,
+                "[space] function must be \"package.module:function\" or \"file.py:function\"")
+        self.function_name = fn
+        self.fn = _load_callable(fn, base_dir)
+        self.dim = _int(spec, "dim", spec.get("dim"))
+        self.low = _bounds(spec.get("low", -1.0), self.dim, "low")
+        self.high = _bounds(spec.get("high", 1.0), self.dim, "high")
+        require(bool(np.all(self.low < self.high)), "[space] needs low < high in every dimension")
+        self.names = [f"z{i}" for i in range(self.dim)]
+
+    def to_params(self, z):
+        z = self._check_z(z)
+        out = np.asarray(self.fn(z, self.cell))
+        require(out.shape == (z.shape[0], self.cell.n_params),
+                f"template {self.function_name} returned shape {out.shape}; expected "
+                f"({z.shape[0]}, {self.cell.n_params})")
+        return np.ascontiguousarray(out, np.float32)
+
+
+def _bounds(v, dim, what):
+    a = np.asarray(v, float)
+    if a.ndim == 0:
+        a = np.full(dim, float(a))
+    require(a.shape == (dim,) and np.all(np.isfinite(a)),
+            f"[space] {what} must be a number or a list of {dim} finite numbers")
+    return a
+
+
+def _load_callable(ref: str, base_dir: Path):
+    mod_name, _, attr = ref.rpartition(":")
+    try:
+        if mod_name.endswith(".py"):
+            path = (Path(base_dir) / mod_name).resolve()
+            require(path.is_file(), f"[space] function file {str(path)!r} not found")
+            spec = importlib.util.spec_from_file_location(f"lstmsearch_template_{path.stem}", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise LstmsearchError(f"[space] cannot import {mod_name!r}: {exc}") from exc
+    fn = getattr(module, attr, None)
+    require(callable(fn), f"[space] {mod_name!r} has no callable {attr!r}")
+    return fn
+
+
+def build_space(cell: Cell, spec: Dict, searched_readout: bool, base_dir: Path = Path(".")) -> Space:
+    """The space described by a ``[space]`` table."""
+    kind = spec.get("kind")
+    if kind in ("full", "masked"):
+        return MaskedSpace(cell, searched_readout, spec, kind=kind)
+    if kind == "subspace":
+        require("dim" in spec, "[space] a subspace needs dim (the number of search dimensions)")
+        return Subspace(cell, searched_readout, spec)
+    if kind == "template":
+        require("dim" in spec, "[space] a template needs dim")
+        return TemplateSpace(cell, searched_readout, spec, base_dir)
+    raise LstmsearchError(f"[space] kind must be full, masked, subspace or template, got {kind!r}")
+
+
+def jitter(params: np.ndarray, mask: np.ndarray, scale, seed: int, stream: int, batch: int) -> np.ndarray:
+    """params + scale * N(0, 1) on the masked positions; noise keyed by (seed, stream, batch).
+
+    ``scale`` is a number or a (P,) array. Row j's noise is row j of one (P, n_free) draw over
+    the masked positions, so it is regenerable from (seed, stream, batch, j) and the
+    population size.
+    """
+    rng = np.random.Generator(np.random.Philox(np.random.SeedSequence([seed, stream, batch])))
+    free = np.flatnonzero(mask)  # noise is drawn for the masked positions only: (P, n_free)
+    noise = rng.standard_normal((params.shape[0], free.size)).astype(np.float32)
+    scale = np.asarray(scale, np.float32).reshape(-1, 1) if np.ndim(scale) else np.float32(scale)
+    out = np.array(params, dtype=np.float32, copy=True)
+    out[:, free] += (scale * noise) * mask[free][None, :]
+    return out

@@ -1,0 +1,141 @@
+"""Strategy ``sweep``: random, Sobol or Gaussian-perturbation sampling of z, in chunks.
+
+Every setting is regenerable from (seed, index) alone, whatever the chunk size:
+
+``random``
+    z uniform in the space's bounds. Settings come in blocks of :data:`BLOCK` = 1024; block
+    b is drawn from Philox keyed by SeedSequence([seed, 301, b]); setting i is row i % 1024
+    of block i // 1024.
+``sobol``
+    A scrambled Sobol sequence (``scipy.stats.qmc.Sobol(d, scramble=True, seed=seed)``)
+    mapped to the bounds; setting i is point i.
+``gaussian``
+    ``centre + sigma * (high - low) * N(0, 1)``, blocks as for random (stream 302); the
+    centre is the middle of the bounds or the best z of a warm-start study (kept in the
+    manifest so that regeneration does not depend on the other study).
+
+So the store keeps a row for every setting with its key (``key_seed``, ``key_index``),
+z only when the space has at most ``store_z`` dimensions, and full weights only for the
+best rows (``[store] keep_weights``). ``batch`` is the number of settings per kernel call
+(rows of one part file); its ``batch`` column is the chunk number.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+import pyarrow.dataset as ds
+
+from ..errors import require
+from .base import Batch, Strategy, round_z, stored_z
+
+BLOCK = 1024
+METHODS = ("random", "sobol", "gaussian")
+
+
+def check(spec: Dict, space, chk) -> Dict:
+    s = chk.keys(spec, "[strategy]", {
+        "kind": ((str,), "sweep"), "method": ((str,), "random"), "batch": ((int,), 4096),
+        "sigma": ((float,), 0.05), "seed": ((int,), None), "store_z": ((int,), 64),
+        "centre": ((list,), None),
+    })
+    chk.choice("[strategy]", "method", s["method"], METHODS)
+    chk.positive("[strategy]", "batch", s["batch"])
+    chk.positive("[strategy]", "sigma", s["sigma"])
+    chk.positive("[strategy]", "store_z", s["store_z"], allow_zero=True)
+    if s["method"] == "sobol" and space.dim > 21201:
+        chk.fail("[strategy] method", f"Sobol sequences support up to 21201 dimensions, the space has {space.dim}")
+    if s["centre"] is not None and len(s["centre"]) != space.dim:
+        chk.fail("[strategy] centre", f"must have {space.dim} numbers (the space's dimension), got {len(s['centre'])}")
+    return s
+
+
+class SweepStrategy(Strategy):
+    name = "sweep"
+
+    def __init__(self, cfg, space, store, spec, centre=None):
+        super().__init__(cfg, space, store, spec)
+        self.method = spec["method"]
+        if centre is None:
+            centre = spec["centre"] if spec["centre"] is not None else (space.low + space.high) / 2
+        self.centre = np.asarray(centre, float)
+        self.next_index = 0
+        self.next_chunk = 0
+        self.overhead_s = 0.0
+
+    def warm_start(self, other_store, k, source):
+        if self.method != "gaussian" or self.spec["centre"] is not None:
+            return ""
+        self.centre = stored_z(other_store, 1, self.space.dim, source)[0]
+        return f"warm start: Gaussian sweep centred at the best z of {source}"
+
+    def manifest_extra(self):
+        return {"sweep_centre": self.centre.tolist()} if self.method == "gaussian" else {}
+
+    def resume(self):
+        t = self.store.read(columns=["batch", "index"], filter=ds.field("strategy") == "sweep")
+        if t.num_rows == 0:
+            return ""
+        self.next_index = int(np.max(t.column("index").to_numpy())) + 1
+        self.next_chunk = int(np.max(t.column("batch").to_numpy())) + 1
+        return f"resuming the sweep at setting {self.next_index}"
+
+    def z_at(self, index: np.ndarray) -> np.ndarray:
+        """z (n, d) of the settings with these global indices (regeneration from the key)."""
+        index = np.asarray(index, np.int64)
+        d, lo, hi = self.space.dim, self.space.low, self.space.high
+        if self.method == "sobol":
+            from scipy.stats import qmc
+
+            out = np.empty((index.size, d))
+            order = np.argsort(index)
+            idx = index[order]
+            # runs of consecutive indices are drawn in one go
+            start = 0
+            while start < idx.size:
+                end = start + 1
+                while end < idx.size and idx[end] == idx[end - 1] + 1:
+                    end += 1
+                eng = qmc.Sobol(d, scramble=True, seed=self.seed)
+                if idx[start]:
+                    eng.fast_forward(int(idx[start]))
+                out[order[start:end]] = lo + (hi - lo) * eng.random(end - start)
+                start = end
+            return out
+        out = np.empty((index.size, d))
+        blocks = index // BLOCK
+        for b in np.unique(blocks):
+            sel = blocks == b
+            stream = 301 if self.method == "random" else 302
+            rng = np.random.Generator(np.random.Philox(np.random.SeedSequence([self.seed, stream, int(b)])))
+            if self.method == "random":
+                block = rng.uniform(lo, hi, size=(BLOCK, d))
+            else:
+                block = self.centre + self.spec["sigma"] * (hi - lo) * rng.standard_normal((BLOCK, d))
+            out[sel] = block[index[sel] % BLOCK]
+        return out
+
+    def ask(self, n_max):
+        n = min(self.spec["batch"], n_max)
+        if n <= 0:
+            return None
+        index = np.arange(self.next_index, self.next_index + n, dtype=np.int64)
+        z = round_z(self.z_at(index))
+        keep_z = self.space.dim <= self.spec["store_z"]
+        b = Batch(params=self.space.to_params(z), z=z.astype(np.float32) if keep_z else None,
+                  batch=np.full(n, self.next_chunk, np.int64), index=index,
+                  key_seed=np.full(n, self.seed, np.int64), key_index=index)
+        return b
+
+    def tell(self, batch, table):
+        self.next_index = int(batch.index[-1]) + 1
+        self.next_chunk += 1
+
+    def regenerate(self, rows):
+        idx = np.asarray(rows.column("key_index").to_pylist())
+        require(not any(v is None for v in idx), "sweep rows without a key_index cannot be rebuilt")
+        return self.space.to_params(round_z(self.z_at(idx.astype(np.int64))))
+
+    def summary(self):
+        return f"sweep ({self.method}, dim {self.space.dim}): next setting {self.next_index}"

@@ -1,0 +1,538 @@
+"""The Parquet store: one dataset per study, append-only, atomically written part files.
+
+Layout of a study folder (default ``data/<study name>/``)::
+
+    manifest.json        study file text, identity hash, package versions, seeds, runs
+    rows/part-w<slot>-<first row>.parquet   one part per evaluated batch (or group of batches)
+    rows/damaged/        part files that could not be read, moved aside by a run (see below)
+    workers/w<slot>.json the lease of a running worker (pid, host, trials in flight)
+    optuna.journal       the Optuna study (strategy optuna with the default storage)
+    cmaes-state.pkl      the CMA-ES optimizer after its last told generation (strategy cmaes)
+
+Every part is written to a hidden temporary file in ``rows/`` and renamed into place
+(``os.replace``, atomic on POSIX), so a reader -- and a resumed run -- sees whole parts
+only. Hidden files are skipped by pyarrow datasets and by ``rows/*.parquet`` globs.
+
+Row ids: several writers (the workers of one study, each with its own *slot*) append to
+the same dataset. Writer ``w<slot>`` numbers its rows ``slot * ROW_SLOT + 0, 1, 2, ...``
+(:data:`ROW_SLOT` = 10**12), so ids never collide and need no coordination; a single
+``run`` is slot 0 and numbers its rows 0, 1, 2, ... A slot reused by a later worker goes
+on from the slot's last row.
+
+Damaged parts: a part whose footer (or, when read, whose data) cannot be read is left out
+of every read and count, and named in :attr:`Store.damaged` (the CLI prints it); a run
+moves it to ``rows/damaged/`` and says so, with the row ids its file name gives.
+
+Schema (version :data:`SCHEMA_VERSION`, stored in each file's metadata as
+``lstmsearch.schema_version``):
+
+============  =========================  ============================================
+column        type                       meaning
+============  =========================  ============================================
+study         string                     study name
+strategy      string                     optuna, cmaes or sweep
+row           int64                      row id, unique within the study (``show``/``reproduce``)
+batch         int64                      Optuna trial number, CMA-ES generation or sweep chunk
+index         int64                      setting within the trial's region, the generation's
+                                         population, or the sweep's global setting index
+cell          string                     rnn_tanh, rnn_relu, lstm, gru
+hidden        int32                      H
+inputs        int32                      I
+outputs       int32                      O
+task          string                     task kind (recall_first, ...)
+length        int32                      sequence length T the setting was scored at
+seed          int64                      evaluation seed (training stream 0, held-out stream 1)
+sequences     int32                      training sequences (readout fit)
+heldout       int32                      held-out sequences (mse/nmse/max_abs_err)
+z             list<float32>, nullable    search vector the setting came from
+scale         float32, nullable          Optuna region jitter scale (0 for the centre)
+key_seed      int64, nullable            sweep regeneration key: seed ...
+key_index     int64, nullable            ... and setting index
+weights       fixed_size_list<float32>   the full setting (D floats, readout spliced in); kept
+              [D], nullable              for the best ``keep_weights`` rows as they arrive
+readout       fixed_size_list<float32>   O*H+O: fitted (or searched) readout
+              [O*H+O]
+mse           float64                    held-out mean squared error
+nmse          float64                    mse / task baseline (predict-the-mean)
+max_abs_err   float64                    held-out largest absolute error
+train_mse     float64, nullable          training error (readout fitted)
+train_nmse    float64, nullable          train_mse / baseline
+nmse_long     float64, nullable          held-out nmse at ``long_length`` (given readout)
+long_length   int32, nullable            the longer length used for nmse_long
+finite        bool                       false if the setting produced NaN/inf (errors inf)
+wall_s        float64                    this row's share of its batch's wall time
+time          timestamp[ms, UTC]         when its batch was written
+run           int32                      which ``run`` invocation wrote it (0, 1, ...)
+============  =========================  ============================================
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import time
+import uuid
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from .errors import LstmsearchError, require
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+ROWS = "rows"
+WORKERS = "workers"
+#: Row ids of writer slot s are s * ROW_SLOT + 0, 1, 2, ...
+ROW_SLOT = 10 ** 12
+_PART = re.compile(r"part-w(\d+)-(\d+)\.parquet")
+
+
+def schema(n_params: int, n_readout: int) -> pa.Schema:
+    """The row schema for a cell with D = n_params and a readout of n_readout floats."""
+    f32 = pa.float32()
+    fields = [
+        ("study", pa.string()), ("strategy", pa.string()), ("row", pa.int64()), ("batch", pa.int64()),
+        ("index", pa.int64()), ("cell", pa.string()), ("hidden", pa.int32()), ("inputs", pa.int32()),
+        ("outputs", pa.int32()), ("task", pa.string()), ("length", pa.int32()), ("seed", pa.int64()),
+        ("sequences", pa.int32()), ("heldout", pa.int32()), ("z", pa.list_(f32)), ("scale", f32),
+        ("key_seed", pa.int64()), ("key_index", pa.int64()), ("weights", pa.list_(f32, n_params)),
+        ("readout", pa.list_(f32, n_readout)), ("mse", pa.float64()), ("nmse", pa.float64()),
+        ("max_abs_err", pa.float64()), ("train_mse", pa.float64()), ("train_nmse", pa.float64()),
+        ("nmse_long", pa.float64()), ("long_length", pa.int32()), ("finite", pa.bool_()),
+        ("wall_s", pa.float64()), ("time", pa.timestamp("ms", tz="UTC")), ("run", pa.int32()),
+    ]
+    return pa.schema(fields, metadata={"lstmsearch.schema_version": str(SCHEMA_VERSION)})
+
+
+def fixed_list(values: Optional[np.ndarray], width: int, valid: Optional[np.ndarray] = None, n: int = None):
+    """A FixedSizeListArray of float32 from (n, width) values; rows where ``valid`` is false are null."""
+    if values is None:
+        return pa.nulls(n, pa.list_(pa.float32(), width))
+    values = np.ascontiguousarray(values, np.float32)
+    flat = pa.array(values.reshape(-1), pa.float32())
+    mask = None if valid is None else pa.array(~np.asarray(valid, bool))
+    return pa.FixedSizeListArray.from_arrays(flat, width, mask=mask)
+
+
+def var_list(values: Optional[np.ndarray], n: int):
+    """A list<float32> array from (n, d) values, or all null."""
+    if values is None:
+        return pa.nulls(n, pa.list_(pa.float32()))
+    values = np.ascontiguousarray(values, np.float32)
+    d = values.shape[1]
+    offsets = pa.array(np.arange(0, (n + 1) * d, d, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1), pa.float32()))
+
+
+class DiskFullError(LstmsearchError):
+    """The disk filled up while writing; nothing partial was left behind."""
+
+
+def _disk_full(path: Path, exc: OSError, what: str) -> DiskFullError:
+    return DiskFullError(f"no space left on the device of {path.parent} while writing {what} ({exc.strerror}); "
+                         "nothing partial was kept and every part written before is intact: free some space "
+                         "and run the study again to continue")
+
+
+def _atomic_write_bytes(path: Path, data: bytes, fsync: bool = True):
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _disk_full(path, exc, path.name) from exc
+        raise
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - someone else's process
+        return True
+    return True
+
+
+class Store:
+    """One study's folder: the append-only Parquet dataset and the manifest.
+
+    ``slot`` names this process's part files (``part-w<slot>-...``) and its row ids
+    (``slot * ROW_SLOT + n``); several writers (workers) append to the same dataset, each
+    with its own slot (see :meth:`next_row`).
+    """
+
+    def __init__(self, root, slot: int = 0):
+        self.root = Path(root)
+        self.rows_dir = self.root / ROWS
+        self.slot = int(slot)
+        self.writer = f"w{self.slot}"
+        self._rows: Dict[str, int] = {}  # part file name -> rows (parts are immutable)
+        self.damaged: Dict[str, str] = {}  # part file name -> why it cannot be read
+        self._next_local = None
+
+    # ------------------------------------------------------------------ manifest
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST
+
+    def exists(self) -> bool:
+        return self.manifest_path.is_file()
+
+    def read_manifest(self) -> Dict:
+        require(self.exists(), f"no study results in {str(self.root)!r} (no {MANIFEST}); "
+                               "run the study first or pass its folder, study file or name")
+        try:
+            return json.loads(self.manifest_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise LstmsearchError(f"{self.manifest_path}: cannot be read ({exc}); the file is damaged") from exc
+
+    def write_manifest(self, manifest: Dict):
+        self.root.mkdir(parents=True, exist_ok=True)
+        _atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2, default=str).encode())
+
+    def update_manifest(self, fn) -> Dict:
+        """Read-modify-write the manifest under an advisory file lock (several workers)."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "manifest.flock", "a") as lk:
+            fcntl.flock(lk.fileno(), fcntl.LOCK_EX)
+            try:
+                m = fn(self.read_manifest())
+                self.write_manifest(m)
+                return m
+            finally:
+                fcntl.flock(lk.fileno(), fcntl.LOCK_UN)
+
+    def create_manifest(self, manifest: Dict) -> bool:
+        """Write the manifest unless one exists (under the file lock); True if written."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "manifest.flock", "a") as lk:
+            fcntl.flock(lk.fileno(), fcntl.LOCK_EX)
+            try:
+                if self.exists():
+                    return False
+                self.write_manifest(manifest)
+                return True
+            finally:
+                fcntl.flock(lk.fileno(), fcntl.LOCK_UN)
+
+    def lock_holder(self) -> Optional[Dict]:
+        """Who holds the run lock (pid, host, mode), if a live process does."""
+        import platform
+
+        try:
+            d = json.loads(self.lock_path.read_text() or "{}")
+        except (OSError, json.JSONDecodeError):
+            return None
+        if d.get("host") == platform.node() and not _alive(d.get("pid")):
+            return None
+        return d
+
+    # --------------------------------------------------------------- run lock
+    @property
+    def lock_path(self) -> Path:
+        return self.root / "run.lock"
+
+    def acquire(self, mode: str = "single") -> List[str]:
+        """Take the study's run lock (one ``run`` per study folder at a time).
+
+        A lock left by a process that no longer exists on this host (a killed run) is taken
+        over, and so are the lock files its Optuna journal storage left behind. Returns
+        messages about what was cleaned up.
+        """
+        import platform
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        me = {"pid": os.getpid(), "host": platform.node(), "mode": mode}
+        messages = []
+        for _ in range(2):
+            try:
+                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    other = json.loads(self.lock_path.read_text() or "{}")
+                except (OSError, json.JSONDecodeError):
+                    other = {}
+                if other.get("host") == me["host"] and not _alive(other.get("pid")):
+                    self.lock_path.unlink(missing_ok=True)
+                    for stale in self.root.glob("*.lock"):
+                        stale.unlink(missing_ok=True)
+                    messages.append(f"took over the run lock of process {other.get('pid')}, which no longer runs")
+                    continue
+                raise LstmsearchError(
+                    f"the study in {str(self.root)!r} is being run by process {other.get('pid')} on "
+                    f"{other.get('host')}; wait for it to finish (or remove {self.lock_path} if that run is gone)")
+            with os.fdopen(fd, "w") as fh:
+                json.dump(me, fh)
+            return messages
+        raise LstmsearchError(f"cannot take the run lock {self.lock_path}")  # pragma: no cover
+
+    def release(self):
+        self.lock_path.unlink(missing_ok=True)
+
+    # ---------------------------------------------------------------------- rows
+    def _all_parts(self) -> List[Path]:
+        if not self.rows_dir.is_dir():
+            return []
+        return sorted(p for p in self.rows_dir.glob("*.parquet") if not p.name.startswith("."))
+
+    def parts(self) -> List[Path]:
+        """The readable part files (their footers are read once and cached; damaged ones are
+        left out and named in :attr:`damaged`)."""
+        out = []
+        for p in self._all_parts():
+            if p.name in self.damaged:
+                continue
+            if p.name not in self._rows:
+                try:
+                    md = pq.read_metadata(p)
+                except (OSError, pa.ArrowException) as exc:
+                    if not p.exists():  # moved away meanwhile (another process quarantined it)
+                        continue
+                    self._mark_damaged(p, exc)
+                    continue
+                version = (md.metadata or {}).get(b"lstmsearch.schema_version", b"?").decode()
+                if version != str(SCHEMA_VERSION):
+                    raise LstmsearchError(
+                        f"{p} was written with store schema version {version}; this lstmsearch reads version "
+                        f"{SCHEMA_VERSION} (columns {', '.join(_schema_diff(md.schema.to_arrow_schema()))}); "
+                        "read it with the lstmsearch that wrote it, or move it out of rows/")
+                self._rows[p.name] = md.num_rows
+            out.append(p)
+        return out
+
+    def _mark_damaged(self, p: Path, exc: Exception):
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        self.damaged[p.name] = why
+        self._rows.pop(p.name, None)
+        warnings.warn(f"lstmsearch: skipped the damaged part file {p} ({why}); " + part_rows_text(p.name),
+                      DamagedPartWarning, stacklevel=3)
+
+    def quarantine(self) -> List[str]:
+        """Move damaged parts to ``rows/damaged/``; returns a message for each."""
+        self.parts()
+        out = []
+        for name, why in list(self.damaged.items()):
+            src = self.rows_dir / name
+            if not src.exists():
+                continue
+            dst_dir = self.rows_dir / "damaged"
+            dst_dir.mkdir(exist_ok=True)
+            os.replace(src, dst_dir / name)
+            out.append(f"moved the damaged part {name} to {dst_dir} ({why}); {part_rows_text(name)}")
+        return out
+
+    def clean_temporaries(self) -> int:
+        """Remove temporary files left by a killed writer; returns how many."""
+        n = 0
+        if self.rows_dir.is_dir():
+            for p in self.rows_dir.glob(".*.tmp"):
+                p.unlink(missing_ok=True)
+                n += 1
+        return n
+
+    def count(self) -> int:
+        """Rows in the dataset (from the part files' footers; new parts of other writers are seen)."""
+        return sum(self._rows[p.name] for p in self.parts())
+
+    def next_row(self) -> int:
+        """The next free row id of this writer's slot: ``slot * ROW_SLOT + n``."""
+        if self._next_local is None:
+            last = self.slot * ROW_SLOT
+            for p in self.parts():
+                m = _PART.fullmatch(p.name)
+                if m and int(m.group(1)) == self.slot:
+                    last = max(last, int(m.group(2)) + self._rows[p.name])
+            for name in self.damaged:  # never reuse the ids of a damaged part
+                m = _PART.fullmatch(name)
+                if m and int(m.group(1)) == self.slot:
+                    last = max(last, int(m.group(2)) + 1)
+            self._next_local = last
+        return self._next_local
+
+    def append(self, table: pa.Table) -> Path:
+        """Write one part atomically (temporary file, fsync, rename); returns its path."""
+        require(table.num_rows > 0, "cannot append an empty table")
+        self.rows_dir.mkdir(parents=True, exist_ok=True)
+        first = int(table.column("row")[0].as_py())
+        final = self.rows_dir / f"part-{self.writer}-{first:012d}.parquet"
+        require(not final.exists(), f"part {final} already exists; the store's row ids are inconsistent")
+        tmp = self.rows_dir / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
+                raise _disk_full(final, exc, f"{table.num_rows} rows (part {final.name})") from exc
+            raise
+        try:
+            dfd = os.open(self.rows_dir, os.O_RDONLY)
+            os.fsync(dfd)
+            os.close(dfd)
+        except OSError:  # pragma: no cover - platform dependent
+            pass
+        self._rows[final.name] = table.num_rows
+        last = int(table.column("row")[table.num_rows - 1].as_py())
+        self._next_local = max(self.next_row(), last + 1)
+        return final
+
+    def dataset(self) -> ds.Dataset:
+        parts = self.parts()
+        require(parts, f"the study in {str(self.root)!r} has no rows yet")
+        return ds.dataset([str(p) for p in parts], format="parquet")
+
+    def read(self, columns: Optional[List[str]] = None, filter=None) -> pa.Table:
+        """Rows (all, or those matching a pyarrow compute expression), sorted by row id.
+
+        A part whose data turns out unreadable is skipped (and named in :attr:`damaged`);
+        the other parts are read as usual.
+        """
+        parts = self.parts()
+        if not parts:
+            return pa.table({c: [] for c in (columns or ["row"])})
+        cols = columns if columns is None or "row" in columns else list(columns) + ["row"]
+        try:
+            table = ds.dataset([str(p) for p in parts], format="parquet").to_table(columns=cols, filter=filter)
+        except (OSError, pa.ArrowException) as exc:
+            if isinstance(exc, (pa.ArrowInvalid, pa.ArrowTypeError)) and "No match for FieldRef" in str(exc):
+                raise
+            tables = []
+            for p in parts:  # find the bad part(s): read one by one
+                try:
+                    tables.append(ds.dataset(str(p), format="parquet").to_table(columns=cols, filter=filter))
+                except (OSError, pa.ArrowException) as exc1:
+                    if not p.exists():
+                        continue
+                    self._mark_damaged(p, exc1)
+            if not tables:
+                return pa.table({c: [] for c in cols})
+            table = pa.concat_tables(tables, promote_options="permissive")
+        return table.sort_by("row")
+
+    def row(self, row: int) -> Dict:
+        """One row as a dict (weights/readout/z as numpy arrays)."""
+        require(isinstance(row, (int, np.integer)) and row >= 0, f"row must be a non-negative integer, got {row!r}")
+        t = self.read(filter=ds.field("row") == int(row))
+        require(t.num_rows == 1, f"the study in {str(self.root)!r} has no row {row} ({self.describe_ids()})")
+        out = {}
+        for name in t.column_names:
+            v = t.column(name)[0].as_py()
+            if name in ("weights", "readout", "z") and v is not None:
+                v = np.asarray(v, np.float32)
+            out[name] = v
+        return out
+
+    def describe_ids(self) -> str:
+        """The row ids the study has, by writer slot (for error messages)."""
+        ranges = {}
+        for p in self.parts():
+            m = _PART.fullmatch(p.name)
+            if not m:
+                continue
+            first, n = int(m.group(2)), self._rows[p.name]
+            lo, hi = ranges.get(int(m.group(1)), (first, first + n - 1))
+            ranges[int(m.group(1))] = (min(lo, first), max(hi, first + n - 1))
+        if not ranges:
+            return "it has no rows yet"
+        return "row ids " + ", ".join(f"{lo} to {hi}" for _, (lo, hi) in sorted(ranges.items())) + \
+            "; lstmsearch top lists the best"
+
+    # ------------------------------------------------------------- worker leases
+    @property
+    def workers_dir(self) -> Path:
+        return self.root / WORKERS
+
+    def leases(self) -> List[Dict]:
+        """Leases of workers (live or dead): dicts with slot, pid, host, trials, age_s, alive."""
+        import platform
+
+        out = []
+        if not self.workers_dir.is_dir():
+            return out
+        host = platform.node()
+        for p in sorted(self.workers_dir.glob("w*.json")):
+            try:
+                d = json.loads(p.read_text())
+                age = time.time() - p.stat().st_mtime
+            except (OSError, json.JSONDecodeError):
+                continue
+            grace = float(d.get("grace_s", 60))
+            d["age_s"] = age
+            d["alive"] = _alive(d.get("pid")) if d.get("host") == host else age < grace
+            d["path"] = p
+            out.append(d)
+        return out
+
+    def claim_slot(self, info: Dict, slot: Optional[int] = None) -> int:
+        """Claim a free writer slot >= 1 (or the given one) with a lease file; returns it.
+
+        A slot whose lease belongs to a dead process (same host) or is older than its
+        grace period (other hosts) is taken over.
+        """
+        self.workers_dir.mkdir(parents=True, exist_ok=True)
+        candidates = [slot] if slot is not None else range(1, 100000)
+        for s in candidates:
+            path = self.workers_dir / f"w{s}.json"
+            for _ in range(2):
+                try:
+                    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                except FileExistsError:
+                    stale = [d for d in self.leases() if d["path"] == path and not d["alive"]]
+                    if stale:
+                        path.unlink(missing_ok=True)
+                        continue
+                    break
+                with os.fdopen(fd, "w") as fh:
+                    json.dump(dict(info, slot=s), fh)
+                return s
+            if slot is not None:
+                raise LstmsearchError(f"worker slot {slot} of {self.root} is held by a live worker")
+        raise LstmsearchError(f"no free worker slot in {self.workers_dir}")  # pragma: no cover
+
+    def write_lease(self, slot: int, info: Dict):
+        _atomic_write_bytes(self.workers_dir / f"w{slot}.json", json.dumps(dict(info, slot=slot)).encode(),
+                            fsync=False)
+
+    def release_slot(self, slot: int):
+        (self.workers_dir / f"w{slot}.json").unlink(missing_ok=True)
+
+
+def _schema_diff(old: pa.Schema) -> List[str]:
+    now = schema(1, 1)
+    missing = [f"{n} missing" for n in now.names if n not in old.names]
+    extra = [f"{n} unknown" for n in old.names if n not in now.names]
+    return (missing + extra) or ["of other types"]
+
+
+class DamagedPartWarning(UserWarning):
+    """A part file could not be read and was skipped."""
+
+
+def part_rows_text(name: str) -> str:
+    m = _PART.fullmatch(name)
+    if not m:
+        return "its rows are not readable"
+    return (f"its rows (from row {int(m.group(2))}, writer w{int(m.group(1))}) are not readable; "
+            "they are left out of every count, query and resume")

@@ -1,0 +1,144 @@
+"""Faults: a full disk while writing, a corrupt part file, a part written by an older schema."""
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lstmsearch import load_results, run_study
+from lstmsearch.errors import LstmsearchError
+from lstmsearch.store import DamagedPartWarning, DiskFullError, Store
+
+from search_helpers import write_study
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "lstmsearch.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=120)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (a real full disk: the kernel answers ENOSPC) when this process may mount
+    one (root); otherwise None and the test simulates ENOSPC in the writer."""
+    d = tmp_path / "disk"
+    d.mkdir()
+    ok = os.geteuid() == 0 and shutil.which("mount") and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(d)], capture_output=True).returncode == 0
+    yield d if ok else None
+    if ok:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+@pytest.mark.parametrize("strategy", ["sweep", "optuna"])
+def test_disk_full_while_writing_then_resume(tmp_path, small_disk, monkeypatch, strategy):
+    budget = 4000 if strategy == "sweep" else 2400
+    if small_disk is not None:  # a real full disk
+        p, out = write_study(tmp_path, strategy=strategy, budget=budget, keep_weights="\"all\"")
+        p.write_text(p.read_text().replace(f'out = "{out.as_posix()}"', f'out = "{(small_disk / "s").as_posix()}"'))
+        out = small_disk / "s"
+    else:  # simulated: the 6th part write fails as a full disk would
+        p, out = write_study(tmp_path, strategy=strategy, budget=budget, keep_weights="\"all\"")
+        real = pq.write_table
+        calls = [0]
+
+        def failing(table, where, **kw):
+            calls[0] += 1
+            if calls[0] == 6:
+                Path(where).write_bytes(b"PAR1 partial")
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(table, where, **kw)
+
+        monkeypatch.setattr(pq, "write_table", failing)
+    with pytest.raises(DiskFullError, match="no space left") as err:
+        run_study(p)
+    assert "run the study again" in str(err.value)
+    store = Store(out)
+    written = load_results(out)  # every part that was written is whole and readable
+    assert written.num_rows == store.count() and 0 < written.num_rows < budget
+    assert not list((out / "rows").glob(".*.tmp"))  # no partial file left behind
+    assert not store.lock_path.exists()
+    # more space (move the study to a big disk), and the study goes on from where it was
+    if small_disk is not None:
+        big = tmp_path / "big"
+        shutil.copytree(out, big)
+        out = big
+    else:
+        monkeypatch.setattr(pq, "write_table", real)
+    r = run_study(p, out=out)
+    assert r.complete
+    t = load_results(out, columns=["row", "batch", "index", "nmse"])
+    assert t.num_rows == budget and len(np.unique(t.column("row").to_numpy())) == budget
+    keys = set(zip(t.column("batch").to_pylist(), t.column("index").to_pylist()))
+    assert len(keys) == budget
+    before = written.select(["row", "nmse"])
+    after = t.select(["row", "nmse"]).filter(pa.compute.is_in(t.column("row"), before.column("row")))
+    assert after.equals(before)  # the rows written before the disk filled up are unchanged
+
+
+def test_corrupt_part_is_reported_skipped_and_quarantined(tmp_path):
+    p, out = write_study(tmp_path, strategy="sweep", budget=250)
+    run_study(p)
+    parts = Store(out).parts()
+    victim = parts[2]
+    data = bytearray(victim.read_bytes())
+    data[-12:-4] = b"garbage!"  # break the footer
+    victim.write_bytes(bytes(data))
+    with pytest.warns(DamagedPartWarning, match=victim.name):
+        t = load_results(out)
+    assert t.num_rows == 200  # the 4 good parts
+    # the CLI names the damaged part on stderr and still answers
+    r = _cli("top", out, "-k", "3")
+    assert r.returncode == 0 and victim.name in r.stderr and "warning" in r.stderr
+    # a run moves it aside, says so, and the study goes on; the lost rows are not hidden
+    msgs = []
+    rep = run_study(p, budget=300, echo=msgs.append)
+    assert any("moved the damaged part" in m and victim.name in m for m in msgs)
+    assert (out / "rows" / "damaged" / victim.name).exists()
+    assert rep.rows == 300
+    t = load_results(out, columns=["row", "index"])
+    assert len(np.unique(t.column("row").to_numpy())) == 300  # new rows did not reuse the damaged ids
+    assert not set(range(100, 150)) & set(t.column("row").to_pylist())
+
+
+def test_part_with_bad_data_pages_is_skipped(tmp_path):
+    """The footer reads, but the data does not: found when read, skipped, named."""
+    p, out = write_study(tmp_path, strategy="sweep", budget=150, keep_weights='"all"')
+    run_study(p)
+    victim = Store(out).parts()[1]
+    data = bytearray(victim.read_bytes())
+    meta_len = int.from_bytes(data[-8:-4], "little")
+    start = 4
+    data[start:len(data) - 8 - meta_len] = os.urandom(len(data) - 8 - meta_len - start)
+    victim.write_bytes(bytes(data))
+    with pytest.warns(DamagedPartWarning):
+        t = load_results(out, columns=["row", "nmse", "weights"])
+    assert t.num_rows == 100
+
+
+def test_parquet_of_an_older_schema_version(tmp_path):
+    p, out = write_study(tmp_path, strategy="sweep", budget=100)
+    run_study(p)
+    part = Store(out).parts()[0]
+    t = pq.read_table(part)
+    old = t.drop_columns(["nmse_long", "long_length"]).replace_schema_metadata({"lstmsearch.schema_version": "0"})
+    pq.write_table(old, out / "rows" / "part-w0-000000000100.parquet")
+    with pytest.raises(LstmsearchError, match="part-w0-000000000100.parquet was written with store schema version 0"):
+        load_results(out)
+    m = json.loads((out / "manifest.json").read_text())
+    m["schema_version"] = 0
+    (out / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(LstmsearchError, match="store schema version 0"):
+        run_study(p, budget=200)

@@ -1,0 +1,184 @@
+"""Running studies: the store's rows, continuing, crash safety (SIGKILL and the write/tell gap)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from lstmsearch import evaluate, load_results, run_study
+from lstmsearch.config import load_study
+from lstmsearch.errors import LstmsearchError
+from lstmsearch.store import SCHEMA_VERSION, Store
+from lstmsearch.study import open_study, settings_of
+
+from search_helpers import write_study
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _check_unique(out, budget):
+    t = load_results(out, columns=["row", "strategy", "batch", "index"])
+    rows = t.column("row").to_numpy()
+    assert t.num_rows == budget
+    assert np.array_equal(np.sort(rows), np.arange(budget))  # row ids 0..n-1, none duplicated
+    keys = set(zip(t.column("batch").to_pylist(), t.column("index").to_pylist()))
+    assert len(keys) == budget  # no setting evaluated twice
+    return t
+
+
+@pytest.mark.parametrize("strategy", ["sweep", "optuna", "cmaes"])
+def test_run_writes_rows_that_match_an_independent_evaluation(tmp_path, strategy):
+    p, out = write_study(tmp_path, strategy=strategy, budget=96, keep_weights=5)
+    r = run_study(p)
+    assert r.complete and r.rows == 96 and r.settings == 96
+    t = _check_unique(out, 96)
+    full = load_results(out)
+    assert full.schema.metadata[b"lstmsearch.schema_version"] == str(SCHEMA_VERSION).encode()
+    nmse = full.column("nmse").to_numpy()
+    assert r.best_nmse == nmse.min() and r.best_row == int(full.column("row")[int(nmse.argmin())].as_py())
+    # weights are kept for (at least) the best 5 rows, not for every row
+    has_w = np.array(full.column("weights").is_valid())
+    assert has_w[np.argsort(nmse)[:5]].all() and has_w.sum() < 96
+    # every row's setting (stored or rebuilt from z / the sweep key) scores exactly the stored error
+    cfg, store = open_study(out)
+    settings = settings_of(cfg, store, full)
+    w = np.asarray([v for v in full.column("weights").to_pylist() if v is not None], np.float32)
+    assert np.array_equal(settings[has_w], w)
+    recurrent = settings.copy()
+    recurrent[:, cfg.cell.n_recurrent:] = 0
+    again = evaluate(cfg.cell, recurrent, cfg.task, n_sequences=24, seed=3, n_heldout=24)
+    assert np.array_equal(again.column("nmse").to_numpy(), nmse)
+    ro = np.asarray(full.column("readout").to_pylist(), np.float32)
+    assert np.array_equal(settings[:, cfg.cell.n_recurrent:], ro)
+
+
+def test_continue_and_budget_override(tmp_path):
+    p, out = write_study(tmp_path, strategy="optuna", budget=64)
+    run_study(p)
+    again = run_study(p)  # budget spent: nothing to do
+    assert again.settings == 0 and again.rows == 64
+    more = run_study(p, budget=128)
+    assert more.settings == 64
+    _check_unique(out, 128)
+    m = json.loads((out / "manifest.json").read_text())
+    assert [r["settings"] for r in m["runs"]] == [64, 0, 64]
+    assert m["versions"]["optuna"] and m["seeds"]["eval"] == 3 and m["study_text"]
+    # the Optuna study in the journal knows every trial the rows came from
+    import optuna
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "optuna.journal")))
+    st = optuna.load_study(study_name="s", storage=storage)
+    assert len([t for t in st.trials if t.state.name == "COMPLETE"]) == 128 // 8
+
+
+def test_changed_study_content_is_refused(tmp_path):
+    p, out = write_study(tmp_path, budget=50)
+    run_study(p)
+    p.write_text(p.read_text().replace("hidden = 3", "hidden = 4"))
+    with pytest.raises(LstmsearchError, match="holds results of a study with different content"):
+        run_study(p)
+    p.write_text(p.read_text().replace("hidden = 4", "hidden = 3").replace("settings = 50", "settings = 100"))
+    assert run_study(p).rows == 100  # a budget change is a continuation, not a new study
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize("strategy", ["optuna", "cmaes"])
+@pytest.mark.parametrize("where", ["after_write", "before_write"])
+def test_killed_between_write_and_tell_loses_and_duplicates_nothing(tmp_path, monkeypatch, strategy, where):
+    """A run stopped right after a part is written (before the strategy hears of it), or right
+    before, resumes without losing or re-evaluating any row."""
+    from lstmsearch.search import STRATEGIES
+    from lstmsearch.store import Store as S
+
+    p, out = write_study(tmp_path, strategy=strategy, budget=128)
+    cls = STRATEGIES[strategy][1]
+    calls = {"n": 0}
+    if where == "after_write":
+        orig = cls.tell
+
+        def tell(self, batch, table):
+            calls["n"] += 1
+            if calls["n"] == 3 and batch.stored is None:
+                raise Boom()
+            return orig(self, batch, table)
+
+        monkeypatch.setattr(cls, "tell", tell)
+    else:
+        orig = S.append
+
+        def append(self, table):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise Boom()
+            return orig(self, table)
+
+        monkeypatch.setattr(S, "append", append)
+    with pytest.raises(Boom):
+        run_study(p)
+    before = load_results(out)
+    assert 0 < before.num_rows < 128  # three parts written (after_write), or two
+    monkeypatch.undo()
+    r = run_study(p)
+    t = _check_unique(out, 128)
+    after = load_results(out)
+    # the rows written before the stop are unchanged
+    assert after.slice(0, before.num_rows).select(["row", "batch", "index", "nmse"]).equals(
+        before.select(["row", "batch", "index", "nmse"]))
+    if where == "after_write":
+        assert any("stored rows" in m for m in r.messages)
+    if strategy == "optuna":
+        import optuna
+
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(out / "optuna.journal")))
+        trials = optuna.load_study(study_name="s", storage=storage).trials
+        complete = {tr.number for tr in trials if tr.state.name == "COMPLETE"}
+        assert complete == set(t.column("batch").to_pylist())  # every row's trial was told, once
+        assert not [tr for tr in trials if tr.state.name == "RUNNING"]
+
+
+def test_sigkill_mid_run(tmp_path):
+    """SIGKILL a real `lstmsearch run` mid-study; running again loses no row and duplicates none."""
+    budget = 4096
+    strategy = '[strategy]\nkind = "optuna"\nsampler = "random"\nbatch = 2\nregion = { size = 128, scale = 0.1 }\n'
+    p, out = write_study(tmp_path, strategy_text=strategy, budget=budget)
+    cmd = [sys.executable, "-m", "lstmsearch.cli", "run", str(p), "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows_dir = out / "rows"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if rows_dir.is_dir() and len(list(rows_dir.glob("part-*.parquet"))) >= 3:
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    parts = {q.name: pq.read_table(q).select(["row", "batch", "index", "nmse"]) for q in rows_dir.glob("part-*.parquet")}
+    n_before = sum(v.num_rows for v in parts.values())
+    assert 0 < n_before < budget, "the run finished before it could be killed; raise the budget"
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    _check_unique(out, budget)
+    for name, before in parts.items():  # every part written before the kill is intact
+        assert pq.read_table(rows_dir / name).select(["row", "batch", "index", "nmse"]).equals(before)
+    assert not list(rows_dir.glob(".*.tmp"))
+
+
+def test_one_run_per_study_folder(tmp_path):
+    p, out = write_study(tmp_path, budget=50)
+    store = Store(out)
+    store.acquire()  # held by this (live) process, as by a concurrent run
+    with pytest.raises(LstmsearchError, match="is being run by process"):
+        run_study(p)
+    store.release()
+    assert run_study(p).rows == 50
+    assert not (out / "run.lock").exists()

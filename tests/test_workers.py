@@ -1,0 +1,205 @@
+"""Many workers on one study: a real PostgreSQL server on loopback, worker processes, faults.
+
+The server is started by ``tests/pg_server.py`` (installed with apt-get where missing and
+allowed); without one, these tests are skipped with the reason.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from lstmsearch import load_results, run_study
+from lstmsearch.errors import LstmsearchError
+from lstmsearch.store import ROW_SLOT, Store
+
+from pg_server import PgServer, find_pg_bin, wait_for
+from search_helpers import write_study
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+OPTUNA = '[strategy]\nkind = "optuna"\nsampler = "random"\nbatch = 2\nregion = { size = 8, scale = 0.1 }\n'
+
+
+@pytest.fixture(scope="module")
+def pg():
+    pytest.importorskip("psycopg", reason="the worker tests need psycopg (pip install -e .[test])")
+    b = find_pg_bin()
+    if b is None:
+        pytest.skip("no PostgreSQL server programs (initdb, pg_ctl) and apt-get could not install them")
+    server = PgServer(b).init().start()
+    yield server
+    server.cleanup()
+
+
+_n = [0]
+
+
+def _db(pg):
+    _n[0] += 1
+    wait_for(lambda: _try_connect(pg), 60)
+    return pg.create_db(f"t{os.getpid()}_{_n[0]}")
+
+
+def _try_connect(pg):
+    import psycopg
+
+    try:
+        psycopg.connect(host="127.0.0.1", port=pg.port, user="postgres", dbname="postgres", connect_timeout=2).close()
+        return True
+    except psycopg.Error:
+        return False
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def _worker(study, url, *args):
+    return subprocess.Popen([sys.executable, "-m", "lstmsearch.cli", "worker", str(study), "--storage", url, "--quiet",
+                             "--heartbeat", "1", "--grace", "4", *args], env=_env(), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def check_rows(out, url, name="s", budget=None, slack=0):
+    """Every trial's rows are there once, row ids are unique, no trial is left RUNNING, and
+    every COMPLETE trial's value is the best objective of stored rows (no row lost)."""
+    t = load_results(out, columns=["row", "batch", "index", "nmse"])
+    rows = t.column("row").to_numpy()
+    assert len(np.unique(rows)) == t.num_rows
+    keys = list(zip(t.column("batch").to_pylist(), t.column("index").to_pylist()))
+    assert len(set(keys)) == len(keys)  # no setting evaluated twice
+    if budget is not None:
+        assert budget <= t.num_rows <= budget + slack
+    st = optuna.load_study(study_name=name, storage=url)
+    states = [tr.state.name for tr in st.trials]
+    assert "RUNNING" not in states
+    by_trial = {}
+    for (b, i), v in zip(keys, t.column("nmse").to_numpy()):
+        by_trial.setdefault(b, []).append(v)
+    from lstmsearch.search.base import objective
+
+    complete = [tr for tr in st.trials if tr.state.name == "COMPLETE"]
+    for tr in complete:
+        src = tr.user_attrs.get("rows_of_trial", tr.number)
+        assert src in by_trial, f"trial {tr.number} is COMPLETE but its rows are missing"
+        assert len(by_trial[src]) == 8
+        assert np.isclose(tr.value, objective(np.array(by_trial[src])).min())
+    # every stored trial is known to Optuna as COMPLETE (directly, or through a recovered copy)
+    told = {tr.user_attrs.get("rows_of_trial", tr.number) for tr in complete}
+    assert set(by_trial) <= told
+    return t
+
+
+def test_three_workers_share_one_study(pg, tmp_path):
+    url = _db(pg)
+    p, out = write_study(tmp_path, strategy_text=OPTUNA, budget=240)
+    procs = [_worker(p, url) for _ in range(3)]
+    for pr in procs:
+        o, e = pr.communicate(timeout=300)
+        assert pr.returncode == 0, e
+    t = check_rows(out, url, budget=240, slack=2 * 16)
+    slots = set((t.column("row").to_numpy() // ROW_SLOT).tolist())
+    assert slots == {1, 2, 3}  # each worker wrote its own parts
+    assert {p.name.split("-")[1] for p in Store(out).parts()} == {"w1", "w2", "w3"}
+    m = json.loads((out / "manifest.json").read_text())
+    assert sorted(r["worker"] for r in m["runs"]) == [1, 2, 3]
+    assert sum(r["settings"] for r in m["runs"]) == t.num_rows
+    assert not list((out / "workers").glob("w*.json"))  # leases released
+
+
+def test_run_workers_with_postgres_and_show_a_worker_row(pg, tmp_path):
+    url = _db(pg)
+    p, out = write_study(tmp_path, strategy_text=OPTUNA, budget=160)
+    r = run_study(p, workers=2, storage=url, heartbeat_s=1, grace_s=4)
+    assert r.complete and r.rows >= 160
+    t = check_rows(out, url, budget=160, slack=16)
+    from lstmsearch.reproduction import reproduce
+
+    row = int(t.sort_by("nmse").column("row")[0].as_py())
+    assert row >= ROW_SLOT
+    rep = reproduce(out, row, factors=(1,), n_sequences=8)
+    assert rep["identical"]
+    # the Optuna trials of this study are in PostgreSQL: continuing it elsewhere is refused
+    with pytest.raises(LstmsearchError, match="pass --storage with that URL"):
+        run_study(p, budget=200)
+
+
+def _lease(out, slot):
+    try:
+        return json.loads((out / "workers" / f"w{slot}.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def test_sigkill_a_worker_mid_batch_its_trials_are_retried(pg, tmp_path):
+    url = _db(pg)
+    # bigger sequences: a batch takes long enough to be killed in the middle of it
+    p, out = write_study(tmp_path, strategy_text=OPTUNA, budget=100000, length=300)
+    victim = _worker(p, url, "--slot", "1")
+    survivor = _worker(p, url, "--slot", "2", "--seconds", "10")
+    assert wait_for(lambda: Store(out).count() > 0, 60, 0.02)
+    assert wait_for(lambda: _lease(out, 1).get("trials"), 60, 0.002)
+    victim.send_signal(signal.SIGKILL)
+    in_flight = _lease(out, 1)["trials"]
+    victim.wait()
+    o, e = survivor.communicate(timeout=120)
+    assert survivor.returncode == 0, e
+    st = optuna.load_study(study_name="s", storage=url)
+    killed = [tr for tr in st.trials if tr.number in in_flight]
+    assert killed and all(tr.state.name in ("FAIL", "COMPLETE") for tr in killed)
+    m = json.loads((out / "manifest.json").read_text())
+    rec = [r.get("recovered_trials") for r in m["runs"] if r.get("worker") == 2][0]
+    assert rec and sum(rec.values()) >= 1  # the survivor's heartbeat check recovered them
+    retried = [tr for tr in st.trials if tr.system_attrs.get("failed_trial") is not None
+               or tr.user_attrs.get("rows_of_trial") is not None]
+    assert retried
+    check_rows(out, url)
+
+
+def test_database_lost_mid_study_and_back(pg, tmp_path):
+    url = _db(pg)
+    p, out = write_study(tmp_path, strategy_text=OPTUNA, budget=100000)
+    procs = [_worker(p, url, "--seconds", "14", "--grace", "10") for _ in range(2)]
+    assert wait_for(lambda: Store(out).count() >= 64, 60, 0.05)
+    pg.stop("immediate")
+    n_down = Store(out).count()
+    time.sleep(3)
+    pg.start()
+    outs = [pr.communicate(timeout=180) for pr in procs]
+    for pr, (o, e) in zip(procs, outs):
+        assert pr.returncode == 0, e
+    # a worker busy evaluating through the whole outage may not notice it; at least one did
+    assert any("lost the Optuna storage" in o and "is back after" in o for o, _ in outs)
+    assert Store(out).count() > n_down  # the workers went on after the outage
+    check_rows(out, url)
+
+
+def test_supervisor_replaces_a_killed_worker(tmp_path):
+    """run --workers 2 on the default journal storage (no heartbeats): the supervisor sees a
+    worker die, recovers its trials from its lease and starts another in its slot."""
+    p, out = write_study(tmp_path, strategy_text=OPTUNA, budget=480, length=30)
+    sup = subprocess.Popen([sys.executable, "-m", "lstmsearch.cli", "run", str(p), "--workers", "2", "--quiet"],
+                           env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert wait_for(lambda: Store(out).count() > 0 and _lease(out, 1).get("trials"), 90, 0.02)
+    os.kill(_lease(out, 1)["pid"], signal.SIGKILL)
+    o, e = sup.communicate(timeout=300)
+    assert sup.returncode == 0, e
+    assert "worker w1 stopped (signal 9)" in o
+    st = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(out / "optuna.journal"))))
+    assert "RUNNING" not in [tr.state.name for tr in st.trials]
+    t = load_results(out, columns=["row", "batch", "index"])
+    assert 480 <= t.num_rows <= 480 + 16
+    keys = list(zip(t.column("batch").to_pylist(), t.column("index").to_pylist()))
+    assert len(set(keys)) == len(keys) and len(np.unique(t.column("row").to_numpy())) == t.num_rows
+    m = json.loads((out / "manifest.json").read_text())
+    assert sorted({r["worker"] for r in m["runs"]}) == [1, 2] and len(m["runs"]) >= 3  # w1 ran twice
