@@ -1,1 +1,15 @@
-"""Answers: hand-built constructions and (later) length generalisation, explanations, plots."""
+"""Answers: hand-built constructions, length generalisation, explanations and plots.
+
+- :mod:`.constructions` -- readable settings that solve recall_first, with error bounds
+- :mod:`.length` -- error of fixed settings against sequence length (given / refitted readout)
+- :mod:`.explain` -- gate traces, unit roles, ablation, magnitude pruning
+- :mod:`.plots` -- PNG plots (optional matplotlib)
+- :mod:`.cli` -- ``construct``, ``lengths``, ``explain`` sub-commands (``add_commands``)
+"""
+
+from .constructions import construct, error_bound
+from .explain import ablate, explain, prune, traces, unit_roles
+from .length import format_length_curve, length_curve
+
+__all__ = ["construct", "error_bound", "length_curve", "format_length_curve", "traces", "unit_roles",
+           "ablate", "prune", "explain"]
