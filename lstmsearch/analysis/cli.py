@@ -8,7 +8,8 @@
 A setting is given either as a construction (``--cell lstm --hidden 32 --construction
 flag_memory``) or as a ``.npz`` file (``--npz FILE``) with arrays ``params`` ((D,) or
 (P, D); ``--index`` picks a row), ``kind``, ``hidden``, ``inputs``, ``outputs`` -- the
-file that ``construct --out`` writes. User errors raise
+file that ``construct --out`` writes (``construct --study NAME`` writes it into a study
+store instead, see :mod:`.construct_store`). User errors raise
 :class:`~lstmsearch.errors.LstmsearchError` (one line; the main CLI prints it, exit 2).
 """
 
@@ -141,6 +142,14 @@ def cmd_construct(args) -> int:
         np.savez(out, params=params, kind=cell.kind, hidden=cell.hidden, inputs=cell.inputs,
                  outputs=cell.outputs, construction=args.construction)
         print(f"wrote {out}")
+    if args.study:
+        from .construct_store import store_construction
+
+        root, row, err = store_construction(cell, params, _task(args), args.study, args.construction,
+                                            _construction_options(args), data_dir=args.data,
+                                            sequences=args.sequences, seed=args.seed, backend=args.backend)
+        print(f"stored as row {row} of study {args.study} in {root} (nmse {err['nmse']:.3g} at n={args.length}); "
+              f"lstmsearch top {args.study} --data {args.data}")
     return 0
 
 
@@ -192,6 +201,9 @@ def add_commands(subparsers) -> None:
     _add_task_args(p)
     p.add_argument("--lengths", default="10,1000,100000", help="lengths to score it at (default 10,1000,100000)")
     p.add_argument("--out", default=None, help="write the setting to this .npz")
+    p.add_argument("--study", default=None,
+                   help="also write it as a row of the study DATA/STUDY (scored at --length), for top/reproduce/export")
+    p.add_argument("--data", default="data", help="folder of study results (default data)")
     p.set_defaults(func=cmd_construct, sequences=64)
 
     p = subparsers.add_parser("lengths", help="error of a setting against sequence length")
