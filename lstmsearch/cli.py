@@ -207,6 +207,12 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _add_study_arg(p):
+    """The STUDY positional of the result commands, with --data to find it by name."""
+    p.add_argument("study", help="study file, study folder, or study name under --data")
+    p.add_argument("--data", default="data", help="folder of study results (default data)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lstmsearch",
@@ -272,16 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_worker)
 
-    study_help = "study file, study folder, or study name under --data"
     p = sub.add_parser("top", help="the best rows of a study")
-    p.add_argument("study", help=study_help)
+    _add_study_arg(p)
     p.add_argument("-k", type=int, default=10, help="how many rows (default 10)")
     p.add_argument("--where", default=None, help='filter, e.g. "finite == true"')
-    p.add_argument("--data", default="data", help="folder of study results (default data)")
     p.set_defaults(func=cmd_top)
 
     p = sub.add_parser("query", help="rows matching a filter, or an SQL query (DuckDB)")
-    p.add_argument("study", help=study_help)
+    _add_study_arg(p)
     p.add_argument("--where", default=None, help='filter: column OP value [and ...], e.g. "nmse < 1e-3"')
     p.add_argument("--sql", default=None, help="SQL over the table rows (needs duckdb), e.g. "
                                                "\"SELECT strategy, min(nmse) FROM rows GROUP BY 1\"")
@@ -289,31 +293,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sort", default=None, help="column to sort by")
     p.add_argument("--limit", type=int, default=20, help="rows to print (default 20)")
     p.add_argument("--output", default=None, help="write all matching rows to a .parquet or .csv file")
-    p.add_argument("--data", default="data", help="folder of study results (default data)")
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("show", help="one row: metrics, z, and the weights by block")
-    p.add_argument("study", help=study_help)
+    _add_study_arg(p)
     p.add_argument("row", type=int)
-    p.add_argument("--data", default="data")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("reproduce", help="re-simulate a row: stored sequences, then fresh ones at 1x/10x/100x length")
-    p.add_argument("study", help=study_help)
+    _add_study_arg(p)
     p.add_argument("row", type=int)
     p.add_argument("--backend", default=None, help="default: the study's backend")
     p.add_argument("--factors", default="1,10,100", help="length factors for fresh sequences (default 1,10,100)")
     p.add_argument("--sequences", type=int, default=None, help="fresh sequences (default: the study's held-out count)")
-    p.add_argument("--data", default="data")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("export", help="write a row's setting as a torch state dict, npz or json")
-    p.add_argument("study", help=study_help)
+    _add_study_arg(p)
     p.add_argument("row", type=int)
     p.add_argument("--format", default="torch", choices=["torch", "npz", "json"])
     p.add_argument("-o", "--output", default=None, help="file to write (default <study>-row<ROW>.<ext>)")
     p.add_argument("--cell", default=None, help="the cell kind you expect (lstm, gru, ...): other rows are refused")
-    p.add_argument("--data", default="data")
     p.set_defaults(func=cmd_export)
 
     from .analysis.cli import add_commands as add_analysis_commands
