@@ -207,6 +207,15 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_extract(args) -> int:
+    from .extract import extract, format_extracted
+
+    rows = [int(r) for r in args.rows.split(",")] if args.rows else None
+    top = None if rows is not None else args.top
+    print(format_extracted(extract(args.study, args.to, top=top, rows=rows, name=args.name, data_dir=args.data)))
+    return 0
+
+
 def _add_study_arg(p):
     """The STUDY positional of the result commands, with --data to find it by name."""
     p.add_argument("study", help="study file, study folder, or study name under --data")
@@ -315,6 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, help="file to write (default <study>-row<ROW>.<ext>)")
     p.add_argument("--cell", default=None, help="the cell kind you expect (lstm, gru, ...): other rows are refused")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("extract", help="copy the best rows of a study (with full weights) into a small study folder")
+    _add_study_arg(p)
+    p.add_argument("--top", type=int, default=5, help="the K best finite rows by nmse (default 5)")
+    p.add_argument("--rows", default=None, help="these row ids instead, comma-separated")
+    p.add_argument("--to", default="data/examples", help="parent folder of the new study folder (default data/examples)")
+    p.add_argument("--name", default=None, help="name of the new folder (default: the study's name)")
+    p.set_defaults(func=cmd_extract)
 
     from .analysis.cli import add_commands as add_analysis_commands
 

@@ -190,6 +190,10 @@ def rows_table(cfg: StudyConfig, strategy: str, batch, table: pa.Table, row0: in
 def _prepare_manifest(cfg: StudyConfig, store: Store) -> Dict:
     if store.exists():
         m = store.read_manifest()
+        if m.get("extracted_from"):
+            raise LstmsearchError(
+                f"{store.root} holds rows extracted from study {m['extracted_from']['study']!r} (lstmsearch extract), "
+                f"not a study to continue; run its study.toml with --out pointing at another folder")
         if m.get("identity") != cfg.identity():
             raise LstmsearchError(
                 f"{store.root} holds results of a study with different content (identity {m.get('identity')} vs "

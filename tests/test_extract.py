@@ -1,0 +1,86 @@
+"""`lstmsearch extract`: the best rows of a study, with full weights, in a small study folder;
+and the shipped examples under data/examples reproduce with the current kernels."""
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from lstmsearch.cli import main
+from lstmsearch.errors import LstmsearchError
+from lstmsearch.evaluate import evaluate
+from lstmsearch.extract import extract
+from lstmsearch.reproduction import reproduce, row_setting
+from lstmsearch.study import load_results, open_study, run_study
+
+from search_helpers import write_study
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "data" / "examples"
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("extract")
+    # a sweep keeping the weights of only 5 rows: most extracted settings must be rebuilt
+    path, out = write_study(tmp, "ex", strategy="sweep", budget=300, keep_weights=5)
+    run_study(path, progress=False)
+    return path, out
+
+
+def test_extract_top_rows_keeps_ids_errors_and_full_weights(study, tmp_path):
+    path, out = study
+    dest = extract(path, tmp_path, top=12)
+    t = pq.read_table(next((dest / "rows").glob("part-*.parquet")))
+    src = load_results(path)
+    finite = src.filter(src.column("finite"))
+    best = finite.sort_by([("nmse", "ascending"), ("row", "ascending")]).slice(0, 12)
+    assert sorted(t.column("row").to_pylist()) == sorted(best.column("row").to_pylist())
+    assert t.column("weights").null_count == 0
+    cfg, store = open_study(path)
+    # the stored weights give exactly the source rows' errors when evaluated again
+    w = np.asarray(t.column("weights").to_pylist(), np.float32)
+    ev = cfg.eval
+    again = evaluate(cfg.cell, w, cfg.task, n_sequences=ev.sequences, seed=ev.seed, readout=ev.readout,
+                     n_heldout=ev.heldout, ridge=ev.ridge)
+    np.testing.assert_array_equal(again.column("nmse").to_numpy(), t.column("nmse").to_numpy())
+    assert (dest / "study.toml").read_text() == path.read_text()
+
+
+def test_extracted_folder_serves_the_result_commands(study, tmp_path, capsys):
+    path, out = study
+    dest = extract(path, tmp_path / "ex", rows=[3, 17, 250])
+    rep = reproduce(dest, 17, factors=(1,))
+    assert rep["identical"]
+    _, _, a = row_setting(path, 250)
+    _, _, b = row_setting(dest, 250)
+    np.testing.assert_array_equal(a, b)
+    assert main(["top", "ex", "--data", str(tmp_path / "ex")]) == 0
+    assert "250" in capsys.readouterr().out
+
+
+def test_extract_refuses_bad_requests(study, tmp_path):
+    path, _ = study
+    with pytest.raises(LstmsearchError, match="no row 999999"):
+        extract(path, tmp_path, rows=[1, 999999])
+    with pytest.raises(LstmsearchError, match="either top"):
+        extract(path, tmp_path, top=2, rows=[1])
+    dest = extract(path, tmp_path, top=2)
+    with pytest.raises(LstmsearchError, match="already holds a study"):
+        extract(path, tmp_path, top=2)
+    with pytest.raises(LstmsearchError, match="extracted from study"):
+        run_study(dest / "study.toml", out=dest, progress=False)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_shipped_examples_reproduce(kind):
+    folder = EXAMPLES / f"recall_first_{kind}32"
+    assert (folder / "manifest.json").is_file() and (folder / "study.toml").is_file()
+    t = load_results(folder)
+    best = t.sort_by("nmse").to_pylist()[0]
+    rep = reproduce(folder, best["row"], factors=(1,))
+    # bit-identical on this machine; another CPU may round float32 differently: allow 1e-3 relative
+    assert rep["same"]["nmse"] == pytest.approx(best["nmse"], rel=1e-3, abs=1e-12)
+    cfg, _ = open_study(folder)
+    if kind != "rnn":  # the LSTM and GRU solve the canonical question
+        assert rep["fresh"][0]["nmse"] < cfg.eval.solved
