@@ -364,7 +364,9 @@ def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None,
     blocks += [Heading("Length: the best setting at longer sequences"),
                Para(f"The same weights at every step, re-simulated on {n_sequences} fresh sequences "
                     "per length. given: the stored readout; refit: a readout fitted again at that length "
-                    "(does the state still hold the answer?). Empty: length not run for that study."),
+                    "(does the state still hold the answer?)."
+                    + (" Empty: length not run for that study (the studies' n differ)."
+                       if len({s.cfg.task.length for s in summaries}) > 1 else "")),
                Table(["study", "cell", "row", "readout"] + [f"nmse n={L}" for L in lengths], rows)]
     if not skipped:
         import pyarrow as pa
