@@ -67,7 +67,8 @@ def cmd_run(args) -> int:
 
     report = run_study(args.study, budget=args.budget, seconds=args.seconds, backend=args.backend,
                        progress=not args.quiet, echo=print, out=args.out, workers=args.workers,
-                       storage=args.storage, dask=args.dask, heartbeat_s=args.heartbeat, grace_s=args.grace)
+                       storage=args.storage, dask=args.dask, heartbeat_s=args.heartbeat, grace_s=args.grace,
+                       plots=True if args.plots else None)
     for line in report.lines():
         print(line)
     for m in report.messages[-1:]:
@@ -131,11 +132,9 @@ def _print_table(table, columns=None, limit=None):
 
 
 def cmd_top(args) -> int:
-    from .study import SUMMARY_COLUMNS, load_results
+    from .study import SUMMARY_COLUMNS, top_rows
 
-    t = load_results(args.study, columns=SUMMARY_COLUMNS, where=args.where, data_dir=args.data)
-    t = t.sort_by([("nmse", "ascending"), ("row", "ascending")])
-    _print_table(t, SUMMARY_COLUMNS, args.k)
+    _print_table(top_rows(args.study, args.k, where=args.where, data_dir=args.data), SUMMARY_COLUMNS)
     return 0
 
 
@@ -269,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat", type=float, default=5.0, help="worker heartbeat interval in s (default 5)")
     p.add_argument("--grace", type=float, default=30.0,
                    help="a worker silent this long (s) is dead; its trials are retried (default 30)")
+    p.add_argument("--plots", action="store_true",
+                   help="after the run, write best-so-far and nmse-histogram PNGs into STUDY_FOLDER/plots/ "
+                        "(as [store] plots = true)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("worker", help="join a study as one more worker (strategy optuna, shared storage)")
@@ -335,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .analysis.cli import add_commands as add_analysis_commands
 
-    add_analysis_commands(sub)  # construct, lengths, explain
+    add_analysis_commands(sub)  # construct, lengths, explain, report
     return parser
 
 

@@ -10,7 +10,7 @@ A study file (``studies/*.toml``, read with Python's ``tomllib``) has these tabl
     [strategy]   kind = "optuna" | "cmaes" | "sweep" and its keys
     [budget]     settings (total for the study), seconds (per run)
     [store]      keep_weights (best rows that carry full weights; "all" for every row),
-                 max_part_rows
+                 max_part_rows, plots (write PNGs of the results after each run)
     [warm_start] study (a folder, study file or name), k
 
 Every mistake -- an unknown key, a wrong type, an impossible size -- raises one
@@ -150,6 +150,7 @@ class StudyConfig:
     max_part_rows: int
     warm_start: Optional[Dict[str, Any]]
     base_dir: Path = field(default=Path("."))
+    plots: bool = False  # [store] plots: write best-so-far and nmse-histogram PNGs after each run
 
     def identity(self) -> str:
         """Hash of everything that decides which rows the study produces (not budget/backend)."""
@@ -158,6 +159,7 @@ class StudyConfig:
         doc.get("eval", {}).pop("backend", None)
         doc.get("study", {}).pop("out", None)
         doc.get("study", {}).pop("description", None)
+        doc.get("store", {}).pop("plots", None)
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def build_space(self):
@@ -173,7 +175,7 @@ _EVAL = {"sequences": ((int,), 256), "heldout": ((int,), None), "seed": ((int,),
          "backend": ((str,), "cpu"), "readout": ((str,), "fit"), "ridge": ((float,), 1e-6),
          "solved": ((float,), 1e-5)}
 _BUDGET = {"settings": ((int,), None), "seconds": ((float,), None)}
-_STORE = {"keep_weights": ((int, str), 100), "max_part_rows": ((int,), 65536)}
+_STORE = {"keep_weights": ((int, str), 100), "max_part_rows": ((int,), 65536), "plots": ((bool,), False)}
 _WARM = {"study": ((str,), REQUIRED), "k": ((int,), 8)}
 _TOP = {"study", "cell", "task", "eval", "space", "strategy", "budget", "store", "warm_start"}
 
@@ -287,7 +289,7 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
         name=name, description=st["description"], source=source, text=text, out=out, cell=cell,
         task=task, eval=ev, space=dict(doc["space"]), strategy=dict(doc["strategy"]),
         budget_settings=b["settings"], budget_seconds=b["seconds"], keep_weights=keep,
-        max_part_rows=s["max_part_rows"], warm_start=warm, base_dir=base_dir,
+        max_part_rows=s["max_part_rows"], warm_start=warm, base_dir=base_dir, plots=s["plots"],
     )
     # the per-kind tables are checked by their builders, with the file named in errors
     from .search import check_strategy

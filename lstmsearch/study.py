@@ -275,7 +275,7 @@ def _study_config(study, budget=None, seconds=None, backend=None, out=None, stor
 def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = None,
               backend: Optional[str] = None, progress: bool = False, echo=None, out=None,
               workers: Optional[int] = None, storage: Optional[str] = None, dask=None,
-              heartbeat_s: float = 5.0, grace_s: float = 30.0) -> RunReport:
+              heartbeat_s: float = 5.0, grace_s: float = 30.0, plots: Optional[bool] = None) -> RunReport:
     """Run (or continue) a study until its budget is spent.
 
     Parameters
@@ -295,6 +295,9 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
         (see :mod:`lstmsearch.cluster`); the rows are the same as without it
     heartbeat_s, grace_s : worker heartbeat interval and the silence after which a worker's
         trials are failed and retried (workers only)
+    plots : after the run, write ``best_so_far.png`` and ``nmse_hist.png`` into the study
+        folder's ``plots/`` (default: the study file's ``[store] plots``, false); without
+        matplotlib the report says they were skipped
     """
     if workers is not None:
         from .workers import run_workers
@@ -302,8 +305,10 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
         require(isinstance(workers, int) and workers >= 1, f"workers must be a positive integer, got {workers!r}")
         require(dask is None, "--workers and --dask do not go together: workers share an Optuna study, "
                               "--dask spreads each batch over a cluster")
-        return run_workers(study, workers, budget=budget, seconds=seconds, backend=backend, progress=progress,
-                           echo=echo, out=out, storage=storage, heartbeat_s=heartbeat_s, grace_s=grace_s)
+        want = plots if plots is not None else _study_config(study, budget, seconds, backend, out, storage).plots
+        report = run_workers(study, workers, budget=budget, seconds=seconds, backend=backend, progress=progress,
+                             echo=echo, out=out, storage=storage, heartbeat_s=heartbeat_s, grace_s=grace_s)
+        return _write_plots(report) if want else report
     cfg = _study_config(study, budget, seconds, backend, out, storage)
     echo = echo or (lambda s: None)
     store = Store(cfg.out)
@@ -319,11 +324,25 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
 
             evaluator = DaskEvaluator(dask, cfg, echo=echo)
             messages.append(evaluator.describe())
-        return _run_locked(cfg, store, manifest, messages, progress, echo, evaluator=evaluator)
+        report = _run_locked(cfg, store, manifest, messages, progress, echo, evaluator=evaluator)
     finally:
         if evaluator is not None:
             evaluator.close()
         store.release()
+    return _write_plots(report) if (cfg.plots if plots is None else plots) else report
+
+
+def _write_plots(report: RunReport) -> RunReport:
+    """The plots of ``run --plots`` (:func:`lstmsearch.analysis.report.run_plots`); a line in the messages."""
+    from .analysis.report import run_plots
+
+    if report.rows:
+        try:
+            paths = run_plots(report.store)
+            report.messages.append(f"plots: {', '.join(str(p) for p in paths)}")
+        except LstmsearchError as exc:
+            report.messages.append(f"plots skipped: {exc}")
+    return report
 
 
 def local_evaluate(cfg: StudyConfig, batch) -> pa.Table:
@@ -585,6 +604,12 @@ def load_results(study, where=None, columns: Optional[List[str]] = None, data_di
         return store.read(columns=columns, filter=where)
     except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
         raise LstmsearchError(f"cannot apply the filter: {str(exc).splitlines()[0]}") from exc
+
+
+def top_rows(study, k: int = 10, where=None, data_dir="data") -> pa.Table:
+    """The ``k`` best rows (:data:`SUMMARY_COLUMNS`), by nmse then row id: what ``lstmsearch top`` prints."""
+    t = load_results(study, columns=SUMMARY_COLUMNS, where=where, data_dir=data_dir)
+    return t.sort_by([("nmse", "ascending"), ("row", "ascending")]).slice(0, k)
 
 
 def sql(study, query: str, data_dir="data") -> pa.Table:

@@ -4,7 +4,8 @@
 - :mod:`.length` -- error of fixed settings against sequence length (given / refitted readout)
 - :mod:`.explain` -- gate traces, unit roles, ablation, magnitude pruning
 - :mod:`.plots` -- PNG plots (optional matplotlib)
-- :mod:`.cli` -- ``construct``, ``lengths``, ``explain`` sub-commands (``add_commands``)
+- :mod:`.report` -- one Markdown/HTML page with the tables and plots of one or several studies
+- :mod:`.cli` -- ``construct``, ``lengths``, ``explain``, ``report`` sub-commands (``add_commands``)
 """
 
 from .constructions import construct, error_bound

@@ -1,4 +1,4 @@
-"""Command-line sub-commands of the analysis: ``construct``, ``lengths``, ``explain``.
+"""Command-line sub-commands of the analysis: ``construct``, ``lengths``, ``explain``, ``report``.
 
 :func:`add_commands` registers them on the main parser's sub-parsers::
 
@@ -6,10 +6,12 @@
     add_commands(sub)          # in lstmsearch.cli.build_parser
 
 A setting is given either as a construction (``--cell lstm --hidden 32 --construction
-flag_memory``) or as a ``.npz`` file (``--npz FILE``) with arrays ``params`` ((D,) or
+flag_memory``), as a stored row of a study (``explain STUDY ROW``: the row's full setting
+from :func:`lstmsearch.reproduction.row_setting`, scored on the study's task, seed and
+number of held-out sequences), or as a ``.npz`` file (``--npz FILE``) with arrays ``params`` ((D,) or
 (P, D); ``--index`` picks a row), ``kind``, ``hidden``, ``inputs``, ``outputs`` -- the
 file that ``construct --out`` writes (``construct --study NAME`` writes it into a study
-store instead, see :mod:`.construct_store`). User errors raise
+store instead, see :mod:`.construct_store`). ``report`` is :mod:`.report`. User errors raise
 :class:`~lstmsearch.errors.LstmsearchError` (one line; the main CLI prints it, exit 2).
 """
 
@@ -177,12 +179,35 @@ def cmd_lengths(args) -> int:
     return 0
 
 
+def _study_row(args):
+    """(cell, params, description, task, seed, sequences) of ``explain STUDY ROW``."""
+    from ..reproduction import row_setting
+
+    require(args.row is not None, f"explain {args.study} needs a ROW too: lstmsearch explain STUDY ROW "
+                                  f"(lstmsearch top {args.study} lists the best rows)")
+    given = [f"--{k}" for k in ("task", "length", "dist", "cell", "npz") if getattr(args, k) is not None]
+    require(not given, f"explain STUDY ROW scores the row on the study's own task and cell; drop {', '.join(given)}")
+    cfg, r, setting = row_setting(args.study, args.row, data_dir=args.data)
+    what = (f"study {cfg.name} row {args.row} (stored nmse {r['nmse']:.6g} on {cfg.eval.heldout} held-out "
+            f"sequences, seed {cfg.eval.seed}, readout {cfg.eval.readout})")
+    seed = cfg.eval.seed if args.seed is None else args.seed
+    return cfg.cell, setting, what, cfg.task, seed, cfg.eval.heldout if args.sequences is None else args.sequences
+
+
 def cmd_explain(args) -> int:
     from .explain import explain
 
-    cell, params, what = setting_from_args(args)
-    task = _task(args)
-    e = explain(cell, params, task, n_sequences=args.sequences, seed=args.seed, backend=args.backend,
+    if args.study is not None:
+        cell, params, what, task, seed, sequences = _study_row(args)
+    else:
+        require(args.row is None, f"explain takes a ROW only after a STUDY, got {args.row}")
+        cell, params, what = setting_from_args(args)
+        for k, v in (("task", "recall_first"), ("length", 20), ("dist", "uniform")):
+            setattr(args, k, v if getattr(args, k) is None else getattr(args, k))
+        task = _task(args)
+        seed = 0 if args.seed is None else args.seed
+        sequences = 256 if args.sequences is None else args.sequences
+    e = explain(cell, params, task, n_sequences=sequences, seed=seed, backend=args.backend,
                 readout=args.readout, do_prune=not args.no_prune, max_nmse=args.max_nmse)
     print(f"{what}")
     print(e.format())
@@ -190,12 +215,12 @@ def cmd_explain(args) -> int:
         from .plots import plot_traces
 
         units = [j for j, r in enumerate(e.roles) if r != "silent"][:8] or [0]
-        print(f"wrote {plot_traces(e.traces, args.plot, units=units, names=e.names, max_steps=args.length)}")
+        print(f"wrote {plot_traces(e.traces, args.plot, units=units, names=e.names, max_steps=task.length)}")
     return 0
 
 
 def add_commands(subparsers) -> None:
-    """Register ``construct``, ``lengths`` and ``explain`` on an argparse sub-parsers object."""
+    """Register ``construct``, ``lengths``, ``explain`` and ``report`` on an argparse sub-parsers object."""
     p = subparsers.add_parser("construct", help="build a hand-made setting that solves recall_first")
     _add_setting_args(p, positional=True)
     _add_task_args(p)
@@ -215,11 +240,21 @@ def add_commands(subparsers) -> None:
     p.add_argument("--plot", default=None, help="write a PNG of error against length")
     p.set_defaults(func=cmd_lengths, sequences=64)
 
-    p = subparsers.add_parser("explain", help="roles, unit ablation and pruning of a setting")
+    p = subparsers.add_parser("explain", help="roles, unit ablation and pruning of a setting (a study row, "
+                                              "a construction or an .npz)")
+    p.add_argument("study", nargs="?", default=None,
+                   help="study file, folder or name under --data (then ROW); without it: a construction or --npz")
+    p.add_argument("row", nargs="?", type=int, default=None, help="row id of the study (lstmsearch top lists them)")
+    p.add_argument("--data", default="data", help="folder of study results (default data)")
     _add_setting_args(p)
     _add_task_args(p)
     p.add_argument("--readout", default="given", choices=["given", "fit"], help="use the setting's readout or refit it")
     p.add_argument("--no-prune", action="store_true", help="skip magnitude pruning")
     p.add_argument("--max-nmse", type=float, default=None, help="pruning tolerance (default max(2 base, base + 1e-6))")
     p.add_argument("--plot", default=None, help="write a PNG of the gate traces")
-    p.set_defaults(func=cmd_explain)
+    # None = not given: a study row takes the study's task, seed and held-out count
+    p.set_defaults(func=cmd_explain, task=None, length=None, dist=None, seed=None, sequences=None)
+
+    from .report import add_command as add_report_command
+
+    add_report_command(subparsers)

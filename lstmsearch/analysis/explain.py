@@ -348,8 +348,11 @@ class Explanation:
 
 def explain(cell: Cell, params, task: Task, n_sequences: int = 256, seed: int = 0, backend: str = "cpu",
             readout: str = "given", n_traces: int = 64, do_prune: bool = True,
-            max_nmse: Optional[float] = None) -> Explanation:
-    """Traces (on ``n_traces`` sequences), roles, ablation and (optionally) pruning of one setting."""
+            max_nmse: Optional[float] = None, max_refine: Optional[int] = None) -> Explanation:
+    """Traces (on ``n_traces`` sequences), roles, ablation and (optionally) pruning of one setting.
+
+    ``max_refine`` bounds the one-by-one refinement of :func:`prune` (None: every kept weight).
+    """
     require(isinstance(task, Task), f"task must be a lstmsearch task, got {type(task).__name__}")
     p = cell.check_params(np.asarray(params))
     x, _ = task.sample(n_traces, seed, stream=7)
@@ -357,5 +360,6 @@ def explain(cell: Cell, params, task: Task, n_sequences: int = 256, seed: int = 
     roles = unit_roles(tr["h"], x)
     names = role_names(roles)
     ab = ablate(cell, p, task, n_sequences, seed, backend, readout)
-    pr = prune(cell, p, task, max_nmse, n_sequences, seed, backend, readout, names=names) if do_prune else None
+    pr = prune(cell, p, task, max_nmse, n_sequences, seed, backend, readout, names=names,
+               max_refine=max_refine) if do_prune else None
     return Explanation(cell, task, roles, names, tr, x, ab, pr)
