@@ -22,7 +22,8 @@ def _add_cell_args(p, hidden_default=32):
 
 def _add_task_args(p):
     p.add_argument("--task", default="recall_first",
-                   help="recall_first, recall_lag, next_value, copy, adding (default recall_first)")
+                   help="recall_first, recall_lag, next_value, copy, adding, latch, two_sequence, parity "
+                        "(default recall_first)")
     p.add_argument("--length", type=int, default=20, help="sequence length T (default 20)")
     p.add_argument("--dist", default="uniform", help="input distribution: uniform, normal, bits, symbols")
 
@@ -30,9 +31,9 @@ def _add_task_args(p):
 def cmd_evaluate(args) -> int:
     from .cells import Cell
     from .evaluate import evaluate
-    from .tasks import make_task
+    from .tasks import make_task, takes_dist
 
-    task = make_task(args.task, length=args.length, **({} if args.task in ("copy", "adding") else {"dist": args.dist}))
+    task = make_task(args.task, length=args.length, **({"dist": args.dist} if takes_dist(args.task) else {}))
     cell = Cell(args.cell, args.hidden, inputs=task.n_inputs, outputs=task.n_outputs)
     params = cell.init(args.n_settings, seed=args.seed, method=args.init, scale=args.scale)
     print(f"{cell.kind} H={cell.hidden} ({cell.n_params} parameters) on {task.describe()}")

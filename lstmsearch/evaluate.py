@@ -211,6 +211,41 @@ def evaluate(
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+def sequence_errors(cell: Cell, params, task: Task, n_sequences: int = 256, seed: int = 0, backend: str = "cpu",
+                    stream: int = HELDOUT_STREAM, chunk_size: Optional[int] = None) -> np.ndarray:
+    """Per-sequence errors of each setting's own readout, (P, n_sequences) float64.
+
+    Entry (p, b) is max over output steps s and outputs o of |y_hat[p, s, b, o] - y[s, b, o]|
+    on sequence b of ``stream`` (default: the held-out stream that ``evaluate`` scores), with
+    ``y_hat = W_out h + b_out`` the readout stored in setting p; inf where the setting is not
+    finite. ``(errors < tol).mean(axis=1)`` is the share of sequences solved within ``tol``,
+    the measure of Hochreiter & Schmidhuber (1997) for the adding problem (tol = 0.04); the
+    row maximum is ``evaluate``'s ``max_abs_err``.
+    """
+    _check_cell(cell)
+    require(isinstance(task, Task), f"task must be a lstmsearch task, got {type(task).__name__}")
+    require(cell.inputs == task.n_inputs and cell.outputs == task.n_outputs,
+            f"task {task.name} has {task.n_inputs} input(s) and {task.n_outputs} output(s); "
+            f"the cell has inputs={cell.inputs}, outputs={cell.outputs}")
+    params = cell.check_params(params)
+    backend_mod = get_backend(backend)
+    x, y = task.sample(n_sequences, seed, stream)
+    steps = task.output_steps()
+    S, O, H = len(steps), cell.outputs, cell.hidden
+    P = params.shape[0]
+    out = np.empty((P, n_sequences))
+    chunk = chunk_size or chunk_size_for(cell, task, n_sequences)
+    for start in range(0, P, chunk):
+        block = params[start:start + chunk]
+        hs, _ = backend_mod.run(cell, block, x, steps)
+        Pc = block.shape[0]
+        pred = readout_mod.apply(hs.reshape(Pc, -1, H), block[:, cell.n_recurrent:], O)
+        with np.errstate(over="ignore", invalid="ignore"):
+            err = np.abs(pred.reshape(Pc, S, n_sequences, O) - y[None]).max(axis=(1, 3))
+        out[start:start + Pc] = np.where(np.isfinite(err), err, np.inf)
+    return out
+
+
 def _progress(total, enabled):
     from tqdm.auto import tqdm
 

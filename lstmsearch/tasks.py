@@ -416,7 +416,111 @@ class Adding(Task):
         return x, y[None, :, None]
 
 
-TASKS = {cls.name: cls for cls in (RecallFirst, RecallLag, NextValue, Copy, Adding)}
+# ------------------------------------------------ two-class long-lag benchmarks
+@dataclass(frozen=True)
+class _TwoClass(Task):
+    """Two balanced classes, one input line, a class-dependent target at the last step.
+
+    The benchmarks of Bengio, Simard & Frasconi (1994) as Hochreiter & Schmidhuber (NIPS
+    1996) and Schmidhuber, Hochreiter & Bengio (2001, "Evaluating benchmark problems by
+    random guessing") used them for weight guessing. Of B sequences, exactly B // 2 are of
+    class 0 (a random one more when B is odd), in random order. The target of class c is
+    ``targets[c]``; with balanced classes the baseline (variance of the target) is
+    (targets[1] - targets[0])^2 / 4.
+    """
+
+    targets = (0.0, 1.0)
+
+    @property
+    def n_inputs(self):
+        return 1
+
+    @property
+    def n_outputs(self):
+        return 1
+
+    @property
+    def baseline(self):
+        return (self.targets[1] - self.targets[0]) ** 2 / 4.0
+
+    def threshold(self) -> float:
+        """The midpoint of the two targets: an output on the right side of it names the class."""
+        return (self.targets[0] + self.targets[1]) / 2.0
+
+    def _classes(self, rng, B):
+        c = np.arange(B) % 2
+        if B % 2:
+            c[-1] = rng.integers(0, 2)
+        return rng.permutation(c)
+
+    def _target(self, c):
+        return np.where(c == 1, self.targets[1], self.targets[0])[None, :, None]
+
+
+@dataclass(frozen=True)
+class TwoSequence(_TwoClass):
+    """The 2-sequence problem (Bengio et al. 1994; Hochreiter & Schmidhuber 1996).
+
+    The first ``relevant`` inputs are +1 (class 1, target 1.0) or -1 (class 0, target
+    0.0); every later input is Gaussian noise N(0, ``noise_var``) (variance 0.2 in the
+    papers), which carries no class information. The net must latch the class over the
+    whole sequence. Baseline: 0.25.
+    """
+
+    relevant: int = 1
+    noise_var: float = 0.2
+    name = "two_sequence"
+
+    def __post_init__(self):
+        require(isinstance(self.relevant, (int, np.integer)) and self.relevant >= 1,
+                f"{self.name} needs relevant >= 1, got {self.relevant!r}")
+        require(np.isfinite(self.noise_var) and self.noise_var >= 0,
+                f"{self.name} needs a finite noise_var >= 0, got {self.noise_var!r}")
+        object.__setattr__(self, "min_length", int(self.relevant))
+        super().__post_init__()
+
+    def _make(self, rng, B):
+        c = self._classes(rng, B)
+        x = np.empty((self.length, B, 1))
+        x[:self.relevant, :, 0] = 2.0 * c - 1.0
+        x[self.relevant:, :, 0] = as_float32(
+            rng.normal(0.0, np.sqrt(self.noise_var), size=(self.length - self.relevant, B)))
+        return x, self._target(c)
+
+
+@dataclass(frozen=True)
+class Latch(TwoSequence):
+    """The latch problem, variant II of Schmidhuber, Hochreiter & Bengio (2001).
+
+    Class 1 sequences start with +1.0, class 0 with -1.0; Gaussian noise N(0, 0.2) follows;
+    the targets at the end are +1.0 and -1.0 (baseline 1.0). (Variant I, whose two first
+    inputs are themselves free parameters, does not fit a fixed task.)
+    """
+
+    name = "latch"
+    targets = (-1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Parity(_TwoClass):
+    """The parity problem (Bengio et al. 1994; Hochreiter & Schmidhuber 1996).
+
+    Every input is -1 or +1; the target at the end is 1.0 when the number of +1 inputs is
+    odd and 0.0 when it is even. Classes are balanced: the class is drawn first, the first
+    T - 1 inputs uniformly, and the last input is the one that gives the class's parity --
+    so each class's sequences are uniform over the strings of that parity. Baseline: 0.25.
+    """
+
+    name = "parity"
+
+    def _make(self, rng, B):
+        c = self._classes(rng, B)
+        bits = rng.integers(0, 2, size=(self.length, B))
+        bits[-1] = (c - bits[:-1].sum(axis=0)) % 2
+        return (2.0 * bits - 1.0)[:, :, None], self._target(c)
+
+
+TASKS = {cls.name: cls for cls in (RecallFirst, RecallLag, NextValue, Copy, Adding, TwoSequence, Latch, Parity)}
 
 
 def make_task(kind: str, **params) -> Task:
@@ -424,6 +528,12 @@ def make_task(kind: str, **params) -> Task:
     require(kind in TASKS, f"unknown task {kind!r}; expected one of {', '.join(TASKS)}")
     require("length" in params, f"task {kind!r} needs a length")
     return _construct(TASKS[kind], params, f"task {kind!r}")
+
+
+def takes_dist(kind: str) -> bool:
+    """Whether task ``kind`` draws its inputs from a ``dist`` (the recall tasks) or makes its own."""
+    require(kind in TASKS, f"unknown task {kind!r}; expected one of {', '.join(TASKS)}")
+    return "dist" in {f.name for f in dataclasses.fields(TASKS[kind])}
 
 
 def task_from_spec(spec: Dict) -> Task:

@@ -51,9 +51,9 @@ def _add_task_args(p, length=20):
 
 
 def _task(args, length=None):
-    from ..tasks import make_task
+    from ..tasks import make_task, takes_dist
 
-    extra = {} if args.task in ("copy", "adding") else {"dist": args.dist}
+    extra = {"dist": args.dist} if takes_dist(args.task) else {}
     return make_task(args.task, length=length or args.length, **extra)
 
 
@@ -219,8 +219,33 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def cmd_guess(args) -> int:
+    from .guessing import LENGTHS, format_table, guess
+
+    cells = [c.strip() for c in args.cell.split(",")]
+    tasks = [t.strip() for t in args.task.split(",")]
+    modes = [m.strip().split(":") for m in args.mode.split(",")]
+    for m in modes:
+        require(len(m) == 2 and m[0] in ("given", "unit", "fit") and m[1] in ("abs", "class"),
+                f"--mode takes readout:criterion pairs such as given:class,fit:abs, got {':'.join(m)!r}")
+    lengths = tuple(int(v) for v in args.lengths.split(",")) if args.lengths else LENGTHS
+    results = []
+    print(f"weight guessing: U[-{args.scale:g}, {args.scale:g}], {args.runs} runs, at most {args.max_draws} draws "
+          f"a run, lengths {','.join(map(str, lengths))} x {args.per_length} sequences, tol {args.tol:g}")
+    for kind in cells:
+        for task in tasks:
+            for readout, criterion in modes:
+                r = guess(Cell(kind, args.hidden), task, runs=args.runs, seed=args.seed, readout=readout,
+                          criterion=criterion, tol=args.tol, scale=args.scale, max_draws=args.max_draws,
+                          lengths=lengths, per_length=args.per_length, backend=args.backend,
+                          max_seconds=args.max_seconds, zero=tuple(b for b in args.zero.split(",") if b))
+                results.append(r)
+                print(format_table([r])[-1] if len(results) > 1 else "\n".join(format_table([r])), flush=True)
+    return 0
+
+
 def add_commands(subparsers) -> None:
-    """Register ``construct``, ``lengths``, ``explain`` and ``report`` on an argparse sub-parsers object."""
+    """Register ``construct``, ``lengths``, ``explain``, ``guess`` and ``report`` on an argparse sub-parsers object."""
     p = subparsers.add_parser("construct", help="build a hand-made setting that solves recall_first")
     _add_setting_args(p, positional=True)
     _add_task_args(p)
@@ -254,6 +279,26 @@ def add_commands(subparsers) -> None:
     p.add_argument("--plot", default=None, help="write a PNG of the gate traces")
     # None = not given: a study row takes the study's task, seed and held-out count
     p.set_defaults(func=cmd_explain, task=None, length=None, dist=None, seed=None, sequences=None)
+
+    p = subparsers.add_parser("guess", help="weight guessing: draws until a random setting solves latch/two_sequence/parity")
+    p.add_argument("--cell", default="lstm", help="cell kind(s), comma-separated (default lstm)")
+    p.add_argument("--hidden", type=int, default=1, help="hidden size H (default 1)")
+    p.add_argument("--task", default="latch", help="latch, two_sequence, parity; comma-separated (default latch)")
+    p.add_argument("--mode", default="given:class,fit:abs",
+                   help="readout:criterion pairs: readout given, unit (hidden unit 0) or fit, criterion abs (|err| < tol) or class "
+                        "(right side of the midpoint) (default given:class,fit:abs)")
+    p.add_argument("--runs", type=int, default=40, help="runs (default 40)")
+    p.add_argument("--max-draws", type=int, default=20000, help="draws after which a run is capped (default 20000)")
+    p.add_argument("--max-seconds", type=float, default=None, help="cap the unfinished runs after this long, per row")
+    p.add_argument("--scale", type=float, default=100.0, help="weights uniform in [-scale, scale] (default 100)")
+    p.add_argument("--tol", type=float, default=0.1, help="|error| below which a sequence is correct (default 0.1)")
+    p.add_argument("--lengths", default=None, help="length groups (default 500,525,550,575,600)")
+    p.add_argument("--per-length", type=int, default=20, help="training sequences per length group (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="draws of run r come from (seed, r) (default 0)")
+    p.add_argument("--backend", default="cpu", help="cpu, cuda or reference (default cpu)")
+    p.add_argument("--zero", default="", help="blocks fixed at 0, e.g. bias_hh_l0 (one bias per unit, as in the "
+                                               "papers' nets); marked * in the table")
+    p.set_defaults(func=cmd_guess)
 
     from .report import add_command as add_report_command
 
