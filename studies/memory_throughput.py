@@ -5,7 +5,8 @@
 
 For every (cell kind, H): a short CMA-ES search over all recurrent weights on recall_window
 (n = 40, readout fitted; results in data/memory/<study>), then the best setting is re-scored
-per lag on 512 fresh sequences (readout refitted) and the lags with nmse < 0.01 are counted;
+per lag on 4096 fresh sequences (readout refitted); the table gives "lags recalled (nmse < 0.01)
+/ capacity (explained variance summed over lags)";
 beside it the hand-built delay line (constructions.delay_line, readout as built). Writes
 data/memory/table.md and table.csv. See lstmsearch/analysis/memory.py.
 """
@@ -35,7 +36,7 @@ def main(argv=None):
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--length", type=int, default=40)
     ap.add_argument("--budget", type=int, default=20000, help="settings per search")
-    ap.add_argument("--sequences", type=int, default=512, help="fresh sequences for the per-lag scores")
+    ap.add_argument("--sequences", type=int, default=4096, help="fresh sequences for the per-lag scores")
     ap.add_argument("--data", default="data/memory")
     args = ap.parse_args(argv)
     kinds = args.kinds.split(",")
@@ -46,8 +47,9 @@ def main(argv=None):
         task = make_task("recall_window", length=args.length, k=k)
         row = {"hidden": H, "k": k, "paper": H}
         cell, p = construct(kinds[0], H, "delay_line", outputs=k)
-        row["delay_line"] = int(memory.lags_recalled(memory.per_output_nmse(cell, p, task, args.sequences,
-                                                                             readout="given"))[0])
+        nmse = memory.per_output_nmse(cell, p, task, args.sequences, readout="given")
+        row["delay_line"] = int(memory.lags_recalled(nmse)[0])
+        row["delay_line_capacity"] = float(memory.capacity(nmse)[0])
         for kind in kinds:
             cfg = parse_study(memory.study_text(kind, H, args.length, args.budget))
             out = data / cfg.name
@@ -59,8 +61,10 @@ def main(argv=None):
             nmse = memory.per_output_nmse(cfg.cell, setting[None], task, args.sequences, readout="fit")[0]
             row[kind] = int(memory.lags_recalled(nmse))
             row[f"{kind}_nmse"] = float(best["nmse"])
+            row[f"{kind}_capacity"] = float(memory.capacity(nmse))
             row[f"{kind}_lag_nmse"] = " ".join(f"{v:.1e}" for v in nmse[:H + 2])
             print(f"H={H:<3} {kind:<9} search best mean nmse {best['nmse']:.3g}, lags recalled {row[kind]}, "
+                  f"capacity {row[f'{kind}_capacity']:.2f}, "
                   f"per-lag nmse {row[f'{kind}_lag_nmse']}  ({time.perf_counter() - t0:.1f} s)", flush=True)
         rows.append(row)
     table = pa.Table.from_pylist(rows)
@@ -68,11 +72,12 @@ def main(argv=None):
     import pyarrow.csv as pacsv
 
     pacsv.write_csv(table, data / "table.csv")
-    head = "| H | about H (Collins et al. 2017) | delay line (hand-built) | " + " | ".join(f"{k} (search)" for k in kinds) + " |"
-    lines = [head, "|" + " --- |" * (3 + len(kinds))]
+    head = ("| H | k | about H (Collins et al. 2017) | delay line (hand-built) | "
+            + " | ".join(f"{k} (search)" for k in kinds) + " |")
+    lines = [head, "|" + " --- |" * (4 + len(kinds))]
     for r in rows:
-        lines.append(f"| {r['hidden']} | {r['paper']} | {r['delay_line']} | "
-                     + " | ".join(f"{r[k]} ({r[k + '_nmse']:.2g})" for k in kinds) + " |")
+        lines.append(f"| {r['hidden']} | {r['k']} | {r['paper']} | {r['delay_line']} / {r['delay_line_capacity']:.2f} | "
+                     + " | ".join(f"{r[k]} / {r[k + '_capacity']:.2f}" for k in kinds) + " |")
     md = "\n".join(lines)
     (data / "table.md").write_text(md + "\n")
     print(md)

@@ -83,3 +83,12 @@ def test_memory_study_files_parse():
     cfg = parse_study(memory.study_text("lstm", 2))
     assert cfg.task.name == "recall_window" and cfg.task.k == 6 and cfg.cell.outputs == 6
     assert cfg.space_obj.dim == 4 * 2 * (1 + 2 + 1)
+
+
+def test_capacity_is_summed_explained_variance():
+    np.testing.assert_allclose(memory.capacity(np.array([[0.0, 0.25, 1.5, 1.0]])), [1.75])
+    # the delay line: capacity H (to 1e-6), the bound of Jaeger (2001) for linear readouts
+    task = make_task("recall_window", length=12, k=6)
+    cell, p = construct("gru", 3, "delay_line", outputs=6)
+    nmse = memory.per_output_nmse(cell, p, task, n_sequences=256, readout="fit")
+    assert memory.capacity(nmse)[0] == pytest.approx(3.0, abs=0.05)  # + small chance correlations of lags >= H

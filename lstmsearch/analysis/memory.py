@@ -13,7 +13,8 @@ every output (lag j) on its own,
 .. math::  \mathrm{nmse}_j = \mathrm{E}[(y_j - x_{n-j})^2] / \mathrm{Var}(x),
 
 with a linear readout fitted in closed form on training sequences (or the setting's own), on
-held-out sequences. :func:`lags_recalled` counts the lags with nmse_j < ``RECALLED`` = 0.01,
+held-out sequences. :func:`capacity` sums the explained variance over lags (Jaeger's memory
+capacity, "how many numbers", counting partial recall). :func:`lags_recalled` counts the lags with nmse_j < ``RECALLED`` = 0.01,
 i.e. with more than 99% of the lag's variance explained -- "almost perfect" reconstruction.
 (A tighter cut such as 1e-5 would count only float-exact memories; a looser one such as 0.1
 would count the fading echoes of many lags that any contracting network keeps.)
@@ -70,6 +71,14 @@ def per_output_nmse(cell: Cell, params, task: Task, n_sequences: int = 512, seed
 def lags_recalled(nmse, threshold: float = RECALLED) -> np.ndarray:
     """Number of outputs (lags) with nmse < ``threshold``; (P,) for (P, O) input."""
     return np.sum(np.asarray(nmse) < threshold, axis=-1)
+
+
+def capacity(nmse) -> np.ndarray:
+    r"""Memory capacity (Jaeger 2001): :math:`\sum_j \max(0, 1 - \mathrm{nmse}_j)`, the explained variance
+    summed over lags, in "numbers remembered"; (P,) for (P, O). For a fitted linear readout it is at
+    most H (Jaeger's bound for linear reservoirs); the mean-nmse search objective is 1 - capacity / k
+    whenever every nmse_j <= 1."""
+    return np.sum(np.clip(1.0 - np.asarray(nmse, np.float64), 0.0, None), axis=-1)
 
 
 def window(hidden: int) -> int:
