@@ -30,15 +30,17 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--forget-bias", type=float, default=None, help="LSTM: initial forget-gate bias (PyTorch: ~0)")
     ap.add_argument("--data", default="data/gradient")
     args = ap.parse_args(argv)
     task = make_task("recall_first", length=args.length)
     rows = []
     for kind in args.kinds.split(","):
-        tr = gradient.train(kind, task, args.hidden, args.steps, args.batch, args.lr, seed=args.seed)
+        fb = args.forget_bias if kind == "lstm" else None
+        tr = gradient.train(kind, task, args.hidden, args.steps, args.batch, args.lr, seed=args.seed, forget_bias=fb)
         at_n, at_10n, at_100n = gradient.score(tr, task, (1, 10, 100))
         own = gradient.torch_nmse(tr.model, task)
-        rows.append(dict(kind=kind, steps=args.steps, seconds=tr.seconds,
+        rows.append(dict(kind=kind if fb is None else f"{kind} (forget bias {fb:g})", steps=args.steps, seconds=tr.seconds,
                          final_train_nmse=float(np.mean(tr.losses[-100:])), torch_nmse=own,
                          nmse_n=at_n, nmse_10n=at_10n, nmse_100n=at_100n))
         print(f"{kind:<9} {tr.seconds:6.1f} s  train nmse (last 100 steps) {rows[-1]['final_train_nmse']:.3g}  "

@@ -1,7 +1,7 @@
 """Memory throughput: how many of the k = 2H + 2 most recent inputs a cell of H units recalls.
 
     python studies/memory_throughput.py                       # H = 1, 2, 4, 8, 16; lstm, gru, rnn_tanh
-    python studies/memory_throughput.py --hidden 1,2 --budget 2000    # a quick look
+    python studies/memory_throughput.py --hidden 1,2 --budget 2000    # a quick look (60,000 settings per search by default)
 
 For every (cell kind, H): a short CMA-ES search over all recurrent weights on recall_window
 (n = 40, readout fitted; results in data/memory/<study>), then the best setting is re-scored
@@ -35,7 +35,7 @@ def main(argv=None):
     ap.add_argument("--hidden", default="1,2,4,8,16")
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--length", type=int, default=40)
-    ap.add_argument("--budget", type=int, default=20000, help="settings per search")
+    ap.add_argument("--budget", type=int, default=60000, help="settings per search")
     ap.add_argument("--sequences", type=int, default=4096, help="fresh sequences for the per-lag scores")
     ap.add_argument("--data", default="data/memory")
     args = ap.parse_args(argv)

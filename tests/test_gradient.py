@@ -41,3 +41,15 @@ def test_missing_torch_is_one_clear_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(LstmsearchError, match=r"pip install 'lstmsearch\[torch\]'"):
         gradient.train("lstm", make_task("recall_first", length=3), steps=1)
+
+
+def test_forget_bias_sets_the_lstm_forget_gate_only():
+    task = make_task("recall_first", length=3)
+    tr = gradient.train("lstm", task, hidden=4, steps=1, batch=4, lr=1e-12, forget_bias=2.5)
+    b = tr.cell.unflatten(tr.params)
+    rows = tr.cell.gate_rows("f")
+    np.testing.assert_allclose(b["bias_ih_l0"][rows], 2.5, atol=1e-6)
+    np.testing.assert_allclose(b["bias_hh_l0"][rows], 0.0, atol=1e-6)
+    assert np.all(np.abs(b["bias_ih_l0"][tr.cell.gate_rows("i")]) <= 0.5 + 1e-6)  # torch's init elsewhere
+    with pytest.raises(LstmsearchError, match="no forget gate"):
+        gradient.train("gru", task, hidden=4, steps=1, forget_bias=1.0)

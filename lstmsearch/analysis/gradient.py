@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -52,8 +52,13 @@ class Trained:
 
 
 def train(kind: str, task: Task, hidden: int = 32, steps: int = 3000, batch: int = 128, lr: float = 3e-3,
-          clip: float = 1.0, seed: int = 0, threads: int = 1) -> Trained:
-    """Train ``Cell(kind, hidden).torch_model()`` with Adam on ``task``; see the module doc."""
+          clip: float = 1.0, seed: int = 0, threads: int = 1, forget_bias: Optional[float] = None) -> Trained:
+    """Train ``Cell(kind, hidden).torch_model()`` with Adam on ``task``; see the module doc.
+
+    ``forget_bias`` (LSTM only): start the forget gate's bias_ih at this value and its bias_hh
+    at 0 instead of PyTorch's U(-1/sqrt(H), 1/sqrt(H)) (Gers et al. 2000; Jozefowicz et al.
+    2015 recommend 1).
+    """
     torch = _torch()
     require(task.output_steps().tolist() == [task.length - 1],
             f"the gradient baseline trains final-output tasks; {task.name} is scored at several steps")
@@ -62,6 +67,12 @@ def train(kind: str, task: Task, hidden: int = 32, steps: int = 3000, batch: int
     torch.manual_seed(seed)
     cell = Cell(kind, hidden, task.n_inputs, task.n_outputs)
     model = cell.torch_model()
+    if forget_bias is not None:
+        require(kind == "lstm", f"forget_bias is for the lstm; a {kind} has no forget gate")
+        rows = cell.gate_rows("f")
+        with torch.no_grad():
+            model.rnn.bias_ih_l0[rows] = float(forget_bias)
+            model.rnn.bias_hh_l0[rows] = 0.0
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     t0 = time.perf_counter()
