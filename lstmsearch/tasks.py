@@ -305,6 +305,34 @@ class RecallLag(_DistTask):
 
 
 @dataclass(frozen=True)
+class RecallWindow(_DistTask):
+    """Read x_1..x_n, output the ``k`` most recent inputs x_n, x_{n-1}, ..., x_{n-k+1} at step n.
+
+    Output j (0-based) is x_{n-j} (all its features, lag-major for ``dist.dim`` > 1), so
+    O = k * I. Each output has the variance of x: the baseline is Var(x), and a per-output
+    nmse says how well lag j is recalled (the memory-throughput experiment of Collins,
+    Sohl-Dickstein & Sussillo 2017, see :mod:`lstmsearch.analysis.memory`).
+    """
+
+    k: int = 1
+    name = "recall_window"
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(isinstance(self.k, (int, np.integer)) and not isinstance(self.k, bool) and 1 <= self.k <= self.length,
+                f"recall_window needs 1 <= k <= length, got k={self.k!r}, length={self.length}")
+
+    @property
+    def n_outputs(self) -> int:
+        return self.k * self.dist.features
+
+    def _make(self, rng, B):
+        x = self._inputs(rng, B)
+        window = x[self.length - self.k:][::-1]  # (k, B, I): x_n first
+        return x, np.transpose(window, (1, 0, 2)).reshape(1, B, -1)
+
+
+@dataclass(frozen=True)
 class NextValue(_DistTask):
     """At every step t < n, predict x_{t+1} (i.i.d. inputs: the mean is optimal)."""
 
@@ -520,7 +548,8 @@ class Parity(_TwoClass):
         return (2.0 * bits - 1.0)[:, :, None], self._target(c)
 
 
-TASKS = {cls.name: cls for cls in (RecallFirst, RecallLag, NextValue, Copy, Adding, TwoSequence, Latch, Parity)}
+TASKS = {cls.name: cls for cls in (RecallFirst, RecallLag, RecallWindow, NextValue, Copy, Adding, TwoSequence, Latch,
+                                   Parity)}
 
 
 def make_task(kind: str, **params) -> Task:

@@ -69,6 +69,23 @@ Constructions (``CONSTRUCTIONS``, all via :func:`construct`)
     cell with gain <= 1e-4 keeps x_1 far longer than exact arithmetic does; that is a
     rounding artefact, not a property of the equations.
 
+``delay_line`` for ``rnn_tanh``, ``gru``, ``lstm`` (any H >= 1; O outputs, default O = H)
+    A shift register for ``recall_window`` (output x_n, x_{n-1}, ..., x_{n-O+1} at step n):
+    unit 0 reads the input with weight ``gain``, unit j reads unit j-1 with weight 1
+    (``weight_hh[j, j-1]``, in the candidate g of the LSTM and n of the GRU); every other
+    recurrent weight is 0. The GRU's update gate is shut (z = sigma(-big): h = n) and its
+    reset gate open (r = sigma(big)); the LSTM forgets everything (f = sigma(-big)) and
+    shows everything (i = o = sigma(big)): c = g, h = tanh(c). So, for n - j >= 1,
+    h_j(n) = phi^{(j+1)}(gain x_{n-j}) with phi = tanh (RNN, GRU) or tanh o tanh (LSTM).
+    readout: y_j = h_j / gain for j < H; outputs j >= H read nothing (y_j = 0, the mean).
+    Bound:  every stage is 1-Lipschitz and |phi(u) - u| <= c |u|^3 / 3 (c = 1 for tanh,
+            2 for tanh o tanh), and a gate off by e^{-big} moves a stage by at most
+            3 e^{-big} gain R, so
+            |y_j - x_{n-j}| <= (j + 1) (c gain^2 R^3 / 3 + 3 e^{-big} R)   (no e^{-big} term for the RNN),
+            i.e. the H most recent inputs are recalled (nmse ~ (j+1)^2 gain^4 / 21 for U[-1, 1])
+            and lags j >= H have nmse exactly 1: H units hold H numbers, the "one real
+            number per hidden unit" of Collins, Sohl-Dickstein & Sussillo (ICLR 2017).
+
 Without the flag/relay trick an ungated RNN integrates every input: the "self-weight 1"
 unit m_t = tanh(m_{t-1} + gain x_t) holds gain * (x_1 + ... + x_n) and its NMSE for
 recall_first is n - 1 (see :func:`integrator_rnn`).
@@ -202,6 +219,47 @@ def integrator_rnn(hidden: int = 1, gain: float = 1e-3, kind: str = "rnn_tanh") 
     return cell.flatten(p)
 
 
+def delay_line(hidden: int = 1, outputs: int = None, gain: float = 1e-3, big: float = 20.0,
+               kind: str = "rnn_tanh") -> np.ndarray:
+    """The shift register (see module doc): unit j holds x_{n-j}; (D,) float32 for Cell(kind, hidden, 1, outputs).
+
+    ``outputs`` (default ``hidden``) is the ``k`` of ``recall_window``; outputs j >= hidden read
+    nothing. :func:`delay_line_bound` gives the bound on max |y_j - x_{n-j}|.
+    """
+    _check(hidden, 1, kind)
+    outputs = hidden if outputs is None else outputs
+    require(isinstance(outputs, (int, np.integer)) and outputs >= 1, f"outputs must be a positive integer, got {outputs!r}")
+    require(gain > 0 and big > 0, f"delay_line needs gain > 0 and big > 0, got gain={gain}, big={big}")
+    cell = Cell(kind, hidden, 1, int(outputs))
+    p = _blank(cell)
+    H = hidden
+    carrier = {"rnn_tanh": "h", "gru": "n", "lstm": "g"}[kind]
+    rows = cell.gate_rows(carrier)
+    p["weight_ih_l0"][rows.start + 0, 0] = gain
+    for j in range(1, H):
+        p["weight_hh_l0"][rows.start + j, j - 1] = 1.0
+    b = p["bias_ih_l0"]
+    if kind == "gru":
+        b[cell.gate_rows("z")] = -big
+        b[cell.gate_rows("r")] = big
+    elif kind == "lstm":
+        b[cell.gate_rows("i")] = big
+        b[cell.gate_rows("f")] = -big
+        b[cell.gate_rows("o")] = big
+    for j in range(min(H, outputs)):
+        p["weight_out"][j, j] = 1.0 / gain
+    return cell.flatten(p)
+
+
+def delay_line_bound(kind: str, lag: int, input_range: float = 1.0, gain: float = 1e-3, big: float = 20.0) -> float:
+    """Exact-arithmetic bound on max |y_lag - x_{n-lag}| of :func:`delay_line` for lag < H (module doc)."""
+    require(kind in ("rnn_tanh", "gru", "lstm"), f"no delay_line for {kind!r}; expected rnn_tanh, gru or lstm")
+    R = float(input_range)
+    c = 2.0 if kind == "lstm" else 1.0
+    leak = 0.0 if kind == "rnn_tanh" else 3.0 * np.exp(-big) * R
+    return (lag + 1) * (c * gain * gain * R ** 3 / 3.0 + leak)
+
+
 #: Builders by (construction name, cell kind); each takes ``hidden`` and keyword options.
 CONSTRUCTIONS: Dict[Tuple[str, str], Callable[..., np.ndarray]] = {
     ("flag_memory", "lstm"): recall_first_lstm,
@@ -210,6 +268,9 @@ CONSTRUCTIONS: Dict[Tuple[str, str], Callable[..., np.ndarray]] = {
     ("flag_memory", "rnn_tanh"): recall_first_rnn_tanh,
     ("integrator", "rnn_tanh"): lambda hidden=1, **kw: integrator_rnn(hidden, kind="rnn_tanh", **kw),
     ("integrator", "rnn_relu"): lambda hidden=1, **kw: integrator_rnn(hidden, kind="rnn_relu", **kw),
+    ("delay_line", "rnn_tanh"): lambda hidden=1, **kw: delay_line(hidden, kind="rnn_tanh", **kw),
+    ("delay_line", "gru"): lambda hidden=1, **kw: delay_line(hidden, kind="gru", **kw),
+    ("delay_line", "lstm"): lambda hidden=1, **kw: delay_line(hidden, kind="lstm", **kw),
 }
 
 #: Units with a role in each flag_memory construction (the others are silent).
@@ -232,7 +293,8 @@ def construct(kind: str, hidden: int, name: str = "flag_memory", **options) -> T
     except TypeError as exc:
         raise_msg = str(exc).split(")", 1)[-1].strip() or str(exc)
         require(False, f"bad option for construction {name!r} ({kind}): {raise_msg}")
-    return Cell(kind, hidden), params
+    recurrent = Cell(kind, hidden).n_recurrent  # 1-D input; the readout tail gives O
+    return Cell(kind, hidden, 1, (params.shape[-1] - recurrent) // (hidden + 1)), params
 
 
 def error_bound(kind: str, length: int, input_range: float = 1.0, gain: float = None,
