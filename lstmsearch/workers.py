@@ -274,6 +274,9 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
                 if not done and restarts[s] < max_restarts:
                     restarts[s] += 1
                     procs[s] = spawn(s)
+                    line = f"worker w{s} started again (restart {restarts[s]} of at most {max_restarts})"
+                    messages.append(line)
+                    echo(line)
         bar.close()
         if not any(d["alive"] for d in store.leases()):
             msg = sup.resume()  # trials orphaned by workers that died last

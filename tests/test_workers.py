@@ -202,4 +202,6 @@ def test_supervisor_replaces_a_killed_worker(tmp_path):
     keys = list(zip(t.column("batch").to_pylist(), t.column("index").to_pylist()))
     assert len(set(keys)) == len(keys) and len(np.unique(t.column("row").to_numpy())) == t.num_rows
     m = json.loads((out / "manifest.json").read_text())
-    assert sorted({r["worker"] for r in m["runs"]}) == [1, 2] and len(m["runs"]) >= 3  # w1 ran twice
+    assert "worker w1 started again" in o
+    # the replacement w1 records a run of its own unless w2 finished the budget while it started
+    assert sorted({r["worker"] for r in m["runs"]}) == [1, 2] and len(m["runs"]) >= 2
