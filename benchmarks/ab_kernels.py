@@ -39,18 +39,23 @@ def _import(path, name):
 
 def kernels(rev, code, H, folder):
     """(old, new) compiled ``simulate`` for cell code and H: rev's generator and ours."""
-    old_gen = subprocess.run(["git", "show", f"{rev}:lstmsearch/kernels/_codegen.py"], cwd=ROOT,
-                             check=True, capture_output=True, text=True).stdout
-    gpath = os.path.join(folder, "old_codegen.py")
-    with open(gpath, "w") as f:
-        f.write(old_gen)
-    old = _import(gpath, "ab_old_codegen")
+    mods = {}
+    for name in ("_codegen", "_fastmath"):  # rev's generator and the fast math it imports
+        text = subprocess.run(["git", "show", f"{rev}:lstmsearch/kernels/{name}.py"], cwd=ROOT,
+                              check=True, capture_output=True, text=True).stdout
+        path = os.path.join(folder, f"ab_old{name}.py")
+        with open(path, "w") as f:
+            f.write(text.replace("cache=True", "cache=False"))
+        mods[name] = _import(path, f"ab_old{name}")
     _codegen._llvm_options()
     out = []
-    for tag, gen in (("old", old), ("new", _codegen)):
+    for tag, gen in (("old", mods["_codegen"]), ("new", _codegen)):
+        src = gen.source(code, H, I).replace("cache=True", "cache=False")
+        if tag == "old":
+            src = src.replace("from lstmsearch.kernels._fastmath import", "from ab_old_fastmath import")
         path = os.path.join(folder, f"ab_{tag}_{code}_{H}.py")
         with open(path, "w") as f:
-            f.write(gen.source(code, H, I).replace("cache=True", "cache=False"))
+            f.write(src)
         out.append(_import(path, f"ab_{tag}_{code}_{H}").simulate)
     return out
 

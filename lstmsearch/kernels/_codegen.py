@@ -14,7 +14,7 @@ Loop nest of the generated ``simulate`` (state kept (H, TB): sequences innermost
       for s0 in range(0, B, TB):              # a tile of TB sequences, state stays in L1
         for t in range(T):
           for j in range(H):                  # hidden unit
-            w = weights of unit j, all gates   # scalars, kept in registers / L1
+            w = weights of unit j, all gates   # broadcast once before the s loop
             for s in range(nb):               # vectorised across sequences
               a_g = b_g + sum_i U[g,j,i] x[t,i,s] + sum_k W[g,j,k] h[k,s]   (unrolled)
               h_new[j, s] = gates(a_0 .. a_{G-1})
@@ -366,8 +366,8 @@ _OPTIONS_SET = []
 
 def _llvm_options():
     """Raise LLVM's vectoriser limit on runtime alias checks (see :data:`MEMCHECKS`). The
-    option is process-wide: it only lets the vectoriser accept loops it would otherwise
-    leave scalar, and compiled code does not depend on it once cached."""
+    option is process-wide and read when a function is compiled: it only lets the
+    vectoriser accept loops it would otherwise leave scalar (results are unchanged)."""
     if not _OPTIONS_SET:
         import llvmlite.binding as llvm
 
