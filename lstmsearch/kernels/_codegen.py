@@ -14,7 +14,7 @@ Loop nest of the generated ``simulate`` (state kept (H, TB): sequences innermost
       for s0 in range(0, B, TB):              # a tile of TB sequences, state stays in L1
         for t in range(T):
           for j in range(H):                  # hidden unit
-            w = weights of unit j, all gates   # scalars, kept in registers / L1
+            w = weights of unit j, all gates   # broadcast once before the s loop
             for s in range(nb):               # vectorised across sequences
               a_g = b_g + sum_i U[g,j,i] x[t,i,s] + sum_k W[g,j,k] h[k,s]   (unrolled)
               h_new[j, s] = gates(a_0 .. a_{G-1})
@@ -48,6 +48,17 @@ QPARTS = 4
 UNITS = 4
 #: Overrides by (gates, H > 8).
 PARTS = {}
+#: Cells whose unrolled sum reads each recurrent weight in place (``Whh[r, k] * v``) instead
+#: of from a scalar local assigned before the sequence loop. LLVM then broadcasts each weight
+#: from memory once before the vector loop; with the locals it loads the scalar, spills it,
+#: reloads and broadcasts it and spills the vector (about 600 instructions per unit and step,
+#: against 4 x 844 in the loop at H = 32, tile 256). It needs :data:`MEMCHECKS`.
+INLINE_W = (2,)
+#: Runtime alias checks LLVM's loop vectoriser may add to one loop (its option
+#: ``-vectorize-memory-check-threshold``, default 128). Whh is a view of the caller's params
+#: and the loop writes ``pre``: with the weights read in place the LSTM's loop needs between
+#: 128 and 256 checks (once per unit and step, scalar work) and stays scalar below that.
+MEMCHECKS = 1024
 LETTERS = "ABCDEFGH"
 
 GATES = {0: 1, 1: 1, 2: 4, 3: 3}
@@ -116,10 +127,14 @@ def _unit_block(e, ind, code, H, I, G, Q, th, k0, nk, kbase, first):
     parts = LETTERS[:Q]
     col = lambda L: _col(L, th)  # noqa: E731
     kk = (lambda k: f"{kbase} + {k}") if kbase else (lambda k: f"{k}")
+    inline = code in INLINE_W
+    wname = {}
     for g in range(G):
         r = _row(code, H, g)
         for k in range(nk):
-            e(ind, f"w{g}_{k} = Whh[{r}, {kk(k0 + k)}]")
+            wname[g, k] = f"Whh[{r}, {kk(k0 + k)}]" if inline else f"w{g}_{k}"
+            if not inline:
+                e(ind, f"{wname[g, k]} = Whh[{r}, {kk(k0 + k)}]")
         if init:
             e(ind, f"b{g} = bhh[{r}]" if gru and g == 2 else f"b{g} = bih[{r}] + bhh[{r}]")
             if not (gru and g == 2):
@@ -156,9 +171,9 @@ def _unit_block(e, ind, code, H, I, G, Q, th, k0, nk, kbase, first):
             for g in range(G):
                 acc = f"a{L}{g}_{m}"
                 if m == 0 or (L, g, m) in started:
-                    e(b, f"{acc} = {acc} + w{g}_{k} * v{L}")
+                    e(b, f"{acc} = {acc} + {wname[g, k]} * v{L}")
                 else:
-                    e(b, f"{acc} = w{g}_{k} * v{L}")
+                    e(b, f"{acc} = {wname[g, k]} * v{L}")
                     started.add((L, g, m))
     for g in range(G):
         for L in parts:
@@ -188,6 +203,16 @@ def _gates(e, ind, code, H, I, Q, th, U=1):
         for i in range(I):
             e(ind, f"u_{i} = Wih[{2 * H} + j, {i}]")
         e(ind, f"bx = bih[{2 * H} + j]")
+    if code == 2:
+        # one loop, the Q parts' units in each iteration: Q independent dependency chains
+        # (exp -> division -> c' -> exp -> division -> h') in flight at once
+        e(ind, "for s in range(na):")
+        for L in LETTERS[:Q]:
+            cs = _col(L, th)
+            e(ind + 1, f"cn, hv = lstm_update(pre[0, {cs}], pre[1, {cs}], pre[2, {cs}], pre[3, {cs}], c[j, {cs}])")
+            e(ind + 1, f"c[j, {cs}] = cn")
+            e(ind + 1, f"hn[j, {cs}] = hv")
+        return
     for L in LETTERS[:Q]:
         cs = _col(L, th)
         e(ind, "for s in range(na):")
@@ -201,11 +226,6 @@ def _gates(e, ind, code, H, I, Q, th, U=1):
                 e(b, "if v < _ZERO:")
                 e(b + 1, "v = _ZERO")
                 e(b, f"hn[j + {u}, {cs}] = v")
-        elif code == 2:
-            # c' and h' with two divisions (one common denominator for c')
-            e(b, f"cn, hv = lstm_update(pre[0, {cs}], pre[1, {cs}], pre[2, {cs}], pre[3, {cs}], c[j, {cs}])")
-            e(b, f"c[j, {cs}] = cn")
-            e(b, f"hn[j, {cs}] = hv")
         else:
             e(b, f"xn = {_sum(['bx'] + [f'u_{i} * xs[{i}, {cs}]' for i in range(I)])}")
             e(b, f"n = tanh(xn + sigmoid(pre[0, {cs}]) * pre[2, {cs}])")
@@ -341,6 +361,18 @@ def _version_hash() -> str:
 
 _LOCK = threading.Lock()
 _KERNELS = {}
+_OPTIONS_SET = []
+
+
+def _llvm_options():
+    """Raise LLVM's vectoriser limit on runtime alias checks (see :data:`MEMCHECKS`). The
+    option is process-wide and read when a function is compiled: it only lets the
+    vectoriser accept loops it would otherwise leave scalar (results are unchanged)."""
+    if not _OPTIONS_SET:
+        import llvmlite.binding as llvm
+
+        llvm.set_option("lstmsearch", f"-vectorize-memory-check-threshold={MEMCHECKS}")
+        _OPTIONS_SET.append(True)
 
 
 def kernel(code: int, H: int, I: int):
@@ -353,6 +385,7 @@ def kernel(code: int, H: int, I: int):
         fn = _KERNELS.get(key)
         if fn is not None:
             return fn
+        _llvm_options()
         modname = f"lsk_{NAMES[code]}_h{H}_i{I}_{_version_hash()}"
         path = os.path.join(_cache_dir(), modname + ".py")
         if not os.path.exists(path):

@@ -22,6 +22,8 @@ break the rounding trick and the NaN/inf propagation.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -114,7 +116,7 @@ def exp_neg(a):
     if yc < _LO:
         yc = _LO
     scale, q = _exp_parts(yc)  # n in [-126, 0]
-    e = (q + _ONE) * scale
+    e = q * scale + scale  # = (q + 1) * scale exactly (scale = 2**n, normal): one FMA
     if y < _LO:
         e = _ZERO
     return e
@@ -243,9 +245,7 @@ def lstm_update(ai, af, ag, ao, c):
         ni = _ONE
     ef = exp_neg(abs(af))
     mg = expm1_neg(abs(ag) * _TWO)  # in [-1, 0]
-    tg = ni * mg  # -n_i |tanh num|
-    if ag >= _ZERO:
-        tg = -tg
+    tg = math.copysign(ni * mg, ag)  # n_i |tanh num| with the sign of g (one instruction)
     df = _ONE + ef
     x = (_ONE + ei) * (_TWO + mg)
     u = -ef
@@ -259,9 +259,7 @@ def lstm_update(ai, af, ag, ao, c):
     if ao >= _ZERO:
         no = _ONE
     mc = expm1_neg(abs(cn) * _TWO)
-    hn = abs((no * mc) / ((_ONE + eo) * (_TWO + mc)))
-    if cn < _ZERO:
-        hn = -hn
+    hn = math.copysign((no * mc) / ((_ONE + eo) * (_TWO + mc)), cn)
     return cn, hn
 
 
