@@ -84,3 +84,13 @@ def test_shipped_examples_reproduce(kind):
     cfg, _ = open_study(folder)
     if kind != "rnn":  # the LSTM and GRU solve the canonical question
         assert rep["fresh"][0]["nmse"] < cfg.eval.solved
+
+
+def test_report_of_an_extracted_folder_says_so(study, tmp_path):
+    from lstmsearch.analysis.report import build_report
+
+    path, _ = study
+    dest = extract(path, tmp_path / "ex", top=4)
+    rep = build_report([dest], out=tmp_path / "rep", plots=False)
+    assert "| 4 of 300 (extracted) |" in rep.path.read_text()
+    assert rep.summaries[0].best_nmse == pytest.approx(min(load_results(dest).column("nmse").to_pylist()))

@@ -156,6 +156,11 @@ class StudySummary:
     finite_share: float
     per_strategy: Dict[str, int]
     table: object = field(repr=False, default=None)  # row, strategy, nmse, time (row order)
+    source_rows: Optional[int] = None  # rows of the study these were extracted from (lstmsearch extract)
+
+    @property
+    def settings_text(self):
+        return self.rows if self.source_rows is None else f"{self.rows} of {self.source_rows:,} (extracted)"
 
     @property
     def solved(self) -> bool:
@@ -183,7 +188,8 @@ def summarize(study, data_dir="data") -> StudySummary:
                         best_nmse=float(nmse[i]), median_nmse=float(np.median(nmse)),
                         solved_share=float(np.mean(nmse < cfg.eval.solved)),
                         finite_share=float(np.mean(t.column("finite").to_numpy(zero_copy_only=False))),
-                        per_strategy={s: strategies.count(s) for s in dict.fromkeys(strategies)}, table=t)
+                        per_strategy={s: strategies.count(s) for s in dict.fromkeys(strategies)}, table=t,
+                        source_rows=(store.read_manifest().get("extracted_from") or {}).get("source_rows"))
 
 
 def _evaluation_order(t):
@@ -335,10 +341,14 @@ def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None,
                    + ". nmse: held-out MSE / MSE of predicting the mean (0 = perfect, 1 = no better than the mean).")]
     if notes:
         blocks.append(Para(notes[0]))
+    extracted = [s.cfg.name for s in summaries if s.source_rows is not None]
+    if extracted:
+        blocks.append(Para(f"{', '.join(extracted)}: the best rows extracted from a larger study (lstmsearch "
+                           "extract); median and share solved are of the extracted rows only."))
     blocks += [Heading("Studies"), Table(
         ["study", "cell", "H", "task", "n", "strategy", "settings", "best nmse", "best row", "median nmse",
          "share solved", "solved"],
-        [[s.cfg.name, s.cfg.cell.kind, s.cfg.cell.hidden, s.cfg.task.name, s.cfg.task.length, s.strategy, s.rows,
+        [[s.cfg.name, s.cfg.cell.kind, s.cfg.cell.hidden, s.cfg.task.name, s.cfg.task.length, s.strategy, s.settings_text,
           s.best_nmse, s.best_row, s.median_nmse, f"{s.solved_share:.2%} (< {s.cfg.eval.solved:g})", s.solved]
          for s in summaries])]
     yes = [f"{s.cfg.cell.kind} H={s.cfg.cell.hidden} ({s.cfg.name})" for s in summaries if s.solved]
