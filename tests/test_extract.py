@@ -94,3 +94,18 @@ def test_report_of_an_extracted_folder_says_so(study, tmp_path):
     rep = build_report([dest], out=tmp_path / "rep", plots=False)
     assert "| 4 of 300 (extracted) |" in rep.path.read_text()
     assert rep.summaries[0].best_nmse == pytest.approx(min(load_results(dest).column("nmse").to_pylist()))
+
+
+def test_lengths_of_a_study_row_starts_at_the_stored_error(tmp_path, capsys):
+    """lengths STUDY ROW: at factor 1 with the stored readout it scores the row on the study's
+    own held-out sequences, so it gives back the stored nmse; then longer lengths."""
+    folder = EXAMPLES / "recall_first_gru32"
+    best = load_results(folder).sort_by("nmse").to_pylist()[0]
+    out = tmp_path / "l.parquet"
+    assert main(["lengths", "recall_first_gru32", str(best["row"]), "--data", str(EXAMPLES),
+                 "--factors", "1,10", "--out", str(out)]) == 0
+    rows = {(r["factor"], r["readout"]): r for r in pq.read_table(out).to_pylist()}
+    assert rows[(1.0, "given")]["nmse"] == pytest.approx(best["nmse"], rel=1e-3)
+    assert rows[(10.0, "given")]["length"] == 200 and rows[(10.0, "given")]["n_sequences"] == best["heldout"]
+    assert main(["lengths", "recall_first_gru32", "--data", str(EXAMPLES)]) == 2
+    assert "needs a ROW too" in capsys.readouterr().err

@@ -158,14 +158,13 @@ def cmd_construct(args) -> int:
 def cmd_lengths(args) -> int:
     from .length import format_length_curve, length_curve
 
-    cell, params, what = setting_from_args(args)
-    task = _task(args)
+    cell, params, what, task, seed, sequences = setting_and_task(args, "lengths", sequences=64)
     factors = _parse_list(args.factors, float, "--factors")
     readouts = _parse_list(args.readout, str, "--readout")
     table = length_curve(cell, params, task, factors=factors, readout=readouts,
-                         n_sequences=args.sequences, seed=args.seed, backend=args.backend)
+                         n_sequences=sequences, seed=seed, backend=args.backend)
     print(f"{cell.kind} H={cell.hidden} ({what}) on {task.describe()}")
-    print(format_length_curve(table, labels=[what]))
+    print(format_length_curve(table, labels=[f"{args.study} row {args.row}" if args.study else what]))
     if args.out:
         import pyarrow.parquet as pq
 
@@ -179,14 +178,35 @@ def cmd_lengths(args) -> int:
     return 0
 
 
-def _study_row(args):
-    """(cell, params, description, task, seed, sequences) of ``explain STUDY ROW``."""
+def _add_study_row_args(p):
+    p.add_argument("study", nargs="?", default=None,
+                   help="study file, folder or name under --data (then ROW); without it: a construction or --npz")
+    p.add_argument("row", nargs="?", type=int, default=None, help="row id of the study (lstmsearch top lists them)")
+    p.add_argument("--data", default="data", help="folder of study results (default data)")
+
+
+def setting_and_task(args, command, sequences):
+    """(cell, params, description, task, seed, sequences) of ``COMMAND STUDY ROW`` (the row on its
+    study's task, seed and held-out count) or of a construction / ``--npz`` with ``--task`` etc.
+    (defaults: recall_first, n = 20, uniform, seed 0, ``sequences``)."""
+    if args.study is not None:
+        return _study_row(args, command)
+    require(args.row is None, f"{command} takes a ROW only after a STUDY, got {args.row}")
+    cell, params, what = setting_from_args(args)
+    for k, v in (("task", "recall_first"), ("length", 20), ("dist", "uniform")):
+        setattr(args, k, v if getattr(args, k) is None else getattr(args, k))
+    seed = 0 if args.seed is None else args.seed
+    return cell, params, what, _task(args), seed, sequences if args.sequences is None else args.sequences
+
+
+def _study_row(args, command):
+    """(cell, params, description, task, seed, sequences) of ``COMMAND STUDY ROW``."""
     from ..reproduction import row_setting
 
-    require(args.row is not None, f"explain {args.study} needs a ROW too: lstmsearch explain STUDY ROW "
+    require(args.row is not None, f"{command} {args.study} needs a ROW too: lstmsearch {command} STUDY ROW "
                                   f"(lstmsearch top {args.study} lists the best rows)")
     given = [f"--{k}" for k in ("task", "length", "dist", "cell", "npz") if getattr(args, k) is not None]
-    require(not given, f"explain STUDY ROW scores the row on the study's own task and cell; drop {', '.join(given)}")
+    require(not given, f"{command} STUDY ROW scores the row on the study's own task and cell; drop {', '.join(given)}")
     cfg, r, setting = row_setting(args.study, args.row, data_dir=args.data)
     what = (f"study {cfg.name} row {args.row} (stored nmse {r['nmse']:.6g} on {cfg.eval.heldout} held-out "
             f"sequences, seed {cfg.eval.seed}, readout {cfg.eval.readout})")
@@ -197,16 +217,7 @@ def _study_row(args):
 def cmd_explain(args) -> int:
     from .explain import explain
 
-    if args.study is not None:
-        cell, params, what, task, seed, sequences = _study_row(args)
-    else:
-        require(args.row is None, f"explain takes a ROW only after a STUDY, got {args.row}")
-        cell, params, what = setting_from_args(args)
-        for k, v in (("task", "recall_first"), ("length", 20), ("dist", "uniform")):
-            setattr(args, k, v if getattr(args, k) is None else getattr(args, k))
-        task = _task(args)
-        seed = 0 if args.seed is None else args.seed
-        sequences = 256 if args.sequences is None else args.sequences
+    cell, params, what, task, seed, sequences = setting_and_task(args, "explain", sequences=256)
     e = explain(cell, params, task, n_sequences=sequences, seed=seed, backend=args.backend,
                 readout=args.readout, do_prune=not args.no_prune, max_nmse=args.max_nmse)
     print(f"{what}")
@@ -256,21 +267,21 @@ def add_commands(subparsers) -> None:
     p.add_argument("--data", default="data", help="folder of study results (default data)")
     p.set_defaults(func=cmd_construct, sequences=64)
 
-    p = subparsers.add_parser("lengths", help="error of a setting against sequence length")
+    p = subparsers.add_parser("lengths", help="error of a setting against sequence length (a study row, "
+                                              "a construction or an .npz)")
+    _add_study_row_args(p)
     _add_setting_args(p)
     _add_task_args(p)
     p.add_argument("--factors", default="1,2,10,100,1000", help="lengths as multiples of --length")
     p.add_argument("--readout", default="given,refit", help="given, refit or both (default both)")
     p.add_argument("--out", default=None, help="write the table to this Parquet file")
     p.add_argument("--plot", default=None, help="write a PNG of error against length")
-    p.set_defaults(func=cmd_lengths, sequences=64)
+    # None = not given: a study row takes the study's task, seed and held-out count
+    p.set_defaults(func=cmd_lengths, task=None, length=None, dist=None, seed=None, sequences=None)
 
     p = subparsers.add_parser("explain", help="roles, unit ablation and pruning of a setting (a study row, "
                                               "a construction or an .npz)")
-    p.add_argument("study", nargs="?", default=None,
-                   help="study file, folder or name under --data (then ROW); without it: a construction or --npz")
-    p.add_argument("row", nargs="?", type=int, default=None, help="row id of the study (lstmsearch top lists them)")
-    p.add_argument("--data", default="data", help="folder of study results (default data)")
+    _add_study_row_args(p)
     _add_setting_args(p)
     _add_task_args(p)
     p.add_argument("--readout", default="given", choices=["given", "fit"], help="use the setting's readout or refit it")
