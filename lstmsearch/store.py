@@ -446,6 +446,9 @@ class Store:
 
     def describe_ids(self) -> str:
         """The row ids the study has, by writer slot (for error messages)."""
+        extracted = (self.read_manifest().get("extracted_from") or {}) if self.exists() else {}
+        if extracted.get("rows"):  # a few chosen rows (lstmsearch extract): name them
+            return "row ids " + ", ".join(map(str, extracted["rows"])) + "; lstmsearch top lists the best"
         ranges = {}
         for p in self.parts():
             m = _PART.fullmatch(p.name)

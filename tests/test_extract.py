@@ -63,6 +63,9 @@ def test_extract_refuses_bad_requests(study, tmp_path):
     path, _ = study
     with pytest.raises(LstmsearchError, match="no row 999999"):
         extract(path, tmp_path, rows=[1, 999999])
+    few = extract(path, tmp_path / "few", rows=[3, 17, 250])
+    with pytest.raises(LstmsearchError, match=r"no row 4 \(row ids 3, 17, 250;"):
+        row_setting(few, 4)
     with pytest.raises(LstmsearchError, match="either top"):
         extract(path, tmp_path, top=2, rows=[1])
     dest = extract(path, tmp_path, top=2)
