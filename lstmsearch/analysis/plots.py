@@ -145,6 +145,11 @@ def plot_best_so_far(values, path, groups=None, order=None, metric: str = "nmse"
     return _save(fig, path)
 
 
+#: Range of each gate's activation: sigmoid gates in [0, 1], tanh candidates in [-1, 1].
+_GATE_RANGE = {"i": (0.0, 1.0), "f": (0.0, 1.0), "o": (0.0, 1.0), "r": (0.0, 1.0), "z": (0.0, 1.0),
+               "g": (-1.0, 1.0), "n": (-1.0, 1.0)}
+
+
 def plot_traces(tr: Dict[str, np.ndarray], path, sequences: Sequence[int] = (0, 1, 2),
                 units: Optional[Sequence[int]] = None, names: Optional[Sequence[str]] = None,
                 max_steps: int = 200, title: str = "gate traces") -> Path:
@@ -173,9 +178,17 @@ def plot_traces(tr: Dict[str, np.ndarray], path, sequences: Sequence[int] = (0, 
                         label=(names[j] if names else f"unit {j}") if si == 0 else None)
         ax.set_ylabel(k)
         ax.grid(True, alpha=0.3)
+        if k in _GATE_RANGE:  # the whole range of the gate, so 1 - 1e-12 reads as 1, not as a slope
+            lo, hi = _GATE_RANGE[k]
+            ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+        else:
+            ax.ticklabel_format(axis="y", useOffset=False)
     axes[0, 0].set_title(title)
     axes[0, 0].legend(fontsize=7, ncol=min(4, len(units)), loc="best")
     axes[-1, 0].set_xlabel("step t")
+    from matplotlib.ticker import MaxNLocator
+
+    axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
     return _save(fig, path)
 
 
