@@ -40,6 +40,13 @@ def _check_cell(cell):
     require(isinstance(cell, Cell), f"cell must be a lstmsearch.Cell, got {type(cell).__name__}")
 
 
+def _check_task(cell, task):
+    require(isinstance(task, Task), f"task must be a lstmsearch task, got {type(task).__name__}")
+    require(cell.inputs == task.n_inputs and cell.outputs == task.n_outputs,
+            f"task {task.name} has {task.n_inputs} input(s) and {task.n_outputs} output(s); "
+            f"the cell has inputs={cell.inputs}, outputs={cell.outputs}")
+
+
 def _check_x(cell, x) -> np.ndarray:
     require(isinstance(x, np.ndarray), f"x must be a numpy array of shape (T, B, {cell.inputs}), got {type(x).__name__}")
     require(x.ndim == 3, f"x has rank {x.ndim} (shape {x.shape}); expected (T, B, I) time-major with I={cell.inputs}")
@@ -144,11 +151,8 @@ def evaluate(
     the held-out sequences.
     """
     _check_cell(cell)
-    require(isinstance(task, Task), f"task must be a lstmsearch task, got {type(task).__name__}")
+    _check_task(cell, task)
     require(readout in ("fit", "given"), f"readout must be 'fit' or 'given', got {readout!r}")
-    require(cell.inputs == task.n_inputs and cell.outputs == task.n_outputs,
-            f"task {task.name} has {task.n_inputs} input(s) and {task.n_outputs} output(s); "
-            f"the cell has inputs={cell.inputs}, outputs={cell.outputs}")
     params = cell.check_params(params)
     backend_mod = get_backend(backend)
     fit = readout == "fit"
@@ -223,10 +227,7 @@ def sequence_errors(cell: Cell, params, task: Task, n_sequences: int = 256, seed
     row maximum is ``evaluate``'s ``max_abs_err``.
     """
     _check_cell(cell)
-    require(isinstance(task, Task), f"task must be a lstmsearch task, got {type(task).__name__}")
-    require(cell.inputs == task.n_inputs and cell.outputs == task.n_outputs,
-            f"task {task.name} has {task.n_inputs} input(s) and {task.n_outputs} output(s); "
-            f"the cell has inputs={cell.inputs}, outputs={cell.outputs}")
+    _check_task(cell, task)
     params = cell.check_params(params)
     backend_mod = get_backend(backend)
     x, y = task.sample(n_sequences, seed, stream)

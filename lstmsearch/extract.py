@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from .errors import LstmsearchError, require
 from .store import Store, fixed_list
-from .study import open_study, settings_of
+from .study import open_study, settings_of, top_rows
 
 
 def extract(study, dest: Union[str, Path], top: Optional[int] = None, rows: Optional[Sequence[int]] = None,
@@ -38,15 +37,13 @@ def extract(study, dest: Union[str, Path], top: Optional[int] = None, rows: Opti
     into ``dest/<name>`` (default name: the study's); returns that folder."""
     require((top is None) != (rows is None), "give either top=K or rows=[...], not both")
     cfg, store = open_study(study, data_dir)
-    table = store.read()
-    require(table.num_rows > 0, f"the study in {store.root} has no rows to extract")
+    require(store.parts(), f"the study in {store.root} has no rows to extract")
     if top is not None:
         require(isinstance(top, (int, np.integer)) and top >= 1, f"top must be a positive integer, got {top!r}")
-        finite = table.filter(pc.equal(table.column("finite"), True))
-        picked = finite.sort_by([("nmse", "ascending"), ("row", "ascending")]).slice(0, int(top))
+        picked = top_rows(cfg, int(top), where=ds.field("finite") == True, columns=None)  # noqa: E712
     else:
         wanted = [int(r) for r in rows]
-        picked = table.filter(pc.is_in(table.column("row"), pa.array(wanted, pa.int64())))
+        picked = store.read(filter=ds.field("row").isin(wanted))
         missing = sorted(set(wanted) - set(picked.column("row").to_pylist()))
         if missing:
             raise LstmsearchError(f"the study in {store.root} has no row {missing[0]} ({store.describe_ids()})")
@@ -65,7 +62,7 @@ def extract(study, dest: Union[str, Path], top: Optional[int] = None, rows: Opti
     manifest = store.read_manifest()
     manifest["extracted_from"] = {
         "study": cfg.name, "folder": str(store.root), "rows": picked.column("row").to_pylist(),
-        "source_rows": table.num_rows, "best_nmse": float(np.min(picked.column("nmse").to_numpy())),
+        "source_rows": store.count(), "best_nmse": float(np.min(picked.column("nmse").to_numpy())),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     manifest.pop("optuna_storage", None)

@@ -445,22 +445,16 @@ class Store:
         return out
 
     def describe_ids(self) -> str:
-        """The row ids the study has, by writer slot (for error messages)."""
-        extracted = (self.read_manifest().get("extracted_from") or {}) if self.exists() else {}
-        if extracted.get("rows"):  # a few chosen rows (lstmsearch extract): name them
-            return "row ids " + ", ".join(map(str, extracted["rows"])) + "; lstmsearch top lists the best"
-        ranges = {}
-        for p in self.parts():
-            m = _PART.fullmatch(p.name)
-            if not m:
-                continue
-            first, n = int(m.group(2)), self._rows[p.name]
-            lo, hi = ranges.get(int(m.group(1)), (first, first + n - 1))
-            ranges[int(m.group(1))] = (min(lo, first), max(hi, first + n - 1))
-        if not ranges:
+        """The row ids the study has, as runs of consecutive ids (for error messages): one run
+        per writer slot for a study as written, single ids for rows picked by ``extract``."""
+        ids = np.sort(self.read(columns=["row"]).column("row").to_numpy()) if self.parts() else np.empty(0)
+        if not ids.size:
             return "it has no rows yet"
-        return "row ids " + ", ".join(f"{lo} to {hi}" for _, (lo, hi) in sorted(ranges.items())) + \
-            "; lstmsearch top lists the best"
+        cut = np.flatnonzero(np.diff(ids) != 1) + 1
+        runs = [f"{r[0]} to {r[-1]}" if r.size > 1 else f"{r[0]}" for r in np.split(ids, cut)]
+        if len(runs) > 8:
+            runs = runs[:4] + [f"... ({len(runs) - 6} more runs)"] + runs[-2:]
+        return "row ids " + ", ".join(runs) + "; lstmsearch top lists the best"
 
     # ------------------------------------------------------------- worker leases
     @property

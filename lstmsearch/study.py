@@ -606,9 +606,10 @@ def load_results(study, where=None, columns: Optional[List[str]] = None, data_di
         raise LstmsearchError(f"cannot apply the filter: {str(exc).splitlines()[0]}") from exc
 
 
-def top_rows(study, k: int = 10, where=None, data_dir="data") -> pa.Table:
-    """The ``k`` best rows (:data:`SUMMARY_COLUMNS`), by nmse then row id: what ``lstmsearch top`` prints."""
-    t = load_results(study, columns=SUMMARY_COLUMNS, where=where, data_dir=data_dir)
+def top_rows(study, k: int = 10, where=None, data_dir="data", columns=SUMMARY_COLUMNS) -> pa.Table:
+    """The ``k`` best rows by nmse then row id (``columns``: default :data:`SUMMARY_COLUMNS`,
+    None for all): what ``lstmsearch top`` prints."""
+    t = load_results(study, columns=columns, where=where, data_dir=data_dir)
     return t.sort_by([("nmse", "ascending"), ("row", "ascending")]).slice(0, k)
 
 
