@@ -47,7 +47,8 @@ def kernels(rev, code, H, folder):
         with open(path, "w") as f:
             f.write(text.replace("cache=True", "cache=False"))
         mods[name] = _import(path, f"ab_old{name}")
-    _codegen._llvm_options()
+    if hasattr(mods["_codegen"], "_llvm_options"):  # older generators set an LLVM option
+        mods["_codegen"]._llvm_options()
     out = []
     for tag, gen in (("old", mods["_codegen"]), ("new", _codegen)):
         src = gen.source(code, H, I).replace("cache=True", "cache=False")

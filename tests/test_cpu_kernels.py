@@ -120,6 +120,8 @@ PATHS = [
     ("lstm", _codegen.KB + 3, 1),  # blocked recurrent sum (H > KB), remainder block
     ("gru", 3, _codegen.IMAX + 1),  # input term in a loop (I > IMAX), GRU's separate n-gate input
     ("rnn_relu", 2 * _codegen.KB, 2),  # two full blocks, no remainder
+    ("lstm", 5, _codegen.IMAX + 2),  # LSTM with the input term in a loop, H not a multiple of 4
+    ("rnn_tanh", 3, 1),  # one unit per pass (H odd)
 ]
 
 

@@ -1,12 +1,13 @@
 """Source generator for the specialised CPU kernels (one per cell kind, H and I).
 
 Why generate source: the recurrent product is fastest when, for one hidden unit j and a
-vector of sequences, all G gate pre-activations are summed over k in registers and the gate
-nonlinearities are applied at once (no round trip through memory). That needs the k loop
-fully unrolled with the weights of unit j in scalar locals, which LLVM does not do on its
-own. So for each (cell, H, I) we write out a small Python module with that loop unrolled,
-import it, and let Numba compile and cache it (``cache=True``: the module lives in a cache
-folder, see :func:`kernel`).
+vector of sequences, all G gate pre-activations are summed over k in registers, each weight
+broadcast once per pass and each h vector loaded once for G FMAs. That sum is written as
+explicit vector code (:mod:`lstmsearch.kernels._vecsum`, one intrinsic per (G, parts, nk));
+the gate nonlinearities and the copies around it are plain Numba loops that LLVM
+vectorises across sequences. So for each (cell, H, I) we write out a small Python module
+with those pieces, import it, and let Numba compile and cache it (``cache=True``: the
+module lives in a cache folder, see :func:`kernel`).
 
 Loop nest of the generated ``simulate`` (state kept (H, TB): sequences innermost)::
 
@@ -14,10 +15,10 @@ Loop nest of the generated ``simulate`` (state kept (H, TB): sequences innermost
       for s0 in range(0, B, TB):              # a tile of TB sequences, state stays in L1
         for t in range(T):
           for j in range(H):                  # hidden unit
-            w = weights of unit j, all gates   # broadcast once before the s loop
-            for s in range(nb):               # vectorised across sequences
-              a_g = b_g + sum_i U[g,j,i] x[t,i,s] + sum_k W[g,j,k] h[k,s]   (unrolled)
-              h_new[j, s] = gates(a_0 .. a_{G-1})
+            for each vector of 16 sequences of each of the Q parts:   (_vecsum)
+              pre_g = b_g + sum_i U[g,j,i] x[t,i,s] + sum_k W[g,j,k] h[k,s]   (unrolled)
+            for s in range(na):               # vectorised across sequences
+              h_new[j, s] = gates(pre_0 .. pre_{G-1})
           swap(h, h_new); record states at the requested steps
 
 For H > KB the k sum is split into blocks of KB (the partial sums go through a small
@@ -37,10 +38,6 @@ import threading
 KB = 32
 #: Largest I whose input term is unrolled.
 IMAX = 8
-#: Independent partial sums per gate in the unrolled k sum (instruction-level parallelism).
-NSPLIT = 2
-#: At most this many accumulators (vector registers) per pass of the unrolled k sum.
-ACCS = 16
 #: Sequence parts in lockstep (see _unit_block): 4 parts x 4 LSTM gates = 16 accumulators,
 #: each h vector loaded feeds G FMAs and each weight Q FMAs. (8 parts: LLVM gives up.)
 QPARTS = 4
@@ -48,17 +45,6 @@ QPARTS = 4
 UNITS = 4
 #: Overrides by (gates, H > 8).
 PARTS = {}
-#: Cells whose unrolled sum reads each recurrent weight in place (``Whh[r, k] * v``) instead
-#: of from a scalar local assigned before the sequence loop. LLVM then broadcasts each weight
-#: from memory once before the vector loop; with the locals it loads the scalar, spills it,
-#: reloads and broadcasts it and spills the vector (about 600 instructions per unit and step,
-#: against 4 x 844 in the loop at H = 32, tile 256). It needs :data:`MEMCHECKS`.
-INLINE_W = (2,)
-#: Runtime alias checks LLVM's loop vectoriser may add to one loop (its option
-#: ``-vectorize-memory-check-threshold``, default 128). Whh is a view of the caller's params
-#: and the loop writes ``pre``: with the weights read in place the LSTM's loop needs between
-#: 128 and 256 checks (once per unit and step, scalar work) and stays scalar below that.
-MEMCHECKS = 1024
 LETTERS = "ABCDEFGH"
 
 GATES = {0: 1, 1: 1, 2: 4, 3: 3}
@@ -73,6 +59,7 @@ def _sum(terms):
 class _Src:
     def __init__(self):
         self.lines = []
+        self.defs = {}  # module-level definitions the body needs, by name
 
     def __call__(self, indent, text):
         self.lines.append("    " * indent + text)
@@ -109,76 +96,21 @@ def _parts(code, H):
 
 
 def _unit_block(e, ind, code, H, I, G, Q, th, k0, nk, kbase, first):
-    """Emit the partial sums of unit j over hidden inputs k in [kbase + k0, kbase + k0 + nk).
+    """Emit the sums of unit j's G accumulator rows over hidden inputs k in
+    [kbase + k0, kbase + k0 + nk), for the Q parts of the tile (see :mod:`._vecsum`).
 
     first (and I <= IMAX): pre = bias + input term + the sum; otherwise pre += the sum
     (bias and input term were put in pre beforehand). kbase is a source expression
-    ('' for constant offsets).
-
-    The tile's nb sequences are split in Q parts of na = ceil(nb / Q) sequences (A, B, ...);
-    each iteration of the sequence loop does one sequence of each part, so that each weight
-    loaded from memory feeds Q vector FMAs (G x Q accumulators in registers). All parts share
-    one buffer per quantity, part q at the constant column offset q * th (see :func:`_col`):
-    with one array per part LLVM's runtime alias checks exceed its limit at Q = 4 and the
-    loop stays scalar. For the RNN cells G here counts U units (see :func:`_units`).
+    ('' for constant offsets). For the RNN cells G here counts U units (see :func:`_units`).
     """
-    gru = code == 3
     init = first and I <= IMAX
-    parts = LETTERS[:Q]
-    col = lambda L: _col(L, th)  # noqa: E731
-    kk = (lambda k: f"{kbase} + {k}") if kbase else (lambda k: f"{k}")
-    inline = code in INLINE_W
-    wname = {}
-    for g in range(G):
-        r = _row(code, H, g)
-        for k in range(nk):
-            wname[g, k] = f"Whh[{r}, {kk(k0 + k)}]" if inline else f"w{g}_{k}"
-            if not inline:
-                e(ind, f"{wname[g, k]} = Whh[{r}, {kk(k0 + k)}]")
-        if init:
-            e(ind, f"b{g} = bhh[{r}]" if gru and g == 2 else f"b{g} = bih[{r}] + bhh[{r}]")
-            if not (gru and g == 2):
-                for i in range(I):
-                    e(ind, f"u{g}_{i} = Wih[{r}, {i}]")
-    # Every part runs na iterations: where the last parts hold fewer sequences, the lanes
-    # past them compute junk that nothing reads (the buffers hold ceil(tile / Q) >= na
-    # sequences), which saves remainder loops.
-    e(ind, "for s in range(na):")
-    b = ind + 1
-    if init:
-        for L in parts:
-            for i in range(I):
-                e(b, f"x{L}_{i} = xs[{i}, {col(L)}]")
-    nsplit = max(1, min(NSPLIT, nk, ACCS // (G * Q)))
-    # accumulators: gate g, part L, partial sum m (terms k = m mod nsplit); k-major order
-    # so that each h value is loaded once, used G times and dropped (few live registers)
-    for g in range(G):
-        for L in parts:
-            for m in range(nsplit):
-                if m == 0:
-                    if init:
-                        head = [f"b{g}"]
-                        if not (gru and g == 2):
-                            head += [f"u{g}_{i} * x{L}_{i}" for i in range(I)]
-                    else:
-                        head = [f"pre[{g}, {col(L)}]"]
-                    e(b, f"a{L}{g}_{m} = {_sum(head)}")
-    started = set()
-    for k in range(nk):
-        for L in parts:
-            e(b, f"v{L} = h[{kk(k0 + k)}, {col(L)}]")
-            m = k % nsplit
-            for g in range(G):
-                acc = f"a{L}{g}_{m}"
-                if m == 0 or (L, g, m) in started:
-                    e(b, f"{acc} = {acc} + {wname[g, k]} * v{L}")
-                else:
-                    e(b, f"{acc} = {wname[g, k]} * v{L}")
-                    started.add((L, g, m))
-    for g in range(G):
-        for L in parts:
-            ps = [f"a{L}{g}_{m}" for m in range(nsplit) if m == 0 or (L, g, m) in started]
-            e(b, f"pre[{g}, {col(L)}] = {_sum(ps)}")
+    stride = 1 if code in (0, 1) else H
+    hh_only = (2,) if code == 3 else ()  # the GRU's candidate row: bhh alone, input added later
+    name = f"unit_sum_{nk}_{int(init)}"
+    e.defs[name] = (f"{name} = make_unit_sum(G={G}, Q={Q}, nk={nk}, I={I}, th={th}, stride={stride}, "
+                    f"H={H}, hh_only={hh_only}, init={init})")
+    first_k = f"{kbase} + {k0}" if kbase and k0 else (kbase or f"{k0}")
+    e(ind, f"{name}(Wih, Whh, bih, bhh, h, xs, pre, j, {first_k}, nvec)")
 
 
 def _input_term(e, ind, code, H, I, G, Q, th):
@@ -251,7 +183,9 @@ def source(code: int, H: int, I: int) -> str:
     e(0, "import numpy as np")
     e(0, "from numba import njit")
     e(0, "from lstmsearch.kernels._fastmath import lstm_update, prefer_wide_vectors, sigmoid, tanh")
+    e(0, "from lstmsearch.kernels._vecsum import make_unit_sum")
     e(0, "_ZERO = np.float32(0.0)")
+    defs_at = len(e.lines)
     e(0, "")
     e(0, "")
     e(0, '@njit(nogil=True, cache=True, fastmath={"contract"}, error_model="numpy", boundscheck=False)')
@@ -281,6 +215,7 @@ def source(code: int, H: int, I: int) -> str:
     e(2, f"for s0 in range(0, B, {tb}):")
     e(3, f"nb = min({tb}, B - s0)")
     e(3, f"na = (nb + {Q - 1}) // {Q}")
+    e(3, "nvec = (na + 15) // 16")
     # part q: sequences s0 + q * na + [0, n_q), n_q = min(na, nb - q * na) (may be <= 0)
     spans = [(L, f"min(na, nb - {q} * na)" if q else "na", f"s0 + {q} * na" if q else "s0")
              for q, L in enumerate(parts)]
@@ -320,6 +255,7 @@ def source(code: int, H: int, I: int) -> str:
         if code == 2:
             e(7, f"out_c[p, si, k, {o} + s] = c[k, {_col(L, th)}]")
     e(5, "si += 1")
+    e.lines[defs_at:defs_at] = list(e.defs.values())
     return "\n".join(e.lines) + "\n"
 
 
@@ -353,7 +289,7 @@ def _version_hash() -> str:
     so Numba never reuses a cached kernel compiled from older code."""
     here = os.path.dirname(os.path.abspath(__file__))
     h = hashlib.sha256()
-    for name in ("_codegen.py", "_fastmath.py"):
+    for name in ("_codegen.py", "_fastmath.py", "_vecsum.py"):
         with open(os.path.join(here, name), "rb") as f:
             h.update(f.read())
     return h.hexdigest()[:12]
@@ -361,20 +297,6 @@ def _version_hash() -> str:
 
 _LOCK = threading.Lock()
 _KERNELS = {}
-_OPTIONS_SET = []
-
-
-def _llvm_options():
-    """Raise LLVM's vectoriser limit on runtime alias checks (see :data:`MEMCHECKS`). The
-    option is process-wide and read when a function is compiled: it only lets the
-    vectoriser accept loops it would otherwise leave scalar (results are unchanged)."""
-    if not _OPTIONS_SET:
-        import llvmlite.binding as llvm
-
-        llvm.set_option("lstmsearch", f"-vectorize-memory-check-threshold={MEMCHECKS}")
-        _OPTIONS_SET.append(True)
-
-
 def kernel(code: int, H: int, I: int):
     """The compiled ``simulate`` for (cell code, H, I), generated and imported once."""
     key = (code, H, I)
@@ -385,7 +307,6 @@ def kernel(code: int, H: int, I: int):
         fn = _KERNELS.get(key)
         if fn is not None:
             return fn
-        _llvm_options()
         modname = f"lsk_{NAMES[code]}_h{H}_i{I}_{_version_hash()}"
         path = os.path.join(_cache_dir(), modname + ".py")
         if not os.path.exists(path):
