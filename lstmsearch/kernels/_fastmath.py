@@ -239,6 +239,13 @@ def lstm_update(ai, af, ag, ao, c):
     NaN in any input gives NaN in c' and h'. No overflow: every exp is of a non-positive
     number.
     """
+    cn = lstm_cell(ai, af, ag, c)
+    return cn, lstm_hidden(ao, cn)
+
+
+@njit(inline="always", cache=True)
+def lstm_cell(ai, af, ag, c):
+    """c' of :func:`lstm_update` (one division)."""
     ei = exp_neg(abs(ai))
     ni = ei
     if ai >= _ZERO:
@@ -253,14 +260,18 @@ def lstm_update(ai, af, ag, ao, c):
     if af < _ZERO:
         u = ef
         base = _ZERO
-    cn = base + (c * u * x + tg * df) / (df * x)
+    return base + (c * u * x + tg * df) / (df * x)
+
+
+@njit(inline="always", cache=True)
+def lstm_hidden(ao, cn):
+    """h' = sigmoid(o) tanh(c') of :func:`lstm_update` (one division)."""
     eo = exp_neg(abs(ao))
     no = eo
     if ao >= _ZERO:
         no = _ONE
     mc = expm1_neg(abs(cn) * _TWO)
-    hn = math.copysign((no * mc) / ((_ONE + eo) * (_TWO + mc)), cn)
-    return cn, hn
+    return math.copysign((no * mc) / ((_ONE + eo) * (_TWO + mc)), cn)
 
 
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
