@@ -148,9 +148,22 @@ def _gates(e, ind, code, H, I, Q, th, U=1):
             cs = _col(L, th)
             e(ind + 1, f"hn[j, {cs}] = lstm_hidden(pre[3, {cs}], c[j, {cs}])")
         return
+    if code == 3:
+        # the same split: n (candidate) into pre[2], then h' = n + sigmoid(z) (h - n)
+        e(ind, "for s in range(na):")
+        for L in LETTERS[:Q]:
+            cs = _col(L, th)
+            xn = _sum(["bx"] + [f"u_{i} * xs[{i}, {cs}]" for i in range(I)])
+            e(ind + 1, f"pre[2, {cs}] = tanh({xn} + sigmoid(pre[0, {cs}]) * pre[2, {cs}])")
+        e(ind, "for s in range(na):")
+        for L in LETTERS[:Q]:
+            cs = _col(L, th)
+            e(ind + 1, f"n = pre[2, {cs}]")
+            e(ind + 1, f"hn[j, {cs}] = n + sigmoid(pre[1, {cs}]) * (h[j, {cs}] - n)")
+        return
+    e(ind, "for s in range(na):")
     for L in LETTERS[:Q]:
         cs = _col(L, th)
-        e(ind, "for s in range(na):")
         b = ind + 1
         if code == 0:
             for u in range(U):
@@ -161,11 +174,6 @@ def _gates(e, ind, code, H, I, Q, th, U=1):
                 e(b, "if v < _ZERO:")
                 e(b + 1, "v = _ZERO")
                 e(b, f"hn[j + {u}, {cs}] = v")
-        else:
-            e(b, f"xn = {_sum(['bx'] + [f'u_{i} * xs[{i}, {cs}]' for i in range(I)])}")
-            e(b, f"n = tanh(xn + sigmoid(pre[0, {cs}]) * pre[2, {cs}])")
-            e(b, f"hv = h[j, {cs}]")
-            e(b, f"hn[j, {cs}] = n + sigmoid(pre[1, {cs}]) * (hv - n)")
 
 
 def source(code: int, H: int, I: int) -> str:
