@@ -134,9 +134,9 @@ def hot_loops(asm, min_len=200):
     out = []
     for _, _, body in inner:
         ops = collections.Counter(body)
-        packed = sum(c for op, c in ops.items() if op.endswith("ps"))
-        scalar = sum(c for op, c in ops.items() if op.endswith("ss"))
-        if packed > scalar:
+        packed = sum(c for op, c in ops.items() if op.startswith("vf") and op.endswith("ps"))
+        scalar = sum(c for op, c in ops.items() if op.startswith("vf") and op.endswith("ss"))
+        if packed > max(scalar, 10):
             out.append((len(body), ops))
     return out
 

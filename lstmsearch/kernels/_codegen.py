@@ -149,17 +149,19 @@ def _gates(e, ind, code, H, I, Q, th, U=1):
             e(ind + 1, f"hn[j, {cs}] = lstm_hidden(pre[3, {cs}], c[j, {cs}])")
         return
     if code == 3:
-        # the same split: n (candidate) into pre[2], then h' = n + sigmoid(z) (h - n)
+        # the same split: tanh's argument and z first (two independent chains), then
+        # n = tanh(a) and h' = n + z (h - n)
         e(ind, "for s in range(na):")
         for L in LETTERS[:Q]:
             cs = _col(L, th)
             xn = _sum(["bx"] + [f"u_{i} * xs[{i}, {cs}]" for i in range(I)])
-            e(ind + 1, f"pre[2, {cs}] = tanh({xn} + sigmoid(pre[0, {cs}]) * pre[2, {cs}])")
+            e(ind + 1, f"pre[2, {cs}] = {xn} + sigmoid(pre[0, {cs}]) * pre[2, {cs}]")
+            e(ind + 1, f"pre[1, {cs}] = sigmoid(pre[1, {cs}])")
         e(ind, "for s in range(na):")
         for L in LETTERS[:Q]:
             cs = _col(L, th)
-            e(ind + 1, f"n = pre[2, {cs}]")
-            e(ind + 1, f"hn[j, {cs}] = n + sigmoid(pre[1, {cs}]) * (h[j, {cs}] - n)")
+            e(ind + 1, f"n = tanh(pre[2, {cs}])")
+            e(ind + 1, f"hn[j, {cs}] = n + pre[1, {cs}] * (h[j, {cs}] - n)")
         return
     e(ind, "for s in range(na):")
     for L in LETTERS[:Q]:
