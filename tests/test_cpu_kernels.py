@@ -2,6 +2,8 @@
 generated kernels' less common paths (blocked H > KB, I > IMAX, odd batch, initial states,
 several recorded steps), and determinism (threads, population slicing, evaluate chunks)."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -143,6 +145,32 @@ def test_generated_paths_match_reference(kind, H, I):
         np.testing.assert_allclose(cs, rc, rtol=0, atol=2e-6)
     else:
         assert cs is None
+
+
+@pytest.mark.parametrize("kind,H,I", [("lstm", _codegen.KB + 3, 1), ("gru", 6, 2), ("rnn_tanh", 32, 1)])
+def test_eight_float_vectors_give_the_same_bits(kind, H, I, tmp_path, monkeypatch):
+    """The kernel shaped for CPUs without AVX-512 (8-float vectors, 2 sequence parts) sums in
+    the same order as the default one: same bits."""
+    cell = Cell(kind, H, inputs=I)
+    src = _codegen.source(cell.code, H, I, lanes=8)
+    assert "lanes=8" in src and src != _codegen.source(cell.code, H, I, lanes=16)
+    path = tmp_path / f"k8_{kind}_{H}.py"
+    path.write_text(src.replace("cache=True", "cache=False"))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(7)
+    P, T, B = 3, 6, 37  # B: partial vectors in every part
+    params = cell.init(P, seed=8)
+    x = rng.uniform(-1, 1, (T, B, I)).astype(np.float32)
+    h0 = rng.uniform(-1, 1, (P, B, H)).astype(np.float32)
+    steps = np.array([2, T - 1])
+    want_h, want_c = cpu.run(cell, params, x, steps, h0)
+    monkeypatch.setattr(cpu, "kernel", lambda code, H, I: mod.simulate)
+    got_h, got_c = cpu.run(cell, params, x, steps, h0)
+    np.testing.assert_array_equal(got_h, want_h)
+    if kind == "lstm":
+        np.testing.assert_array_equal(got_c, want_c)
 
 
 def test_bit_identical_across_threads_and_slicing(monkeypatch):

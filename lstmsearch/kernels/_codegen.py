@@ -34,12 +34,14 @@ import sys
 import tempfile
 import threading
 
+from ._vecsum import vector_lanes
+
 #: Largest H whose k loop is fully unrolled; above, blocks of KB.
 KB = 32
 #: Largest I whose input term is unrolled.
 IMAX = 8
-#: Sequence parts in lockstep (see _unit_block): 4 parts x 4 LSTM gates = 16 accumulators,
-#: each h vector loaded feeds G FMAs and each weight Q FMAs. (8 parts: LLVM gives up.)
+#: Most sequence parts in lockstep (see _unit_block, _parts): 4 parts x 4 LSTM gates = 16
+#: accumulators, each h vector loaded feeds G FMAs and each weight Q FMAs (5 or 6: slower).
 QPARTS = 4
 #: Hidden units per pass for the one-gate RNN cells (see _units).
 UNITS = 4
@@ -90,12 +92,14 @@ def _units(code, H):
     return 1
 
 
-def _parts(code, H):
-    """Number of sequence parts processed in lockstep (see :func:`_unit_block`)."""
-    return PARTS.get((GATES[code], H > 8), QPARTS)
+def _parts(code, H, registers):
+    """Number of sequence parts processed in lockstep (see :func:`_unit_block`): QPARTS with
+    32 vector registers (AVX-512), 2 with 16 (AVX2: 4 gates x 2 parts = 8 accumulators; 3
+    parts were 1.2x slower there, measured with NUMBA_CPU_NAME=haswell)."""
+    return PARTS.get((GATES[code], H > 8), QPARTS if registers >= 32 else 2)
 
 
-def _unit_block(e, ind, code, H, I, G, Q, th, k0, nk, kbase, first):
+def _unit_block(e, ind, code, H, I, G, Q, th, k0, nk, kbase, first, lanes):
     """Emit the sums of unit j's G accumulator rows over hidden inputs k in
     [kbase + k0, kbase + k0 + nk), for the Q parts of the tile (see :mod:`._vecsum`).
 
@@ -108,7 +112,7 @@ def _unit_block(e, ind, code, H, I, G, Q, th, k0, nk, kbase, first):
     hh_only = (2,) if code == 3 else ()  # the GRU's candidate row: bhh alone, input added later
     name = f"unit_sum_{nk}_{int(init)}"
     e.defs[name] = (f"{name} = make_unit_sum(G={G}, Q={Q}, nk={nk}, I={I}, th={th}, stride={stride}, "
-                    f"H={H}, hh_only={hh_only}, init={init})")
+                    f"H={H}, hh_only={hh_only}, init={init}, lanes={lanes})")
     first_k = f"{kbase} + {k0}" if kbase and k0 else (kbase or f"{k0}")
     e(ind, f"{name}(Wih, Whh, bih, bhh, h, xs, pre, j, {first_k}, nvec)")
 
@@ -178,8 +182,11 @@ def _gates(e, ind, code, H, I, Q, th, U=1):
                 e(b, f"hn[j + {u}, {cs}] = v")
 
 
-def source(code: int, H: int, I: int) -> str:
-    """Python source of the kernel module for cell ``code``, hidden size H, inputs I."""
+def source(code: int, H: int, I: int, lanes: int = 0) -> str:
+    """Python source of the kernel module for cell ``code``, hidden size H, inputs I, with
+    vectors of ``lanes`` floats in the recurrent sum (default: the target's, see
+    :func:`lstmsearch.kernels._vecsum.vector_lanes`)."""
+    lanes = lanes or vector_lanes()
     G = GATES[code]
     GH = G * H
     o1 = GH * I
@@ -187,7 +194,7 @@ def source(code: int, H: int, I: int) -> str:
     o3 = o2 + GH
     o4 = o3 + GH
     tb = tile(H)
-    Q = _parts(code, H)
+    Q = _parts(code, H, 32 if lanes == 16 else 16)
     U = _units(code, H)
     GU = G * U  # accumulator rows per pass (gates x units)
     parts = LETTERS[:Q]
@@ -216,7 +223,8 @@ def source(code: int, H: int, I: int) -> str:
     e(2, f"Whh = w[{o1}:{o2}].reshape(({GH}, {H}))")
     e(2, f"bih = w[{o2}:{o3}]")
     e(2, f"bhh = w[{o3}:{o4}]")
-    th = -(-tb // Q)  # each part
+    th = -(-tb // Q)  # sequences of each part: ceil(tb / Q) ...
+    th = -(-th // lanes) * lanes  # ... rounded up to whole vectors
     # one buffer per quantity; part q of the tile at columns [q * th, q * th + na)
     e(2, f"h = np.zeros(({H}, {Q * th}), np.float32)")
     e(2, f"hn = np.zeros(({H}, {Q * th}), np.float32)")
@@ -228,7 +236,7 @@ def source(code: int, H: int, I: int) -> str:
     e(2, f"for s0 in range(0, B, {tb}):")
     e(3, f"nb = min({tb}, B - s0)")
     e(3, f"na = (nb + {Q - 1}) // {Q}")
-    e(3, "nvec = (na + 15) // 16")
+    e(3, f"nvec = (na + {lanes - 1}) // {lanes}")
     # part q: sequences s0 + q * na + [0, n_q), n_q = min(na, nb - q * na) (may be <= 0)
     spans = [(L, f"min(na, nb - {q} * na)" if q else "na", f"s0 + {q} * na" if q else "s0")
              for q, L in enumerate(parts)]
@@ -249,15 +257,15 @@ def source(code: int, H: int, I: int) -> str:
     if I > IMAX:
         _input_term(e, ind + 1, code, H, I, GU, Q, th)
     if H <= KB:
-        _unit_block(e, ind + 1, code, H, I, GU, Q, th, 0, H, "", True)
+        _unit_block(e, ind + 1, code, H, I, GU, Q, th, 0, H, "", True, lanes)
     else:
         nfull, rem = divmod(H, KB)
-        _unit_block(e, ind + 1, code, H, I, GU, Q, th, 0, KB, "", True)
+        _unit_block(e, ind + 1, code, H, I, GU, Q, th, 0, KB, "", True, lanes)
         if nfull > 1:
             e(ind + 1, f"for kb in range({KB}, {KB * nfull}, {KB}):")
-            _unit_block(e, ind + 2, code, H, I, GU, Q, th, 0, KB, "kb", False)
+            _unit_block(e, ind + 2, code, H, I, GU, Q, th, 0, KB, "kb", False, lanes)
         if rem:
-            _unit_block(e, ind + 1, code, H, I, GU, Q, th, KB * nfull, rem, "", False)
+            _unit_block(e, ind + 1, code, H, I, GU, Q, th, KB * nfull, rem, "", False, lanes)
     _gates(e, ind + 1, code, H, I, Q, th, U)
     e(4, "h, hn = hn, h")
     e(4, "while si < S and steps[si] == t:")
@@ -320,12 +328,13 @@ def kernel(code: int, H: int, I: int):
         fn = _KERNELS.get(key)
         if fn is not None:
             return fn
-        modname = f"lsk_{NAMES[code]}_h{H}_i{I}_{_version_hash()}"
+        lanes = vector_lanes()
+        modname = f"lsk_{NAMES[code]}_h{H}_i{I}_v{lanes}_{_version_hash()}"
         path = os.path.join(_cache_dir(), modname + ".py")
         if not os.path.exists(path):
             tmp = f"{path}.{os.getpid()}.tmp"
             with open(tmp, "w") as f:
-                f.write(source(code, H, I))
+                f.write(source(code, H, I, lanes))
             os.replace(tmp, path)  # atomic: concurrent processes write the same text
         spec = importlib.util.spec_from_file_location(modname, path)
         mod = importlib.util.module_from_spec(spec)

@@ -2,7 +2,7 @@
 
 For hidden unit j, its G accumulator rows r_g = j + g * stride (the gates of unit j, or U
 units of a one-gate cell) and Q parts of a tile of sequences (columns q * th + s), one call
-computes, for every vector of 16 sequences of each part::
+computes, for every vector of ``lanes`` sequences of each part::
 
     pre[g, col] = b_g + sum_i Wih[r_g, i] xs[i, col] + sum_k Whh[r_g, kbase + k] h[kbase + k, col]
 
@@ -19,7 +19,11 @@ cannot see through (an empty ``asm`` that returns it), so it stays a single
 ``vbroadcastss`` load that feeds Q FMAs, and nothing goes to the stack.
 
 Layout assumed (what the generated kernels allocate): ``h``, ``xs`` and ``pre`` C-contiguous
-with Q * th columns, th a multiple of 16; ``Wih`` (rows, I), ``Whh`` (rows, H) C-contiguous.
+with Q * th columns, th a multiple of ``lanes``; ``Wih`` (rows, I), ``Whh`` (rows, H)
+C-contiguous.
+
+Vector width: 16 floats (one zmm register) where the target has AVX-512, else 8 (one ymm
+register with AVX2, two NEON registers); see :func:`vector_lanes`.
 Lanes past the part's sequences compute values that nothing reads.
 """
 
@@ -30,19 +34,39 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-LANES = 16
+
+def target_features() -> str:
+    """The CPU features Numba compiles for ($NUMBA_CPU_FEATURES, else the host's)."""
+    from numba.core import config
+
+    if config.CPU_FEATURES is not None:
+        return config.CPU_FEATURES
+    import llvmlite.binding as llvm
+
+    return llvm.get_host_cpu_features().flatten()
+
+
+def vector_lanes() -> int:
+    """float32 lanes of the sum's vectors: 16 with AVX-512 (32 zmm registers), else 8."""
+    return 16 if "+avx512f" in target_features().split(",") else 8
+
+
+def vector_registers() -> int:
+    """Vector registers of the target, for the register blocking: 32 with AVX-512, else 16
+    (AVX2's ymm; on other targets 16 is a safe budget for 8-float vectors)."""
+    return 32 if vector_lanes() == 16 else 16
 
 
 def make_unit_sum(G: int, Q: int, nk: int, I: int, th: int, stride: int, H: int,
-                  hh_only=(), init: bool = True):
+                  hh_only=(), init: bool = True, lanes: int = 16):
     """An intrinsic ``unit_sum(Wih, Whh, bih, bhh, h, xs, pre, j, kbase, nvec)`` for G rows,
-    Q parts, nk hidden inputs from kbase, nvec vectors of 16 sequences per part.
+    Q parts, nk hidden inputs from kbase, nvec vectors of ``lanes`` sequences per part.
 
     Rows in ``hh_only`` take bhh alone as bias and no input term (the GRU's candidate gate,
     whose input term is added later). With ``init`` False the sums start from ``pre``.
     """
-    if th % LANES:
-        raise ValueError(f"th = {th} is not a multiple of {LANES}")
+    if th % lanes:
+        raise ValueError(f"th = {th} is not a multiple of {lanes}")
     ncol = Q * th
 
     @intrinsic
@@ -52,17 +76,17 @@ def make_unit_sum(G: int, Q: int, nk: int, I: int, th: int, stride: int, H: int,
         def codegen(context, builder, sig, args):
             f32 = ir.FloatType()
             i64 = ir.IntType(64)
-            vec = ir.VectorType(f32, LANES)
+            vec = ir.VectorType(f32, lanes)
             vptr = vec.as_pointer()
             fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
-                                                 "llvm.fma.v16f32")
+                                                 f"llvm.fma.v{lanes}f32")
             data = [context.make_array(sig.args[a])(context, builder, args[a]).data for a in range(7)]
             wih, whh, bih_, bhh_, hp, xsp, prep = data
             jv = builder.sext(args[7], i64) if args[7].type.width < 64 else args[7]
             kb = builder.sext(args[8], i64) if args[8].type.width < 64 else args[8]
             nv = builder.sext(args[9], i64) if args[9].type.width < 64 else args[9]
             c = lambda n: ir.Constant(i64, n)  # noqa: E731
-            zero_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+            zero_mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
 
             def splat(x):
                 v = builder.insert_element(ir.Constant(vec, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
@@ -98,7 +122,7 @@ def make_unit_sum(G: int, Q: int, nk: int, I: int, th: int, stride: int, H: int,
             builder.position_at_end(loop)
             v = builder.phi(i64)
             v.add_incoming(c(0), start)
-            col0 = builder.mul(v, c(LANES))
+            col0 = builder.mul(v, c(lanes))
             cols = [builder.add(col0, c(q * th)) for q in range(Q)]
             # opaque copies of the weight rows: loads through them cannot leave the loop
             opaque = ir.FunctionType(wrow[0].type, [wrow[0].type])
