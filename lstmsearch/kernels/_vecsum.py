@@ -1,4 +1,4 @@
-"""The recurrent sum of the CPU kernels written as explicit 512-bit vector code (LLVM IR).
+"""The recurrent sum of the CPU kernels written as explicit vector code (LLVM IR).
 
 For hidden unit j, its G accumulator rows r_g = j + g * stride (the gates of unit j, or U
 units of a one-gate cell) and Q parts of a tile of sequences (columns q * th + s), one call
@@ -7,8 +7,9 @@ computes, for every vector of ``lanes`` sequences of each part::
     pre[g, col] = b_g + sum_i Wih[r_g, i] xs[i, col] + sum_k Whh[r_g, kbase + k] h[kbase + k, col]
 
 with b_g = bih[r_g] + bhh[r_g] (or, when not ``init``, pre[g, col] + the k sum), summed left
-to right with fused multiply-adds: bit for bit what the unrolled Numba loop of
-:mod:`lstmsearch.kernels._codegen` computes.
+to right (inputs, then k = 0, 1, ...) with fused multiply-adds: each sequence's sum is
+rounded the same way whatever the vector width, and bit for bit as the unrolled Numba loop
+that :mod:`lstmsearch.kernels._codegen` wrote before this module existed.
 
 Why by hand: written as a Numba loop over sequences, LLVM vectorises it but first hoists the
 G x nk weight broadcasts out of the sequence loop (they are loop invariant) and, having only
@@ -49,12 +50,6 @@ def target_features() -> str:
 def vector_lanes() -> int:
     """float32 lanes of the sum's vectors: 16 with AVX-512 (32 zmm registers), else 8."""
     return 16 if "+avx512f" in target_features().split(",") else 8
-
-
-def vector_registers() -> int:
-    """Vector registers of the target, for the register blocking: 32 with AVX-512, else 16
-    (AVX2's ymm; on other targets 16 is a safe budget for 8-float vectors)."""
-    return 32 if vector_lanes() == 16 else 16
 
 
 def make_unit_sum(G: int, Q: int, nk: int, I: int, th: int, stride: int, H: int,
