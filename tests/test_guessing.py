@@ -108,3 +108,22 @@ def test_guess_command(capsys):
     assert "published mean" in out and out.count("rnn_tanh") == 4
     assert main(["guess", "--mode", "given:maybe"]) == 2
     assert "readout:criterion" in capsys.readouterr().err
+
+
+def test_noise_variance_option_reaches_the_task(capsys):
+    """--noise-var sets the latch's noise: the counts equal guess(..., noise_var=...) and
+    differ from the default noise; parity (no noise) is refused before any work."""
+    args = ["guess", "--cell", "rnn_tanh", "--task", "latch", "--runs", "4", "--lengths", "20,30",
+            "--per-length", "8", "--mode", "unit:abs", "--max-draws", "3000", "--zero", "bias_hh_l0"]
+    assert main(args + ["--noise-var", "3.0"]) == 0
+    out = capsys.readouterr().out
+    assert "noise variance 3" in out
+    want = guess(Cell("rnn_tanh", 1), "latch", runs=4, readout="unit", criterion="abs", max_draws=3000,
+                 zero=("bias_hh_l0",), noise_var=3.0, **SMALL)
+    default = guess(Cell("rnn_tanh", 1), "latch", runs=4, readout="unit", criterion="abs", max_draws=3000,
+                    zero=("bias_hh_l0",), **SMALL)
+    row = [line for line in out.splitlines() if line.startswith("rnn_tanh")][0]
+    assert f"{want.stats()['mean']:.1f}" in row
+    assert list(want.draws) != list(default.draws)
+    assert main(args[:4] + ["latch,parity", "--noise-var", "0.01"]) == 2
+    assert "--noise-var applies to latch and two_sequence" in capsys.readouterr().err

@@ -240,16 +240,23 @@ def cmd_guess(args) -> int:
         require(len(m) == 2 and m[0] in ("given", "unit", "fit") and m[1] in ("abs", "class"),
                 f"--mode takes readout:criterion pairs such as given:class,fit:abs, got {':'.join(m)!r}")
     lengths = tuple(int(v) for v in args.lengths.split(",")) if args.lengths else LENGTHS
+    task_params = {}
+    if args.noise_var is not None:
+        require("parity" not in tasks, "--noise-var applies to latch and two_sequence (parity has no noise): "
+                                       "drop parity from --task or drop --noise-var")
+        task_params["noise_var"] = args.noise_var
     results = []
     print(f"weight guessing: U[-{args.scale:g}, {args.scale:g}], {args.runs} runs, at most {args.max_draws} draws "
-          f"a run, lengths {','.join(map(str, lengths))} x {args.per_length} sequences, tol {args.tol:g}")
+          f"a run, lengths {','.join(map(str, lengths))} x {args.per_length} sequences, tol {args.tol:g}"
+          + (f", noise variance {args.noise_var:g}" if args.noise_var is not None else ""))
     for kind in cells:
         for task in tasks:
             for readout, criterion in modes:
                 r = guess(Cell(kind, args.hidden), task, runs=args.runs, seed=args.seed, readout=readout,
                           criterion=criterion, tol=args.tol, scale=args.scale, max_draws=args.max_draws,
                           lengths=lengths, per_length=args.per_length, backend=args.backend,
-                          max_seconds=args.max_seconds, zero=tuple(b for b in args.zero.split(",") if b))
+                          max_seconds=args.max_seconds, zero=tuple(b for b in args.zero.split(",") if b),
+                          **task_params)
                 results.append(r)
                 print(format_table([r])[-1] if len(results) > 1 else "\n".join(format_table([r])), flush=True)
     return 0
@@ -309,6 +316,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--backend", default="cpu", help="cpu, cuda or reference (default cpu)")
     p.add_argument("--zero", default="", help="blocks fixed at 0, e.g. bias_hh_l0 (one bias per unit, as in the "
                                                "papers' nets); marked * in the table")
+    p.add_argument("--noise-var", type=float, default=None,
+                   help="variance of the noise after the first input, latch and two_sequence (default 0.2, the papers')")
     p.set_defaults(func=cmd_guess)
 
     from .report import add_command as add_report_command
