@@ -15,11 +15,16 @@ Loop nest of the generated ``simulate`` (state kept (H, TB): sequences innermost
       for s0 in range(0, B, TB):              # a tile of TB sequences, state stays in L1
         for t in range(T):
           for j in range(H):                  # hidden unit
-            for each vector of 16 sequences of each of the Q parts:   (_vecsum)
+            for each vector of 16 (AVX-512; else 8) sequences of each of the Q parts: (_vecsum)
               pre_g = b_g + sum_i U[g,j,i] x[t,i,s] + sum_k W[g,j,k] h[k,s]   (unrolled)
             for s in range(na):               # vectorised across sequences
               h_new[j, s] = gates(pre_0 .. pre_{G-1})
           swap(h, h_new); record states at the requested steps
+
+A tile's nb sequences are split in Q parts of na = ceil(nb / Q) sequences, part q at column
+offset q * th of one buffer per quantity (h, hn, c, pre, xs); every loop does the Q parts in
+lockstep, so that each weight broadcast feeds Q FMAs. Lanes past a part's sequences compute
+values that nothing reads.
 
 For H > KB the k sum is split into blocks of KB (the partial sums go through a small
 scratch array); for I > IMAX the input term is summed in a loop first.
