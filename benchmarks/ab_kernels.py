@@ -40,12 +40,16 @@ def _import(path, name):
 def kernels(rev, code, H, folder):
     """(old, new) compiled ``simulate`` for cell code and H: rev's generator and ours."""
     mods = {}
-    for name in ("_codegen", "_fastmath"):  # rev's generator and the fast math it imports
-        text = subprocess.run(["git", "show", f"{rev}:lstmsearch/kernels/{name}.py"], cwd=ROOT,
-                              check=True, capture_output=True, text=True).stdout
+    for name in ("_vecsum", "_fastmath", "_codegen"):  # rev's generator and what it imports
+        got = subprocess.run(["git", "show", f"{rev}:lstmsearch/kernels/{name}.py"], cwd=ROOT,
+                             capture_output=True, text=True)
+        if got.returncode:  # older revisions have no _vecsum
+            continue
+        text = got.stdout.replace("cache=True", "cache=False").replace("from ._vecsum import",
+                                                                        "from ab_old_vecsum import")
         path = os.path.join(folder, f"ab_old{name}.py")
         with open(path, "w") as f:
-            f.write(text.replace("cache=True", "cache=False"))
+            f.write(text)
         mods[name] = _import(path, f"ab_old{name}")
     if hasattr(mods["_codegen"], "_llvm_options"):  # older generators set an LLVM option
         mods["_codegen"]._llvm_options()
@@ -54,6 +58,7 @@ def kernels(rev, code, H, folder):
         src = gen.source(code, H, I).replace("cache=True", "cache=False")
         if tag == "old":
             src = src.replace("from lstmsearch.kernels._fastmath import", "from ab_old_fastmath import")
+            src = src.replace("from lstmsearch.kernels._vecsum import", "from ab_old_vecsum import")
         path = os.path.join(folder, f"ab_{tag}_{code}_{H}.py")
         with open(path, "w") as f:
             f.write(src)
