@@ -77,9 +77,7 @@ def make_unit_sum(G: int, Q: int, nk: int, I: int, th: int, stride: int, H: int,
                                                  f"llvm.fma.v{lanes}f32")
             data = [context.make_array(sig.args[a])(context, builder, args[a]).data for a in range(7)]
             wih, whh, bih_, bhh_, hp, xsp, prep = data
-            jv = builder.sext(args[7], i64) if args[7].type.width < 64 else args[7]
-            kb = builder.sext(args[8], i64) if args[8].type.width < 64 else args[8]
-            nv = builder.sext(args[9], i64) if args[9].type.width < 64 else args[9]
+            jv, kb, nv = (builder.sext(a, i64) if a.type.width < 64 else a for a in args[7:10])
             c = lambda n: ir.Constant(i64, n)  # noqa: E731
             zero_mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
 
