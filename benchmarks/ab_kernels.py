@@ -11,7 +11,6 @@ Run:  ``python benchmarks/ab_kernels.py [--rev HEAD] [--cell lstm] [--hidden 32]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import subprocess
 import sys
@@ -29,14 +28,6 @@ from lstmsearch.kernels import _codegen  # noqa: E402
 T, B, I = 50, 256, 1
 
 
-def _import(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def kernels(rev, code, H, folder):
     """(old, new) compiled ``simulate`` for cell code and H: rev's generator and ours."""
     mods = {}
@@ -50,19 +41,16 @@ def kernels(rev, code, H, folder):
         path = os.path.join(folder, f"ab_old{name}.py")
         with open(path, "w") as f:
             f.write(text)
-        mods[name] = _import(path, f"ab_old{name}")
+        mods[name] = _codegen.load_module(path, f"ab_old{name}")
     if hasattr(mods["_codegen"], "_llvm_options"):  # older generators set an LLVM option
         mods["_codegen"]._llvm_options()
     out = []
     for tag, gen in (("old", mods["_codegen"]), ("new", _codegen)):
-        src = gen.source(code, H, I).replace("cache=True", "cache=False")
+        src = gen.source(code, H, I)
         if tag == "old":
             src = src.replace("from lstmsearch.kernels._fastmath import", "from ab_old_fastmath import")
             src = src.replace("from lstmsearch.kernels._vecsum import", "from ab_old_vecsum import")
-        path = os.path.join(folder, f"ab_{tag}_{code}_{H}.py")
-        with open(path, "w") as f:
-            f.write(src)
-        out.append(_import(path, f"ab_{tag}_{code}_{H}").simulate)
+        out.append(_codegen.load_uncached(src, folder, f"ab_{tag}_{code}_{H}"))
     return out
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import importlib.util
 import os
 import re
 import sys
@@ -105,17 +104,6 @@ VARIANTS = {
 }
 
 
-def _load(src, folder, name):
-    path = os.path.join(folder, name + ".py")
-    with open(path, "w") as f:
-        f.write(src.replace("cache=True", "cache=False"))
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod.simulate
-
-
 def hot_loops(asm, min_len=200):
     """(instructions, opcode counts) of each innermost vector loop of at least min_len
     instructions (scalar remainder loops left out)."""
@@ -161,7 +149,7 @@ def main(argv=None):
             variant = edit(src)
             if tag != "full" and variant == src:
                 raise SystemExit(f"variant {tag!r} changed nothing: update VARIANTS for the generator")
-            fns[tag] = _load(variant, folder, f"profile_{k}_{H}")
+            fns[tag] = _codegen.load_uncached(variant, folder, f"profile_{k}_{H}")
             fns[tag](params, xT, steps, z, z, out_h, out_c)
         best = dict.fromkeys(fns, np.inf)
         for _ in range(args.reps):

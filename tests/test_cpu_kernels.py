@@ -2,8 +2,6 @@
 generated kernels' less common paths (blocked H > KB, I > IMAX, odd batch, initial states,
 several recorded steps), and determinism (threads, population slicing, evaluate chunks)."""
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -154,11 +152,7 @@ def test_eight_float_vectors_give_the_same_bits(kind, H, I, tmp_path, monkeypatc
     cell = Cell(kind, H, inputs=I)
     src = _codegen.source(cell.code, H, I, lanes=8)
     assert "lanes=8" in src and src != _codegen.source(cell.code, H, I, lanes=16)
-    path = tmp_path / f"k8_{kind}_{H}.py"
-    path.write_text(src.replace("cache=True", "cache=False"))
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    simulate8 = _codegen.load_uncached(src, tmp_path, f"k8_{kind}_{H}")
     rng = np.random.default_rng(7)
     P, T, B = 3, 6, 37  # B: partial vectors in every part
     params = cell.init(P, seed=8)
@@ -166,7 +160,7 @@ def test_eight_float_vectors_give_the_same_bits(kind, H, I, tmp_path, monkeypatc
     h0 = rng.uniform(-1, 1, (P, B, H)).astype(np.float32)
     steps = np.array([2, T - 1])
     want_h, want_c = cpu.run(cell, params, x, steps, h0)
-    monkeypatch.setattr(cpu, "kernel", lambda code, H, I: mod.simulate)
+    monkeypatch.setattr(cpu, "kernel", lambda code, H, I: simulate8)
     got_h, got_c = cpu.run(cell, params, x, steps, h0)
     np.testing.assert_array_equal(got_h, want_h)
     if kind == "lstm":

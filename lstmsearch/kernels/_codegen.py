@@ -341,10 +341,26 @@ def kernel(code: int, H: int, I: int):
             with open(tmp, "w") as f:
                 f.write(source(code, H, I, lanes))
             os.replace(tmp, path)  # atomic: concurrent processes write the same text
-        spec = importlib.util.spec_from_file_location(modname, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[modname] = mod
-        spec.loader.exec_module(mod)
-        fn = mod.simulate
+        fn = load_module(path, modname).simulate
         _KERNELS[key] = fn
         return fn
+
+
+def load_module(path, name: str):
+    """Import the Python file ``path`` as module ``name`` (registered in ``sys.modules``,
+    which Numba's cache needs to find a kernel's module again)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def load_uncached(src: str, folder, name: str):
+    """The ``simulate`` of kernel source ``src`` (from :func:`source`, possibly edited),
+    compiled with Numba's cache off from ``folder/name.py``: for A/B timings and tests that
+    build kernels the cache must not keep."""
+    path = os.path.join(folder, name + ".py")
+    with open(path, "w") as f:
+        f.write(src.replace("cache=True", "cache=False"))
+    return load_module(path, name).simulate
