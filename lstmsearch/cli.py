@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from .errors import LstmsearchError
+from .kernels import check_backend, describe_auto
 
 
 def _add_cell_args(p, hidden_default=32):
@@ -33,12 +34,15 @@ def cmd_evaluate(args) -> int:
     from .evaluate import evaluate
     from .tasks import make_task, takes_dist
 
+    backend = check_backend(args.backend)  # refused before any work
     task = make_task(args.task, length=args.length, **({"dist": args.dist} if takes_dist(args.task) else {}))
     cell = Cell(args.cell, args.hidden, inputs=task.n_inputs, outputs=task.n_outputs)
     params = cell.init(args.n_settings, seed=args.seed, method=args.init, scale=args.scale)
     print(f"{cell.kind} H={cell.hidden} ({cell.n_params} parameters) on {task.describe()}")
     print(f"{args.n_settings} settings ({args.init} init), {args.sequences} sequences, "
           f"readout {args.readout}, backend {args.backend}")
+    if backend != args.backend:
+        print(describe_auto())
     t0 = time.perf_counter()
     table = evaluate(cell, params, task, n_sequences=args.sequences, seed=args.seed, backend=args.backend,
                      readout=args.readout, progress=not args.quiet)
@@ -241,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how settings are drawn (default torch: U(-1/sqrt(H), 1/sqrt(H)))")
     p.add_argument("--scale", type=float, default=None, help="scale for uniform/normal init")
     p.add_argument("--readout", default="fit", choices=["fit", "given"], help="fit the readout or use the drawn one")
-    p.add_argument("--backend", default="cpu", help="cpu or reference (default cpu)")
+    p.add_argument("--backend", default="cpu", help="cpu, reference, cuda or auto (default cpu)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--solved", type=float, default=1e-3, help="nmse below which a setting counts as solved")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -14,3 +14,12 @@ def require(condition: bool, message: str) -> None:
     """Raise :class:`LstmsearchError` with ``message`` unless ``condition`` holds."""
     if not condition:
         raise LstmsearchError(message)
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs the optional extra ``extra``, as every message shows it.
+
+    >>> install_hint("cuda")
+    'pip install "lstmsearch[cuda]"'
+    """
+    return f'pip install "lstmsearch[{extra}]"'

@@ -27,6 +27,7 @@ import pyarrow as pa
 from .config import StudyConfig, load_study, parse_study
 from .errors import LstmsearchError, require
 from .evaluate import evaluate
+from .kernels import check_backend, describe_auto
 from .store import SCHEMA_VERSION, Store, fixed_list, schema, var_list
 
 
@@ -269,6 +270,7 @@ def _study_config(study, budget=None, seconds=None, backend=None, out=None, stor
         cfg0, _ = open_study(study)
         cfg = parse_study(cfg0.text, cfg0.source, cfg0.base_dir, overrides)
         cfg.out = cfg0.out if out is None else Path(out)
+    check_backend(cfg.eval.backend)  # "cuda" without numba-cuda or a GPU: refused before any work
     return cfg
 
 
@@ -381,6 +383,8 @@ def _run_locked(cfg, store, manifest, messages, progress, echo, worker=None, eva
         msg = strategy.warm_start(other, cfg.warm_start["k"], cfg.warm_start["study"])
         if msg:
             messages.append(msg)
+    if cfg.eval.backend == "auto":
+        messages.append(describe_auto())
     for m in messages:
         echo(m)
 

@@ -48,6 +48,21 @@ def describe_auto() -> str:
     return f"backend 'auto' uses {AUTO_CHOICE[0]} ({AUTO_CHOICE[1]})"
 
 
+def check_backend(name: str) -> str:
+    """Refuse, before any work, a backend that cannot run here; return the concrete name.
+
+    ``"cuda"`` without numba-cuda, or without a GPU, raises
+    :class:`~lstmsearch.errors.LstmsearchError` with one line naming the fix; ``"auto"``
+    resolves (to ``cpu`` when no GPU is usable: :func:`describe_auto` says why).
+    """
+    concrete = resolve_backend(name)
+    if concrete == "cuda":
+        from . import cuda
+
+        cuda.require_gpu()
+    return concrete
+
+
 def get_backend(name: str):
     """The backend module for ``name`` ("auto" resolves to cuda or cpu)."""
     return importlib.import_module(f"{__name__}.{resolve_backend(name)}")

@@ -28,11 +28,12 @@ imported) the same kernels run in Python: slow, for tests.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
 
 import numpy as np
 
-from ..errors import LstmsearchError
+from ..errors import LstmsearchError, install_hint
 
 name = "cuda"
 
@@ -45,26 +46,40 @@ THREADS = 256
 #: Share of the free device memory a chunk of settings may use.
 MEMORY_SHARE = 0.5
 
-INSTALL_HINT = "pip install lstmsearch[cuda]"
+INSTALL_HINT = install_hint("cuda")
 
 
 # ----------------------------------------------------------------------------------------
 # Availability
 # ----------------------------------------------------------------------------------------
 
+def numba_cuda_installed() -> bool:
+    """True when the numba-cuda package is installed.
+
+    ``import numba.cuda`` alone proves nothing: numba itself still ships its old built-in
+    ``numba.cuda`` (deprecated since numba 0.61), which imports without numba-cuda and lacks
+    what this backend uses (``numba.cuda.core``). numba-cuda installs the ``numba_cuda``
+    package and redirects ``numba.cuda`` to it.
+    """
+    return importlib.util.find_spec("numba_cuda") is not None
+
+
 def _cuda():
     """numba.cuda, imported on first use; LstmsearchError if numba-cuda is missing."""
+    missing = f"backend 'cuda' needs numba-cuda, which is not installed; install it with: {INSTALL_HINT}"
+    if not numba_cuda_installed():
+        raise LstmsearchError(missing)
     try:
         from numba import cuda
-    except ImportError as err:  # numba-cuda or the CUDA Python bindings are not installed
-        raise LstmsearchError(
-            f"backend 'cuda' needs numba-cuda, which is not installed ({err}); "
-            f"install it with: {INSTALL_HINT}") from None
+        from numba.cuda.core import config  # noqa: F401  (numba-cuda's, not numba's built-in)
+    except ImportError as err:  # a broken numba-cuda, or its CUDA Python bindings are missing
+        raise LstmsearchError(f"{missing} ({type(err).__name__}: {err})") from None
     return cuda
 
 
 def simulating() -> bool:
     """True when numba.cuda runs under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1)."""
+    _cuda()
     from numba.cuda.core import config
 
     return bool(config.ENABLE_CUDASIM)
