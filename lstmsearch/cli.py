@@ -111,7 +111,6 @@ def _warn_damaged():
 
 
 def _print_table(table, columns=None, limit=None):
-    import pyarrow as pa
 
     if columns:
         table = table.select([c for c in columns if c in table.column_names])

@@ -21,12 +21,11 @@ uneven workers).
 from __future__ import annotations
 
 import threading
-from typing import Optional
 
 import numpy as np
 import pyarrow as pa
 
-from .errors import LstmsearchError
+from .errors import LstmsearchError, import_optional
 
 _LOCK = threading.Lock()  # one kernel call at a time per worker process (each uses every core)
 
@@ -53,10 +52,7 @@ class DaskEvaluator:
     """Evaluates batches on a Dask distributed cluster (a scheduler address or a ``Client``)."""
 
     def __init__(self, dask, cfg, echo=None, min_chunk: int = 16, chunks_per_worker: int = 1):
-        try:
-            from distributed import Client
-        except ImportError:
-            raise LstmsearchError("--dask needs Dask distributed: pip install lstmsearch[dask]") from None
+        Client = import_optional("distributed", "dask", "--dask").Client
         self.cfg = cfg
         self.echo = echo or (lambda s: None)
         self.min_chunk = int(min_chunk)

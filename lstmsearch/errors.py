@@ -5,6 +5,8 @@ Every mistake a user can make (a wrong size, an unknown name, a bad file) raises
 expected. The CLI prints that line and exits with status 2, without a traceback.
 """
 
+import importlib
+
 
 class LstmsearchError(ValueError):
     """A user error: the message is one line naming the problem and the fix."""
@@ -14,6 +16,19 @@ def require(condition: bool, message: str) -> None:
     """Raise :class:`LstmsearchError` with ``message`` unless ``condition`` holds."""
     if not condition:
         raise LstmsearchError(message)
+
+
+def import_optional(module: str, extra: str, needed_for: str):
+    """``module``, imported; or :class:`LstmsearchError` naming the extra that installs it.
+
+    ``import_optional("torch", "torch", "export to PyTorch")`` without PyTorch raises
+    ``export to PyTorch needs torch, which is not installed: pip install "lstmsearch[torch]"``.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise LstmsearchError(f"{needed_for} needs {module.split('.')[0]}, which is not installed: "
+                              f"{install_hint(extra)}") from exc
 
 
 def install_hint(extra: str) -> str:

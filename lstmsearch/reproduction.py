@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .errors import LstmsearchError, require
+from .errors import LstmsearchError, import_optional, require
 from .evaluate import evaluate
 from .study import open_study, settings_of
 
@@ -32,7 +32,6 @@ FRESH_SEED = 1_000_003
 
 def row_setting(study, row: int, data_dir="data"):
     """(config, row dict, full setting (D,) float32) of one stored row."""
-    import pyarrow as pa
     import pyarrow.dataset as ds
 
     cfg, store = open_study(study, data_dir)
@@ -125,10 +124,7 @@ def export(study, row: int, fmt: str = "torch", path=None, data_dir="data", cell
             "layout": [b.name for b in cell.blocks]}
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "torch":
-        try:
-            import torch
-        except ImportError:
-            raise LstmsearchError("the torch format needs PyTorch: pip install torch==2.13.0") from None
+        torch = import_optional("torch", "torch", "the torch format")
         torch.save(cell.torch_state_dict(setting), path)
     elif fmt == "npz":
         blocks = cell.unflatten(setting)

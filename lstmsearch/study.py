@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from .config import StudyConfig, load_study, parse_study
-from .errors import LstmsearchError, require
+from .errors import LstmsearchError, install_hint, require
 from .evaluate import evaluate
 from .kernels import check_backend, describe_auto
 from .store import SCHEMA_VERSION, Store, fixed_list, schema, var_list
@@ -622,7 +622,7 @@ def sql(study, query: str, data_dir="data") -> pa.Table:
     try:
         import duckdb
     except ImportError:
-        raise LstmsearchError("SQL queries need DuckDB: pip install duckdb (or use --where)") from None
+        raise LstmsearchError(f"SQL queries need DuckDB: {install_hint('sql')} (or use --where)") from None
     _, store = open_study(study, data_dir)
     require(store.parts(), f"the study in {store.root} has no rows yet")
     con = duckdb.connect()

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 
-from .errors import LstmsearchError, require
+from .errors import LstmsearchError, import_optional, require
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise LstmsearchError("PyTorch is not installed; install it with pip install torch==2.13.0") from exc
-    return torch
+    return import_optional("torch", "torch", "export to PyTorch")
 
 
 def build_torch_model(cell):

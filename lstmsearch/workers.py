@@ -28,7 +28,6 @@ per worker of the budget.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import signal

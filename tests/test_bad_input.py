@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from lstmsearch import Cell, run_study
 from lstmsearch.config import ConfigError, parse_study
 from lstmsearch.errors import LstmsearchError
-from lstmsearch.search.base import Batch
 from lstmsearch.store import Store
 from lstmsearch.study import rows_table, settings_of
 

@@ -1,6 +1,5 @@
 """Sweeps and CMA-ES generations on a Dask cluster: the same rows as a single-process run."""
 
-import numpy as np
 import pytest
 
 from lstmsearch import load_results, run_study

@@ -204,7 +204,7 @@ def test_no_gpu_message_and_auto_fallback_unsimulated():
     lines = dict(line.split(":", 1) for line in out.stdout.splitlines() if ":" in line)
     err = lines["ERROR"]
     assert "\n" not in err
-    assert "no GPU is present" in err and "pip install lstmsearch[cuda]" in err
+    assert "no GPU is present" in err and 'pip install "lstmsearch[cuda]"' in err
     assert lines["AUTO"] == "cpu"
     assert lines["LINE"].startswith("backend 'auto' uses cpu (no usable GPU")
     assert lines["ROWS"] == "2"

@@ -39,7 +39,7 @@ def test_torch_and_our_evaluate_of_the_converted_weights_agree(kind):
 
 def test_missing_torch_is_one_clear_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
-    with pytest.raises(LstmsearchError, match=r"pip install 'lstmsearch\[torch\]'"):
+    with pytest.raises(LstmsearchError, match=r'pip install "lstmsearch\[torch\]"'):
         gradient.train("lstm", make_task("recall_first", length=3), steps=1)
 
 

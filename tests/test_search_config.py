@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from lstmsearch.config import ConfigError, load_study, parse_study
-from lstmsearch.errors import LstmsearchError
 
 from search_helpers import study_text
 

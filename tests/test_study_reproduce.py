@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstmsearch import Cell, load_results, reproduce, run_study, simulate
+from lstmsearch import load_results, reproduce, run_study, simulate
 from lstmsearch.errors import LstmsearchError
 from lstmsearch.reproduction import export, row_setting
 from lstmsearch.study import parse_where, sql
 
-from search_helpers import STRATEGIES, write_study
+from search_helpers import write_study
 
 ROOT = Path(__file__).resolve().parents[1]
 

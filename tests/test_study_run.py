@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from lstmsearch import evaluate, load_results, run_study
-from lstmsearch.config import load_study
 from lstmsearch.errors import LstmsearchError
 from lstmsearch.store import SCHEMA_VERSION, Store
 from lstmsearch.study import open_study, settings_of

@@ -25,7 +25,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..cells import Cell
-from ..errors import LstmsearchError, require
+from ..errors import import_optional, require
 from ..tasks import HELDOUT_STREAM, Task
 
 #: Seed of the sequences the trained settings are scored on (as :mod:`lstmsearch.reproduction`).
@@ -33,11 +33,7 @@ SCORE_SEED = 1_000_003
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError as exc:
-        raise LstmsearchError("the gradient baseline needs PyTorch: pip install 'lstmsearch[torch]'") from exc
-    return torch
+    return import_optional("torch", "torch", "the gradient baseline")
 
 
 @dataclass

@@ -18,14 +18,11 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from ..errors import LstmsearchError, require
+from ..errors import LstmsearchError, import_optional, require
 
 
 def _plt():
-    try:
-        import matplotlib
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise LstmsearchError("plots need matplotlib: pip install 'lstmsearch[plots]'") from exc
+    matplotlib = import_optional("matplotlib", "plots", "plots")
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 

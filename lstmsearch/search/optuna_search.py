@@ -47,7 +47,7 @@ import pyarrow.dataset as ds
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from ..errors import LstmsearchError, require
+from ..errors import LstmsearchError, install_hint, require
 from .base import Batch, Strategy, objective, round_z, stored_z
 from .spaces import jitter
 
@@ -254,7 +254,7 @@ class OptunaStrategy(Strategy):
                         raise
                     time.sleep(0.2 + 0.3 * attempt)
         except ImportError as exc:
-            hint = " (pip install lstmsearch[postgres], which installs psycopg)" if url.startswith("postgres") else ""
+            hint = f" ({install_hint('postgres')}, which installs psycopg)" if url.startswith("postgres") else ""
             raise LstmsearchError(f"the Optuna storage {_redact(url)} needs a database driver that is not "
                                   f"installed{hint}") from exc
         except Exception as exc:  # noqa: BLE001
