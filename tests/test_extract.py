@@ -82,8 +82,12 @@ def test_shipped_examples_reproduce(kind):
     t = load_results(folder)
     best = t.sort_by("nmse").to_pylist()[0]
     rep = reproduce(folder, best["row"], factors=(1,))
-    # bit-identical on this machine; another CPU may round float32 differently: allow 1e-3 relative
-    assert rep["same"]["nmse"] == pytest.approx(best["nmse"], rel=1e-3, abs=1e-12)
+    # Bit-identical where the readout's least-squares fit runs the same OpenBLAS kernel as when
+    # the row was stored. Another kernel rounds the normal equations differently: on a machine
+    # with OPENBLAS_CORETYPE=Haswell the LSTM row stored at nmse 3.22e-11 gives 3.73e-11
+    # (bit-identical again without it). Near the float32 noise floor (nmse 1e-10 is an rms
+    # error of 6e-6) that is rounding, not a different answer: 1e-3 relative, or 1e-10 absolute.
+    assert rep["same"]["nmse"] == pytest.approx(best["nmse"], rel=1e-3, abs=1e-10)
     cfg, _ = open_study(folder)
     if kind != "rnn":  # the LSTM and GRU solve the canonical question
         assert rep["fresh"][0]["nmse"] < cfg.eval.solved
