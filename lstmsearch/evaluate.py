@@ -220,7 +220,7 @@ def sequence_errors(cell: Cell, params, task: Task, n_sequences: int = 256, seed
                     stream: int = HELDOUT_STREAM, chunk_size: Optional[int] = None) -> np.ndarray:
     """Per-sequence errors of each setting's own readout, (P, n_sequences) float64.
 
-    Entry (p, b) is max over output steps s and outputs o of |y_hat[p, s, b, o] - y[s, b, o]|
+    Entry (p, b) is max over output steps s and outputs o of ``|y_hat[p, s, b, o] - y[s, b, o]|``
     on sequence b of ``stream`` (default: the held-out stream that ``evaluate`` scores), with
     ``y_hat = W_out h + b_out`` the readout stored in setting p; inf where the setting is not
     finite. ``(errors < tol).mean(axis=1)`` is the share of sequences solved within ``tol``,

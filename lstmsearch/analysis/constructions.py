@@ -14,77 +14,79 @@ the float32 memory is kept exactly and only rounding of the first step remains.
 
 Constructions (``CONSTRUCTIONS``, all via :func:`construct`)
 ------------------------------------------------------------
-``flag_memory`` for ``lstm`` (H >= 2; unit 0 flag, unit 1 memory)
-    flag:   i = o = sigma(big), f = sigma(-big), g = tanh(big): c_flag = 1 and
-            h_flag = tanh(1) from step 1 on (h_flag = 0 before step 1).
-    memory: i = sigma(big (1 - 3 h_flag / tanh(1))): open at step 1 (h_flag = 0), shut
-            with pre-activation -2 big afterwards; f = o = sigma(big); g = tanh(gain x_t).
-            So c_mem = tanh(gain x_1) and h_mem = tanh(tanh(gain x_1)).
-    readout: y = h_mem / gain.
-    Bound:  |y - x_1| <= (2/3) gain^2 |x_1|^3 + 2 n e^{-big} R
-            (cubic: tanh(tanh(u)) = u - 2u^3/3 + ...; leak: the forget gate keeps
-            (1 - e^{-big})^n of c and the shut input gate adds <= e^{-2 big} gain R a step).
-            For x ~ U[-1, 1]: NMSE <= (4/21) gain^4 + O(n e^{-big}); 1.9e-9 at gain 0.01.
+The derivations, as plain text::
 
-``flag_memory`` for ``gru`` (H >= 2; unit 0 flag, unit 1 memory)
-    flag:   z = sigma(-big), n = tanh(big): h_flag = 1 from step 1 on.
-    memory: z = sigma(-big + 2 big h_flag): ~0 at step 1, sigma(big) afterwards;
-            n = tanh(gain x_t). So h_mem = tanh(gain x_1) from step 1 on.
-    readout: y = h_mem / gain.
-    Bound:  |y - x_1| <= gain^2 |x_1|^3 / 3 + 2 (n + 1) e^{-big} R  (NMSE <= gain^4/21 + ...;
-            the shut update gate lets (1 - z) <= e^{-big} of n_t - h, both <= gain R, in a step).
+    ``flag_memory`` for ``lstm`` (H >= 2; unit 0 flag, unit 1 memory)
+        flag:   i = o = sigma(big), f = sigma(-big), g = tanh(big): c_flag = 1 and
+                h_flag = tanh(1) from step 1 on (h_flag = 0 before step 1).
+        memory: i = sigma(big (1 - 3 h_flag / tanh(1))): open at step 1 (h_flag = 0), shut
+                with pre-activation -2 big afterwards; f = o = sigma(big); g = tanh(gain x_t).
+                So c_mem = tanh(gain x_1) and h_mem = tanh(tanh(gain x_1)).
+        readout: y = h_mem / gain.
+        Bound:  |y - x_1| <= (2/3) gain^2 |x_1|^3 + 2 n e^{-big} R
+                (cubic: tanh(tanh(u)) = u - 2u^3/3 + ...; leak: the forget gate keeps
+                (1 - e^{-big})^n of c and the shut input gate adds <= e^{-2 big} gain R a step).
+                For x ~ U[-1, 1]: NMSE <= (4/21) gain^4 + O(n e^{-big}); 1.9e-9 at gain 0.01.
 
-``flag_memory`` for ``rnn_relu`` (H >= 3; unit 0 flag, unit 1 relay, unit 2 memory)
-    flag:   F_t = relu(1) = 1 for t >= 1 (F_0 = 0).
-    relay:  r_t = relu(x_t + R - big F_{t-1}): r_1 = x_1 + R, r_t = 0 for t >= 2
-            (the flag's inhibition is the gate: ReLU cuts at 0).
-    memory: m_t = relu(m_{t-1} + r_{t-1}): an exact integrator; m_t = x_1 + R for t >= 2.
-    readout: y = m_n + r_n - R (r_n carries x_1 when n = 1, and is 0 otherwise).
-    Exact formula: y - x_1 = relu(-R - x_1) + sum_{t=2}^{n} relu(x_t + R - big), so
-    the construction is *exact* for x_1 >= -R and x_t <= big - R; float32 adds only the
-    rounding of x_1 + R (<= 2^-24 * 2R). What it cannot do: inputs are unbounded above
-    in the memory (a later x_t > big - R leaks in, and each such leak stays forever),
-    x_1 < -R is clipped, and the state grows with the input range.
+    ``flag_memory`` for ``gru`` (H >= 2; unit 0 flag, unit 1 memory)
+        flag:   z = sigma(-big), n = tanh(big): h_flag = 1 from step 1 on.
+        memory: z = sigma(-big + 2 big h_flag): ~0 at step 1, sigma(big) afterwards;
+                n = tanh(gain x_t). So h_mem = tanh(gain x_1) from step 1 on.
+        readout: y = h_mem / gain.
+        Bound:  |y - x_1| <= gain^2 |x_1|^3 / 3 + 2 (n + 1) e^{-big} R  (NMSE <= gain^4/21 + ...;
+                the shut update gate lets (1 - z) <= e^{-big} of n_t - h, both <= gain R, in a step).
 
-``flag_memory`` for ``rnn_tanh`` (H >= 4; flag 0, relay+ 1, relay- 2, memory 3)
-    flag:   F_t = tanh(big) ~ 1 for t >= 1.
-    relay+: a_t = tanh(gain x_t - big F_{t-1}): tanh(gain x_1) at step 1, saturated at
-            -1 afterwards (saturation is the only gate a tanh unit has).
-    relay-: b_t = tanh(-big F_{t-1}): 0 at step 1, -1 afterwards, so a_t - b_t is
-            tanh(gain x_1) at step 1 and 0 (exactly, in float32) afterwards.
-    memory: m_t = tanh(m_{t-1} + a_{t-1} - b_{t-1}): self-weight 1 in the linear regime,
-            so m_n = tanh^{(n)}(gain x_1) (tanh applied n times).
-    readout: y = (m_n + a_n - b_n) / gain.
-    Bound:  since 2/3 <= coth(s)^2 - 1/s^2 <= 1, tanh^{(n)}(s) >= s / sqrt(1 + n s^2), so
-            |y - x_1| <= n gain^2 |x_1|^3 / 2 + 4 n e^{-2 (big - gain R)} / gain,
-            and also >= (n gain^2 |x_1|^3 / 3)(1 - O(n gain^2)): the error *grows linearly
-            with n* at fixed weights. For x ~ U[-1, 1]: NMSE ~ 3 (n gain^2 / 3)^2 / 7.
-    What it cannot do: a tanh unit has no exact line attractor -- tanh(s) < s for s > 0,
-    and tanh(u s + b) = s holds only at isolated s, so any single unit holding a real
-    number drifts; under its own dynamics tanh^{(n)}(s) -> sqrt(3 / (2n)) whatever s was,
-    so for n >> 1/gain^2 every trace of x_1 is gone. Later inputs are shut out (through
-    saturation), but the memory itself decays: the designer must pick gain ~ sqrt(eps / n)
-    *for the length n it will be used at*, and the readout weight 1/gain grows with it.
-    In float32, tanh of a number below ~4e-4 rounds to the number itself, so the float32
-    cell with gain <= 1e-4 keeps x_1 far longer than exact arithmetic does; that is a
-    rounding artefact, not a property of the equations.
+    ``flag_memory`` for ``rnn_relu`` (H >= 3; unit 0 flag, unit 1 relay, unit 2 memory)
+        flag:   F_t = relu(1) = 1 for t >= 1 (F_0 = 0).
+        relay:  r_t = relu(x_t + R - big F_{t-1}): r_1 = x_1 + R, r_t = 0 for t >= 2
+                (the flag's inhibition is the gate: ReLU cuts at 0).
+        memory: m_t = relu(m_{t-1} + r_{t-1}): an exact integrator; m_t = x_1 + R for t >= 2.
+        readout: y = m_n + r_n - R (r_n carries x_1 when n = 1, and is 0 otherwise).
+        Exact formula: y - x_1 = relu(-R - x_1) + sum_{t=2}^{n} relu(x_t + R - big), so
+        the construction is *exact* for x_1 >= -R and x_t <= big - R; float32 adds only the
+        rounding of x_1 + R (<= 2^-24 * 2R). What it cannot do: inputs are unbounded above
+        in the memory (a later x_t > big - R leaks in, and each such leak stays forever),
+        x_1 < -R is clipped, and the state grows with the input range.
 
-``delay_line`` for ``rnn_tanh``, ``gru``, ``lstm`` (any H >= 1; O outputs, default O = H)
-    A shift register for ``recall_window`` (output x_n, x_{n-1}, ..., x_{n-O+1} at step n):
-    unit 0 reads the input with weight ``gain``, unit j reads unit j-1 with weight 1
-    (``weight_hh[j, j-1]``, in the candidate g of the LSTM and n of the GRU); every other
-    recurrent weight is 0. The GRU's update gate is shut (z = sigma(-big): h = n) and its
-    reset gate open (r = sigma(big)); the LSTM forgets everything (f = sigma(-big)) and
-    shows everything (i = o = sigma(big)): c = g, h = tanh(c). So, for n - j >= 1,
-    h_j(n) = phi^{(j+1)}(gain x_{n-j}) with phi = tanh (RNN, GRU) or tanh o tanh (LSTM).
-    readout: y_j = h_j / gain for j < H; outputs j >= H read nothing (y_j = 0, the mean).
-    Bound:  every stage is 1-Lipschitz and |phi(u) - u| <= c |u|^3 / 3 (c = 1 for tanh,
-            2 for tanh o tanh), and a gate off by e^{-big} moves a stage by at most
-            3 e^{-big} gain R, so
-            |y_j - x_{n-j}| <= (j + 1) (c gain^2 R^3 / 3 + 3 e^{-big} R)   (no e^{-big} term for the RNN),
-            i.e. the H most recent inputs are recalled (nmse ~ (j+1)^2 gain^4 / 21 for U[-1, 1])
-            and lags j >= H have nmse exactly 1: H units hold H numbers, the "one real
-            number per hidden unit" of Collins, Sohl-Dickstein & Sussillo (ICLR 2017).
+    ``flag_memory`` for ``rnn_tanh`` (H >= 4; flag 0, relay+ 1, relay- 2, memory 3)
+        flag:   F_t = tanh(big) ~ 1 for t >= 1.
+        relay+: a_t = tanh(gain x_t - big F_{t-1}): tanh(gain x_1) at step 1, saturated at
+                -1 afterwards (saturation is the only gate a tanh unit has).
+        relay-: b_t = tanh(-big F_{t-1}): 0 at step 1, -1 afterwards, so a_t - b_t is
+                tanh(gain x_1) at step 1 and 0 (exactly, in float32) afterwards.
+        memory: m_t = tanh(m_{t-1} + a_{t-1} - b_{t-1}): self-weight 1 in the linear regime,
+                so m_n = tanh^{(n)}(gain x_1) (tanh applied n times).
+        readout: y = (m_n + a_n - b_n) / gain.
+        Bound:  since 2/3 <= coth(s)^2 - 1/s^2 <= 1, tanh^{(n)}(s) >= s / sqrt(1 + n s^2), so
+                |y - x_1| <= n gain^2 |x_1|^3 / 2 + 4 n e^{-2 (big - gain R)} / gain,
+                and also >= (n gain^2 |x_1|^3 / 3)(1 - O(n gain^2)): the error *grows linearly
+                with n* at fixed weights. For x ~ U[-1, 1]: NMSE ~ 3 (n gain^2 / 3)^2 / 7.
+        What it cannot do: a tanh unit has no exact line attractor -- tanh(s) < s for s > 0,
+        and tanh(u s + b) = s holds only at isolated s, so any single unit holding a real
+        number drifts; under its own dynamics tanh^{(n)}(s) -> sqrt(3 / (2n)) whatever s was,
+        so for n >> 1/gain^2 every trace of x_1 is gone. Later inputs are shut out (through
+        saturation), but the memory itself decays: the designer must pick gain ~ sqrt(eps / n)
+        *for the length n it will be used at*, and the readout weight 1/gain grows with it.
+        In float32, tanh of a number below ~4e-4 rounds to the number itself, so the float32
+        cell with gain <= 1e-4 keeps x_1 far longer than exact arithmetic does; that is a
+        rounding artefact, not a property of the equations.
+
+    ``delay_line`` for ``rnn_tanh``, ``gru``, ``lstm`` (any H >= 1; O outputs, default O = H)
+        A shift register for ``recall_window`` (output x_n, x_{n-1}, ..., x_{n-O+1} at step n):
+        unit 0 reads the input with weight ``gain``, unit j reads unit j-1 with weight 1
+        (``weight_hh[j, j-1]``, in the candidate g of the LSTM and n of the GRU); every other
+        recurrent weight is 0. The GRU's update gate is shut (z = sigma(-big): h = n) and its
+        reset gate open (r = sigma(big)); the LSTM forgets everything (f = sigma(-big)) and
+        shows everything (i = o = sigma(big)): c = g, h = tanh(c). So, for n - j >= 1,
+        h_j(n) = phi^{(j+1)}(gain x_{n-j}) with phi = tanh (RNN, GRU) or tanh o tanh (LSTM).
+        readout: y_j = h_j / gain for j < H; outputs j >= H read nothing (y_j = 0, the mean).
+        Bound:  every stage is 1-Lipschitz and |phi(u) - u| <= c |u|^3 / 3 (c = 1 for tanh,
+                2 for tanh o tanh), and a gate off by e^{-big} moves a stage by at most
+                3 e^{-big} gain R, so
+                |y_j - x_{n-j}| <= (j + 1) (c gain^2 R^3 / 3 + 3 e^{-big} R)   (no e^{-big} term for the RNN),
+                i.e. the H most recent inputs are recalled (nmse ~ (j+1)^2 gain^4 / 21 for U[-1, 1])
+                and lags j >= H have nmse exactly 1: H units hold H numbers, the "one real
+                number per hidden unit" of Collins, Sohl-Dickstein & Sussillo (ICLR 2017).
 
 Without the flag/relay trick an ungated RNN integrates every input: the "self-weight 1"
 unit m_t = tanh(m_{t-1} + gain x_t) holds gain * (x_1 + ... + x_n) and its NMSE for
@@ -224,7 +226,7 @@ def delay_line(hidden: int = 1, outputs: int = None, gain: float = 1e-3, big: fl
     """The shift register (see module doc): unit j holds x_{n-j}; (D,) float32 for Cell(kind, hidden, 1, outputs).
 
     ``outputs`` (default ``hidden``) is the ``k`` of ``recall_window``; outputs j >= hidden read
-    nothing. :func:`delay_line_bound` gives the bound on max |y_j - x_{n-j}|.
+    nothing. :func:`delay_line_bound` gives the bound on ``max |y_j - x_{n-j}|``.
     """
     _check(hidden, 1, kind)
     outputs = hidden if outputs is None else outputs
@@ -252,7 +254,7 @@ def delay_line(hidden: int = 1, outputs: int = None, gain: float = 1e-3, big: fl
 
 
 def delay_line_bound(kind: str, lag: int, input_range: float = 1.0, gain: float = 1e-3, big: float = 20.0) -> float:
-    """Exact-arithmetic bound on max |y_lag - x_{n-lag}| of :func:`delay_line` for lag < H (module doc)."""
+    """Exact-arithmetic bound on ``max |y_lag - x_{n-lag}|`` of :func:`delay_line` for lag < H (module doc)."""
     require(kind in ("rnn_tanh", "gru", "lstm"), f"no delay_line for {kind!r}; expected rnn_tanh, gru or lstm")
     R = float(input_range)
     c = 2.0 if kind == "lstm" else 1.0
@@ -299,9 +301,9 @@ def construct(kind: str, hidden: int, name: str = "flag_memory", **options) -> T
 
 def error_bound(kind: str, length: int, input_range: float = 1.0, gain: float = None,
                 big: float = 20.0) -> float:
-    """The exact-arithmetic bound on max |y - x_1| of the ``flag_memory`` construction.
+    """The exact-arithmetic bound on ``max |y - x_1|`` of the ``flag_memory`` construction.
 
-    For |x_t| <= R = ``input_range`` at sequence length n = ``length``; ``gain`` defaults
+    For ``|x_t| <= R`` = ``input_range`` at sequence length n = ``length``; ``gain`` defaults
     to each builder's default (ignored for rnn_relu). See the module doc for the formulas.
     """
     n, R = float(length), float(input_range)
@@ -335,14 +337,14 @@ def adding_lstm(hidden: int = 1, gain: float = 0.01, big: float = 20.0) -> np.nd
     y      0.5 + h_T / (4 gain)   (the 1997 target is 0.5 + (X1 + X2) / 4)
     ====== =======================================================================
 
-    Bound (|v_t| <= 1, T steps, e = e^{-big} >= 1 - sigma(big)): the gates leak
-    L = (3T + 2) e gain into c (2 (T+1) e gain on the two marked steps, T e gain elsewhere),
-    |tanh u - u| <= |u|^3 / 3 twice in g and once in h, and (1 - o) |tanh c| <= e (2 gain + L), so
+    Bound (``|v_t| <= 1``, T steps, ``e = e^{-big} >= 1 - sigma(big)``): the gates leak
+    ``L = (3T + 2) e gain`` into c (``2 (T+1) e gain`` on the two marked steps, ``T e gain`` elsewhere),
+    ``|tanh u - u| <= |u|^3 / 3`` twice in g and once in h, and ``(1 - o) |tanh c| <= e (2 gain + L)``, so::
 
         |y - target| <= [2 gain^3 / 3 + (2 gain + L)^3 / 3 + L + e (2 gain + L)] / (4 gain)
                      ~ (5/6) gain^2 + (3T + 4) e / 4,
 
-    8.3e-5 + 1.5e-6 at gain 0.01, big 20, T = 1000: far inside the 1997 criterion |error| < 0.04
+    8.3e-5 + 1.5e-6 at gain 0.01, big 20, T = 1000: far inside the 1997 criterion ``|error| < 0.04``
     (:func:`adding_error_bound`).
     """
     _check(hidden, 1, "adding")
@@ -361,7 +363,7 @@ def adding_lstm(hidden: int = 1, gain: float = 0.01, big: float = 20.0) -> np.nd
 
 
 def adding_error_bound(length: int, gain: float = 0.01, big: float = 20.0) -> float:
-    """The exact-arithmetic bound on max |y - target| of :func:`adding_lstm` at T = ``length``."""
+    """The exact-arithmetic bound on ``max |y - target|`` of :func:`adding_lstm` at T = ``length``."""
     e = np.exp(-big)
     leak = (3.0 * length + 2.0) * e * gain
     return (2 * gain ** 3 / 3 + (2 * gain + leak) ** 3 / 3 + leak + e * (2 * gain + leak)) / (4 * gain)

@@ -9,9 +9,9 @@ Traces
 
 Roles
     :func:`unit_roles` names each unit from its trace over example sequences:
-    ``silent`` (|h| < 1e-6 throughout), ``flag`` (constant from step 1 on, across steps and
+    ``silent`` (``|h| < 1e-6`` throughout), ``flag`` (constant from step 1 on, across steps and
     sequences; or constant after step 1 without carrying x_1), ``relay`` (carries x_1 at step 1, constant afterwards), ``memory`` (its
-    final value correlates with x_1, |r| >= 0.9), ``input`` (follows x_t, |r| >= 0.9),
+    final value correlates with x_1, ``|r| >= 0.9``), ``input`` (follows x_t, ``|r| >= 0.9``),
     otherwise ``mixed`` with both correlations.
 
 Ablation

@@ -35,7 +35,7 @@ papers' nets whose output unit is a unit of the net; for ``rnn_tanh`` with H = 1
 their latch variant II net (one tanh unit: self, input and bias weights -- ours has two
 biases, b_ih + b_hh, both drawn).
 
-*Criterion.* ``criterion="abs"``: every training sequence has |y_hat - y| < ``tol`` (0.1,
+*Criterion.* ``criterion="abs"``: every training sequence has ``|y_hat - y| < tol`` (0.1,
 the papers'). ``criterion="class"``: every y_hat lies on its target's side of the midpoint
 of the two class targets. A guessed *linear* readout with weights of size 100 almost never
 lands within 0.1 of both targets, whereas the papers' sigmoid output unit saturates onto

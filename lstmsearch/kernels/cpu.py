@@ -8,7 +8,7 @@ registers. Inside a setting the state is kept (H, B), sequences innermost and co
 processed in tiles whose h stays in L1 (256 sequences at H = 32), four parts of a tile in
 lockstep; LLVM vectorises the gate loops across the sequences with 512-bit vectors. sigmoid and
 tanh are the vectorisable float32 versions of :mod:`lstmsearch.kernels._fastmath` (a few
-ulp; |x| = 1e4 saturates, NaN propagates).
+ulp; ``|x| = 1e4`` saturates, NaN propagates).
 
 Parallelism: the kernels are compiled ``nogil=True`` (not ``parallel=True``: a parfor kernel
 takes three times longer to compile) and slices of the population run on a pool of Python
