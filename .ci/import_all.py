@@ -13,7 +13,8 @@ import sys
 import lstmsearch
 
 failed = []
-names = [m.name for m in pkgutil.walk_packages(lstmsearch.__path__, "lstmsearch.")]
+names = [m.name for m in pkgutil.walk_packages(lstmsearch.__path__, "lstmsearch.")
+         if not m.name.endswith(".__main__")]  # runs the command line
 for name in names:
     try:
         importlib.import_module(name)

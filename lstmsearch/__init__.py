@@ -9,30 +9,11 @@ result and lets any found setting be reproduced, exported to PyTorch and explain
 from .cells import Cell
 from .errors import LstmsearchError
 from .evaluate import evaluate, simulate, solutions
+from .query import load_results, open_study, top_rows
+from .reproduction import export, reproduce
+from .run import run_study
 from .tasks import make_task
+from .version import __version__
 
-
-def run_study(*args, **kwargs):
-    """Run or continue a study (see :func:`lstmsearch.study.run_study`)."""
-    from .study import run_study as _run
-
-    return _run(*args, **kwargs)
-
-
-def load_results(*args, **kwargs):
-    """A study's rows as a pyarrow Table (see :func:`lstmsearch.study.load_results`)."""
-    from .study import load_results as _load
-
-    return _load(*args, **kwargs)
-
-
-def reproduce(*args, **kwargs):
-    """Re-simulate a stored row (see :func:`lstmsearch.reproduction.reproduce`)."""
-    from .reproduction import reproduce as _rep
-
-    return _rep(*args, **kwargs)
-
-__version__ = "0.1.0"
-
-__all__ = ["Cell", "LstmsearchError", "evaluate", "simulate", "solutions", "make_task", "run_study", "load_results",
-           "reproduce", "__version__"]
+__all__ = ["Cell", "LstmsearchError", "evaluate", "export", "load_results", "make_task", "open_study", "reproduce",
+           "run_study", "simulate", "solutions", "top_rows", "__version__"]

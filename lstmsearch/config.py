@@ -30,14 +30,10 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from .cells import Cell
-from .errors import LstmsearchError
+from .errors import ConfigError, LstmsearchError
 from .tasks import Task, make_task
 
 REQUIRED = object()
-
-
-class ConfigError(LstmsearchError):
-    """A study-file error (one line naming the file and the key)."""
 
 
 # ------------------------------------------------------------------ checking helpers

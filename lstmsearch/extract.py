@@ -28,7 +28,7 @@ import pyarrow.dataset as ds
 
 from .errors import LstmsearchError, require
 from .store import Store, fixed_list
-from .study import open_study, settings_of, top_rows
+from .query import open_study, settings_of, top_rows
 
 
 def extract(study, dest: Union[str, Path], top: Optional[int] = None, rows: Optional[Sequence[int]] = None,

@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import LstmsearchError, import_optional, require
 from .evaluate import evaluate
-from .study import open_study, settings_of
+from .query import open_study, settings_of
 
 #: Seed of the fresh sequences used by ``reproduce`` (far from the seeds studies use).
 FRESH_SEED = 1_000_003

@@ -4,7 +4,7 @@ scored with our evaluator at n, 10n and 100n (readout as trained, 1024 fresh seq
     python studies/gradient_baseline.py                  # 4000 steps per cell, batch 128, lr 3e-3
     python studies/gradient_baseline.py --steps 500 --kinds gru   # a quick look
 
-Writes data/gradient/table.md and table.csv. See lstmsearch/analysis/gradient.py.
+Writes data/gradient/table.md and table.csv. See lstmsearch/anchors/gradient.py.
 """
 
 import argparse
@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
 from lstmsearch import make_task  # noqa: E402
-from lstmsearch.analysis import gradient  # noqa: E402
+from lstmsearch.anchors import gradient  # noqa: E402
 
 
 def main(argv=None):

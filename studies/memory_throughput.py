@@ -8,7 +8,7 @@ For every (cell kind, H): a short CMA-ES search over all recurrent weights on re
 per lag on 4096 fresh sequences (readout refitted); the table gives "lags recalled (nmse < 0.01)
 / capacity (explained variance summed over lags)";
 beside it the hand-built delay line (constructions.delay_line, readout as built). Writes
-data/memory/table.md and table.csv. See lstmsearch/analysis/memory.py.
+data/memory/table.md and table.csv. See lstmsearch/anchors/memory.py.
 """
 
 import argparse
@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 import pyarrow as pa  # noqa: E402
 
 from lstmsearch import load_results, make_task, run_study  # noqa: E402
-from lstmsearch.analysis import memory  # noqa: E402
+from lstmsearch.anchors import memory  # noqa: E402
 from lstmsearch.analysis.constructions import construct  # noqa: E402
 from lstmsearch.config import parse_study  # noqa: E402
 from lstmsearch.reproduction import row_setting  # noqa: E402

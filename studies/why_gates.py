@@ -5,7 +5,7 @@
     python studies/why_gates.py --budget 512 --lengths 10 --variants lstm,rnn_tanh   # a quick look
 
 Running again continues each study up to its budget (nothing is evaluated twice) and
-re-reads the table from the stores. See lstmsearch/analysis/why_gates.py for the design.
+re-reads the table from the stores. See lstmsearch/anchors/why_gates.py for the design.
 """
 
 import argparse
@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lstmsearch.analysis import why_gates as wg  # noqa: E402
+from lstmsearch.anchors import why_gates as wg  # noqa: E402
 
 
 def main(argv=None):

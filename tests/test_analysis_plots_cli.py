@@ -9,7 +9,7 @@ pytest.importorskip("matplotlib")
 
 from lstmsearch import make_task  # noqa: E402
 from lstmsearch.analysis import plots  # noqa: E402
-from lstmsearch.analysis.cli import add_commands  # noqa: E402
+from lstmsearch.cli.analysis import add_commands  # noqa: E402
 from lstmsearch.analysis.constructions import construct  # noqa: E402
 from lstmsearch.analysis.explain import traces  # noqa: E402
 from lstmsearch.analysis.length import length_curve  # noqa: E402

@@ -15,10 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lstmsearch import Cell, run_study
-from lstmsearch.config import ConfigError, parse_study
+from lstmsearch.config import parse_study
+from lstmsearch.errors import ConfigError
 from lstmsearch.errors import LstmsearchError
 from lstmsearch.store import Store
-from lstmsearch.study import rows_table, settings_of
+from lstmsearch.query import settings_of
+from lstmsearch.store.rows import rows_table
 
 from search_helpers import MASKED, study_text, write_study
 
@@ -220,9 +222,9 @@ def test_settings_round_trip_through_the_store(tmp_path_factory, kind, hidden, n
     from lstmsearch.search.sweep import SweepStrategy
 
     store = Store(cfg.out)
-    from lstmsearch.study import _prepare_manifest
+    from lstmsearch.store.manifest import prepare_manifest
 
-    store.write_manifest(_prepare_manifest(cfg, store))
+    store.write_manifest(prepare_manifest(cfg, store))
     sw = SweepStrategy(cfg, cfg.space_obj, store, cfg.strategy)
     batch = sw.ask(n)
     readout = rng.standard_normal((n, cell.n_readout)).astype(np.float32)

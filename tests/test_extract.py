@@ -12,7 +12,7 @@ from lstmsearch.errors import LstmsearchError
 from lstmsearch.evaluate import evaluate
 from lstmsearch.extract import extract
 from lstmsearch.reproduction import reproduce, row_setting
-from lstmsearch.study import load_results, open_study, run_study
+from lstmsearch import load_results, open_study, run_study
 
 from search_helpers import write_study
 
@@ -94,7 +94,7 @@ def test_shipped_examples_reproduce(kind):
 
 
 def test_report_of_an_extracted_folder_says_so(study, tmp_path):
-    from lstmsearch.analysis.report import build_report
+    from lstmsearch.report import build_report
 
     path, _ = study
     dest = extract(path, tmp_path / "ex", top=4)

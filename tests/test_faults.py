@@ -15,7 +15,8 @@ import pytest
 
 from lstmsearch import load_results, run_study
 from lstmsearch.errors import LstmsearchError
-from lstmsearch.store import DamagedPartWarning, DiskFullError, Store
+from lstmsearch.errors import DamagedPartWarning, DiskFullError
+from lstmsearch.store import Store
 
 from search_helpers import write_study
 

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("torch")
 
 from lstmsearch import make_task  # noqa: E402
-from lstmsearch.analysis import gradient  # noqa: E402
+from lstmsearch.anchors import gradient  # noqa: E402
 from lstmsearch.errors import LstmsearchError  # noqa: E402
 
 

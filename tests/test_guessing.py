@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lstmsearch import Cell, LstmsearchError
-from lstmsearch.analysis.guessing import GuessResult, TrainingSet, draw_settings, guess
+from lstmsearch.anchors.guessing import GuessResult, TrainingSet, draw_settings, guess
 from lstmsearch.cli import main
 from lstmsearch.readout import apply
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lstmsearch import Cell, evaluate, make_task, simulate
-from lstmsearch.analysis import memory
+from lstmsearch.anchors import memory
 from lstmsearch.analysis.constructions import construct, delay_line_bound
 from lstmsearch.config import parse_study
 from lstmsearch.errors import LstmsearchError

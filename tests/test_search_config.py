@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lstmsearch.config import ConfigError, load_study, parse_study
+from lstmsearch.config import load_study, parse_study
+from lstmsearch.errors import ConfigError
 
 from search_helpers import study_text
 

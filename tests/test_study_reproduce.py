@@ -11,7 +11,7 @@ import pytest
 from lstmsearch import load_results, reproduce, run_study, simulate
 from lstmsearch.errors import LstmsearchError
 from lstmsearch.reproduction import export, row_setting
-from lstmsearch.study import parse_where, sql
+from lstmsearch.query import parse_where, sql
 
 from search_helpers import write_study
 
@@ -156,7 +156,7 @@ def test_multi_objective_optuna(tmp_path):
 
 def test_warm_start_cmaes_from_optuna(tmp_path):
     from lstmsearch.search import make_strategy
-    from lstmsearch.study import open_study
+    from lstmsearch.query import open_study
 
     p1, out1 = write_study(tmp_path, name="a", strategy="optuna", budget=64)
     run_study(p1)

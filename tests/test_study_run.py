@@ -15,7 +15,7 @@ import pytest
 from lstmsearch import evaluate, load_results, run_study
 from lstmsearch.errors import LstmsearchError
 from lstmsearch.store import SCHEMA_VERSION, Store
-from lstmsearch.study import open_study, settings_of
+from lstmsearch.query import open_study, settings_of
 
 from search_helpers import write_study
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lstmsearch import make_task
-from lstmsearch.analysis import why_gates as wg
+from lstmsearch.anchors import why_gates as wg
 from lstmsearch.analysis.explain import traces
 from lstmsearch.config import load_study, parse_study
 

@@ -4,8 +4,9 @@
 - :mod:`.length` -- error of fixed settings against sequence length (given / refitted readout)
 - :mod:`.explain` -- gate traces, unit roles, ablation, magnitude pruning
 - :mod:`.plots` -- PNG plots (optional matplotlib)
-- :mod:`.report` -- one Markdown/HTML page with the tables and plots of one or several studies
-- :mod:`.cli` -- ``construct``, ``lengths``, ``explain``, ``report`` sub-commands (``add_commands``)
+
+A library only: the report page is :mod:`lstmsearch.report`, the anchor studies are in
+:mod:`lstmsearch.anchors`, the commands in :mod:`lstmsearch.cli`.
 """
 
 from .constructions import construct, error_bound

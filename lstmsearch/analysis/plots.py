@@ -21,7 +21,8 @@ import numpy as np
 from ..errors import LstmsearchError, import_optional, require
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend; one clear line when matplotlib is missing."""
     matplotlib = import_optional("matplotlib", "plots", "plots")
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
@@ -71,7 +72,7 @@ def plot_length_curve(table, path, label: str = "setting", labels: Optional[Dict
     optionally ``readout`` (as :func:`~lstmsearch.analysis.length.length_curve` returns, with a
     ``cell`` column added when several kinds are compared). ``labels`` maps label values to text.
     """
-    plt = _plt()
+    plt = pyplot()
     cols = _columns(table, ["length", metric, label])
     readouts = _columns(table, ["readout"])["readout"] if _has(table, "readout") else np.full(len(cols["length"]), "")
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -112,7 +113,7 @@ def plot_best_so_far(values, path, groups=None, order=None, metric: str = "nmse"
     an optional ``order`` column to sort by, e.g. "trial"). ``groups``: one label per
     value (e.g. the strategy), or the name of a column of the table; one line per group.
     """
-    plt = _plt()
+    plt = pyplot()
     if isinstance(values, (np.ndarray, list, tuple)):
         v = np.asarray(values, np.float64)
         g = np.asarray(groups) if groups is not None else np.full(v.shape, "")
@@ -156,7 +157,7 @@ def plot_traces(tr: Dict[str, np.ndarray], path, sequences: Sequence[int] = (0, 
     solid, dashed, dotted lines are the first three ``sequences``. At most ``max_steps``
     steps are drawn (the first ones).
     """
-    plt = _plt()
+    plt = pyplot()
     require("h" in tr, "traces need an 'h' entry")
     h = tr["h"]
     T, B, H = h.shape
@@ -192,7 +193,7 @@ def plot_traces(tr: Dict[str, np.ndarray], path, sequences: Sequence[int] = (0, 
 def plot_nmse_hist(nmse, path, bins: int = 60, title: str = "nmse over the sweep",
                    solved: Optional[float] = None) -> Path:
     """Histogram of nmse with log-spaced bins on a log x axis; non-finite values are counted in the title."""
-    plt = _plt()
+    plt = pyplot()
     v = np.asarray(nmse.to_numpy() if hasattr(nmse, "to_numpy") else nmse, np.float64)
     ok = np.isfinite(v) & (v > 0)
     n_zero = int(np.sum(v == 0))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Dict
 
+import numpy as np
+
 from ..errors import LstmsearchError
 from . import cma, optuna_search, sweep
 from .base import Batch, Strategy
@@ -37,4 +39,16 @@ def make_strategy(cfg, space, store, **options) -> Strategy:
     return STRATEGIES[kind][1](cfg, space, store, cfg.strategy, **options)
 
 
-__all__ = ["Batch", "Strategy", "Space", "build_space", "check_strategy", "make_strategy", "STRATEGIES"]
+def strategy_class(cfg) -> type:
+    """The :class:`Strategy` subclass of ``cfg``'s ``[strategy] kind``."""
+    return STRATEGIES[cfg.strategy["kind"]][1]
+
+
+def regenerate_settings(cfg, store, rows) -> np.ndarray:
+    """The settings (P, D) of stored rows of ``cfg``'s study, rebuilt by its strategy from what
+    the rows keep (z, sweep keys), without opening the strategy's storage."""
+    return strategy_class(cfg).regenerate_rows(cfg, cfg.space_obj, store, rows)
+
+
+__all__ = ["Batch", "Strategy", "Space", "build_space", "check_strategy", "make_strategy", "regenerate_settings",
+           "strategy_class", "STRATEGIES"]

@@ -1,6 +1,6 @@
 """What every strategy implements, and the batch it hands to the run loop.
 
-The run loop (:mod:`lstmsearch.study`) repeats: ``ask`` a batch -> evaluate its settings in
+The run loop (:mod:`lstmsearch.run.loop`) repeats: ``ask`` a batch -> evaluate its settings in
 one call -> write the rows (one atomic part file) -> ``tell`` the strategy. Because the rows
 are durable before the strategy hears of them, a run killed at any point loses no written
 row; on the next run :meth:`Strategy.resume` reconciles the strategy's own state (Optuna
@@ -10,6 +10,7 @@ of evaluating them again, so no row is duplicated either.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
@@ -50,10 +51,25 @@ def objective(nmse) -> np.ndarray:
     return np.where(np.isfinite(out), np.minimum(out, 6.0), 6.0)
 
 
-class Strategy:
-    """Base class of optuna, cmaes and sweep (see the module doc for the protocol)."""
+class Strategy(abc.ABC):
+    """The contract between a strategy (optuna, cmaes, sweep) and the run loop.
+
+    A subclass implements :meth:`ask` (and, to learn, :meth:`tell`); every other hook has a
+    no-op default, so the loop calls each hook on every strategy and never asks which kind
+    it holds. Hooks, in the order the loop calls them: :meth:`resume` (reconcile with stored
+    rows), :meth:`warm_start`, :meth:`manifest_extra`, then ``ask -> evaluate -> augment ->
+    write -> tell`` until the budget is spent, then :meth:`close`, :meth:`run_stats` and
+    :meth:`summary`. :meth:`regenerate_rows` rebuilds stored rows' settings without opening
+    the strategy's storage (``reproduce``, ``export``, ``extract``).
+
+    ``overhead_s`` accumulates the strategy's own time (ask/tell, storage, state files), which
+    the run report gives as *strategy* time.
+    """
 
     name = "strategy"
+    #: Whether several processes can share the study through a storage of the strategy's own
+    #: (an Optuna storage): ``lstmsearch run --workers``, ``lstmsearch worker`` and ``--storage``.
+    shared_storage = False
 
     def __init__(self, cfg, space, store, spec: Dict):
         self.cfg = cfg
@@ -61,16 +77,26 @@ class Strategy:
         self.store = store
         self.spec = spec
         self.seed = int(spec["seed"] if spec.get("seed") is not None else cfg.eval.seed)
+        self.overhead_s = 0.0
 
     def resume(self) -> str:
         """Reconcile with rows already stored; returns a short message (or "")."""
         return ""
 
+    def warm_start(self, other_store, k: int, source: str) -> str:
+        """Start from the ``k`` best rows of another study's store; returns a message (or "")."""
+        return ""
+
+    def manifest_extra(self) -> Dict:
+        """Entries this strategy needs in the study manifest to rebuild its rows (none by default)."""
+        return {}
+
+    @abc.abstractmethod
     def ask(self, n_max: int) -> Optional[Batch]:
-        raise NotImplementedError
+        """The next batch of at most ``n_max`` settings, or None when none fits."""
 
     def tell(self, batch: Batch, table: pa.Table) -> None:
-        pass
+        """Learn from a batch's written rows."""
 
     def augment(self, batch: Batch, table: pa.Table, evaluate_long) -> Dict[str, np.ndarray]:
         """Extra columns for a batch's rows (e.g. nmse_long); none by default."""
@@ -82,10 +108,23 @@ class Strategy:
         require(all(v is not None for v in z), "these rows keep neither weights nor z; cannot rebuild them")
         return self.space.to_params(np.asarray(z, np.float64))
 
-    def close(self):
-        pass
+    @classmethod
+    def regenerate_rows(cls, cfg, space, store, rows: pa.Table) -> np.ndarray:
+        """The settings (P, D) of stored rows, rebuilt without opening the strategy's storage
+        (from z by default)."""
+        z = rows.column("z").to_pylist()
+        require(all(v is not None for v in z), "these rows keep neither weights nor z")
+        return space.to_params(np.asarray(z, np.float64))
+
+    def close(self) -> None:
+        """Release the strategy's resources (storage connections, threads)."""
+
+    def run_stats(self) -> Dict:
+        """Extra entries for this run's manifest record (storage outages, recovered trials)."""
+        return {}
 
     def summary(self) -> str:
+        """One line on the strategy's state after the run (or "")."""
         return ""
 
 

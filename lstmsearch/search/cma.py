@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow.dataset as ds
 from cmaes import CMA, SepCMA
 
-from ..store import _atomic_write_bytes
+from ..store import atomic_write_bytes
 from .base import Batch, Strategy, objective, round_z, stored_z
 
 STATE = "cmaes-state.pkl"
@@ -67,7 +67,6 @@ class CmaStrategy(Strategy):
         self.pop0 = spec["popsize"] or 4 + int(3 * math.log(d))
         self.sigma0 = float(spec["sigma"] * np.mean(self.width))
         self.state_path = store.root / STATE
-        self.overhead_s = 0.0
         self.replay_until = -1
         if self.state_path.is_file():
             with open(self.state_path, "rb") as fh:
@@ -140,7 +139,7 @@ class CmaStrategy(Strategy):
         st["evals"][st["regime"]] += len(values)
         if st["opt"].should_stop() and self.spec["restarts"] != "none" and st["restart"] < self.spec["max_restarts"]:
             self._restart()
-        _atomic_write_bytes(self.state_path, pickle.dumps(dict(st, opt_rng=st["opt"]._rng.get_state())))
+        atomic_write_bytes(self.state_path, pickle.dumps(dict(st, opt_rng=st["opt"]._rng.get_state())))
         self.overhead_s += time.perf_counter() - t0
 
     def _restart(self):

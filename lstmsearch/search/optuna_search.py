@@ -47,7 +47,7 @@ import pyarrow.dataset as ds
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from ..errors import LstmsearchError, install_hint, require
+from ..errors import LstmsearchError, install_hint, redact_url, require
 from .base import Batch, Strategy, objective, round_z, stored_z
 from .spaces import jitter
 
@@ -167,6 +167,7 @@ class StaleTrialCallback:
 
 class OptunaStrategy(Strategy):
     name = "optuna"
+    shared_storage = True
 
     def __init__(self, cfg, space, store, spec, heartbeat_s: float = None, grace_s: float = None,
                  storage_retry_s: float = 120.0, echo=None):
@@ -198,7 +199,7 @@ class OptunaStrategy(Strategy):
         except Exception as exc:  # noqa: BLE001 - any failure to reach the storage is a user error here
             if isinstance(exc, LstmsearchError):
                 raise
-            raise LstmsearchError(f"cannot open the Optuna storage {_redact(spec['storage'])}: "
+            raise LstmsearchError(f"cannot open the Optuna storage {redact_url(spec['storage'])}: "
                                   f"{_first_line(exc)}; check that the database server runs and the URL "
                                   "(host, port, user, database) is right") from exc
         if [d.name.lower() for d in self.study.directions] != directions:
@@ -208,7 +209,6 @@ class OptunaStrategy(Strategy):
         n_before = len(self.study.trials)
         run_seed = int(np.random.SeedSequence([self.seed, n_before]).generate_state(1)[0] % (2 ** 31))
         self.study.sampler = make_sampler(sampler_name, run_seed, len(self.objectives), spec["sampler_options"])
-        self.overhead_s = 0.0
         self._warm_started = n_before > 0
 
     def _storage(self, storage: str):
@@ -255,10 +255,10 @@ class OptunaStrategy(Strategy):
                     time.sleep(0.2 + 0.3 * attempt)
         except ImportError as exc:
             hint = f" ({install_hint('postgres')}, which installs psycopg)" if url.startswith("postgres") else ""
-            raise LstmsearchError(f"the Optuna storage {_redact(url)} needs a database driver that is not "
+            raise LstmsearchError(f"the Optuna storage {redact_url(url)} needs a database driver that is not "
                                   f"installed{hint}") from exc
         except Exception as exc:  # noqa: BLE001
-            raise LstmsearchError(f"cannot open the Optuna storage {_redact(url)}: {_first_line(exc)}; check that "
+            raise LstmsearchError(f"cannot open the Optuna storage {redact_url(url)}: {_first_line(exc)}; check that "
                                   "the database server runs and the URL (host, port, user, database) is right") from exc
 
     # ------------------------------------------------------------ storage calls
@@ -284,7 +284,7 @@ class OptunaStrategy(Strategy):
                               f"{self.storage_retry_s:.0f} s")
                 if now - t0 > self.storage_retry_s:
                     raise LstmsearchError(
-                        f"the Optuna storage {_redact(str(self.spec['storage']))} was unreachable for "
+                        f"the Optuna storage {redact_url(str(self.spec['storage']))} was unreachable for "
                         f"{now - t0:.0f} s ({_first_line(exc)}); the rows written so far are safe: run again "
                         "when the database is back") from exc
                 time.sleep(delay)
@@ -463,6 +463,18 @@ class OptunaStrategy(Strategy):
     def regenerate(self, rows):
         return regenerate(self.space, self.spec, self.seed, rows)
 
+    @classmethod
+    def regenerate_rows(cls, cfg, space, store, rows):
+        return regenerate(space, cfg.strategy, int(cfg.strategy.get("seed") or cfg.eval.seed), rows)
+
+    def run_stats(self):
+        out = {}
+        if self.outages:
+            out["storage_outages_s"] = [round(s, 2) for _, s in self.outages]
+        if any(self.recovered.values()):
+            out["recovered_trials"] = dict(self.recovered)
+        return out
+
     def summary(self):
         n = len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         return f"Optuna study {self.cfg.name!r}: {n} complete trials, sampler {self.sampler_name}"
@@ -482,13 +494,6 @@ def _pg_driver(url: str) -> str:
 def _first_line(exc) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
-
-
-def _redact(url: str) -> str:
-    """A storage URL without its password."""
-    import re
-
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(url))
 
 
 def regenerate(space, spec, seed, rows) -> np.ndarray:

@@ -62,7 +62,6 @@ class SweepStrategy(Strategy):
         self.centre = np.asarray(centre, float)
         self.next_index = 0
         self.next_chunk = 0
-        self.overhead_s = 0.0
 
     def warm_start(self, other_store, k, source):
         if self.method != "gaussian" or self.spec["centre"] is not None:
@@ -136,6 +135,11 @@ class SweepStrategy(Strategy):
         idx = np.asarray(rows.column("key_index").to_pylist())
         require(not any(v is None for v in idx), "sweep rows without a key_index cannot be rebuilt")
         return self.space.to_params(round_z(self.z_at(idx.astype(np.int64))))
+
+    @classmethod
+    def regenerate_rows(cls, cfg, space, store, rows):
+        centre = store.read_manifest().get("sweep_centre")
+        return cls(cfg, space, store, cfg.strategy, centre=centre).regenerate(rows)
 
     def summary(self):
         return f"sweep ({self.method}, dim {self.space.dim}): next setting {self.next_index}"

@@ -27,7 +27,12 @@ import numpy as np
 from ..cells import Cell
 from ..config import parse_study
 from ..errors import require
+from ..search.base import Batch
+from ..store import Store
+from ..store.manifest import now, prepare_manifest, versions
+from ..store.rows import rows_table
 from ..tasks import Task
+from .loop import local_evaluate
 
 
 def _toml_value(v) -> str:
@@ -89,10 +94,6 @@ def store_construction(cell: Cell, params: np.ndarray, task: Task, name: str, co
                        backend: str = "cpu") -> Tuple[Path, int, Dict]:
     """Write one construction as a row of the study ``data_dir/name``; returns
     (study folder, row id, the row's errors). See the module doc."""
-    from ..search.base import Batch
-    from ..store import Store
-    from ..study import _now, _prepare_manifest, _versions, local_evaluate, rows_table
-
     options = dict(options or {})
     root = Path(data_dir) / name
     store = Store(root)
@@ -103,7 +104,7 @@ def store_construction(cell: Cell, params: np.ndarray, task: Task, name: str, co
             f"the construction has {params.shape[-1]} weights; {cell.kind} H={cell.hidden} needs {cfg.cell.n_params}")
     store.acquire("construct")
     try:
-        manifest = _prepare_manifest(cfg, store)  # refuses a folder holding another study
+        manifest = prepare_manifest(cfg, store)  # refuses a folder holding another study
         for c in manifest.get("constructions", []):
             if c["construction"] == construction and c["options"] == options:
                 r = store.row(c["row"])
@@ -116,9 +117,9 @@ def store_construction(cell: Cell, params: np.ndarray, task: Task, name: str, co
         table = local_evaluate(cfg, batch)
         wall = time.perf_counter() - t0
         rows = rows_table(cfg, "construction", batch, table, row0, np.ones(1, bool), {}, wall, run)
-        entry = {"run": run, "start": _now(), "end": _now(), "backend": backend, "rows_before": rows_before,
+        entry = {"run": run, "start": now(), "end": now(), "backend": backend, "rows_before": rows_before,
                  "settings": 1, "rows_after": rows_before + 1, "wall_s": round(wall, 3),
-                 "construction": construction, "versions": _versions()}
+                 "construction": construction, "versions": versions()}
         if not manifest["runs"]:
             manifest["versions"] = entry["versions"]
         store.append(rows)

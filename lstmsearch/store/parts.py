@@ -83,7 +83,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from .errors import LstmsearchError, require
+from ..errors import DamagedPartWarning, DiskFullError, LstmsearchError, require
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -131,17 +131,13 @@ def var_list(values: Optional[np.ndarray], n: int):
     return pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1), pa.float32()))
 
 
-class DiskFullError(LstmsearchError):
-    """The disk filled up while writing; nothing partial was left behind."""
-
-
 def _disk_full(path: Path, exc: OSError, what: str) -> DiskFullError:
     return DiskFullError(f"no space left on the device of {path.parent} while writing {what} ({exc.strerror}); "
                          "nothing partial was kept and every part written before is intact: free some space "
                          "and run the study again to continue")
 
 
-def _atomic_write_bytes(path: Path, data: bytes, fsync: bool = True):
+def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True):
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "wb") as fh:
@@ -204,7 +200,7 @@ class Store:
 
     def write_manifest(self, manifest: Dict):
         self.root.mkdir(parents=True, exist_ok=True)
-        _atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2, default=str).encode())
+        atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2, default=str).encode())
 
     def update_manifest(self, fn) -> Dict:
         """Read-modify-write the manifest under an advisory file lock (several workers)."""
@@ -509,7 +505,7 @@ class Store:
         raise LstmsearchError(f"no free worker slot in {self.workers_dir}")  # pragma: no cover
 
     def write_lease(self, slot: int, info: Dict):
-        _atomic_write_bytes(self.workers_dir / f"w{slot}.json", json.dumps(dict(info, slot=slot)).encode(),
+        atomic_write_bytes(self.workers_dir / f"w{slot}.json", json.dumps(dict(info, slot=slot)).encode(),
                             fsync=False)
 
     def release_slot(self, slot: int):
@@ -521,10 +517,6 @@ def _schema_diff(old: pa.Schema) -> List[str]:
     missing = [f"{n} missing" for n in now.names if n not in old.names]
     extra = [f"{n} unknown" for n in old.names if n not in now.names]
     return (missing + extra) or ["of other types"]
-
-
-class DamagedPartWarning(UserWarning):
-    """A part file could not be read and was skipped."""
 
 
 def part_rows_text(name: str) -> str:

@@ -185,7 +185,8 @@ def run_grid(study_files: Sequence, data_dir="data/why_gates", budget: Optional[
     (this run's wall time).
     """
     from ..config import load_study
-    from ..study import load_results, run_study
+    from ..query import load_results
+    from ..run import run_study
 
     rows = []
     for path in study_files:
@@ -226,7 +227,7 @@ def format_table(table: pa.Table) -> str:
 
 def plot_grid(table: pa.Table, path) -> Path:
     """Best nmse against n, one line per variant, log-log (reuses ``plot_length_curve``)."""
-    from .plots import plot_length_curve
+    from ..analysis.plots import plot_length_curve
 
     return plot_length_curve(table.select(["length", "nmse", "label"]), path, label="label",
                              title="why gates: best nmse after the same search, recall_first")

@@ -33,7 +33,7 @@ import numpy as np
 from ..cells import Cell
 from ..errors import require
 from ..tasks import Task
-from .length import collect_states, fit_readouts
+from ..analysis.length import collect_states, fit_readouts
 
 #: nmse below which a lag counts as recalled (99% of its variance explained).
 RECALLED = 0.01

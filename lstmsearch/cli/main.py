@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from .errors import LstmsearchError
-from .kernels import check_backend, describe_auto
+from ..errors import LstmsearchError
+from ..kernels import check_backend, describe_auto
 
 
 def _add_cell_args(p, hidden_default=32):
@@ -30,9 +30,9 @@ def _add_task_args(p):
 
 
 def cmd_evaluate(args) -> int:
-    from .cells import Cell
-    from .evaluate import evaluate
-    from .tasks import make_task, takes_dist
+    from ..cells import Cell
+    from ..evaluate import evaluate
+    from ..tasks import make_task, takes_dist
 
     backend = check_backend(args.backend)  # refused before any work
     task = make_task(args.task, length=args.length, **({"dist": args.dist} if takes_dist(args.task) else {}))
@@ -60,7 +60,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_layout(args) -> int:
-    from .cells import Cell
+    from ..cells import Cell
 
     print(Cell(args.cell, args.hidden, inputs=args.inputs, outputs=args.outputs).describe())
     return 0
@@ -68,7 +68,7 @@ def cmd_layout(args) -> int:
 
 # ---------------------------------------------------------------- studies
 def cmd_run(args) -> int:
-    from .study import run_study
+    from ..run import run_study
 
     report = run_study(args.study, budget=args.budget, seconds=args.seconds, backend=args.backend,
                        progress=not args.quiet, echo=print, out=args.out, workers=args.workers,
@@ -82,7 +82,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_worker(args) -> int:
-    from .workers import run_worker
+    from ..run.workers import run_worker
 
     report = run_worker(args.study, storage=args.storage, slot=args.slot, budget=args.budget, seconds=args.seconds,
                         backend=args.backend, out=args.out, progress=not args.quiet, echo=print,
@@ -96,7 +96,7 @@ def _warn_damaged():
     """Damaged part files that a command skips are named on stderr, one line each."""
     import warnings
 
-    from .store import DamagedPartWarning
+    from ..errors import DamagedPartWarning
 
     shown = warnings.showwarning
 
@@ -136,14 +136,14 @@ def _print_table(table, columns=None, limit=None):
 
 
 def cmd_top(args) -> int:
-    from .study import SUMMARY_COLUMNS, top_rows
+    from ..query import SUMMARY_COLUMNS, top_rows
 
     _print_table(top_rows(args.study, args.k, where=args.where, data_dir=args.data), SUMMARY_COLUMNS)
     return 0
 
 
 def cmd_query(args) -> int:
-    from .study import SUMMARY_COLUMNS, load_results, sql
+    from ..query import SUMMARY_COLUMNS, load_results, sql
 
     if args.sql:
         t = sql(args.study, args.sql, data_dir=args.data)
@@ -170,7 +170,7 @@ def cmd_query(args) -> int:
 def cmd_show(args) -> int:
     import numpy as np
 
-    from .reproduction import row_setting
+    from ..reproduction import row_setting
 
     cfg, r, setting = row_setting(args.study, args.row, data_dir=args.data)
     print(f"study {cfg.name} row {args.row}: {cfg.cell.kind} H={cfg.cell.hidden}, {cfg.task.describe()}")
@@ -192,7 +192,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .reproduction import format_reproduction, reproduce
+    from ..reproduction import format_reproduction, reproduce
 
     factors = [int(f) for f in args.factors.split(",")]
     rep = reproduce(args.study, args.row, backend=args.backend, factors=factors,
@@ -203,7 +203,7 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .reproduction import export
+    from ..reproduction import export
 
     path = export(args.study, args.row, args.format, args.output, data_dir=args.data, cell=args.cell)
     print(f"wrote {path}")
@@ -211,7 +211,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_extract(args) -> int:
-    from .extract import extract, format_extracted
+    from ..extract import extract, format_extracted
 
     rows = [int(r) for r in args.rows.split(",")] if args.rows else None
     top = None if rows is not None else args.top
@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lstmsearch",
         description="Search the weight space of recurrent cells (LSTM, GRU, RNN) at scale.",
     )
-    from . import __version__
+    from ..version import __version__
 
     parser.add_argument("--version", action="version", version=f"lstmsearch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -339,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="name of the new folder (default: the study's name)")
     p.set_defaults(func=cmd_extract)
 
-    from .analysis.cli import add_commands as add_analysis_commands
+    from .analysis import add_commands as add_analysis_commands
 
     add_analysis_commands(sub)  # construct, lengths, explain, report
     return parser

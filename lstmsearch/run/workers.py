@@ -40,8 +40,13 @@ from typing import List, Optional
 
 import numpy as np
 
-from .errors import LstmsearchError, require
-from .store import Store
+from ..errors import LstmsearchError, require
+from ..query import open_study
+from ..search import make_strategy, strategy_class
+from ..store import Store
+from ..store.manifest import prepare_manifest
+from .loop import run_loop, study_config
+from .report import RunReport
 
 
 class Worker:
@@ -127,10 +132,8 @@ class Worker:
 
 
 def _worker_config(study, budget, seconds, backend, out, storage):
-    from .study import _study_config
-
-    cfg = _study_config(study, budget, seconds, backend, out, storage)
-    require(cfg.strategy["kind"] == "optuna",
+    cfg = study_config(study, budget, seconds, backend, out, storage)
+    require(strategy_class(cfg).shared_storage,
             f"workers share an Optuna study; study {cfg.name} uses strategy {cfg.strategy['kind']}: "
             "spread its batches over a cluster with lstmsearch run --dask SCHEDULER instead")
     require(cfg.strategy["storage"] != "memory",
@@ -139,11 +142,9 @@ def _worker_config(study, budget, seconds, backend, out, storage):
 
 
 def _ensure_manifest(cfg, store: Store):
-    from .study import _prepare_manifest
-
-    manifest = _prepare_manifest(cfg, store)
+    manifest = prepare_manifest(cfg, store)
     if not store.create_manifest(manifest):
-        manifest = _prepare_manifest(cfg, store)  # another worker made it meanwhile: check it again
+        manifest = prepare_manifest(cfg, store)  # another worker made it meanwhile: check it again
     return manifest
 
 
@@ -151,8 +152,6 @@ def run_worker(study, storage: Optional[str] = None, slot: Optional[int] = None,
                backend=None, out=None, progress=False, echo=None, heartbeat_s: float = 5.0,
                grace_s: float = 30.0, storage_retry_s: float = 120.0):
     """Join a study as one worker (see the module doc); returns its :class:`RunReport`."""
-    from .study import _run_locked
-
     echo = echo or (lambda s: None)
     storage = storage or os.environ.get("LSTMSEARCH_STORAGE") or None
     cfg = _worker_config(study, budget, seconds, backend, out, storage)
@@ -171,7 +170,7 @@ def run_worker(study, storage: Optional[str] = None, slot: Optional[int] = None,
     if threading.current_thread() is threading.main_thread():
         old = signal.signal(signal.SIGTERM, worker.request_stop)
     try:
-        return _run_locked(cfg, store, None, [f"worker w{got} of study {cfg.name}"], progress, echo, worker=worker)
+        return run_loop(cfg, store, None, [f"worker w{got} of study {cfg.name}"], progress, echo, worker=worker)
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
@@ -188,9 +187,6 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
     ``max_restarts`` times per slot). Returns a :class:`RunReport` over all workers.
     """
     from tqdm.auto import tqdm
-
-    from .search import make_strategy
-    from .study import RunReport
 
     echo = echo or (lambda s: None)
     cfg = _worker_config(study, budget, seconds, backend, out, storage)
@@ -321,7 +317,5 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
 
 def worker_status(study, data_dir="data") -> List[dict]:
     """The leases of a study's workers (for ``lstmsearch workers STUDY``)."""
-    from .study import open_study
-
     _, store = open_study(study, data_dir)
     return store.leases()

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..cells import Cell
 from ..errors import LstmsearchError, require
+from ..report import FORMATS, build_report
 
 
 # ------------------------------------------------------------------ helpers
@@ -64,7 +65,7 @@ def _construction_options(args):
 
 def setting_from_args(args):
     """(cell, params (D,) float32, description) from --npz or a construction."""
-    from .constructions import construct
+    from ..analysis.constructions import construct
 
     npz = getattr(args, "npz", None)
     if npz:
@@ -93,7 +94,7 @@ def setting_from_args(args):
 
 
 def _nonzero_table(cell, params, names=None):
-    from .explain import weight_name
+    from ..analysis.explain import weight_name
 
     lines = [f"  {'index':>6}  {'weight':<28} {'value':>12}"]
     for k in np.flatnonzero(params):
@@ -113,7 +114,7 @@ def _parse_list(text, conv, what):
 # ----------------------------------------------------------------- commands
 def cmd_construct(args) -> int:
     from ..evaluate import evaluate
-    from .constructions import ROLES, error_bound
+    from ..analysis.constructions import ROLES, error_bound
 
     cell, params, _ = setting_from_args(args)
     names = None
@@ -145,7 +146,7 @@ def cmd_construct(args) -> int:
                  outputs=cell.outputs, construction=args.construction)
         print(f"wrote {out}")
     if args.study:
-        from .construct_store import store_construction
+        from ..run.construct_store import store_construction
 
         root, row, err = store_construction(cell, params, _task(args), args.study, args.construction,
                                             _construction_options(args), data_dir=args.data,
@@ -156,7 +157,7 @@ def cmd_construct(args) -> int:
 
 
 def cmd_lengths(args) -> int:
-    from .length import format_length_curve, length_curve
+    from ..analysis.length import format_length_curve, length_curve
 
     cell, params, what, task, seed, sequences = setting_and_task(args, "lengths", sequences=64)
     factors = _parse_list(args.factors, float, "--factors")
@@ -172,7 +173,7 @@ def cmd_lengths(args) -> int:
         pq.write_table(table, args.out)
         print(f"wrote {args.out}")
     if args.plot:
-        from .plots import plot_length_curve
+        from ..analysis.plots import plot_length_curve
 
         print(f"wrote {plot_length_curve(table, args.plot, labels={0: cell.kind})}")
     return 0
@@ -215,7 +216,7 @@ def _study_row(args, command):
 
 
 def cmd_explain(args) -> int:
-    from .explain import explain
+    from ..analysis.explain import explain
 
     cell, params, what, task, seed, sequences = setting_and_task(args, "explain", sequences=256)
     e = explain(cell, params, task, n_sequences=sequences, seed=seed, backend=args.backend,
@@ -223,7 +224,7 @@ def cmd_explain(args) -> int:
     print(f"{what}")
     print(e.format())
     if args.plot:
-        from .plots import plot_traces
+        from ..analysis.plots import plot_traces
 
         units = [j for j, r in enumerate(e.roles) if r != "silent"][:8] or [0]
         print(f"wrote {plot_traces(e.traces, args.plot, units=units, names=e.names, max_steps=task.length)}")
@@ -231,7 +232,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_guess(args) -> int:
-    from .guessing import LENGTHS, format_table, guess
+    from ..anchors.guessing import LENGTHS, format_table, guess
 
     cells = [c.strip() for c in args.cell.split(",")]
     tasks = [t.strip() for t in args.task.split(",")]
@@ -320,6 +321,34 @@ def add_commands(subparsers) -> None:
                    help="variance of the noise after the first input, latch and two_sequence (default 0.2, the papers')")
     p.set_defaults(func=cmd_guess)
 
-    from .report import add_command as add_report_command
 
     add_report_command(subparsers)
+
+
+def cmd_report(args) -> int:
+    factors = _parse_list(args.lengths, float, "--lengths")
+    rep = build_report(args.studies, data_dir=args.data, out=args.out, fmt=args.format, top=args.top,
+                       factors=factors, n_sequences=args.sequences, backend=args.backend, plots=not args.no_plots)
+    for n in rep.notes:
+        print(n)
+    for s in rep.summaries:
+        print(f"{s.cfg.name}: {s.cfg.cell.kind} H={s.cfg.cell.hidden}, {s.rows} settings, best nmse "
+              f"{s.best_nmse:.4g} (row {s.best_row}), {'solved' if s.solved else 'not solved'}")
+    print(f"wrote {rep.path}" + (f" and {len(rep.files)} PNG(s) beside it" if rep.files else ""))
+    return 0
+
+
+def add_report_command(subparsers) -> None:
+    """Register ``report`` on an argparse sub-parsers object."""
+    p = subparsers.add_parser("report", help="a Markdown or HTML page with the tables and plots of studies")
+    p.add_argument("studies", nargs="+", metavar="STUDY", help="study file, study folder, or study name under --data")
+    p.add_argument("--data", default="data", help="folder of study results (default data)")
+    p.add_argument("--out", default=None, help="folder of the page and its PNGs (default DATA/reports/NAME)")
+    p.add_argument("--format", default="md", choices=FORMATS, help="md (default) or html (self-contained)")
+    p.add_argument("--top", type=int, default=5, help="best rows to list per study (default 5)")
+    p.add_argument("--lengths", default="1,2,10,100",
+                   help="lengths of the length table, as multiples of the study length (default 1,2,10,100)")
+    p.add_argument("--sequences", type=int, default=64, help="sequences per length and for explain (default 64)")
+    p.add_argument("--backend", default="cpu", help="backend of the re-simulations (default cpu)")
+    p.add_argument("--no-plots", action="store_true", help="tables only")
+    p.set_defaults(func=cmd_report)

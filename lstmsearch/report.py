@@ -43,7 +43,12 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from ..errors import LstmsearchError, require
+from .analysis.explain import explain, weight_name
+from .analysis.length import length_curve
+from .analysis.plots import plot_best_so_far, plot_length_curve, plot_nmse_hist, plot_traces, pyplot
+from .errors import LstmsearchError, require
+from .query import SUMMARY_COLUMNS, load_results, open_study, top_rows
+from .reproduction import FRESH_SEED, row_setting
 
 FORMATS = ("md", "html")
 DEFAULT_FACTORS = (1, 2, 10, 100)
@@ -175,8 +180,6 @@ class StudySummary:
 
 def summarize(study, data_dir="data") -> StudySummary:
     """Best, median and share solved of a study (a file, folder or name under ``data_dir``)."""
-    from ..study import load_results, open_study
-
     cfg, store = open_study(study, data_dir)
     require(store.parts(), f"the study {cfg.name} in {store.root} has no rows yet; run it first "
                            "(lstmsearch run STUDY.toml)")
@@ -202,10 +205,8 @@ def _evaluation_order(t):
 
 def plots_available() -> Optional[str]:
     """None when matplotlib can be used, else the one-line reason."""
-    from .plots import _plt
-
     try:
-        _plt()
+        pyplot()
     except LstmsearchError as exc:
         return str(exc)
     return None
@@ -213,8 +214,6 @@ def plots_available() -> Optional[str]:
 
 def summary_plots(s: StudySummary, folder, prefix: str = "") -> List[Path]:
     """Best nmse so far against settings evaluated (per strategy) and the nmse histogram."""
-    from .plots import plot_best_so_far, plot_nmse_hist
-
     folder = Path(folder)
     nmse, strategy = _evaluation_order(s.table)
     name = s.cfg.name
@@ -248,11 +247,6 @@ def default_folder(names: Sequence[str], data_dir="data") -> Path:
 
 def _best_section(s: StudySummary, factors, n_sequences, backend, top, folder, plots_ok, max_refine):
     """(blocks, length table, files) of one study: its table, top rows, units, pruned form, plots."""
-    from ..reproduction import FRESH_SEED, row_setting
-    from ..study import SUMMARY_COLUMNS, top_rows
-    from .explain import explain, weight_name
-    from .length import length_curve
-
     cfg = s.cfg
     name = cfg.name
     _, _, setting = row_setting(cfg, s.best_row)
@@ -298,8 +292,6 @@ def _best_section(s: StudySummary, factors, n_sequences, backend, top, folder, p
                       for k in sorted(p.kept)])]
     files = []
     if plots_ok:
-        from .plots import plot_traces
-
         a, b = summary_plots(s, folder, prefix=f"{name}-")
         units = [j for j, r in enumerate(e.roles) if r != "silent"][:8] or [0]
         tr = plot_traces(e.traces, folder / f"{name}-traces.png", units=units, names=e.names,
@@ -381,8 +373,6 @@ def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None,
     if not skipped:
         import pyarrow as pa
 
-        from .plots import plot_length_curve
-
         label = [f"{s.cfg.cell.kind} H={s.cfg.cell.hidden} ({s.cfg.name})" for s in summaries]
         table = pa.concat_tables([c.append_column("cell", pa.array([lab] * c.num_rows))
                                   for c, lab in zip(curves, label)])
@@ -396,35 +386,3 @@ def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None,
     path = folder / f"report.{fmt}"
     path.write_text(text)
     return Report(path, text, files, notes, summaries)
-
-
-# ---------------------------------------------------------------------------- CLI
-def cmd_report(args) -> int:
-    from .cli import _parse_list
-
-    factors = _parse_list(args.lengths, float, "--lengths")
-    rep = build_report(args.studies, data_dir=args.data, out=args.out, fmt=args.format, top=args.top,
-                       factors=factors, n_sequences=args.sequences, backend=args.backend, plots=not args.no_plots)
-    for n in rep.notes:
-        print(n)
-    for s in rep.summaries:
-        print(f"{s.cfg.name}: {s.cfg.cell.kind} H={s.cfg.cell.hidden}, {s.rows} settings, best nmse "
-              f"{s.best_nmse:.4g} (row {s.best_row}), {'solved' if s.solved else 'not solved'}")
-    print(f"wrote {rep.path}" + (f" and {len(rep.files)} PNG(s) beside it" if rep.files else ""))
-    return 0
-
-
-def add_command(subparsers) -> None:
-    """Register ``report`` on an argparse sub-parsers object."""
-    p = subparsers.add_parser("report", help="a Markdown or HTML page with the tables and plots of studies")
-    p.add_argument("studies", nargs="+", metavar="STUDY", help="study file, study folder, or study name under --data")
-    p.add_argument("--data", default="data", help="folder of study results (default data)")
-    p.add_argument("--out", default=None, help="folder of the page and its PNGs (default DATA/reports/NAME)")
-    p.add_argument("--format", default="md", choices=FORMATS, help="md (default) or html (self-contained)")
-    p.add_argument("--top", type=int, default=5, help="best rows to list per study (default 5)")
-    p.add_argument("--lengths", default="1,2,10,100",
-                   help="lengths of the length table, as multiples of the study length (default 1,2,10,100)")
-    p.add_argument("--sequences", type=int, default=64, help="sequences per length and for explain (default 64)")
-    p.add_argument("--backend", default="cpu", help="backend of the re-simulations (default cpu)")
-    p.add_argument("--no-plots", action="store_true", help="tables only")
-    p.set_defaults(func=cmd_report)

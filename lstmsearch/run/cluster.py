@@ -25,23 +25,21 @@ import threading
 import numpy as np
 import pyarrow as pa
 
-from .errors import LstmsearchError, import_optional
+from ..errors import LstmsearchError, import_optional
+from ..evaluate import evaluate
+from ..search.base import round_z
+from ..search.sweep import SweepStrategy
 
 _LOCK = threading.Lock()  # one kernel call at a time per worker process (each uses every core)
 
 
 def _evaluate_params(cell, task, ev, params):
-    from .evaluate import evaluate
-
     with _LOCK:
         return evaluate(cell, params, task, n_sequences=ev.sequences, seed=ev.seed, backend=ev.backend,
                         readout=ev.readout, n_heldout=ev.heldout, ridge=ev.ridge)
 
 
 def _evaluate_sweep_range(cell, task, ev, space, spec, seed, centre, start, stop):
-    from .search.base import round_z
-    from .search.sweep import SweepStrategy
-
     sw = SweepStrategy.__new__(SweepStrategy)  # just what z_at needs: no store, no config
     sw.space, sw.spec, sw.seed, sw.method, sw.centre = space, spec, seed, spec["method"], np.asarray(centre, float)
     z = round_z(sw.z_at(np.arange(start, stop, dtype=np.int64)))

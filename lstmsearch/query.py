@@ -1,0 +1,146 @@
+"""Finding a study and reading its results.
+
+:func:`open_study` finds a study (a study file, a folder, or a name under ``data/``);
+:func:`load_results`, :func:`top_rows` and :func:`sql` read its rows (pyarrow tables);
+:func:`settings_of` rebuilds the full settings of stored rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Union
+
+import numpy as np
+import pyarrow as pa
+
+from .config import StudyConfig, load_study, parse_study
+from .errors import LstmsearchError, install_hint, require
+from .search import regenerate_settings
+from .store import Store, schema
+
+
+def open_study(ref: Union[str, Path, StudyConfig], data_dir: Union[str, Path] = "data"):
+    """(config, store) for a study file, a study folder, or a study name under ``data_dir``.
+
+    A folder or name is read through its manifest (the study file text stored there), so
+    results can be queried and reproduced without the original study file.
+    """
+    if isinstance(ref, StudyConfig):
+        return ref, Store(ref.out)
+    p = Path(ref)
+    if p.suffix == ".toml":
+        cfg = load_study(p)
+        return cfg, Store(cfg.out)
+    for root in (p, Path(data_dir) / str(ref)):
+        if (root / "manifest.json").is_file():
+            store = Store(root)
+            m = store.read_manifest()
+            cfg = parse_study(m["study_text"], source=f"{root}/manifest.json", base_dir=Path(m.get("base_dir", ".")))
+            cfg.out = root
+            return cfg, store
+    raise LstmsearchError(f"no study {str(ref)!r}: expected a study file (.toml), a study folder with a "
+                          f"manifest.json, or a study name under {str(data_dir)!r}/")
+
+
+#: Columns shown by ``top``/``query`` by default (the big lists are left out).
+SUMMARY_COLUMNS = ["row", "strategy", "batch", "index", "nmse", "train_nmse", "max_abs_err", "nmse_long", "finite"]
+
+
+def parse_where(text: str):
+    """A pyarrow expression from a small filter language: ``col OP value [and ...]``.
+
+    OP is one of < <= > >= == = !=; value is a number, true/false or a 'quoted string'.
+    """
+    import re
+
+    import pyarrow.dataset as ds
+
+    expr = None
+    for part in re.split(r"\s+and\s+", text.strip(), flags=re.I):
+        m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z_0-9]*)\s*(<=|>=|==|!=|=|<|>)\s*(.+?)\s*", part)
+        require(m is not None, f"cannot read the filter {part!r}; write column OP value, e.g. \"nmse < 1e-3\" "
+                               "(joined with and), or use --sql with duckdb installed")
+        col, op, val = m.groups()
+        if val.lower() in ("true", "false"):
+            v = val.lower() == "true"
+        elif val[:1] in "'\"" and val[-1:] == val[:1]:
+            v = val[1:-1]
+        else:
+            try:
+                v = float(val) if any(c in val for c in ".eE") or val in ("inf", "-inf") else int(val)
+            except ValueError:
+                raise LstmsearchError(f"cannot read the value {val!r} in the filter {part!r}") from None
+        f = ds.field(col)
+        e = {"<": f < v, "<=": f <= v, ">": f > v, ">=": f >= v, "==": f == v, "=": f == v, "!=": f != v}[op]
+        expr = e if expr is None else expr & e
+    return expr
+
+
+def load_results(study, where=None, columns: Optional[List[str]] = None, data_dir="data") -> pa.Table:
+    """A study's rows as a pyarrow Table (sorted by row id).
+
+    ``where`` is a pyarrow compute expression or a filter string (``"nmse < 1e-3 and finite == true"``);
+    ``columns`` selects columns (default: all).
+    """
+    _, store = open_study(study, data_dir)
+    if isinstance(where, str):
+        where = parse_where(where)
+    if columns is not None:
+        known = set(schema(1, 1).names)
+        bad = [c for c in columns if c not in known]
+        if bad:
+            raise LstmsearchError(f"unknown column {bad[0]!r}; the store has {', '.join(schema(1, 1).names)}")
+    try:
+        return store.read(columns=columns, filter=where)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
+        raise LstmsearchError(f"cannot apply the filter: {str(exc).splitlines()[0]}") from exc
+
+
+def top_rows(study, k: int = 10, where=None, data_dir="data", columns=SUMMARY_COLUMNS) -> pa.Table:
+    """The ``k`` best rows by nmse then row id (``columns``: default :data:`SUMMARY_COLUMNS`,
+    None for all): what ``lstmsearch top`` prints."""
+    t = load_results(study, columns=columns, where=where, data_dir=data_dir)
+    return t.sort_by([("nmse", "ascending"), ("row", "ascending")]).slice(0, k)
+
+
+def sql(study, query: str, data_dir="data") -> pa.Table:
+    """Run SQL through DuckDB over the study's rows, visible as the table ``rows``."""
+    try:
+        import duckdb
+    except ImportError:
+        raise LstmsearchError(f"SQL queries need DuckDB: {install_hint('sql')} (or use --where)") from None
+    _, store = open_study(study, data_dir)
+    require(store.parts(), f"the study in {store.root} has no rows yet")
+    con = duckdb.connect()
+    files = ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in store.parts())  # damaged parts left out
+    con.execute(f"CREATE VIEW rows AS SELECT * FROM read_parquet([{files}])")
+    try:
+        res = con.sql(query)
+        if res is None:
+            return pa.table({})
+        for name in ("to_arrow_table", "fetch_arrow_table", "arrow"):
+            if hasattr(res, name):
+                out = getattr(res, name)()
+                return out if isinstance(out, pa.Table) else out.read_all()
+        raise LstmsearchError("this DuckDB cannot return Arrow tables; upgrade duckdb")  # pragma: no cover
+    except duckdb.Error as exc:
+        raise LstmsearchError(f"SQL error: {str(exc).splitlines()[0]}") from exc
+
+
+def settings_of(cfg: StudyConfig, store: Store, rows: pa.Table) -> np.ndarray:
+    """Full settings (P, D) of stored rows, readout included: the stored weights where kept,
+    else rebuilt from z or the sweep key with the stored readout spliced in."""
+    P = rows.num_rows
+    out = np.empty((P, cfg.cell.n_params), np.float32)
+    w = rows.column("weights").to_pylist()
+    missing = [i for i, v in enumerate(w) if v is None]
+    for i, v in enumerate(w):
+        if v is not None:
+            out[i] = v
+    if missing:
+        sub = rows.take(pa.array(missing))
+        params = regenerate_settings(cfg, store, sub)
+        ro = sub.column("readout").combine_chunks().flatten().to_numpy().reshape(len(missing), -1)
+        out[missing] = cfg.cell.with_readout(params, ro)
+    return out
+

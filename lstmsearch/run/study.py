@@ -1,0 +1,86 @@
+"""Run or continue a study: in this process, with local workers, or over a Dask cluster.
+
+:func:`run_study` is the entry point behind ``lstmsearch run``; every mode runs the same
+loop (:func:`lstmsearch.run.loop.run_loop`).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..errors import LstmsearchError, require
+from ..report import run_plots
+from ..store import Store
+from ..store.manifest import prepare_manifest
+from .cluster import DaskEvaluator
+from .loop import run_loop, study_config
+from .report import RunReport
+from .workers import run_workers
+
+
+def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = None,
+              backend: Optional[str] = None, progress: bool = False, echo=None, out=None,
+              workers: Optional[int] = None, storage: Optional[str] = None, dask=None,
+              heartbeat_s: float = 5.0, grace_s: float = 30.0, plots: Optional[bool] = None) -> RunReport:
+    """Run (or continue) a study until its budget is spent.
+
+    Parameters
+    ----------
+    study : path of a study file, or a :class:`~lstmsearch.config.StudyConfig`
+    budget : total settings in the store to reach (overrides ``[budget] settings``)
+    seconds : wall-time limit of this run (overrides ``[budget] seconds``)
+    backend : overrides ``[eval] backend``
+    progress : show a progress bar (settings/s, best nmse so far)
+    echo : callable for status lines (default: silent)
+    out : result folder (overrides ``[study] out``)
+    workers : run this many worker processes on this machine, sharing the Optuna study
+        through its storage (strategy optuna; see :mod:`lstmsearch.workers`)
+    storage : Optuna storage URL (overrides ``[strategy] storage``), e.g. ``postgresql://...``
+    dask : a Dask scheduler address or ``distributed.Client``: each batch (a sweep's index
+        range, a CMA-ES generation, a batch of Optuna trials) is split over the cluster
+        (see :mod:`lstmsearch.cluster`); the rows are the same as without it
+    heartbeat_s, grace_s : worker heartbeat interval and the silence after which a worker's
+        trials are failed and retried (workers only)
+    plots : after the run, write ``best_so_far.png`` and ``nmse_hist.png`` into the study
+        folder's ``plots/`` (default: the study file's ``[store] plots``, false); without
+        matplotlib the report says they were skipped
+    """
+    if workers is not None:
+        require(isinstance(workers, int) and workers >= 1, f"workers must be a positive integer, got {workers!r}")
+        require(dask is None, "--workers and --dask do not go together: workers share an Optuna study, "
+                              "--dask spreads each batch over a cluster")
+        want = plots if plots is not None else study_config(study, budget, seconds, backend, out, storage).plots
+        report = run_workers(study, workers, budget=budget, seconds=seconds, backend=backend, progress=progress,
+                             echo=echo, out=out, storage=storage, heartbeat_s=heartbeat_s, grace_s=grace_s)
+        return _write_plots(report) if want else report
+    cfg = study_config(study, budget, seconds, backend, out, storage)
+    echo = echo or (lambda s: None)
+    store = Store(cfg.out)
+    manifest = prepare_manifest(cfg, store)
+    live = [d for d in store.leases() if d["alive"]]
+    require(not live, f"{len(live)} worker(s) are running this study (e.g. process {live[0].get('pid') if live else ''} "
+                      f"on {live[0].get('host') if live else ''}); add more with lstmsearch worker, or wait for them")
+    messages = store.acquire()
+    evaluator = None
+    try:
+        if dask is not None:
+            evaluator = DaskEvaluator(dask, cfg, echo=echo)
+            messages.append(evaluator.describe())
+        report = run_loop(cfg, store, manifest, messages, progress, echo, evaluator=evaluator)
+    finally:
+        if evaluator is not None:
+            evaluator.close()
+        store.release()
+    return _write_plots(report) if (cfg.plots if plots is None else plots) else report
+
+
+def _write_plots(report: RunReport) -> RunReport:
+    """The plots of ``run --plots`` (:func:`lstmsearch.analysis.report.run_plots`); a line in the messages."""
+    if report.rows:
+        try:
+            paths = run_plots(report.store)
+            report.messages.append(f"plots: {', '.join(str(p) for p in paths)}")
+        except LstmsearchError as exc:
+            report.messages.append(f"plots skipped: {exc}")
+    return report
+

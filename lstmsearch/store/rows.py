@@ -1,0 +1,85 @@
+"""The rows of one evaluated batch, as the store keeps them.
+
+:func:`rows_table` turns a batch and its evaluation table into rows of the store's schema;
+:class:`TopK` decides which rows keep their full weights (the best ``keep_weights`` so far).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Dict, Optional
+
+import numpy as np
+import pyarrow as pa
+
+from .parts import fixed_list, schema, var_list
+
+
+class TopK:
+    """The k smallest nmse seen so far, to decide which rows keep their full weights."""
+
+    def __init__(self, k: Optional[int], values: np.ndarray):
+        self.k = k
+        v = np.asarray(values, float)
+        v = v[np.isfinite(v)]
+        self.best = np.sort(v)[: k] if k is not None else v[:0]
+
+    def keep(self, nmse: np.ndarray) -> np.ndarray:
+        finite = np.isfinite(nmse)
+        if self.k is None:
+            return np.ones(len(nmse), bool)
+        if self.k == 0:
+            return np.zeros(len(nmse), bool)
+        combined = np.sort(np.concatenate([self.best, nmse[finite]]))
+        kth = combined[self.k - 1] if combined.size >= self.k else np.inf
+        self.best = combined[: self.k]
+        return finite & (nmse <= kth)
+
+
+def rows_table(cfg, strategy: str, batch, table: pa.Table, row0: int, keep: np.ndarray,
+               extra: Dict, wall: float, run: int) -> pa.Table:
+    """The store rows of one evaluated batch of ``cfg`` (a :class:`~lstmsearch.config.StudyConfig`;
+    see :mod:`lstmsearch.store.parts` for the schema)."""
+    cell, task, ev = cfg.cell, cfg.task, cfg.eval
+    P = table.num_rows
+    ro = table.column("readout").combine_chunks()
+    ro_np = ro.flatten().to_numpy().reshape(P, cell.n_readout)
+    weights = None
+    if keep.any():
+        weights = cell.with_readout(batch.params, ro_np)
+
+    def const(v, t):
+        return pa.array(np.full(P, v), t) if not isinstance(v, str) else pa.array([v] * P, t)
+
+    def opt(values, t):
+        if values is None:
+            return pa.nulls(P, t)
+        if isinstance(values, tuple):
+            return pa.array(values[0], t, mask=~values[1])
+        return pa.array(values, t, mask=np.isnan(values) if np.asarray(values).dtype.kind == "f" else None)
+
+    has = table.column_names
+    cols = {
+        "study": const(cfg.name, pa.string()), "strategy": const(strategy, pa.string()),
+        "row": pa.array(np.arange(row0, row0 + P, dtype=np.int64)), "batch": pa.array(batch.batch, pa.int64()),
+        "index": pa.array(batch.index, pa.int64()), "cell": const(cell.kind, pa.string()),
+        "hidden": const(cell.hidden, pa.int32()), "inputs": const(cell.inputs, pa.int32()),
+        "outputs": const(cell.outputs, pa.int32()), "task": const(task.name, pa.string()),
+        "length": const(task.length, pa.int32()), "seed": const(ev.seed, pa.int64()),
+        "sequences": const(ev.sequences, pa.int32()), "heldout": const(ev.heldout, pa.int32()),
+        "z": var_list(batch.z, P), "scale": opt(batch.scale, pa.float32()),
+        "key_seed": opt(batch.key_seed, pa.int64()), "key_index": opt(batch.key_index, pa.int64()),
+        "weights": fixed_list(weights, cell.n_params, keep, P), "readout": ro,
+        "mse": table.column("mse"), "nmse": table.column("nmse"), "max_abs_err": table.column("max_abs_err"),
+        "train_mse": table.column("train_mse") if "train_mse" in has else pa.nulls(P, pa.float64()),
+        "train_nmse": table.column("train_nmse") if "train_nmse" in has else pa.nulls(P, pa.float64()),
+        "nmse_long": opt(extra.get("nmse_long"), pa.float64()),
+        "long_length": opt(extra.get("long_length"), pa.int32()),
+        "finite": table.column("finite"), "wall_s": const(wall / P, pa.float64()),
+        "time": pa.array([_dt.datetime.now(_dt.timezone.utc)] * P, pa.timestamp("ms", tz="UTC")),
+        "run": const(run, pa.int32()),
+    }
+    sch = schema(cell.n_params, cell.n_readout)
+    return pa.Table.from_arrays([cols[f.name].cast(f.type) if cols[f.name].type != f.type else cols[f.name]
+                                 for f in sch], schema=sch)
+
