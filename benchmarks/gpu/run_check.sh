@@ -135,11 +135,17 @@ print(f"INFO torch CUDA: {torch.version.cuda}; available: {torch.cuda.is_availab
 from lstmsearch.kernels import cuda as kcuda
 ok, where = kcuda.gpu_status()
 print(f"INFO lstmsearch cuda backend: usable={ok}; {where}; simulated={kcuda.simulating()}")
+if not ok:
+    sys.exit(1)
 from numba import cuda
 cuda.detect()
 if not kcuda.simulating():
-    from numba.cuda.cudadrv import driver, runtime
-    print(f"INFO CUDA driver API: {driver.driver.get_version()}; runtime: {runtime.runtime.get_version()}")
+    try:
+        from numba.cuda.cudadrv import driver, runtime
+        print(f"INFO CUDA driver API: {driver.driver.get_version()}; "
+              f"numba-cuda's runtime: {runtime.runtime.get_version()}")
+    except Exception as err:  # the versions are informative only
+        print(f"INFO CUDA versions from numba-cuda: unavailable ({type(err).__name__}: {err})")
     print(f"INFO numba device: {cuda.get_current_device().name}")
 
 @cuda.jit
@@ -310,7 +316,7 @@ T_TOTAL=$(( $(date +%s) - T_START ))
     echo '## benchmarks/bench_cuda.py (cell-steps per second)'
     echo
     echo '```'
-    grep -E '^(device:|cell |-----|lstm|gru|rnn_tanh|target|CUDA SIM|smoke|torch runs)' "$OUTDIR/bench.log" 2>/dev/null
+    grep -E '^(device:|cell |-----|lstm|gru|rnn_tanh|target|CUDA SIM|smoke|torch runs|bench_cuda:|!!!!)' "$OUTDIR/bench.log" 2>/dev/null
     echo '```'
     echo
     echo '## lstmsearch run studies/quickstart.toml --backend cuda, then top'
