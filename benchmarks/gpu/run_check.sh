@@ -65,14 +65,24 @@ step_install() {
     # files there (numba-cuda's redirector of numba.cuda is one). Not --system-site-packages:
     # where python3 is itself a venv (the GPU image's is /opt/torch/.venv) that would reach
     # the base interpreter's packages instead of the ones python3 sees.
-    "$BASEPY" -m venv --without-pip "$VENV"
     local sp
-    sp=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-    "$BASEPY" -c 'import site
+    if [ -z "${GPU_CHECK_NO_VENV:-}" ] && "$BASEPY" -m venv --without-pip "$VENV"; then
+        sp=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+        "$BASEPY" -c 'import site
 print("".join(f"import site; site.addsitedir({p!r})\n" for p in site.getsitepackages()), end="")' \
-        > "$sp/_gpu_check_parent.pth"
-    echo "venv $VENV over the packages of $BASEPY:"
-    cat "$sp/_gpu_check_parent.pth"
+            > "$sp/_gpu_check_parent.pth"
+        echo "venv $VENV over the packages of $BASEPY:"
+        cat "$sp/_gpu_check_parent.pth"
+    else
+        # No venv (or GPU_CHECK_NO_VENV set): install into $BASEPY's own environment (a lent
+        # machine is thrown away afterwards); $VENV/bin only holds wrappers for the steps.
+        echo "NOTE: no venv; installing into the environment of $BASEPY"
+        rm -rf "$VENV"; mkdir -p "$VENV/bin"
+        local py; py=$("$BASEPY" -c 'import sys; print(sys.executable)')
+        printf '#!/bin/sh\nexec "%s" "$@"\n' "$py" > "$VENV/bin/python"
+        printf '#!/bin/sh\nexec "%s" -m lstmsearch.cli "$@"\n' "$py" > "$VENV/bin/lstmsearch"
+        chmod +x "$VENV/bin/python" "$VENV/bin/lstmsearch"
+    fi
     "$VENV/bin/python" -m pip --version
     [ -d "$WHEELS" ] || { echo "no $WHEELS: run benchmarks/gpu/fetch_wheels.sh and carry that folder"; exit 1; }
     # The requirements (base, and pytest/hypothesis of the test extra) that are not installed.
