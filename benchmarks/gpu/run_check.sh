@@ -39,7 +39,7 @@ done
 if [ "$SIMULATE" = 1 ]; then
     T_INFO=60 T_INSTALL=300 T_PROBE=120 T_PYTEST=900 T_BENCH_A=300 T_BENCH_B=300 T_RUN=600 T_TOP=60
 else
-    T_INFO=10 T_INSTALL=60 T_PROBE=40 T_PYTEST=140 T_BENCH_A=70 T_BENCH_B=50 T_RUN=55 T_TOP=15
+    T_INFO=10 T_INSTALL=45 T_PROBE=40 T_PYTEST=160 T_BENCH_A=70 T_BENCH_B=45 T_RUN=55 T_TOP=15
 fi
 
 # ---------------------------------------------------------------------------- the steps
