@@ -63,7 +63,7 @@ def test_cli_options_are_accepted():
     parser = build_parser()
     run = re.search(r'lstmsearch run "\$study" (.*)', CHECK).group(1)
     top = re.search(r'lstmsearch top (.*)', CHECK).group(1)
-    a = parser.parse_args(["run", "studies/quickstart.toml"] + shlex.split(run.replace('"${budget[@]}"', "--budget 16")))
+    a = parser.parse_args(["run", "studies/quickstart.toml"] + shlex.split(run.replace('${budget[@]+"${budget[@]}"}', "--budget 16")))
     assert a.func is cmd_run and a.backend == "cuda" and a.quiet and a.budget == 16 and a.out
     b = parser.parse_args(["top"] + shlex.split(top))
     assert b.func is cmd_top and b.k == 5

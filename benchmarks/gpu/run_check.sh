@@ -198,7 +198,7 @@ step_run() {
             || { echo "studies/quickstart.toml changed: the simulation's edits no longer apply"; exit 1; }
         budget=(--budget 16)
     fi
-    lstmsearch run "$study" --backend cuda --out "$SCRATCH/quickstart" --quiet "${budget[@]}"
+    lstmsearch run "$study" --backend cuda --out "$SCRATCH/quickstart" --quiet ${budget[@]+"${budget[@]}"}
 }
 
 step_top() {
@@ -245,9 +245,9 @@ step() {  # NAME LIMIT LOG
     echo "==== $name (limit ${limit}s) ====" | tee -a "$log"
     t0=$(date +%s.%N)
     if [ "$name" = info ] || [ "$name" = install ]; then
-        timeout -k 5 "$limit" bash "$SELF" "${MODE[@]}" --step "$name" 2>&1 | tee -a "$log"
+        timeout -k 5 "$limit" bash "$SELF" ${MODE[@]+"${MODE[@]}"} --step "$name" 2>&1 | tee -a "$log"
     else  # in the venv
-        PATH="$VENV/bin:$PATH" timeout -k 5 "$limit" bash "$SELF" "${MODE[@]}" --step "$name" 2>&1 | tee -a "$log"
+        PATH="$VENV/bin:$PATH" timeout -k 5 "$limit" bash "$SELF" ${MODE[@]+"${MODE[@]}"} --step "$name" 2>&1 | tee -a "$log"
     fi
     rc=${PIPESTATUS[0]}
     t1=$(date +%s.%N)
