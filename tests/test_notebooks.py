@@ -48,9 +48,14 @@ def check_why_gates(text: str):
     assert _number(text, r"hand-built tanh RNN nmse at n = 10:") < 1e-5
 
 
+def check_weight_guessing(text: str):
+    assert _number(text, r"rnn_tanh latch: solved runs") >= 1
+
+
 CHECKS = {
     "00_getting_started.ipynb": check_getting_started,
     "01_why_gates.ipynb": check_why_gates,
+    "02_weight_guessing.ipynb": check_weight_guessing,
 }
 
 
