@@ -1,0 +1,109 @@
+"""The notebooks in ``notebooks/`` run from top to bottom without an error.
+
+Each notebook is executed with nbclient in a fresh kernel whose working directory is a
+temporary folder, so nothing is written into the repository (the notebooks themselves write
+only into ``tempfile.mkdtemp()`` folders). Beyond "no cell raised", a few numbers each notebook
+prints are checked. The committed notebooks carry no outputs and no per-user metadata, so that
+their diffs stay small; that is checked without running them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NAMES = [p.name for p in NOTEBOOKS]
+
+
+def _number(text: str, label: str) -> float:
+    """The number printed after ``label`` (a regular expression) in ``text``."""
+    m = re.search(label + r"\s*([-+0-9.eE]+|inf|nan)", text)
+    assert m, f"the notebook did not print {label!r}:\n{text[-2000:]}"
+    return float(m.group(1))
+
+
+def check_getting_started(text: str):
+    # the shipped LSTM row holds x_1 at 2n+1 with its stored readout
+    assert _number(text, r"shipped LSTM nmse at 2n\+1 = 41:") < 1e-5
+    assert "shipped LSTM row solved at every length:    True" in text
+    # the quickstart's best row at a small budget is scored, whatever the verdict
+    assert re.search(r"quickstart best row solved at every length: (True|False)", text)
+    # PyTorch export: same hidden states, both recall x_1 (at n and at 2n+1)
+    assert len(re.findall(r"max \|h_n torch - h_n lstmsearch\| = ", text)) == 2
+
+
+def check_why_gates(text: str):
+    # the same small search: some gated cell reaches 1e-5 at n = 10, the tanh RNN does not
+    gated = _number(text, r"best nmse over the gated cells:")
+    assert gated < 1e-5 < _number(text, r"best nmse, RNN \(tanh, no gates\):")
+    assert _number(text, r"hand-built tanh RNN nmse at n = 10:") < 1e-5
+
+
+def check_weight_guessing(text: str):
+    assert _number(text, r"rnn_tanh latch: solved runs") >= 1
+
+
+CHECKS = {
+    "00_getting_started.ipynb": check_getting_started,
+    "01_why_gates.ipynb": check_why_gates,
+    "02_weight_guessing.ipynb": check_weight_guessing,
+}
+
+
+def _text(nb) -> str:
+    """Everything the code cells printed (streams and plain-text results)."""
+    out = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            if o.output_type == "stream":
+                out.append(o.text)
+            elif o.output_type in ("execute_result", "display_data"):
+                out.append(o.get("data", {}).get("text/plain", ""))
+    return "\n".join(out)
+
+
+def test_every_notebook_has_its_checks():
+    assert NAMES, "no notebooks found"
+    assert sorted(CHECKS) == NAMES
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_committed_without_outputs(path):
+    raw = json.loads(path.read_text())
+    assert set(raw["metadata"]) <= {"kernelspec", "language_info"}, raw["metadata"].keys()
+    for i, cell in enumerate(raw["cells"]):
+        assert cell.get("metadata", {}) == {}, f"cell {i} has metadata {cell['metadata']}"
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, f"cell {i} has outputs"
+    nbformat.validate(nbformat.reads(path.read_text(), as_version=4))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_notebook_runs(path, tmp_path, monkeypatch):
+    cwd, scratch = tmp_path / "cwd", tmp_path / "tmp"
+    cwd.mkdir()
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # the kernel's tempfile.mkdtemp() folders land here
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(cwd)}})
+    t0 = time.perf_counter()
+    try:
+        client.execute()
+    except CellExecutionError as e:  # the message holds the cell and the traceback
+        pytest.fail(f"{path.name}: a cell raised an error\n{e}", pytrace=False)
+    print(f"{path.name}: executed in {time.perf_counter() - t0:.1f} s")
+    CHECKS[path.name](_text(nb))
+    # the notebook wrote into its temporary folders, not into the working directory
+    assert list(cwd.iterdir()) == []
+    assert any(scratch.glob("lstmsearch-nb*"))
