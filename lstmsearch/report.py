@@ -1,7 +1,7 @@
 r"""Reports: the tables and plots of one or several studies on one page (Markdown or HTML).
 
 ``lstmsearch report STUDY [STUDY ...]`` reads each study's rows
-(:func:`lstmsearch.study.load_results`) and writes ``report.md`` -- or a self-contained
+(:func:`lstmsearch.query.load_results`) and writes ``report.md`` -- or a self-contained
 ``report.html`` with the images inlined -- and its PNGs beside it, in
 ``DATA/reports/<name>[+<name>...]/`` or ``--out``. The page holds:
 

@@ -311,7 +311,7 @@ class RecallWindow(_DistTask):
     Output j (0-based) is x_{n-j} (all its features, lag-major for ``dist.dim`` > 1), so
     O = k * I. Each output has the variance of x: the baseline is Var(x), and a per-output
     nmse says how well lag j is recalled (the memory-throughput experiment of Collins,
-    Sohl-Dickstein & Sussillo 2017, see :mod:`lstmsearch.analysis.memory`).
+    Sohl-Dickstein & Sussillo 2017, see :mod:`lstmsearch.anchors.memory`).
     """
 
     k: int = 1

@@ -1,9 +1,9 @@
-"""Command-line sub-commands of the analysis: ``construct``, ``lengths``, ``explain``, ``report``.
+"""Command-line sub-commands of the analysis: ``construct``, ``lengths``, ``explain``, ``guess``, ``report``.
 
 :func:`add_commands` registers them on the main parser's sub-parsers::
 
-    from lstmsearch.analysis.cli import add_commands
-    add_commands(sub)          # in lstmsearch.cli.build_parser
+    from lstmsearch.cli.analysis import add_commands
+    add_commands(sub)          # in lstmsearch.cli.main.build_parser
 
 A setting is given either as a construction (``--cell lstm --hidden 32 --construction
 flag_memory``), as a stored row of a study (``explain STUDY ROW``: the row's full setting

@@ -75,7 +75,7 @@ def local_evaluate(cfg: StudyConfig, batch) -> pa.Table:
 def run_loop(cfg, store, manifest, messages, progress, echo, worker=None, evaluator=None) -> RunReport:
     """The ask -> evaluate -> write -> tell loop, for a single run or for one worker.
 
-    ``worker`` (a :class:`lstmsearch.workers.Worker`) makes this process one of several
+    ``worker`` (a :class:`lstmsearch.run.workers.Worker`) makes this process one of several
     writers: its rows get its slot's ids, it does not write the manifest's run list under
     the run lock but registers its run through :meth:`Store.update_manifest`, it takes the
     other workers' batches in flight into account for the budget, and it leaves the

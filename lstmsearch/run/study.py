@@ -34,11 +34,11 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
     echo : callable for status lines (default: silent)
     out : result folder (overrides ``[study] out``)
     workers : run this many worker processes on this machine, sharing the Optuna study
-        through its storage (strategy optuna; see :mod:`lstmsearch.workers`)
+        through its storage (strategy optuna; see :mod:`lstmsearch.run.workers`)
     storage : Optuna storage URL (overrides ``[strategy] storage``), e.g. ``postgresql://...``
     dask : a Dask scheduler address or ``distributed.Client``: each batch (a sweep's index
         range, a CMA-ES generation, a batch of Optuna trials) is split over the cluster
-        (see :mod:`lstmsearch.cluster`); the rows are the same as without it
+        (see :mod:`lstmsearch.run.cluster`); the rows are the same as without it
     heartbeat_s, grace_s : worker heartbeat interval and the silence after which a worker's
         trials are failed and retried (workers only)
     plots : after the run, write ``best_so_far.png`` and ``nmse_hist.png`` into the study
@@ -75,7 +75,7 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
 
 
 def _write_plots(report: RunReport) -> RunReport:
-    """The plots of ``run --plots`` (:func:`lstmsearch.analysis.report.run_plots`); a line in the messages."""
+    """The plots of ``run --plots`` (:func:`lstmsearch.report.run_plots`); a line in the messages."""
     if report.rows:
         try:
             paths = run_plots(report.store)

@@ -22,7 +22,7 @@ Storage: ``"journal"`` (default: ``optuna.journal`` in the study folder, which
 optuna-dashboard opens), ``"sqlite"`` (``optuna.db`` there), ``"memory"``, or any Optuna
 storage URL. The Optuna study name is the lstmsearch study name.
 
-Several workers (:mod:`lstmsearch.workers`) share one Optuna study through its storage.
+Several workers (:mod:`lstmsearch.run.workers`) share one Optuna study through its storage.
 With an RDB storage (PostgreSQL, SQLite) each worker records a heartbeat for the trials
 it is evaluating; a trial whose heartbeat is older than the grace period (its worker was
 killed or lost its machine) is failed by the next worker that asks, and

@@ -31,6 +31,7 @@ Kinds (the ``[space]`` table of a study file):
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import sys
@@ -106,8 +107,39 @@ class Space:
         return f"{self.kind} space, dim {self.dim}"
 
 
+class _Positions:
+    """Where each of a cell's D positions lies: block index, gate, unit and column (arrays)."""
+
+    def __init__(self, cell: Cell):
+        self.blocks = cell.blocks
+        self.G, self.H = cell.gates, cell.hidden
+        D = cell.n_params
+        self.block = np.empty(D, np.int16)
+        self.gate = np.full(D, -1, np.int32)
+        self.unit = np.full(D, -1, np.int32)
+        self.col = np.full(D, -1, np.int32)
+        for i, b in enumerate(self.blocks):
+            s = b.slice
+            self.block[s] = i
+            if b.name in ("weight_out", "bias_out"):
+                continue
+            off = np.arange(b.size, dtype=np.int64)
+            row = off // b.shape[1] if len(b.shape) == 2 else off
+            self.gate[s] = row // cell.hidden
+            self.unit[s] = row % cell.hidden
+            if len(b.shape) == 2:
+                self.col[s] = off % b.shape[1]
+
+    def index(self, name: str) -> int:
+        return [b.name for b in self.blocks].index(name)
+
+
 class MaskedSpace(Space):
-    """Fixed/free/tied positions (``full`` is the all-free, untied case). See module doc."""
+    """Fixed/free/tied positions (``full`` is the all-free, untied case). See module doc.
+
+    Built with array operations over the D positions (no Python loop over parameters), so a
+    space over H = 4096 (67 M weights) takes seconds; :attr:`names` is made on first use.
+    """
 
     kind = "masked"
 
@@ -116,10 +148,7 @@ class MaskedSpace(Space):
         self.kind = kind
         D = cell.n_params
         self.base = np.zeros(D, np.float32)
-        # per position: group key (None = fixed), bounds
-        keys: List[Optional[tuple]] = [None] * D
-        lows = np.zeros(D)
-        highs = np.zeros(D)
+        self._where = _Positions(cell)
         if kind == "full":
             _keys(spec, ("kind", "scale", "bias_scale"))
             scale = _num(spec, "scale", 1.0, positive=True)
@@ -137,94 +166,92 @@ class MaskedSpace(Space):
             require(isinstance(extra, list) and all(isinstance(r, dict) for r in extra),
                     "[space] rule must be an array of tables ([[space.rule]])")
             rules = [first] + extra
+        # per position: the rule that made it free (-1: fixed), its tie, bounds
+        rule_of = np.full(D, -1, np.int32)
+        self._ties, bounds = [], []
         for r_i, rule in enumerate(rules):
             where = "[space]" if r_i == 0 else f"[[space.rule]] #{r_i}"
-            mask, sel = self._select(rule, where)
+            mask = self._select(rule, where)
             mode = rule.get("mode", "free")
             require(mode in ("free", "fixed"), f"{where} mode must be \"free\" or \"fixed\", got {mode!r}")
             if mode == "fixed":
-                value = _num(rule, "value", 0.0, where)
-                self.base[mask] = value
-                for p in np.flatnonzero(mask):
-                    keys[p] = None
+                self.base[mask] = _num(rule, "value", 0.0, where)
+                rule_of[mask] = -1
+                self._ties.append(None)
+                bounds.append((0.0, 0.0))
                 continue
             tie = rule.get("tie", "none")
             require(tie in TIES, f"{where} tie must be one of {', '.join(TIES)}, got {tie!r}")
             lo, hi = _num(rule, "low", -1.0, where), _num(rule, "high", 1.0, where)
             require(lo < hi, f"{where} needs low < high, got low={lo}, high={hi}")
-            for p in np.flatnonzero(mask):
-                block, gate, unit, local = sel[p]
-                if tie == "none":
-                    k = (r_i, p)
-                elif tie == "unit":
-                    k = (r_i, block, gate, unit)
-                elif tie == "gate":
-                    k = (r_i, block, gate)
-                else:
-                    k = (r_i,)
-                keys[p] = k
-                lows[p], highs[p] = lo, hi
+            rule_of[mask] = r_i
+            self._ties.append(tie)
+            bounds.append((lo, hi))
+        # group key of each free position: (rule, what the rule's tie keeps apart)
+        self.positions = np.flatnonzero(rule_of >= 0).astype(np.int64)
+        w, r = self._where, rule_of[self.positions].astype(np.int64)
+        tie_code = np.array([TIES.index(t) if t else -1 for t in self._ties], np.int64)[r]
+        apart = np.select(
+            [tie_code == TIES.index("none"), tie_code == TIES.index("unit"), tie_code == TIES.index("gate")],
+            [self.positions,
+             (w.block[self.positions] * (w.G + 1) + w.gate[self.positions] + 1) * (w.H + 1) + w.unit[self.positions] + 1,
+             w.block[self.positions] * (w.G + 1) + w.gate[self.positions] + 1],
+            default=0)
         # number the groups in order of first appearance
-        group_of = {}
-        self.names = []
-        names_seen = {}
-        glow, ghigh = [], []
-        self.positions = []
-        self.groups = []
-        for p, k in enumerate(keys):
-            if k is None:
-                continue
-            if k not in group_of:
-                group_of[k] = len(group_of)
-                block, gate, unit, local = self._label(p)
-                if len(k) == 1:
-                    name = f"all#{k[0]}"
-                elif len(k) == 2:
-                    name = f"{block}.{gate}[{local}]" if gate else f"{block}[{local}]"
-                elif len(k) == 3:
-                    name = f"{block}.{gate}" if gate else block
-                else:
-                    name = f"{block}.{gate}[{unit}]"
-                if name in names_seen:
-                    names_seen[name] += 1
-                    name = f"{name}#{names_seen[name]}"
-                else:
-                    names_seen[name] = 0
-                self.names.append(name)
-                glow.append(lows[p])
-                ghigh.append(highs[p])
-            self.positions.append(p)
-            self.groups.append(group_of[k])
-        self.positions = np.asarray(self.positions, np.int64)
-        self.groups = np.asarray(self.groups, np.int64)
-        self.dim = len(group_of)
-        self.low = np.asarray(glow, float)
-        self.high = np.asarray(ghigh, float)
+        _, first, inverse = np.unique(np.stack([r, apart], axis=1), axis=0, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        self.groups = rank[inverse.reshape(-1)].astype(np.int64)
+        self._first = self.positions[np.sort(first)]  # first position of each group, in group order
+        self._group_rule = rule_of[self._first]
+        self.dim = int(order.size)
+        self.low = np.array([bounds[r_i][0] for r_i in range(len(rules))], float)[self._group_rule]
+        self.high = np.array([bounds[r_i][1] for r_i in range(len(rules))], float)[self._group_rule]
         require(self.dim >= 1, "the space has no free parameter; make at least one block free")
+
+    @functools.cached_property
+    def names(self) -> List[str]:
+        """One name per searched value: ``block.gate`` (tied by gate), ``block.gate[unit]``
+        (by unit), ``block.gate[unit,col]`` (untied), ``all#rule`` (one value for the rule);
+        a name made twice gets ``#1``, ``#2``, ..."""
+        out, seen = [], {}
+        for p, r_i in zip(self._first.tolist(), self._group_rule.tolist()):
+            block, gate, unit, local = self._label(p)
+            tie = self._ties[r_i]
+            if tie == "all":
+                name = f"all#{r_i}"
+            elif tie == "none":
+                name = f"{block}.{gate}[{local}]" if gate else f"{block}[{local}]"
+            elif tie == "gate":
+                name = f"{block}.{gate}" if gate else block
+            else:
+                name = f"{block}.{gate}[{unit}]"
+            if name in seen:
+                seen[name] += 1
+                name = f"{name}#{seen[name]}"
+            else:
+                seen[name] = 0
+            out.append(name)
+        return out
 
     def _label(self, p):
         """(block short name, gate or '', unit or -1, local index string) of position p."""
-        cell = self.cell
-        for b in cell.blocks:
-            if b.start <= p < b.start + b.size:
-                short = b.name.replace("_l0", "")
-                off = p - b.start
-                if b.name in ("weight_out", "bias_out"):
-                    return short, "", -1, str(off)
-                row = off // b.shape[1] if len(b.shape) == 2 else off
-                gate = GATE_NAMES[cell.kind][row // cell.hidden]
-                unit = row % cell.hidden
-                local = f"{unit},{off % b.shape[1]}" if len(b.shape) == 2 else str(unit)
-                return short, gate, unit, local
-        raise AssertionError(p)
+        w = self._where
+        b = w.blocks[w.block[p]]
+        short = b.name.replace("_l0", "")
+        if b.name in ("weight_out", "bias_out"):
+            return short, "", -1, str(p - b.start)
+        gate, unit = GATE_NAMES[self.cell.kind][w.gate[p]], int(w.unit[p])
+        return short, gate, unit, (f"{unit},{w.col[p]}" if len(b.shape) == 2 else str(unit))
 
-    def _select(self, rule: Dict, where: str):
-        """Boolean mask (D,) of the positions a rule selects, and their labels."""
+    def _select(self, rule: Dict, where: str) -> np.ndarray:
+        """Boolean mask (D,) of the positions a rule selects."""
         _keys(rule, ("block", "gate", "units", "part", "mode", "value", "tie", "low", "high"), where)
-        cell = self.cell
+        cell, w = self.cell, self._where
         blocks = rule.get("block")
         if blocks is None:
-            blocks = [b.name for b in cell.blocks]
+            blocks = [b.name for b in w.blocks]
         else:
             blocks = [blocks] if isinstance(blocks, str) else blocks
             require(isinstance(blocks, list) and all(isinstance(b, str) for b in blocks),
@@ -246,32 +273,21 @@ class MaskedSpace(Space):
         part = rule.get("part", "all")
         require(part in ("all", "diagonal", "offdiagonal"),
                 f"{where} part must be all, diagonal or offdiagonal, got {part!r}")
-        mask = np.zeros(cell.n_params, bool)
-        sel = {}
-        for b in cell.blocks:
-            if b.name not in blocks:
-                continue
-            is_readout = b.name in ("weight_out", "bias_out")
-            if is_readout and not self.searched_readout:
-                continue
-            for off in range(b.size):
-                p = b.start + off
-                block, gate, unit, local = self._label(p)
-                if not is_readout:
-                    if gates is not None and gate not in gates:
-                        continue
-                    if units is not None and unit not in units:
-                        continue
-                    if part != "all" and b.name == "weight_hh_l0":
-                        diag = (off % b.shape[1]) == unit
-                        if diag != (part == "diagonal"):
-                            continue
-                mask[p] = True
-                sel[p] = (block, gate, unit, local)
+        chosen = [i for i, b in enumerate(w.blocks) if b.name in blocks
+                  and (self.searched_readout or b.name not in ("weight_out", "bias_out"))]
+        mask = np.isin(w.block, chosen)
+        recurrent = w.gate >= 0
+        if gates is not None:
+            mask &= ~recurrent | np.isin(w.gate, [names.index(g) for g in gates])
+        if units is not None:
+            mask &= ~recurrent | np.isin(w.unit, units)
+        if part != "all":
+            hh = w.block == w.index("weight_hh_l0")
+            mask &= ~hh | ((w.col == w.unit) == (part == "diagonal"))
         if rule.get("block") is not None or gates is not None or units is not None:
             require(mask.any(), f"{where} selects no searched parameter"
                     + ("" if self.searched_readout else " (readout blocks are fitted, not searched)"))
-        return mask, sel
+        return mask
 
     def free_mask(self):
         m = np.zeros(self.cell.n_params, bool)
