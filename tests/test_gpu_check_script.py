@@ -58,7 +58,7 @@ def test_bench_options_are_accepted(monkeypatch, capsys):
 
 
 def test_cli_options_are_accepted():
-    from lstmsearch.cli import build_parser, cmd_run, cmd_top
+    from lstmsearch.cli.main import build_parser, cmd_run, cmd_top
 
     parser = build_parser()
     run = re.search(r'lstmsearch run "\$study" (.*)', CHECK).group(1)
