@@ -27,8 +27,6 @@ import pyarrow as pa
 
 from ..errors import LstmsearchError, import_optional
 from ..evaluate import evaluate
-from ..search.base import round_z
-from ..search.sweep import SweepStrategy
 
 _LOCK = threading.Lock()  # one kernel call at a time per worker process (each uses every core)
 
@@ -39,11 +37,9 @@ def _evaluate_params(cell, task, ev, params):
                         readout=ev.readout, n_heldout=ev.heldout, ridge=ev.ridge)
 
 
-def _evaluate_sweep_range(cell, task, ev, space, spec, seed, centre, start, stop):
-    sw = SweepStrategy.__new__(SweepStrategy)  # just what z_at needs: no store, no config
-    sw.space, sw.spec, sw.seed, sw.method, sw.centre = space, spec, seed, spec["method"], np.asarray(centre, float)
-    z = round_z(sw.z_at(np.arange(start, stop, dtype=np.int64)))
-    return _evaluate_params(cell, task, ev, space.to_params(z))
+def _evaluate_sweep_range(cell, task, ev, make, start, stop):
+    """Evaluate the settings ``make(start, stop)`` rebuilds on this machine (a key range, not settings)."""
+    return _evaluate_params(cell, task, ev, make(start, stop))
 
 
 class DaskEvaluator:
@@ -65,7 +61,6 @@ class DaskEvaluator:
                                       "dask scheduler (and dask worker ADDRESS on each machine)") from exc
             self.own = True
         self.strategy = None
-        self._space_ok = None
 
     def threads(self) -> int:
         info = self.client.scheduler_info()
@@ -84,32 +79,15 @@ class DaskEvaluator:
         edges = np.linspace(0, n, k + 1).round().astype(int)
         return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
-    def _can_ship_space(self) -> bool:
-        if self._space_ok is None:
-            try:
-                import cloudpickle
-
-                cloudpickle.dumps(self.cfg.space_obj)
-                self._space_ok = True
-            except Exception:  # noqa: BLE001 - e.g. a template space from a file: ship settings instead
-                self._space_ok = False
-        return self._space_ok
-
     def evaluate(self, batch) -> pa.Table:
         cfg = self.cfg
         cell, task, ev = cfg.cell, cfg.task, cfg.eval
         n = len(batch)
         ranges = self._ranges(n)
-        sweep = self.strategy is not None and self.strategy.name == "sweep" and batch.key_index is not None \
-            and np.array_equal(batch.key_index, np.arange(batch.key_index[0], batch.key_index[0] + n)) \
-            and self._can_ship_space()
+        make = self.strategy.range_maker(batch) if self.strategy is not None else None
         c = self.client
-        if sweep:
-            s = self.strategy
-            i0 = int(batch.key_index[0])
-            futures = [c.submit(_evaluate_sweep_range, cell, task, ev, cfg.space_obj, dict(s.spec), s.seed,
-                                s.centre.tolist(),
-                                i0 + a, i0 + b, pure=False) for a, b in ranges]
+        if make is not None:  # each machine rebuilds its share from the batch's key
+            futures = [c.submit(_evaluate_sweep_range, cell, task, ev, make, a, b, pure=False) for a, b in ranges]
         else:
             futures = [c.submit(_evaluate_params, cell, task, ev, batch.params[a:b], pure=False) for a, b in ranges]
         try:

@@ -1,8 +1,8 @@
-"""Running a study, and finding and reading a study's results.
+"""The run loop, shared by ``lstmsearch run``, its workers and Dask runs.
 
-:func:`run_study` is the loop behind ``lstmsearch run``: ask the strategy for a batch,
-evaluate it in one :func:`lstmsearch.evaluate` call, write its rows as one atomic part
-file, then tell the strategy -- until the budget (total settings in the store, or wall
+:func:`run_loop` asks the strategy for a batch, evaluates it in one
+:func:`lstmsearch.evaluate` call, writes its rows as one atomic part file, then tells the
+strategy -- until the budget (total settings in the store, or wall
 seconds of this run) is spent. Running a study again continues it: the rows already
 stored count against the budget, and the strategy resumes from its own saved state (see
 :mod:`lstmsearch.search.base` for why no row is lost or duplicated when a run is killed).
@@ -17,6 +17,7 @@ from __future__ import annotations
 import platform
 import time
 from pathlib import Path
+from typing import Dict, List, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -27,9 +28,10 @@ from ..evaluate import evaluate
 from ..kernels import check_backend, describe_auto
 from ..query import open_study
 from ..search import make_strategy, strategy_class
-from ..store.manifest import now, replace_run, storage_key, versions
+from ..store.manifest import now, storage_key, versions
 from ..store.rows import TopK, rows_table
-from .report import RunReport
+from .coordinator import Coordinator
+from .report import Progress, RunReport
 
 
 def study_config(study, budget=None, seconds=None, backend=None, out=None, storage=None) -> StudyConfig:
@@ -72,28 +74,110 @@ def local_evaluate(cfg: StudyConfig, batch) -> pa.Table:
                     backend=ev.backend, readout=ev.readout, n_heldout=ev.heldout, ridge=ev.ridge)
 
 
-def run_loop(cfg, store, manifest, messages, progress, echo, worker=None, evaluator=None) -> RunReport:
-    """The ask -> evaluate -> write -> tell loop, for a single run or for one worker.
+class LocalEvaluator:
+    """Evaluates batches in this process (the default; :class:`~lstmsearch.run.cluster.DaskEvaluator`
+    spreads them over a cluster)."""
 
-    ``worker`` (a :class:`lstmsearch.run.workers.Worker`) makes this process one of several
-    writers: its rows get its slot's ids, it does not write the manifest's run list under
-    the run lock but registers its run through :meth:`Store.update_manifest`, it takes the
-    other workers' batches in flight into account for the budget, and it leaves the
-    recovery of dead workers' trials to heartbeats.
+    def __init__(self, cfg: StudyConfig):
+        self.cfg = cfg
+
+    def bind(self, strategy) -> None:
+        """The strategy whose batches come next."""
+
+    def evaluate(self, batch) -> pa.Table:
+        return local_evaluate(self.cfg, batch)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Optional[Coordinator] = None,
+             evaluator=None) -> RunReport:
+    """The ask -> evaluate -> write -> tell loop, until the budget is spent.
+
+    One loop for every way of running a study: ``coordinator`` says how this process shares it
+    (alone by default; a :class:`~lstmsearch.run.workers.Worker` is one writer of several) and
+    ``evaluator`` where batches are evaluated (here, or a Dask cluster). Rows are written
+    before the strategy is told of them, so a kill at any point loses no written row.
     """
-    if worker is None:
-        n_tmp = store.clean_temporaries()
-        if n_tmp:
-            messages.append(f"removed {n_tmp} unfinished temporary part file(s) of a killed run")
+    coordinator = coordinator or Coordinator()
+    evaluator = evaluator or LocalEvaluator(cfg)
+    strategy = _start_strategy(cfg, store, coordinator, messages, echo)
+    run_entry, io_s = _register_run(cfg, store, manifest, strategy, coordinator)
+    topk, best = _best_so_far(cfg, store)
+    target = cfg.budget_settings
+    bar = Progress(cfg, store, progress)
+    bar.show(store.count(), best[0])
+    evaluate_long = _long_evaluator(cfg)
+    evaluator.bind(strategy)
+    t_start = time.perf_counter()
+    eval_s = replay_s = 0.0
+    n_run = 0
+    complete = False
+    try:
+        while True:
+            done = store.count()
+            if target is not None and done >= target:
+                complete = True
+                break
+            out_of_time = cfg.budget_seconds is not None and time.perf_counter() - t_start >= cfg.budget_seconds
+            if out_of_time or coordinator.stop_requested():
+                break
+            room = coordinator.room((target - done) if target is not None else 1 << 62, target)
+            if room is None:  # the rest of the budget is being evaluated by other workers
+                time.sleep(0.2)
+                continue
+            batch = _disk_guard(strategy.ask, room)
+            if batch is None:
+                complete = target is not None
+                messages.append(f"{strategy.name}: the next batch does not fit the remaining budget "
+                                f"({room} settings); stopped")
+                break
+            if batch.stored is not None:  # rows written by a killed run: tell, do not re-evaluate
+                t0 = time.perf_counter()
+                strategy.tell(batch, batch.stored)
+                replay_s += time.perf_counter() - t0
+                continue
+            coordinator.in_flight(batch)
+            t0 = time.perf_counter()
+            table = evaluator.evaluate(batch)
+            extra_cols = strategy.augment(batch, table, evaluate_long)
+            t1 = time.perf_counter()
+            eval_s += t1 - t0
+            nmse = table.column("nmse").to_numpy()
+            rows = rows_table(cfg, strategy.name, batch, table, store.next_row(), topk.keep(nmse), extra_cols,
+                              t1 - t0, run_entry["run"])
+            store.append(rows)
+            io_s += time.perf_counter() - t1
+            _disk_guard(strategy.tell, batch, rows)
+            coordinator.in_flight(None)
+            n_run += len(nmse)
+            i = int(np.argmin(nmse))
+            if nmse[i] < best[0]:
+                best = (float(nmse[i]), int(rows.column("row")[i].as_py()))
+            bar.show(store.count(), best[0], added=len(nmse))
+    finally:
+        bar.close()
+        wall = time.perf_counter() - t_start
+        strat_s = strategy.overhead_s + replay_s
+        run_entry.update({"settings": n_run, "wall_s": round(wall, 3), "evaluate_s": round(eval_s, 3),
+                          "strategy_s": round(strat_s, 3), "io_s": round(io_s, 3),
+                          "outside_share": round((wall - eval_s) / wall, 4) if wall > 0 else 0.0,
+                          "best_nmse": best[0], "best_row": best[1], "messages": messages})
+        io_s += _close_run(store, manifest, strategy, coordinator, run_entry, echo)
+    summary = strategy.summary()
+    if summary:
+        messages.append(summary)
+    return RunReport.build(cfg, store, settings=n_run, complete=complete, best=best, wall_s=wall,
+                           evaluate_s=eval_s, strategy_s=strat_s, io_s=io_s, messages=messages)
+
+
+def _start_strategy(cfg, store, coordinator: Coordinator, messages: List[str], echo):
+    """The study's strategy, reconciled with the stored rows and warm-started; the start messages echoed."""
+    coordinator.prepare(store, messages)
     messages.extend(store.quarantine())
-    space = cfg.space_obj
-    strategy = make_strategy(cfg, space, store, echo=echo, **(worker.strategy_options() if worker else {}))
-    if worker is None:
-        msg = strategy.resume()
-        if msg:
-            messages.append(msg)
-    else:
-        worker.start(strategy)
+    strategy = make_strategy(cfg, cfg.space_obj, store, echo=echo, **coordinator.strategy_options())
+    coordinator.start(strategy, messages)
     if cfg.warm_start:
         _, other = open_study(cfg.warm_start["study"])
         msg = strategy.warm_start(other, cfg.warm_start["k"], cfg.warm_start["study"])
@@ -103,15 +187,14 @@ def run_loop(cfg, store, manifest, messages, progress, echo, worker=None, evalua
         messages.append(describe_auto())
     for m in messages:
         echo(m)
+    return strategy
 
+
+def _register_run(cfg, store, manifest, strategy, coordinator: Coordinator):
+    """This run's record, added to the manifest; returns it and the seconds that took."""
     run_entry = {"start": now(), "backend": cfg.eval.backend, "host": platform.node(),
                  "rows_before": store.count(), "budget_settings": cfg.budget_settings,
-                 "budget_seconds": cfg.budget_seconds, "versions": versions()}
-    if worker is not None:
-        import os
-
-        run_entry.update({"worker": store.slot, "pid": os.getpid(),
-                          "supervisor": os.environ.get("LSTMSEARCH_SUPERVISOR")})
+                 "budget_seconds": cfg.budget_seconds, "versions": versions(), **coordinator.run_entry()}
     extra = strategy.manifest_extra()
 
     def register(m):
@@ -125,123 +208,44 @@ def run_loop(cfg, store, manifest, messages, progress, echo, worker=None, evalua
         return m
 
     t_io = time.perf_counter()
-    if worker is None:
-        store.write_manifest(register(manifest))
-    else:
-        store.update_manifest(register)
-    io_s = time.perf_counter() - t_io
-    run_no = run_entry["run"]
+    coordinator.record(store, manifest, register)
+    return run_entry, time.perf_counter() - t_io
 
+
+def _close_run(store, manifest, strategy, coordinator: Coordinator, run_entry: Dict, echo) -> float:
+    """Record the finished run in the manifest, stop the coordinator and the strategy; returns
+    the seconds the manifest write took."""
+    run_entry.update({"end": now(), "rows_after": store.count(), **strategy.run_stats()})
+    t_io = time.perf_counter()
+    try:
+        coordinator.finish(store, manifest, run_entry)
+    except LstmsearchError as exc:  # e.g. the disk is full: do not hide the error that got us here
+        echo(f"could not record the end of this run in the manifest: {exc}")
+    io_s = time.perf_counter() - t_io
+    coordinator.stop()
+    strategy.close()
+    return io_s
+
+
+def _best_so_far(cfg, store):
+    """(which rows keep full weights, (best nmse, its row)) from the rows already stored."""
     prev = store.read(columns=["nmse"]) if store.count() else None
     nmse_prev = prev.column("nmse").to_numpy() if prev is not None else np.empty(0)
-    topk = TopK(cfg.keep_weights, nmse_prev)
     best = (float(np.min(nmse_prev)), int(prev.column("row")[int(np.argmin(nmse_prev))].as_py())) \
         if nmse_prev.size else (np.inf, None)
+    return TopK(cfg.keep_weights, nmse_prev), best
 
+
+def _long_evaluator(cfg):
+    """``evaluate_long(settings, length)``: held-out nmse at another length with the given readout."""
     ev = cfg.eval
-    target = cfg.budget_settings
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=target, initial=min(store.count(), target or 0), unit="settings", unit_scale=True,
-               disable=not progress, dynamic_ncols=True, desc=cfg.name)
-    bar.set_postfix_str(f"best nmse {best[0]:.3g}")
 
     def evaluate_long(settings, length):
         t = evaluate(cfg.cell, settings, cfg.task.with_length(length), n_sequences=ev.heldout, seed=ev.seed,
                      backend=ev.backend, readout="given")
         return t.column("nmse").to_numpy()
 
-    if evaluator is not None:
-        evaluator.bind(strategy)
-    run_eval = evaluator.evaluate if evaluator is not None else (lambda b: local_evaluate(cfg, b))
-    t_start = time.perf_counter()
-    eval_s = 0.0
-    n_run = 0
-    strategy_extra_s = 0.0
-    complete = False
-    try:
-        while True:
-            done = store.count()
-            if target is not None and done >= target:
-                complete = True
-                break
-            if cfg.budget_seconds is not None and time.perf_counter() - t_start >= cfg.budget_seconds:
-                break
-            if worker is not None and worker.stop_requested():
-                break
-            remaining = (target - done) if target is not None else 1 << 62
-            if worker is not None and target is not None:
-                others = worker.others_in_flight()
-                if remaining - others <= 0:  # the rest of the budget is being evaluated by others
-                    time.sleep(0.2)
-                    continue
-                remaining -= others
-            batch = _disk_guard(strategy.ask, remaining)
-            if batch is None:
-                complete = target is not None
-                messages.append(f"{strategy.name}: the next batch does not fit the remaining budget "
-                                f"({remaining} settings); stopped")
-                break
-            if batch.stored is not None:  # rows written by a killed run: tell, do not re-evaluate
-                t0 = time.perf_counter()
-                strategy.tell(batch, batch.stored)
-                strategy_extra_s += time.perf_counter() - t0
-                continue
-            if worker is not None:
-                worker.in_flight(batch)
-            t0 = time.perf_counter()
-            table = run_eval(batch)
-            extra_cols = strategy.augment(batch, table, evaluate_long)
-            t1 = time.perf_counter()
-            eval_s += t1 - t0
-            nmse = table.column("nmse").to_numpy()
-            keep = topk.keep(nmse)
-            rows = rows_table(cfg, strategy.name, batch, table, store.next_row(), keep, extra_cols, t1 - t0, run_no)
-            store.append(rows)
-            io_s += time.perf_counter() - t1
-            _disk_guard(strategy.tell, batch, rows)
-            if worker is not None:
-                worker.in_flight(None)
-            n_run += len(nmse)
-            i = int(np.argmin(nmse))
-            if nmse[i] < best[0]:
-                best = (float(nmse[i]), int(rows.column("row")[i].as_py()))
-            bar.n = min(store.count(), target) if target else bar.n + len(nmse)
-            bar.update(0)
-            bar.set_postfix_str(f"best nmse {best[0]:.3g}")
-    finally:
-        bar.close()
-        wall = time.perf_counter() - t_start
-        strat_s = strategy.overhead_s + strategy_extra_s
-        run_entry.update({
-            "end": now(), "settings": n_run, "rows_after": store.count(), "wall_s": round(wall, 3),
-            "evaluate_s": round(eval_s, 3), "strategy_s": round(strat_s, 3), "io_s": round(io_s, 3),
-            "outside_share": round((wall - eval_s) / wall, 4) if wall > 0 else 0.0,
-            "best_nmse": best[0], "best_row": best[1], "messages": messages,
-        })
-        run_entry.update(strategy.run_stats())
-        t_io = time.perf_counter()
-        try:
-            if worker is None:
-                store.write_manifest(manifest)
-            else:
-                store.update_manifest(lambda m: replace_run(m, run_entry))
-        except LstmsearchError as exc:  # e.g. the disk is full: do not hide the error that got us here
-            echo(f"could not record the end of this run in the manifest: {exc}")
-        io_s += time.perf_counter() - t_io
-        if worker is not None:
-            worker.stop()
-        strategy.close()
-    summary = strategy.summary()
-    if summary:
-        messages.append(summary)
-    return RunReport(
-        study=cfg.name, store=str(store.root), settings=n_run, rows=store.count(), complete=complete,
-        best_row=best[1], best_nmse=best[0], wall_s=wall, evaluate_s=eval_s, strategy_s=strat_s, io_s=io_s,
-        outside_share=(wall - eval_s) / wall if wall > 0 else 0.0,
-        strategy_ms_per_setting=1e3 * strat_s / n_run if n_run else 0.0,
-        settings_per_s=n_run / wall if wall > 0 else 0.0, messages=messages,
-    )
+    return evaluate_long
 
 
 def _disk_guard(fn, *args):
@@ -255,8 +259,3 @@ def _disk_guard(fn, *args):
             raise DiskFullError(f"no space left on the device while the strategy saved its state ({exc}); every part "
                                 "written before is intact: free some space and run the study again to continue") from exc
         raise
-
-
-# ------------------------------------------------------------------------ reading
-
-

@@ -1,9 +1,10 @@
-"""What one run did and where its time went: :class:`RunReport`."""
+"""What one run did and where its time went (:class:`RunReport`), and its progress bar
+(:class:`Progress`): one place for both, whether one process ran the study or many workers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 
 @dataclass
@@ -26,6 +27,19 @@ class RunReport:
     settings_per_s: float
     messages: List[str]
 
+    @classmethod
+    def build(cls, cfg, store, settings: int, complete: bool, best: Tuple[float, Optional[int]], wall_s: float,
+              evaluate_s: float, strategy_s: float, io_s: float, messages: List[str],
+              busy_s: Optional[float] = None) -> "RunReport":
+        """The report of a run of ``cfg``'s study into ``store``; ``busy_s`` is the time the shares
+        are of (the workers' summed wall time; default ``wall_s``)."""
+        busy = wall_s if busy_s is None else busy_s
+        return cls(study=cfg.name, store=str(store.root), settings=settings, rows=store.count(), complete=complete,
+                   best_row=best[1], best_nmse=best[0], wall_s=wall_s, evaluate_s=evaluate_s, strategy_s=strategy_s,
+                   io_s=io_s, outside_share=(busy - evaluate_s) / busy if busy > 0 else 0.0,
+                   strategy_ms_per_setting=1e3 * strategy_s / settings if settings else 0.0,
+                   settings_per_s=settings / wall_s if wall_s > 0 else 0.0, messages=messages)
+
     def lines(self) -> List[str]:
         out = [f"study {self.study}: {self.settings} settings evaluated in this run, {self.rows} rows in "
                f"{self.store}" + (" (budget spent)" if self.complete else "")]
@@ -38,3 +52,23 @@ class RunReport:
                        f"strategy {self.strategy_ms_per_setting:.3f} ms per setting")
         return out
 
+
+class Progress:
+    """The progress bar of a run (tqdm): settings in the store against the budget, best nmse."""
+
+    def __init__(self, cfg, store, progress: bool, desc: Optional[str] = None):
+        from tqdm.auto import tqdm
+
+        self.target = cfg.budget_settings
+        self.bar = tqdm(total=self.target, initial=min(store.count(), self.target or 0), unit="settings",
+                        unit_scale=True, disable=not progress, dynamic_ncols=True, desc=desc or cfg.name)
+
+    def show(self, rows: int, best_nmse: Optional[float] = None, added: int = 0) -> None:
+        """``rows`` in the store now (or, without a budget, ``added`` more); the best nmse so far."""
+        self.bar.n = min(rows, self.target) if self.target else self.bar.n + added
+        self.bar.update(0)
+        if best_nmse is not None:
+            self.bar.set_postfix_str(f"best nmse {best_nmse:.3g}")
+
+    def close(self) -> None:
+        self.bar.close()

@@ -44,13 +44,21 @@ from ..errors import LstmsearchError, require
 from ..query import open_study
 from ..search import make_strategy, strategy_class
 from ..store import Store
-from ..store.manifest import prepare_manifest
+from ..store.manifest import prepare_manifest, replace_run
+from .coordinator import Coordinator
 from .loop import run_loop, study_config
-from .report import RunReport
+from .report import Progress, RunReport
 
 
-class Worker:
-    """One worker's side of the protocol: its slot's lease, heartbeats and trials in flight."""
+class Worker(Coordinator):
+    """One worker's side of the protocol: its slot's lease, heartbeats and trials in flight.
+
+    As the run loop's :class:`~lstmsearch.run.coordinator.Coordinator`: its rows get its
+    slot's ids; it registers its run through :meth:`Store.update_manifest` (other workers write
+    the manifest too) instead of under the study's lock; it leaves to the other live workers the
+    part of the budget they are evaluating; it leaves the recovery of dead workers' trials to
+    heartbeats and to the supervisor, so it neither tidies nor resumes on start.
+    """
 
     def __init__(self, store: Store, heartbeat_s: float = 5.0, grace_s: float = 30.0,
                  storage_retry_s: float = 120.0, echo=None):
@@ -73,10 +81,28 @@ class Worker:
     def strategy_options(self):
         return {"heartbeat_s": self.heartbeat_s, "grace_s": self.grace_s, "storage_retry_s": self.storage_retry_s}
 
-    def start(self, strategy):
+    def prepare(self, store, messages):
+        """Other workers may be writing: no temporary file is a killed run's for sure."""
+
+    def start(self, strategy, messages=None):
         self.strategy = strategy
         self._thread = threading.Thread(target=self._beat, name="lstmsearch-heartbeat", daemon=True)
         self._thread.start()
+
+    def run_entry(self):
+        return {"worker": self.slot, "pid": os.getpid(), "supervisor": os.environ.get("LSTMSEARCH_SUPERVISOR")}
+
+    def record(self, store, manifest, register):
+        store.update_manifest(register)
+
+    def finish(self, store, manifest, entry):
+        store.update_manifest(lambda m: replace_run(m, entry))
+
+    def room(self, remaining, target):
+        if target is None:
+            return remaining
+        others = self.others_in_flight()
+        return remaining - others if remaining - others > 0 else None
 
     def _beat(self):
         lease = self.store.workers_dir / f"w{self.slot}.json"
@@ -92,8 +118,7 @@ class Worker:
 
     def in_flight(self, batch):
         """Record the batch being evaluated (None when it is written and told)."""
-        trials = list(batch.info) if batch is not None and batch.info is not None and \
-            self.strategy is not None and self.strategy.name == "optuna" else []
+        trials = self.strategy.trials_of(batch) if batch is not None and self.strategy is not None else []
         self.trials = trials
         self.info.update(trials=[t.number for t in trials], settings=0 if batch is None else len(batch))
         self.store.write_lease(self.slot, self.info)
@@ -121,7 +146,7 @@ class Worker:
         # the last worker out resolves what nobody else will: trials of dead workers whose
         # grace period has not passed, and trials orphaned by a lost connection (created by
         # an ask whose answer never arrived; they have no heartbeat, so Optuna never fails them)
-        if self.strategy is not None and self.strategy.name == "optuna" and \
+        if self.strategy is not None and \
                 not any(d["alive"] for d in self.store.leases() if d.get("slot") != self.slot):
             try:
                 msg = self.strategy.resume()
@@ -170,7 +195,7 @@ def run_worker(study, storage: Optional[str] = None, slot: Optional[int] = None,
     if threading.current_thread() is threading.main_thread():
         old = signal.signal(signal.SIGTERM, worker.request_stop)
     try:
-        return run_loop(cfg, store, None, [f"worker w{got} of study {cfg.name}"], progress, echo, worker=worker)
+        return run_loop(cfg, store, None, [f"worker w{got} of study {cfg.name}"], progress, echo, coordinator=worker)
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
@@ -186,8 +211,6 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
     its written rows, or re-queued) and a new worker takes its slot (at most
     ``max_restarts`` times per slot). Returns a :class:`RunReport` over all workers.
     """
-    from tqdm.auto import tqdm
-
     echo = echo or (lambda s: None)
     cfg = _worker_config(study, budget, seconds, backend, out, storage)
     store = Store(cfg.out)
@@ -236,14 +259,12 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
         procs = {s: spawn(s) for s in slots}
         restarts = {s: 0 for s in slots}
         target = cfg.budget_settings
-        bar = tqdm(total=target, initial=min(rows_before, target or 0), unit="settings", unit_scale=True,
-                   disable=not progress, dynamic_ncols=True, desc=f"{cfg.name} x{n}")
+        bar = Progress(cfg, store, progress, desc=f"{cfg.name} x{n}")
         errors = []
         while procs:
             time.sleep(0.3)
             if target:
-                bar.n = min(store.count(), target)
-                bar.refresh()
+                bar.show(store.count())
             for s, p in list(procs.items()):
                 rc = p.poll()
                 if rc is None:
@@ -306,13 +327,10 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
     busy = sum(r.get("wall_s", 0.0) for r in mine)
     messages.append(f"{n} workers, {len(mine)} worker runs; worker time: evaluate {ev_s:.1f} s, Optuna {st_s:.1f} s, "
                     f"I/O {io_s:.1f} s of {busy:.1f} s")
-    return RunReport(
-        study=cfg.name, store=str(store.root), settings=settings, rows=rows,
-        complete=cfg.budget_settings is not None and rows >= cfg.budget_settings, best_row=best_row,
-        best_nmse=best, wall_s=wall, evaluate_s=ev_s, strategy_s=st_s, io_s=io_s,
-        outside_share=(busy - ev_s) / busy if busy > 0 else 0.0,
-        strategy_ms_per_setting=1e3 * st_s / settings if settings else 0.0,
-        settings_per_s=settings / wall if wall > 0 else 0.0, messages=messages)
+    return RunReport.build(cfg, store, settings=settings,
+                           complete=cfg.budget_settings is not None and rows >= cfg.budget_settings,
+                           best=(best, best_row), wall_s=wall, evaluate_s=ev_s, strategy_s=st_s, io_s=io_s,
+                           messages=messages, busy_s=busy)
 
 
 def worker_status(study, data_dir="data") -> List[dict]:

@@ -60,7 +60,10 @@ class Strategy(abc.ABC):
     rows), :meth:`warm_start`, :meth:`manifest_extra`, then ``ask -> evaluate -> augment ->
     write -> tell`` until the budget is spent, then :meth:`close`, :meth:`run_stats` and
     :meth:`summary`. :meth:`regenerate_rows` rebuilds stored rows' settings without opening
-    the strategy's storage (``reproduce``, ``export``, ``extract``).
+    the strategy's storage (``reproduce``, ``export``, ``extract``). For workers sharing a
+    study (:attr:`shared_storage`): :meth:`trials_of`, :meth:`record_heartbeats` and
+    :meth:`recover`. For a cluster: :meth:`range_maker` lets each machine make its share of a
+    batch from a key instead of receiving the settings.
 
     ``overhead_s`` accumulates the strategy's own time (ask/tell, storage, state files), which
     the run report gives as *strategy* time.
@@ -115,6 +118,22 @@ class Strategy(abc.ABC):
         z = rows.column("z").to_pylist()
         require(all(v is not None for v in z), "these rows keep neither weights nor z")
         return space.to_params(np.asarray(z, np.float64))
+
+    def trials_of(self, batch: Batch) -> list:
+        """The units of work of a batch that other workers must know are in flight (Optuna trials)."""
+        return []
+
+    def record_heartbeats(self, trials: list) -> None:
+        """Tell the shared storage that these trials are still being evaluated."""
+
+    def recover(self, trials: list) -> str:
+        """Resolve the trials a dead worker had in flight; returns a message (or "")."""
+        return ""
+
+    def range_maker(self, batch: Batch):
+        """A picklable ``make(start, stop) -> settings`` that rebuilds ``batch.params[start:stop]``
+        from the batch's keys, or None when the settings must be shipped as they are."""
+        return None
 
     def close(self) -> None:
         """Release the strategy's resources (storage connections, threads)."""

@@ -290,6 +290,9 @@ class OptunaStrategy(Strategy):
                 time.sleep(delay)
                 delay = min(2.0, delay * 1.5)
 
+    def trials_of(self, batch):
+        return list(batch.info) if batch.info is not None else []
+
     def record_heartbeats(self, trials):
         """Heartbeats for trials being evaluated (RDB storages with heartbeats only)."""
         if not self.heartbeat_s or not hasattr(self.study._storage, "record_heartbeat"):

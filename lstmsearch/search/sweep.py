@@ -22,6 +22,7 @@ best rows (``[store] keep_weights``). ``batch`` is the number of settings per ke
 
 from __future__ import annotations
 
+import functools
 from typing import Dict
 
 import numpy as np
@@ -79,6 +80,20 @@ class SweepStrategy(Strategy):
         self.next_index = int(np.max(t.column("index").to_numpy())) + 1
         self.next_chunk = int(np.max(t.column("batch").to_numpy())) + 1
         return f"resuming the sweep at setting {self.next_index}"
+
+    def range_maker(self, batch):
+        n = len(batch)
+        if batch.key_index is None or not np.array_equal(batch.key_index, np.arange(batch.key_index[0],
+                                                                                    batch.key_index[0] + n)):
+            return None
+        try:  # a template space from a file may not travel: then the settings are shipped
+            import cloudpickle
+
+            cloudpickle.dumps(self.space)
+        except Exception:  # noqa: BLE001
+            return None
+        return functools.partial(sweep_settings, self.space, dict(self.spec), self.seed, self.centre.tolist(),
+                                 int(batch.key_index[0]))
 
     def z_at(self, index: np.ndarray) -> np.ndarray:
         """z (n, d) of the settings with these global indices (regeneration from the key)."""
@@ -143,3 +158,11 @@ class SweepStrategy(Strategy):
 
     def summary(self):
         return f"sweep ({self.method}, dim {self.space.dim}): next setting {self.next_index}"
+
+
+def sweep_settings(space, spec, seed, centre, first, start, stop) -> np.ndarray:
+    """Settings ``first + start .. first + stop`` of a sweep, rebuilt from its key on any machine
+    (what :meth:`SweepStrategy.range_maker` hands to a cluster)."""
+    sw = SweepStrategy.__new__(SweepStrategy)  # just what z_at needs: no store, no config
+    sw.space, sw.spec, sw.seed, sw.method, sw.centre = space, spec, seed, spec["method"], np.asarray(centre, float)
+    return space.to_params(round_z(sw.z_at(np.arange(first + start, first + stop, dtype=np.int64))))
