@@ -21,6 +21,7 @@ The per-kind keys of ``[space]`` and ``[strategy]`` are checked by their builder
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -126,9 +127,14 @@ class EvalConfig:
     solved: float = 1e-5
 
 
-@dataclass
+@dataclass(frozen=True)
 class StudyConfig:
-    """A validated study. ``space`` and ``strategy`` are the checked [space]/[strategy] tables."""
+    """A validated study, complete and frozen once parsed (no attribute is set afterwards).
+
+    ``space`` and ``strategy`` are the checked [space]/[strategy] tables and ``space_obj`` the
+    search space built from them. Another result folder is :meth:`with_out` (a new config);
+    other changes go through :func:`parse_study`'s ``overrides``.
+    """
 
     name: str
     description: str
@@ -145,6 +151,7 @@ class StudyConfig:
     keep_weights: Optional[int]  # None = all rows
     max_part_rows: int
     warm_start: Optional[Dict[str, Any]]
+    space_obj: Any = field(compare=False, repr=False)  # the search space (lstmsearch.search.spaces)
     base_dir: Path = field(default=Path("."))
     plots: bool = False  # [store] plots: write best-so-far and nmse-histogram PNGs after each run
 
@@ -158,10 +165,9 @@ class StudyConfig:
         doc.get("store", {}).pop("plots", None)
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    def build_space(self):
-        from .search.spaces import build_space
-
-        return build_space(self.cell, self.space, self.eval.readout == "given", base_dir=self.base_dir)
+    def with_out(self, out) -> "StudyConfig":
+        """The same study (same identity) writing its results to the folder ``out``."""
+        return dataclasses.replace(self, out=Path(out))
 
 
 _STUDY = {"name": ((str,), REQUIRED), "description": ((str,), ""), "out": ((str,), None)}
@@ -280,29 +286,31 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
         if not isinstance(doc[t].get("kind"), str):
             chk.fail(f"[{t}]", "needs the key 'kind' (a string)")
 
-    out = Path(st["out"]) if st["out"] else Path("data") / name
-    cfg = StudyConfig(
-        name=name, description=st["description"], source=source, text=text, out=out, cell=cell,
-        task=task, eval=ev, space=dict(doc["space"]), strategy=dict(doc["strategy"]),
-        budget_settings=b["settings"], budget_seconds=b["seconds"], keep_weights=keep,
-        max_part_rows=s["max_part_rows"], warm_start=warm, base_dir=base_dir, plots=s["plots"],
-    )
     # the per-kind tables are checked by their builders, with the file named in errors
-    from .search import check_strategy
+    from .search import build_space, check_strategy
 
+    space = dict(doc["space"])
     try:
-        cfg.space_obj = cfg.build_space()
+        space_obj = build_space(cell, space, ev.readout == "given", base_dir=base_dir)
     except ConfigError:
         raise
     except LstmsearchError as exc:
         chk.wrap("[space]", exc)
     try:
-        cfg.strategy = check_strategy(cfg.strategy, cfg.space_obj, chk)
+        strategy = check_strategy(dict(doc["strategy"]), space_obj, chk)
     except ConfigError:
         raise
     except LstmsearchError as exc:
         chk.wrap("[strategy]", exc)
-    return cfg
+
+    out = Path(st["out"]) if st["out"] else Path("data") / name
+    return StudyConfig(
+        name=name, description=st["description"], source=source, text=text, out=out, cell=cell,
+        task=task, eval=ev, space=space, strategy=strategy,
+        budget_settings=b["settings"], budget_seconds=b["seconds"], keep_weights=keep,
+        max_part_rows=s["max_part_rows"], warm_start=warm, space_obj=space_obj, base_dir=base_dir,
+        plots=s["plots"],
+    )
 
 
 def load_study(path, overrides: Optional[Dict[str, Any]] = None) -> StudyConfig:
