@@ -25,6 +25,8 @@ import dataclasses
 import hashlib
 import json
 import math
+import numbers
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -311,6 +313,105 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
         max_part_rows=s["max_part_rows"], warm_start=warm, space_obj=space_obj, base_dir=base_dir,
         plots=s["plots"],
     )
+
+
+# ------------------------------------------------------------------- writing study files
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_string(s: str) -> str:
+    out = []
+    for ch in s:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        elif 0xD800 <= ord(ch) <= 0xDFFF:
+            raise LstmsearchError(f"cannot write the string {s!r} in a study file: it holds a lone surrogate")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_key(k) -> str:
+    if not isinstance(k, str):
+        raise LstmsearchError(f"cannot write the key {k!r} in a study file: keys are strings")
+    return k if _BARE_KEY.fullmatch(k) else _toml_string(k)
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return _toml_string(v)
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    if isinstance(v, numbers.Real):
+        v = float(v)
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return re.sub(r"e([+-])0+(?=\d)", r"e\1", repr(v))  # 1e-05 -> 1e-5
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }" if v else "{}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise LstmsearchError(f"cannot write the value {v!r} ({type(v).__name__}) in a study file")
+
+
+def _table_of_tables(v) -> bool:
+    return isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(x, dict) for x in v)
+
+
+def study_toml(doc: Dict[str, Any], comments: Optional[Dict[str, str]] = None) -> str:
+    """The TOML text of a study document: ``tomllib.loads(study_toml(doc)) == doc``.
+
+    The one writer of study files (anchor studies, constructions, tests). Top-level dicts are
+    tables (``[cell]``), lists of dicts inside a table are arrays of tables (``[[space.rule]]``,
+    after the table's own keys), other dicts and lists are inline; keys keep their order and
+    tables are separated by one blank line, so equal documents give equal text. Inside an
+    element of an array of tables everything is inline. Floats are
+    written exactly (``repr``, exponent without leading zeros: ``1e-5``; ``inf``, ``nan``).
+
+    ``comments`` puts ``# `` lines before a table: the key is its name (``"space"``), an
+    element of an array of tables is ``"space.rule[3]"`` (0-based), ``""`` is the top of
+    the file (followed by a blank line).
+    """
+    comments = comments or {}
+    unknown = [k for k in comments if k != "" and not re.fullmatch(r"[^\[\]]+(\[\d+\])?", k)]
+    if unknown:
+        raise LstmsearchError(f"cannot place the comment {unknown[0]!r}: name a table or array element")
+
+    def note(key):
+        text = comments.get(key)
+        if text is None:
+            return []
+        return [("# " + ln).rstrip(" ") if ln else "#" for ln in text.splitlines()]
+
+    def body(table: Dict[str, Any], inline_all: bool = False):
+        return [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items()
+                if inline_all or not _table_of_tables(v)]
+
+    blocks = []
+    top = note("")
+    if top:
+        blocks.append("\n".join(top) + "\n")
+    scalars = {k: v for k, v in doc.items() if not isinstance(v, dict)}
+    if scalars:
+        blocks.append("".join(ln + "\n" for ln in body(scalars)))
+    for name, table in doc.items():
+        if not isinstance(table, dict):
+            continue
+        header = _toml_key(name)
+        blocks.append("".join(ln + "\n" for ln in note(name) + [f"[{header}]"] + body(table)))
+        for key, items in table.items():
+            if _table_of_tables(items):
+                for i, item in enumerate(items):
+                    lines = note(f"{name}.{key}[{i}]") + [f"[[{header}.{_toml_key(key)}]]"] + body(item, True)
+                    blocks.append("".join(ln + "\n" for ln in lines))
+    return "\n".join(blocks)
 
 
 def load_study(path, overrides: Optional[Dict[str, Any]] = None) -> StudyConfig:
