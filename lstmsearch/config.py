@@ -17,6 +17,10 @@ Every mistake -- an unknown key, a wrong type, an impossible size -- raises one
 :class:`~lstmsearch.errors.LstmsearchError` whose message names the file and the key.
 The per-kind keys of ``[space]`` and ``[strategy]`` are checked by their builders in
 :mod:`lstmsearch.search`, with the same error style.
+
+A :class:`StudyConfig` is frozen and complete once parsed (its search space included): a run
+in another folder is ``cfg.with_out(path)``, other changes are ``parse_study(..., overrides)``.
+:func:`study_toml` is the one writer of study files (anchor studies, constructions, tests).
 """
 
 from __future__ import annotations
