@@ -17,13 +17,20 @@ Every mistake -- an unknown key, a wrong type, an impossible size -- raises one
 :class:`~lstmsearch.errors.LstmsearchError` whose message names the file and the key.
 The per-kind keys of ``[space]`` and ``[strategy]`` are checked by their builders in
 :mod:`lstmsearch.search`, with the same error style.
+
+A :class:`StudyConfig` is frozen and complete once parsed (its search space included): a run
+in another folder is ``cfg.with_out(path)``, other changes are ``parse_study(..., overrides)``.
+:func:`study_toml` is the one writer of study files (anchor studies, constructions, tests).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
+import numbers
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,9 +133,14 @@ class EvalConfig:
     solved: float = 1e-5
 
 
-@dataclass
+@dataclass(frozen=True)
 class StudyConfig:
-    """A validated study. ``space`` and ``strategy`` are the checked [space]/[strategy] tables."""
+    """A validated study, complete and frozen once parsed (no attribute is set afterwards).
+
+    ``space`` and ``strategy`` are the checked [space]/[strategy] tables and ``space_obj`` the
+    search space built from them. Another result folder is :meth:`with_out` (a new config);
+    other changes go through :func:`parse_study`'s ``overrides``.
+    """
 
     name: str
     description: str
@@ -145,6 +157,7 @@ class StudyConfig:
     keep_weights: Optional[int]  # None = all rows
     max_part_rows: int
     warm_start: Optional[Dict[str, Any]]
+    space_obj: Any = field(compare=False, repr=False)  # the search space (lstmsearch.search.spaces)
     base_dir: Path = field(default=Path("."))
     plots: bool = False  # [store] plots: write best-so-far and nmse-histogram PNGs after each run
 
@@ -158,10 +171,9 @@ class StudyConfig:
         doc.get("store", {}).pop("plots", None)
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    def build_space(self):
-        from .search.spaces import build_space
-
-        return build_space(self.cell, self.space, self.eval.readout == "given", base_dir=self.base_dir)
+    def with_out(self, out) -> "StudyConfig":
+        """The same study (same identity) writing its results to the folder ``out``."""
+        return dataclasses.replace(self, out=Path(out))
 
 
 _STUDY = {"name": ((str,), REQUIRED), "description": ((str,), ""), "out": ((str,), None)}
@@ -280,29 +292,130 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
         if not isinstance(doc[t].get("kind"), str):
             chk.fail(f"[{t}]", "needs the key 'kind' (a string)")
 
-    out = Path(st["out"]) if st["out"] else Path("data") / name
-    cfg = StudyConfig(
-        name=name, description=st["description"], source=source, text=text, out=out, cell=cell,
-        task=task, eval=ev, space=dict(doc["space"]), strategy=dict(doc["strategy"]),
-        budget_settings=b["settings"], budget_seconds=b["seconds"], keep_weights=keep,
-        max_part_rows=s["max_part_rows"], warm_start=warm, base_dir=base_dir, plots=s["plots"],
-    )
     # the per-kind tables are checked by their builders, with the file named in errors
-    from .search import check_strategy
+    from .search import build_space, check_strategy
 
+    space = dict(doc["space"])
     try:
-        cfg.space_obj = cfg.build_space()
+        space_obj = build_space(cell, space, ev.readout == "given", base_dir=base_dir)
     except ConfigError:
         raise
     except LstmsearchError as exc:
         chk.wrap("[space]", exc)
     try:
-        cfg.strategy = check_strategy(cfg.strategy, cfg.space_obj, chk)
+        strategy = check_strategy(dict(doc["strategy"]), space_obj, chk)
     except ConfigError:
         raise
     except LstmsearchError as exc:
         chk.wrap("[strategy]", exc)
-    return cfg
+
+    out = Path(st["out"]) if st["out"] else Path("data") / name
+    return StudyConfig(
+        name=name, description=st["description"], source=source, text=text, out=out, cell=cell,
+        task=task, eval=ev, space=space, strategy=strategy,
+        budget_settings=b["settings"], budget_seconds=b["seconds"], keep_weights=keep,
+        max_part_rows=s["max_part_rows"], warm_start=warm, space_obj=space_obj, base_dir=base_dir,
+        plots=s["plots"],
+    )
+
+
+# ------------------------------------------------------------------- writing study files
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_string(s: str) -> str:
+    out = []
+    for ch in s:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        elif 0xD800 <= ord(ch) <= 0xDFFF:
+            raise LstmsearchError(f"cannot write the string {s!r} in a study file: it holds a lone surrogate")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_key(k) -> str:
+    if not isinstance(k, str):
+        raise LstmsearchError(f"cannot write the key {k!r} in a study file: keys are strings")
+    return k if _BARE_KEY.fullmatch(k) else _toml_string(k)
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return _toml_string(v)
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    if isinstance(v, numbers.Real):
+        v = float(v)
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return re.sub(r"e([+-])0+(?=\d)", r"e\1", repr(v))  # 1e-05 -> 1e-5
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }" if v else "{}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise LstmsearchError(f"cannot write the value {v!r} ({type(v).__name__}) in a study file")
+
+
+def _table_of_tables(v) -> bool:
+    return isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(x, dict) for x in v)
+
+
+def study_toml(doc: Dict[str, Any], comments: Optional[Dict[str, str]] = None) -> str:
+    """The TOML text of a study document: ``tomllib.loads(study_toml(doc)) == doc``.
+
+    The one writer of study files (anchor studies, constructions, tests). Top-level dicts are
+    tables (``[cell]``), lists of dicts inside a table are arrays of tables (``[[space.rule]]``,
+    after the table's own keys), other dicts and lists are inline; keys keep their order and
+    tables are separated by one blank line, so equal documents give equal text. Inside an
+    element of an array of tables everything is inline. Floats are
+    written exactly (``repr``, exponent without leading zeros: ``1e-5``; ``inf``, ``nan``).
+
+    ``comments`` puts ``# `` lines before a table: the key is its name (``"space"``), an
+    element of an array of tables is ``"space.rule[3]"`` (0-based), ``""`` is the top of
+    the file (followed by a blank line).
+    """
+    comments = comments or {}
+    unknown = [k for k in comments if k != "" and not re.fullmatch(r"[^\[\]]+(\[\d+\])?", k)]
+    if unknown:
+        raise LstmsearchError(f"cannot place the comment {unknown[0]!r}: name a table or array element")
+
+    def note(key):
+        text = comments.get(key)
+        if text is None:
+            return []
+        return [("# " + ln).rstrip(" ") if ln else "#" for ln in text.splitlines()]
+
+    def body(table: Dict[str, Any], inline_all: bool = False):
+        return [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items()
+                if inline_all or not _table_of_tables(v)]
+
+    blocks = []
+    top = note("")
+    if top:
+        blocks.append("\n".join(top) + "\n")
+    scalars = {k: v for k, v in doc.items() if not isinstance(v, dict)}
+    if scalars:
+        blocks.append("".join(ln + "\n" for ln in body(scalars)))
+    for name, table in doc.items():
+        if not isinstance(table, dict):
+            continue
+        header = _toml_key(name)
+        blocks.append("".join(ln + "\n" for ln in note(name) + [f"[{header}]"] + body(table)))
+        for key, items in table.items():
+            if _table_of_tables(items):
+                for i, item in enumerate(items):
+                    lines = note(f"{name}.{key}[{i}]") + [f"[[{header}.{_toml_key(key)}]]"] + body(item, True)
+                    blocks.append("".join(ln + "\n" for ln in lines))
+    return "\n".join(blocks)
 
 
 def load_study(path, overrides: Optional[Dict[str, Any]] = None) -> StudyConfig:

@@ -36,8 +36,7 @@ def open_study(ref: Union[str, Path, StudyConfig], data_dir: Union[str, Path] = 
             store = Store(root)
             m = store.read_manifest()
             cfg = parse_study(m["study_text"], source=f"{root}/manifest.json", base_dir=Path(m.get("base_dir", ".")))
-            cfg.out = root
-            return cfg, store
+            return cfg.with_out(root), store
     raise LstmsearchError(f"no study {str(ref)!r}: expected a study file (.toml), a study folder with a "
                           f"manifest.json, or a study name under {str(data_dir)!r}/")
 

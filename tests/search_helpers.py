@@ -1,6 +1,9 @@
 """Small study files for the search/store/study tests (tiny cells, short sequences)."""
 
+import tomllib
 from pathlib import Path
+
+from lstmsearch.config import study_toml
 
 MASKED = """
 [space]
@@ -31,30 +34,27 @@ STRATEGIES = {
 }
 
 
+def _toml(text):
+    """A TOML fragment (a table, or a value written as TOML) as Python data."""
+    return tomllib.loads(text)
+
+
 def study_text(name, out, strategy="sweep", budget=200, cell="lstm", hidden=3, length=6, extra="",
                space=MASKED, keep_weights=20, strategy_text=None):
-    return f"""
-[study]
-name = "{name}"
-out = "{Path(out).as_posix()}"
-[cell]
-kind = "{cell}"
-hidden = {hidden}
-[task]
-kind = "recall_first"
-length = {length}
-[eval]
-sequences = 24
-heldout = 24
-seed = 3
-{space}
-{strategy_text or STRATEGIES[strategy]}
-[budget]
-settings = {budget}
-[store]
-keep_weights = {keep_weights}
-{extra}
-"""
+    """A study file written by ``study_toml``; ``space``, ``strategy_text`` and ``extra`` are TOML
+    tables, ``keep_weights`` a number or a TOML value (``'"all"'``)."""
+    doc = {"study": {"name": name, "out": Path(out).as_posix()},
+           "cell": {"kind": cell, "hidden": hidden},
+           "task": {"kind": "recall_first", "length": length},
+           "eval": {"sequences": 24, "heldout": 24, "seed": 3}}
+    doc.update(_toml(space))
+    doc.update(_toml(strategy_text or STRATEGIES[strategy]))
+    doc["budget"] = {"settings": budget}
+    doc["store"] = {"keep_weights": _toml(f"v = {keep_weights}")["v"] if isinstance(keep_weights, str) else keep_weights}
+    for table, body in _toml(extra).items():
+        assert table not in doc, f"extra repeats the table [{table}]"
+        doc[table] = body
+    return study_toml(doc)
 
 
 def write_study(tmp_path, name="s", **kw):

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lstmsearch import Cell, run_study
-from lstmsearch.config import parse_study
+from lstmsearch.config import parse_study, study_toml
 from lstmsearch.errors import ConfigError
 from lstmsearch.errors import LstmsearchError
 from lstmsearch.store import Store
@@ -150,18 +150,6 @@ _KEYS = {"cell": ["kind", "hidden", "inputs", "outputs", "hiden"],
          "strategy": ["kind", "batch", "method", "sampler", "popsize"]}
 
 
-def _toml_value(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return "nan" if v != v else ("inf" if v == float("inf") else "-inf" if v == float("-inf") else repr(v))
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').encode("unicode_escape").decode() + '"'
-    if isinstance(v, list):
-        return "[" + ", ".join(map(_toml_value, v)) + "]"
-    return str(v)
-
-
 @st.composite
 def mutated_study(draw):
     doc = tomllib.loads(BASE)
@@ -169,14 +157,7 @@ def mutated_study(draw):
         table = draw(st.sampled_from(sorted(_KEYS)))
         key = draw(st.sampled_from(_KEYS[table]))
         doc.setdefault(table, {})[key] = draw(_VALUES)
-    lines = []
-    for table, body in doc.items():
-        if table == "space":
-            continue
-        lines.append(f"[{table}]")
-        lines += [f"{k} = {_toml_value(v) if not isinstance(v, dict) else '{ ' + ', '.join(f'{a} = {_toml_value(b)}' for a, b in v.items()) + ' }'}"
-                  for k, v in body.items()]
-    return "\n".join(lines) + "\n" + MASKED
+    return study_toml(doc)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

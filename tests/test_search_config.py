@@ -67,3 +67,35 @@ def test_cli_reports_one_line_without_traceback(tmp_path):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "hidden must be > 0" in r.stderr and str(p) in r.stderr
+
+
+def test_a_study_config_is_frozen_and_with_out_gives_a_new_one(tmp_path):
+    import dataclasses
+
+    from lstmsearch.run.loop import study_config
+
+    cfg = load_study(ROOT / "studies" / "quickstart.toml")
+    for name, value in (("out", tmp_path), ("space_obj", None), ("strategy", {}), ("text", "")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(cfg, name, value)
+    out0, ident = cfg.out, cfg.identity()
+    moved = cfg.with_out(tmp_path / "elsewhere")
+    assert moved is not cfg and moved.out == tmp_path / "elsewhere" and cfg.out == out0
+    assert moved.identity() == ident and moved.text == cfg.text and moved.space_obj is cfg.space_obj
+    assert dataclasses.replace(moved, out=out0) == cfg
+    # the overrides of a run: a new config, the same study; the caller's config is left alone
+    run_cfg = study_config(cfg, budget=7, backend="cpu", out=tmp_path / "o")
+    assert run_cfg.out == tmp_path / "o" and run_cfg.budget_settings == 7 and run_cfg.identity() == ident
+    assert cfg.out == out0 and cfg.budget_settings != 7
+    assert study_config(ROOT / "studies" / "quickstart.toml", out=tmp_path / "p").out == tmp_path / "p"
+    over = parse_study(cfg.text, overrides={"study.out": str(tmp_path / "q"), "budget.settings": 3})
+    assert over.out == tmp_path / "q" and over.budget_settings == 3 and over.identity() == ident
+    # a study opened from its folder: the folder is its out, the identity the manifest's
+    import json
+
+    from lstmsearch.query import open_study
+
+    folder = ROOT / "data" / "examples" / "recall_first_lstm32"
+    opened, _ = open_study(folder)
+    assert opened.out == folder
+    assert opened.identity() == json.loads((folder / "manifest.json").read_text())["identity"]

@@ -31,6 +31,7 @@ from typing import Optional
 import numpy as np
 
 from ..cells import Cell
+from ..config import study_toml
 from ..errors import require
 from ..tasks import Task
 from ..analysis.length import collect_states, fit_readouts
@@ -92,46 +93,16 @@ def study_text(kind: str, hidden: int, length: int = 40, budget: int = 20000, se
     (bias_hh fixed at 0, the readout fitted), on ``recall_window`` with k = 2H + 2 by default."""
     k = window(hidden) if k is None else k
     name = name or f"memory_{kind}_h{hidden}"
-    return f"""[study]
-name = "{name}"
-description = "memory throughput: {kind}, H={hidden}, recall the {k} most recent of {length} numbers"
-
-[cell]
-kind = "{kind}"
-hidden = {hidden}
-
-[task]
-kind = "recall_window"
-length = {length}
-k = {k}
-dist = {{ kind = "uniform", low = -1.0, high = 1.0 }}
-
-[eval]
-sequences = {sequences}
-heldout = {sequences}
-seed = {seed}
-readout = "fit"
-
-[space]
-kind = "masked"
-default = "fixed"
-
-[[space.rule]]
-block = ["weight_ih", "weight_hh", "bias_ih"]
-tie = "none"
-low = -2.0
-high = 2.0
-
-[strategy]
-kind = "cmaes"
-sigma = 0.15
-popsize = 64
-restarts = "ipop"
-seed = {seed}
-
-[budget]
-settings = {budget}
-
-[store]
-keep_weights = 4
-"""
+    return study_toml({
+        "study": {"name": name, "description": f"memory throughput: {kind}, H={hidden}, recall the {k} most "
+                                               f"recent of {length} numbers"},
+        "cell": {"kind": kind, "hidden": hidden},
+        "task": {"kind": "recall_window", "length": length, "k": k,
+                 "dist": {"kind": "uniform", "low": -1.0, "high": 1.0}},
+        "eval": {"sequences": sequences, "heldout": sequences, "seed": seed, "readout": "fit"},
+        "space": {"kind": "masked", "default": "fixed",
+                  "rule": [{"block": ["weight_ih", "weight_hh", "bias_ih"], "tie": "none", "low": -2.0, "high": 2.0}]},
+        "strategy": {"kind": "cmaes", "sigma": 0.15, "popsize": 64, "restarts": "ipop", "seed": seed},
+        "budget": {"settings": budget},
+        "store": {"keep_weights": 4},
+    })

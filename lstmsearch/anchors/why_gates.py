@@ -33,6 +33,7 @@ from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 import numpy as np
 import pyarrow as pa
 
+from ..config import study_toml
 from ..errors import require
 
 #: Bias that holds a removed gate open: sigma(20) = 1 - 2.1e-9.
@@ -65,88 +66,38 @@ def study_text(variant: str, length: int, hidden: int = HIDDEN, budget: int = BU
     """The study file (TOML text) of one grid point."""
     require(variant in VARIANTS, f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
     kind, held, label = VARIANTS[variant]
-    held_rules = ""
+    rules = [
+        {"block": "weight_ih", "tie": "gate", "low": -3.0, "high": 3.0},
+        {"block": "weight_hh", "part": "diagonal", "tie": "gate", "low": -60.0, "high": 60.0},
+        {"block": "bias_ih", "tie": "gate", "low": -30.0, "high": 30.0},
+    ]
+    comments = {
+        "": f"Why gates (written by studies/why_gates.py --write; see lstmsearch/analysis/why_gates.py):\n"
+            f"{label}, H = {hidden}, recall x_1 after {length} numbers uniform in [-1, 1].\n"
+            f"  lstmsearch run studies/why_gates/{variant}_n{length}.toml",
+        "space": "Gate-tied space of the shipped studies: per gate one input weight, one diagonal\n"
+                 "recurrent weight, one bias; off-diagonal recurrence and bias_hh fixed at 0.",
+    }
     if held is not None:
-        held_rules = f"""
-# {label}: the gate is held open -- input and recurrent weights 0, bias {HELD_BIAS:g}
-# (sigmoid({HELD_BIAS:g}) = 1 - 2.1e-9). These rules come last, so they win over the ones above.
-[[space.rule]]
-block = ["weight_ih", "weight_hh"]
-gate = "{held}"
-mode = "fixed"
-value = 0.0
-
-[[space.rule]]
-block = "bias_ih"
-gate = "{held}"
-mode = "fixed"
-value = {HELD_BIAS:.1f}
-"""
-    return f"""# Why gates (written by studies/why_gates.py --write; see lstmsearch/analysis/why_gates.py):
-# {label}, H = {hidden}, recall x_1 after {length} numbers uniform in [-1, 1].
-#   lstmsearch run studies/why_gates/{variant}_n{length}.toml
-
-[study]
-name = "{study_name(variant, length)}"
-description = "why gates: {label}, H={hidden}, recall_first n={length}"
-
-[cell]
-kind = "{kind}"
-hidden = {hidden}
-
-[task]
-kind = "recall_first"
-length = {length}
-dist = {{ kind = "uniform", low = -1.0, high = 1.0 }}
-
-[eval]
-sequences = {sequences}
-heldout = {sequences}
-seed = {seed}
-readout = "fit"
-solved = 1e-5
-
-# Gate-tied space of the shipped studies: per gate one input weight, one diagonal
-# recurrent weight, one bias; off-diagonal recurrence and bias_hh fixed at 0.
-[space]
-kind = "masked"
-default = "fixed"
-value = 0.0
-
-[[space.rule]]
-block = "weight_ih"
-tie = "gate"
-low = -3.0
-high = 3.0
-
-[[space.rule]]
-block = "weight_hh"
-part = "diagonal"
-tie = "gate"
-low = -60.0
-high = 60.0
-
-[[space.rule]]
-block = "bias_ih"
-tie = "gate"
-low = -30.0
-high = 30.0
-{held_rules}
-[strategy]
-kind = "optuna"
-sampler = "cmaes"
-batch = 16
-objectives = ["nmse"]
-region = {{ size = {region}, scale = [0.01, 1.0] }}
-sampler_options = {{ popsize = 16 }}
-seed = {seed}
-
-[budget]
-settings = {budget}
-
-[store]
-keep_weights = 10
-"""
+        comments[f"space.rule[{len(rules)}]"] = (
+            f"{label}: the gate is held open -- input and recurrent weights 0, bias {HELD_BIAS:g}\n"
+            f"(sigmoid({HELD_BIAS:g}) = 1 - 2.1e-9). These rules come last, so they win over the ones above.")
+        rules += [{"block": ["weight_ih", "weight_hh"], "gate": held, "mode": "fixed", "value": 0.0},
+                  {"block": "bias_ih", "gate": held, "mode": "fixed", "value": float(HELD_BIAS)}]
+    doc = {
+        "study": {"name": study_name(variant, length),
+                  "description": f"why gates: {label}, H={hidden}, recall_first n={length}"},
+        "cell": {"kind": kind, "hidden": hidden},
+        "task": {"kind": "recall_first", "length": length, "dist": {"kind": "uniform", "low": -1.0, "high": 1.0}},
+        "eval": {"sequences": sequences, "heldout": sequences, "seed": seed, "readout": "fit", "solved": 1e-5},
+        "space": {"kind": "masked", "default": "fixed", "value": 0.0, "rule": rules},
+        "strategy": {"kind": "optuna", "sampler": "cmaes", "batch": 16, "objectives": ["nmse"],
+                     "region": {"size": region, "scale": [0.01, 1.0]}, "sampler_options": {"popsize": 16},
+                     "seed": seed},
+        "budget": {"settings": budget},
+        "store": {"keep_weights": 10},
+    }
+    return study_toml(doc, comments)
 
 
 def write_studies(folder, variants: Iterable[str] = VARIANTS, lengths: Iterable[int] = LENGTHS,

@@ -17,7 +17,6 @@ already stored (same name and options) is not written again: its row is returned
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Dict, Optional, Tuple
@@ -25,7 +24,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from ..cells import Cell
-from ..config import parse_study
+from ..config import parse_study, study_toml
 from ..errors import require
 from ..search.base import Batch
 from ..store import Store
@@ -35,58 +34,35 @@ from ..tasks import Task
 from .loop import local_evaluate
 
 
-def _toml_value(v) -> str:
+def _finite(v) -> None:
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, float):
+        for x in v.values():
+            _finite(x)
+    elif isinstance(v, (list, tuple)):
+        for x in v:
+            _finite(x)
+    elif isinstance(v, float):
         require(np.isfinite(v), f"cannot store the non-finite value {v} in a study file")
-        return repr(v)
-    return json.dumps(v)  # str, int, bool
 
 
 def study_text(name: str, cell: Cell, task: Task, sequences: int, seed: int, backend: str,
                out: str, rows: int) -> str:
     """The study file text of a construction study (kept in its manifest)."""
-    task_lines = "\n".join(f"{k} = {_toml_value(v)}" for k, v in task.spec().items())
-    return f"""# Hand-built constructions written by `lstmsearch construct --study {name}`.
-# Each row is a construction scored with its own readout; nothing is searched.
-
-[study]
-name = {json.dumps(name)}
-description = "hand-built constructions ({cell.kind}, H={cell.hidden})"
-out = {json.dumps(out)}
-
-[cell]
-kind = {json.dumps(cell.kind)}
-hidden = {cell.hidden}
-inputs = {cell.inputs}
-outputs = {cell.outputs}
-
-[task]
-{task_lines}
-
-[eval]
-sequences = {sequences}
-heldout = {sequences}
-seed = {seed}
-backend = {json.dumps(backend)}
-readout = "given"
-
-[space]
-kind = "full"
-
-[strategy]
-kind = "sweep"
-batch = 1
-
-[budget]
-settings = {rows}
-
-[store]
-keep_weights = "all"
-"""
+    spec = task.spec()
+    _finite(spec)
+    return study_toml({
+        "study": {"name": name, "description": f"hand-built constructions ({cell.kind}, H={cell.hidden})",
+                  "out": out},
+        "cell": {"kind": cell.kind, "hidden": cell.hidden, "inputs": cell.inputs, "outputs": cell.outputs},
+        "task": spec,
+        "eval": {"sequences": sequences, "heldout": sequences, "seed": seed, "backend": backend,
+                 "readout": "given"},
+        "space": {"kind": "full"},
+        "strategy": {"kind": "sweep", "batch": 1},
+        "budget": {"settings": rows},
+        "store": {"keep_weights": "all"},
+    }, {"": f"Hand-built constructions written by `lstmsearch construct --study {name}`.\n"
+            "Each row is a construction scored with its own readout; nothing is searched."})
 
 
 def store_construction(cell: Cell, params: np.ndarray, task: Task, name: str, construction: str,

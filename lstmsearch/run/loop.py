@@ -54,15 +54,14 @@ def study_config(study, budget=None, seconds=None, backend=None, out=None, stora
         overrides["strategy.storage"] = storage
     if isinstance(study, StudyConfig):
         cfg = study if not overrides else parse_study(study.text, study.source, study.base_dir, overrides)
-        cfg.out = study.out if out is None else Path(out)
+        cfg = cfg.with_out(study.out if out is None else out)
     elif Path(study).suffix == ".toml":
         cfg = load_study(study, overrides)
         if out is not None:
-            cfg.out = Path(out)
+            cfg = cfg.with_out(out)
     else:  # a study folder or name: the study file text kept in its manifest
         cfg0, _ = open_study(study)
-        cfg = parse_study(cfg0.text, cfg0.source, cfg0.base_dir, overrides)
-        cfg.out = cfg0.out if out is None else Path(out)
+        cfg = parse_study(cfg0.text, cfg0.source, cfg0.base_dir, overrides).with_out(cfg0.out if out is None else out)
     check_backend(cfg.eval.backend)  # "cuda" without numba-cuda or a GPU: refused before any work
     return cfg
 
