@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..config import StudyConfig, load_study, parse_study
+from ..config import DATA_DIR, StudyConfig, load_study, parse_study
 from ..errors import DiskFullError, LstmsearchError, require
 from ..evaluate import evaluate
 from ..kernels import check_backend, describe_auto
@@ -32,7 +32,13 @@ from ..store.rows import TopK, rows_table
 from .report import RunReport
 
 
-def study_config(study, budget=None, seconds=None, backend=None, out=None, storage=None) -> StudyConfig:
+def study_config(study, budget=None, seconds=None, backend=None, out=None, storage=None, data_dir=None) -> StudyConfig:
+    """The study to run, with the command line's overrides.
+
+    The result folder: ``out`` exactly when given; else a study file's ``[study] out``, else
+    ``data_dir``/NAME (``data_dir`` default ``data``); a study folder or a name under ``data_dir``
+    is its own folder.
+    """
     overrides = {}
     if backend is not None:
         overrides["eval.backend"] = backend
@@ -46,19 +52,22 @@ def study_config(study, budget=None, seconds=None, backend=None, out=None, stora
         overrides["budget.seconds"] = float(seconds)
     if storage is not None:
         require(isinstance(storage, str) and storage, f"storage must be a URL, got {storage!r}")
-        plain = study_config(study, budget, seconds, backend, out)
+        plain = study_config(study, budget, seconds, backend, out, data_dir=data_dir)
         require(strategy_class(plain).shared_storage, f"--storage is the Optuna storage of strategy optuna; study "
                                                     f"{plain.name} uses {plain.strategy['kind']}")
         overrides["strategy.storage"] = storage
     if isinstance(study, StudyConfig):
-        cfg = study if not overrides else parse_study(study.text, study.source, study.base_dir, overrides)
-        cfg.out = study.out if out is None else Path(out)
+        if data_dir is not None and out is None:  # the folder under data_dir, unless [study] out is set
+            cfg = parse_study(study.text, study.source, study.base_dir, overrides, data_dir=data_dir)
+        else:
+            cfg = study if not overrides else parse_study(study.text, study.source, study.base_dir, overrides)
+            cfg.out = study.out if out is None else Path(out)
     elif Path(study).suffix == ".toml":
-        cfg = load_study(study, overrides)
+        cfg = load_study(study, overrides, data_dir=DATA_DIR if data_dir is None else data_dir)
         if out is not None:
             cfg.out = Path(out)
     else:  # a study folder or name: the study file text kept in its manifest
-        cfg0, _ = open_study(study)
+        cfg0, _ = open_study(study, DATA_DIR if data_dir is None else data_dir)
         cfg = parse_study(cfg0.text, cfg0.source, cfg0.base_dir, overrides)
         cfg.out = cfg0.out if out is None else Path(out)
     check_backend(cfg.eval.backend)  # "cuda" without numba-cuda or a GPU: refused before any work
@@ -240,7 +249,7 @@ def run_loop(cfg, store, manifest, messages, progress, echo, worker=None, evalua
         best_row=best[1], best_nmse=best[0], wall_s=wall, evaluate_s=eval_s, strategy_s=strat_s, io_s=io_s,
         outside_share=(wall - eval_s) / wall if wall > 0 else 0.0,
         strategy_ms_per_setting=1e3 * strat_s / n_run if n_run else 0.0,
-        settings_per_s=n_run / wall if wall > 0 else 0.0, messages=messages,
+        settings_per_s=n_run / wall if wall > 0 else 0.0, messages=messages, budget=target,
     )
 
 

@@ -25,10 +25,16 @@ class RunReport:
     strategy_ms_per_setting: float
     settings_per_s: float
     messages: List[str]
+    budget: Optional[int] = None  # the settings budget of the run ([budget] settings or --budget)
 
     def lines(self) -> List[str]:
-        out = [f"study {self.study}: {self.settings} settings evaluated in this run, {self.rows} rows in "
-               f"{self.store}" + (" (budget spent)" if self.complete else "")]
+        if self.complete and not self.settings and self.budget is not None:
+            # run again at a spent budget: say so, and how to go on
+            out = [f"study {self.study}: the budget of {self.budget} settings is spent ({self.rows} rows in "
+                   f"{self.store}); run with --budget N (N > {self.rows}) to continue"]
+        else:
+            out = [f"study {self.study}: {self.settings} settings evaluated in this run, {self.rows} rows in "
+                   f"{self.store}" + (" (budget spent)" if self.complete else "")]
         if self.best_row is not None:
             out.append(f"best     nmse {self.best_nmse:.4g} (row {self.best_row})")
         if self.settings:

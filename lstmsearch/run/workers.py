@@ -131,8 +131,8 @@ class Worker:
                 self.echo(f"could not resolve the unfinished trials ({exc}); the next run will")
 
 
-def _worker_config(study, budget, seconds, backend, out, storage):
-    cfg = study_config(study, budget, seconds, backend, out, storage)
+def _worker_config(study, budget, seconds, backend, out, storage, data_dir=None):
+    cfg = study_config(study, budget, seconds, backend, out, storage, data_dir=data_dir)
     require(strategy_class(cfg).shared_storage,
             f"workers share an Optuna study; study {cfg.name} uses strategy {cfg.strategy['kind']}: "
             "spread its batches over a cluster with lstmsearch run --dask SCHEDULER instead")
@@ -150,11 +150,12 @@ def _ensure_manifest(cfg, store: Store):
 
 def run_worker(study, storage: Optional[str] = None, slot: Optional[int] = None, budget=None, seconds=None,
                backend=None, out=None, progress=False, echo=None, heartbeat_s: float = 5.0,
-               grace_s: float = 30.0, storage_retry_s: float = 120.0):
-    """Join a study as one worker (see the module doc); returns its :class:`RunReport`."""
+               grace_s: float = 30.0, storage_retry_s: float = 120.0, data_dir=None):
+    """Join a study as one worker (see the module doc); returns its :class:`RunReport`.
+    ``out`` is the exact result folder; ``data_dir`` its parent (see :func:`~lstmsearch.run.loop.study_config`)."""
     echo = echo or (lambda s: None)
     storage = storage or os.environ.get("LSTMSEARCH_STORAGE") or None
-    cfg = _worker_config(study, budget, seconds, backend, out, storage)
+    cfg = _worker_config(study, budget, seconds, backend, out, storage, data_dir)
     base = Store(cfg.out)
     _ensure_manifest(cfg, base)
     holder = base.lock_holder()
@@ -179,7 +180,7 @@ def run_worker(study, storage: Optional[str] = None, slot: Optional[int] = None,
 
 # -------------------------------------------------------------------- supervisor
 def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress=False, echo=None, out=None,
-                storage=None, heartbeat_s: float = 5.0, grace_s: float = 30.0, max_restarts: int = 3):
+                storage=None, heartbeat_s: float = 5.0, grace_s: float = 30.0, max_restarts: int = 3, data_dir=None):
     """``lstmsearch run --workers N``: start N worker processes on this machine and supervise them.
 
     A worker that dies is noticed at once: its trials in flight are recovered (told from
@@ -189,7 +190,7 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
     from tqdm.auto import tqdm
 
     echo = echo or (lambda s: None)
-    cfg = _worker_config(study, budget, seconds, backend, out, storage)
+    cfg = _worker_config(study, budget, seconds, backend, out, storage, data_dir)
     store = Store(cfg.out)
     _ensure_manifest(cfg, store)
     messages = store.acquire(mode="workers")
@@ -312,7 +313,7 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
         best_nmse=best, wall_s=wall, evaluate_s=ev_s, strategy_s=st_s, io_s=io_s,
         outside_share=(busy - ev_s) / busy if busy > 0 else 0.0,
         strategy_ms_per_setting=1e3 * st_s / settings if settings else 0.0,
-        settings_per_s=settings / wall if wall > 0 else 0.0, messages=messages)
+        settings_per_s=settings / wall if wall > 0 else 0.0, messages=messages, budget=cfg.budget_settings)
 
 
 def worker_status(study, data_dir="data") -> List[dict]:
