@@ -2,7 +2,8 @@
 
 A study file (``studies/*.toml``, read with Python's ``tomllib``) has these tables::
 
-    [study]      name, description, out (result folder; default data/<name>)
+    [study]      name, description, out (result folder; default DATA/<name>, DATA = data unless
+                 the caller passes another ``data_dir``, e.g. ``lstmsearch run --data``)
     [cell]       kind, hidden, inputs, outputs  (inputs/outputs default to the task's)
     [task]       kind, length, dist = {kind = "uniform", ...} and the task's own parameters
     [eval]       sequences, heldout, seed, backend, readout ("fit" | "given"), ridge, solved
@@ -119,6 +120,15 @@ class Checker:
         raise ConfigError(f"{self.source}: {where}: {exc}") from exc
 
 
+#: Default parent folder of study results: a study named NAME keeps its rows in DATA_DIR/NAME
+#: unless its file sets ``[study] out`` (``--data`` of every command).
+DATA_DIR = "data"
+
+#: Default nmse below which a setting counts as solved: ``[eval] solved`` of a study and
+#: ``lstmsearch evaluate --solved``.
+SOLVED_NMSE = 1e-5
+
+
 # ------------------------------------------------------------------------- config
 @dataclass(frozen=True)
 class EvalConfig:
@@ -130,7 +140,7 @@ class EvalConfig:
     backend: str = "cpu"
     readout: str = "fit"
     ridge: float = 1e-6
-    solved: float = 1e-5
+    solved: float = SOLVED_NMSE
 
 
 @dataclass(frozen=True)
@@ -181,7 +191,7 @@ _CELL = {"kind": ((str,), REQUIRED), "hidden": ((int,), REQUIRED), "inputs": ((i
          "outputs": ((int,), None)}
 _EVAL = {"sequences": ((int,), 256), "heldout": ((int,), None), "seed": ((int,), 0),
          "backend": ((str,), "cpu"), "readout": ((str,), "fit"), "ridge": ((float,), 1e-6),
-         "solved": ((float,), 1e-5)}
+         "solved": ((float,), SOLVED_NMSE)}
 _BUDGET = {"settings": ((int,), None), "seconds": ((float,), None)}
 _STORE = {"keep_weights": ((int, str), 100), "max_part_rows": ((int,), 65536), "plots": ((bool,), False)}
 _WARM = {"study": ((str,), REQUIRED), "k": ((int,), 8)}
@@ -194,8 +204,9 @@ MAX_SEQUENCES = 1_000_000
 
 
 def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
-                overrides: Optional[Dict[str, Any]] = None) -> StudyConfig:
-    """Validate study-file text; ``overrides`` ({"budget.settings": 10, ...}) win over the file."""
+                overrides: Optional[Dict[str, Any]] = None, data_dir=DATA_DIR) -> StudyConfig:
+    """Validate study-file text; ``overrides`` ({"budget.settings": 10, ...}) win over the file.
+    The result folder is ``[study] out``, else ``data_dir``/NAME."""
     chk = Checker(source)
     try:
         doc = tomllib.loads(text)
@@ -309,7 +320,7 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
     except LstmsearchError as exc:
         chk.wrap("[strategy]", exc)
 
-    out = Path(st["out"]) if st["out"] else Path("data") / name
+    out = Path(st["out"]) if st["out"] else Path(data_dir) / name
     return StudyConfig(
         name=name, description=st["description"], source=source, text=text, out=out, cell=cell,
         task=task, eval=ev, space=space, strategy=strategy,
@@ -418,8 +429,8 @@ def study_toml(doc: Dict[str, Any], comments: Optional[Dict[str, str]] = None) -
     return "\n".join(blocks)
 
 
-def load_study(path, overrides: Optional[Dict[str, Any]] = None) -> StudyConfig:
-    """Read and validate a study file."""
+def load_study(path, overrides: Optional[Dict[str, Any]] = None, data_dir=DATA_DIR) -> StudyConfig:
+    """Read and validate a study file (results in ``[study] out``, else ``data_dir``/NAME)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"study file {str(p)!r} not found; pass a path to a .toml study file")
@@ -427,4 +438,4 @@ def load_study(path, overrides: Optional[Dict[str, Any]] = None) -> StudyConfig:
         text = p.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: cannot be read: {exc}") from exc
-    return parse_study(text, source=str(p), base_dir=p.parent.resolve(), overrides=overrides)
+    return parse_study(text, source=str(p), base_dir=p.parent.resolve(), overrides=overrides, data_dir=data_dir)

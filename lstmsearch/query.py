@@ -13,23 +13,25 @@ from typing import List, Optional, Union
 import numpy as np
 import pyarrow as pa
 
-from .config import StudyConfig, load_study, parse_study
+from .config import DATA_DIR, StudyConfig, load_study, parse_study
 from .errors import LstmsearchError, install_hint, require
 from .search import regenerate_settings
 from .store import Store, schema
 
 
-def open_study(ref: Union[str, Path, StudyConfig], data_dir: Union[str, Path] = "data"):
+def open_study(ref: Union[str, Path, StudyConfig], data_dir: Union[str, Path] = DATA_DIR):
     """(config, store) for a study file, a study folder, or a study name under ``data_dir``.
 
-    A folder or name is read through its manifest (the study file text stored there), so
-    results can be queried and reproduced without the original study file.
+    A study file's results are in its ``[study] out``, else ``data_dir``/NAME. A folder or
+    name is read through its manifest (the study file text stored there), so results can be
+    queried and reproduced without the original study file. A name not found under
+    ``data_dir`` but found one folder deeper (``data/examples/NAME``) is named in the error.
     """
     if isinstance(ref, StudyConfig):
         return ref, Store(ref.out)
     p = Path(ref)
     if p.suffix == ".toml":
-        cfg = load_study(p)
+        cfg = load_study(p, data_dir=data_dir)
         return cfg, Store(cfg.out)
     for root in (p, Path(data_dir) / str(ref)):
         if (root / "manifest.json").is_file():
@@ -37,8 +39,34 @@ def open_study(ref: Union[str, Path, StudyConfig], data_dir: Union[str, Path] = 
             m = store.read_manifest()
             cfg = parse_study(m["study_text"], source=f"{root}/manifest.json", base_dir=Path(m.get("base_dir", ".")))
             return cfg.with_out(root), store
+    hint = "".join(f"; try --data {d}" for d in _elsewhere(str(ref), data_dir)[:1])
     raise LstmsearchError(f"no study {str(ref)!r}: expected a study file (.toml), a study folder with a "
-                          f"manifest.json, or a study name under {str(data_dir)!r}/")
+                          f"manifest.json, or a study name under {str(data_dir)!r}/{hint}")
+
+
+def _elsewhere(name: str, data_dir) -> List[str]:
+    """Folders other than ``data_dir`` that hold a study ``name``: the sub-folders of ``data_dir``
+    (``data/examples``) and ``data/examples`` itself."""
+    if not name or Path(name).name != name or name in (".", ".."):
+        return []
+    found = []
+    for parent in [Path(data_dir), Path(DATA_DIR)]:
+        try:
+            subs = sorted(d for d in parent.iterdir() if d.is_dir())
+        except OSError:
+            continue
+        for d in subs:
+            if (d / name / "manifest.json").is_file() and d.as_posix() not in found:
+                found.append(d.as_posix())
+    return found
+
+
+def best_row(study, data_dir=DATA_DIR) -> int:
+    """The row id with the smallest nmse (ties: the smallest row id); what ``ROW = best`` means."""
+    cfg, store = open_study(study, data_dir)
+    require(store.count(), f"study {cfg.name} in {store.root} has no rows yet")
+    t = top_rows(cfg, 1, columns=["row", "nmse"], data_dir=data_dir)
+    return int(t.column("row")[0].as_py())
 
 
 #: Columns shown by ``top``/``query`` by default (the big lists are left out).
@@ -75,7 +103,7 @@ def parse_where(text: str):
     return expr
 
 
-def load_results(study, where=None, columns: Optional[List[str]] = None, data_dir="data") -> pa.Table:
+def load_results(study, where=None, columns: Optional[List[str]] = None, data_dir=DATA_DIR) -> pa.Table:
     """A study's rows as a pyarrow Table (sorted by row id).
 
     ``where`` is a pyarrow compute expression or a filter string (``"nmse < 1e-3 and finite == true"``);
@@ -95,14 +123,14 @@ def load_results(study, where=None, columns: Optional[List[str]] = None, data_di
         raise LstmsearchError(f"cannot apply the filter: {str(exc).splitlines()[0]}") from exc
 
 
-def top_rows(study, k: int = 10, where=None, data_dir="data", columns=SUMMARY_COLUMNS) -> pa.Table:
+def top_rows(study, k: int = 10, where=None, data_dir=DATA_DIR, columns=SUMMARY_COLUMNS) -> pa.Table:
     """The ``k`` best rows by nmse then row id (``columns``: default :data:`SUMMARY_COLUMNS`,
     None for all): what ``lstmsearch top`` prints."""
     t = load_results(study, columns=columns, where=where, data_dir=data_dir)
     return t.sort_by([("nmse", "ascending"), ("row", "ascending")]).slice(0, k)
 
 
-def sql(study, query: str, data_dir="data") -> pa.Table:
+def sql(study, query: str, data_dir=DATA_DIR) -> pa.Table:
     """Run SQL through DuckDB over the study's rows, visible as the table ``rows``."""
     try:
         import duckdb

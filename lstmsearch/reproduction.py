@@ -5,13 +5,14 @@
 1. on the *stored* sequences (the study's seed: training stream 0, held-out stream 1),
    fitting the readout again as the study did -- on the same backend this gives the
    stored error bit for bit;
-2. on *fresh* sequences (another seed) at 1x, 10x and 100x the study's length, with the
-   stored readout (the weights found at length n, unchanged): the length-generalisation
-   question.
+2. on *fresh* sequences (another seed) at 1x, 10x and 100x the study's length (any positive
+   factors: length n * factor rounded, as :func:`lstmsearch.analysis.length.length_curve`
+   does), with the stored readout (the weights found at length n, unchanged): the
+   length-generalisation question.
 
 :func:`export` writes a row's full setting as a PyTorch state dict (``torch``: the keys of
 ``Cell.torch_model()``: ``rnn.weight_ih_l0``, ..., ``readout.weight``, ``readout.bias``),
-a NumPy ``.npz`` of torch-named blocks, or JSON.
+a NumPy ``.npz`` of torch-named blocks (``lengths --npz`` and ``explain --npz`` read it), or JSON.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def row_setting(study, row: int, data_dir="data"):
     return cfg, r, setting
 
 
-def reproduce(study, row: int, backend: Optional[str] = None, factors: Sequence[int] = (1, 10, 100),
+def reproduce(study, row: int, backend: Optional[str] = None, factors: Sequence[float] = (1, 10, 100),
               fresh_seed: int = FRESH_SEED, n_sequences: Optional[int] = None, data_dir="data") -> Dict:
     """Re-simulate a stored row; returns a dict with ``stored``, ``same`` and ``fresh`` results.
 
@@ -62,11 +63,12 @@ def reproduce(study, row: int, backend: Optional[str] = None, factors: Sequence[
     fresh = []
     n = n_sequences or ev.heldout
     for f in factors:
-        require(isinstance(f, (int, np.integer)) and f >= 1, f"length factors must be integers >= 1, got {f!r}")
-        task = cfg.task.with_length(cfg.task.length * int(f))
+        require(isinstance(f, (int, float, np.integer, np.floating)) and not isinstance(f, bool)
+                and np.isfinite(f) and f > 0, f"length factors must be positive numbers, got {f!r}")
+        task = cfg.task.with_length(max(cfg.task.min_length, int(round(cfg.task.length * f))))
         t = evaluate(cfg.cell, params, task, n_sequences=n, seed=fresh_seed, backend=backend,
                      readout="given").to_pylist()[0]
-        fresh.append({"factor": int(f), "length": task.length, "nmse": t["nmse"], "mse": t["mse"],
+        fresh.append({"factor": int(f) if float(f).is_integer() else float(f), "length": task.length, "nmse": t["nmse"], "mse": t["mse"],
                       "max_abs_err": t["max_abs_err"], "finite": t["finite"]})
     return {"study": cfg.name, "row": int(row), "backend": backend, "seed": ev.seed, "cell": cfg.cell.kind,
             "hidden": cfg.cell.hidden, "task": cfg.task.describe(), "stored": stored,
@@ -100,7 +102,8 @@ def export(study, row: int, fmt: str = "torch", path=None, data_dir="data", cell
 
     ``torch``: ``torch.save`` of a state dict that ``cell.torch_model()`` loads (nn.LSTM/GRU/RNN
     as ``rnn`` plus an ``nn.Linear`` as ``readout``). ``npz``: torch-named blocks plus a JSON
-    ``meta`` entry. ``json``: cell, task, metrics and nested lists.
+    ``meta`` entry (cell, task, metrics; ``lengths --npz`` and ``explain --npz`` read the file).
+    ``json``: cell, task, metrics and nested lists.
     """
     require(fmt in FORMATS, f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     cfg, r, setting = row_setting(study, row, data_dir)

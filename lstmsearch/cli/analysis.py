@@ -8,10 +8,11 @@
 A setting is given either as a construction (``--cell lstm --hidden 32 --construction
 flag_memory``), as a stored row of a study (``explain STUDY ROW``: the row's full setting
 from :func:`lstmsearch.reproduction.row_setting`, scored on the study's task, seed and
-number of held-out sequences), or as a ``.npz`` file (``--npz FILE``) with arrays ``params`` ((D,) or
-(P, D); ``--index`` picks a row), ``kind``, ``hidden``, ``inputs``, ``outputs`` -- the
-file that ``construct --out`` writes (``construct --study NAME`` writes it into a study
-store instead, see :mod:`.construct_store`). ``report`` is :mod:`.report`. User errors raise
+number of held-out sequences; ROW may be ``best``), or as a ``.npz`` file (``--npz FILE``) with
+arrays ``params`` ((D,) or (P, D); ``--index`` picks a row), ``kind``, ``hidden``, ``inputs``,
+``outputs`` -- the file that ``construct --out`` writes (``construct --study NAME`` writes it
+into a study store instead, see :mod:`lstmsearch.run.construct_store`) -- or the torch-named
+blocks and ``meta`` that ``export --format npz`` writes. ``report`` is :mod:`.report`. User errors raise
 :class:`~lstmsearch.errors.LstmsearchError` (one line; the main CLI prints it, exit 2).
 """
 
@@ -19,11 +20,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+
 import numpy as np
 
 from ..cells import Cell
 from ..errors import LstmsearchError, require
 from ..report import FORMATS, build_report
+from .args import STUDY_HELP, add_data_arg, add_row_arg, parse_list, parse_row
 
 
 # ------------------------------------------------------------------ helpers
@@ -75,8 +79,11 @@ def setting_from_args(args):
             data = np.load(path, allow_pickle=False)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
             raise LstmsearchError(f"cannot read {npz} as .npz: {exc}") from None
+        if "params" not in data.files and "meta" in data.files:  # written by lstmsearch export --format npz
+            return _exported_setting(npz, data, args.index)
         missing = [k for k in ("params", "kind", "hidden") if k not in data.files]
-        require(not missing, f"{npz} lacks {', '.join(missing)}; expected params, kind, hidden, inputs, outputs")
+        require(not missing, f"{npz} lacks {', '.join(missing)}; expected params, kind, hidden, inputs, outputs "
+                             "(construct --out) or the blocks and meta of export --format npz")
         cell = Cell(str(data["kind"]), int(data["hidden"]),
                     int(data["inputs"]) if "inputs" in data.files else 1,
                     int(data["outputs"]) if "outputs" in data.files else 1)
@@ -93,6 +100,20 @@ def setting_from_args(args):
     return cell, params, f"construction {args.construction}"
 
 
+def _exported_setting(npz, data, index):
+    """(cell, params, description) of a file written by ``lstmsearch export --format npz``."""
+    try:
+        meta = json.loads(str(data["meta"]))
+        c = meta["cell"]
+        cell = Cell(c["kind"], int(c["hidden"]), int(c["inputs"]), int(c["outputs"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LstmsearchError(f"{npz}: cannot read its meta entry ({exc}); expected the file of "
+                              "lstmsearch export --format npz") from None
+    require(index == 0, f"--index {index} out of range: {npz} holds 1 setting")
+    params = cell.flatten({k: data[k] for k in data.files if k != "meta"})
+    return cell, params.astype(np.float32), f"{npz} (study {meta.get('study')} row {meta.get('row')})"
+
+
 def _nonzero_table(cell, params, names=None):
     from ..analysis.explain import weight_name
 
@@ -100,15 +121,6 @@ def _nonzero_table(cell, params, names=None):
     for k in np.flatnonzero(params):
         lines.append(f"  {k:>6}  {weight_name(cell, int(k), names):<28} {params[k]:>12.6g}")
     return "\n".join(lines)
-
-
-def _parse_list(text, conv, what):
-    try:
-        out = [conv(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise LstmsearchError(f"{what} must be a comma-separated list, got {text!r}") from None
-    require(out, f"{what} is empty")
-    return out
 
 
 # ----------------------------------------------------------------- commands
@@ -125,7 +137,7 @@ def cmd_construct(args) -> int:
     print(cell.describe())
     print(f"nonzero weights ({np.count_nonzero(params)} of {cell.n_params}):")
     print(_nonzero_table(cell, params, names))
-    lengths = _parse_list(args.lengths, int, "--lengths")
+    lengths = parse_list(args.lengths, int, "--lengths")
     print(f"recall_first error, readout as built, {args.sequences} held-out sequences (uniform [-1, 1]):")
     print(f"  {'n':>8} {'nmse':>12} {'max |err|':>12} {'bound':>12}")
     for n in lengths:
@@ -160,8 +172,10 @@ def cmd_lengths(args) -> int:
     from ..analysis.length import format_length_curve, length_curve
 
     cell, params, what, task, seed, sequences = setting_and_task(args, "lengths", sequences=64)
-    factors = _parse_list(args.factors, float, "--factors")
-    readouts = _parse_list(args.readout, str, "--readout")
+    factors = parse_list(args.factors, float, "--factors")
+    readouts = ["given", "refit"] if args.readout.strip() == "both" else parse_list(args.readout, str, "--readout")
+    bad = [r for r in readouts if r not in ("given", "refit")]
+    require(not bad, f"--readout takes given, refit or both (or given,refit), got {args.readout!r}")
     table = length_curve(cell, params, task, factors=factors, readout=readouts,
                          n_sequences=sequences, seed=seed, backend=args.backend)
     print(f"{cell.kind} H={cell.hidden} ({what}) on {task.describe()}")
@@ -180,10 +194,10 @@ def cmd_lengths(args) -> int:
 
 
 def _add_study_row_args(p):
-    p.add_argument("study", nargs="?", default=None,
-                   help="study file, folder or name under --data (then ROW); without it: a construction or --npz")
-    p.add_argument("row", nargs="?", type=int, default=None, help="row id of the study (lstmsearch top lists them)")
-    p.add_argument("--data", default="data", help="folder of study results (default data)")
+    p.add_argument("study", metavar="STUDY", nargs="?", default=None,
+                   help=f"{STUDY_HELP} (then ROW); without it: a construction or --npz")
+    add_row_arg(p, nargs="?", default=None)
+    add_data_arg(p)
 
 
 def setting_and_task(args, command, sequences):
@@ -208,6 +222,7 @@ def _study_row(args, command):
                                   f"(lstmsearch top {args.study} lists the best rows)")
     given = [f"--{k}" for k in ("task", "length", "dist", "cell", "npz") if getattr(args, k) is not None]
     require(not given, f"{command} STUDY ROW scores the row on the study's own task and cell; drop {', '.join(given)}")
+    args.row = parse_row(args.row, args.study, args.data)
     cfg, r, setting = row_setting(args.study, args.row, data_dir=args.data)
     what = (f"study {cfg.name} row {args.row} (stored nmse {r['nmse']:.6g} on {cfg.eval.heldout} held-out "
             f"sequences, seed {cfg.eval.seed}, readout {cfg.eval.readout})")
@@ -272,7 +287,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--out", default=None, help="write the setting to this .npz")
     p.add_argument("--study", default=None,
                    help="also write it as a row of the study DATA/STUDY (scored at --length), for top/reproduce/export")
-    p.add_argument("--data", default="data", help="folder of study results (default data)")
+    add_data_arg(p)
     p.set_defaults(func=cmd_construct, sequences=64)
 
     p = subparsers.add_parser("lengths", help="error of a setting against sequence length (a study row, "
@@ -281,7 +296,7 @@ def add_commands(subparsers) -> None:
     _add_setting_args(p)
     _add_task_args(p)
     p.add_argument("--factors", default="1,2,10,100,1000", help="lengths as multiples of --length")
-    p.add_argument("--readout", default="given,refit", help="given, refit or both (default both)")
+    p.add_argument("--readout", default="both", help="given, refit or both (default both)")
     p.add_argument("--out", default=None, help="write the table to this Parquet file")
     p.add_argument("--plot", default=None, help="write a PNG of error against length")
     # None = not given: a study row takes the study's task, seed and held-out count
@@ -326,7 +341,7 @@ def add_commands(subparsers) -> None:
 
 
 def cmd_report(args) -> int:
-    factors = _parse_list(args.lengths, float, "--lengths")
+    factors = parse_list(args.lengths, float, "--lengths")
     rep = build_report(args.studies, data_dir=args.data, out=args.out, fmt=args.format, top=args.top,
                        factors=factors, n_sequences=args.sequences, backend=args.backend, plots=not args.no_plots)
     for n in rep.notes:
@@ -341,8 +356,8 @@ def cmd_report(args) -> int:
 def add_report_command(subparsers) -> None:
     """Register ``report`` on an argparse sub-parsers object."""
     p = subparsers.add_parser("report", help="a Markdown or HTML page with the tables and plots of studies")
-    p.add_argument("studies", nargs="+", metavar="STUDY", help="study file, study folder, or study name under --data")
-    p.add_argument("--data", default="data", help="folder of study results (default data)")
+    p.add_argument("studies", nargs="+", metavar="STUDY", help=STUDY_HELP)
+    add_data_arg(p)
     p.add_argument("--out", default=None, help="folder of the page and its PNGs (default DATA/reports/NAME)")
     p.add_argument("--format", default="md", choices=FORMATS, help="md (default) or html (self-contained)")
     p.add_argument("--top", type=int, default=5, help="best rows to list per study (default 5)")

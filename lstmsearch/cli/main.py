@@ -2,11 +2,14 @@
 
 Each sub-command is a small function ``cmd_<name>(args)``; user errors
 (:class:`~lstmsearch.errors.LstmsearchError`) are printed as one line and exit with 2.
+Output cut short by its reader (``lstmsearch query ... | head``) ends quietly with status 141
+(128 + SIGPIPE, what a shell reports for a command killed by a closed pipe).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -14,6 +17,10 @@ import numpy as np
 
 from ..errors import LstmsearchError
 from ..kernels import check_backend, describe_auto
+from .args import STUDY_HELP, add_data_arg, add_row_arg, parse_list, parse_row
+
+#: Exit status when stdout's reader goes away (``| head``): 128 + SIGPIPE, as a shell reports it.
+EXIT_BROKEN_PIPE = 141
 
 
 def _add_cell_args(p, hidden_default=32):
@@ -71,7 +78,7 @@ def cmd_run(args) -> int:
     from ..run import run_study
 
     report = run_study(args.study, budget=args.budget, seconds=args.seconds, backend=args.backend,
-                       progress=not args.quiet, echo=print, out=args.out, workers=args.workers,
+                       progress=not args.quiet, echo=print, out=args.out, data_dir=args.data, workers=args.workers,
                        storage=args.storage, dask=args.dask, heartbeat_s=args.heartbeat, grace_s=args.grace,
                        plots=True if args.plots else None)
     for line in report.lines():
@@ -85,7 +92,7 @@ def cmd_worker(args) -> int:
     from ..run.workers import run_worker
 
     report = run_worker(args.study, storage=args.storage, slot=args.slot, budget=args.budget, seconds=args.seconds,
-                        backend=args.backend, out=args.out, progress=not args.quiet, echo=print,
+                        backend=args.backend, out=args.out, data_dir=args.data, progress=not args.quiet, echo=print,
                         heartbeat_s=args.heartbeat, grace_s=args.grace, storage_retry_s=args.storage_retry)
     for line in report.lines():
         print(line)
@@ -172,6 +179,7 @@ def cmd_show(args) -> int:
 
     from ..reproduction import row_setting
 
+    args.row = parse_row(args.row, args.study, args.data)
     cfg, r, setting = row_setting(args.study, args.row, data_dir=args.data)
     print(f"study {cfg.name} row {args.row}: {cfg.cell.kind} H={cfg.cell.hidden}, {cfg.task.describe()}")
     for k, v in r.items():
@@ -194,7 +202,8 @@ def cmd_show(args) -> int:
 def cmd_reproduce(args) -> int:
     from ..reproduction import format_reproduction, reproduce
 
-    factors = [int(f) for f in args.factors.split(",")]
+    factors = parse_list(args.factors, float, "--factors")
+    args.row = parse_row(args.row, args.study, args.data)
     rep = reproduce(args.study, args.row, backend=args.backend, factors=factors,
                     n_sequences=args.sequences, data_dir=args.data)
     for line in format_reproduction(rep):
@@ -205,6 +214,7 @@ def cmd_reproduce(args) -> int:
 def cmd_export(args) -> int:
     from ..reproduction import export
 
+    args.row = parse_row(args.row, args.study, args.data)
     path = export(args.study, args.row, args.format, args.output, data_dir=args.data, cell=args.cell)
     print(f"wrote {path}")
     return 0
@@ -213,7 +223,7 @@ def cmd_export(args) -> int:
 def cmd_extract(args) -> int:
     from ..extract import extract, format_extracted
 
-    rows = [int(r) for r in args.rows.split(",")] if args.rows else None
+    rows = [parse_row(r, args.study, args.data) for r in parse_list(args.rows, str, "--rows")] if args.rows else None
     top = None if rows is not None else args.top
     print(format_extracted(extract(args.study, args.to, top=top, rows=rows, name=args.name, data_dir=args.data)))
     return 0
@@ -221,11 +231,17 @@ def cmd_extract(args) -> int:
 
 def _add_study_arg(p):
     """The STUDY positional of the result commands, with --data to find it by name."""
-    p.add_argument("study", help="study file, study folder, or study name under --data")
-    p.add_argument("--data", default="data", help="folder of study results (default data)")
+    p.add_argument("study", metavar="STUDY", help=STUDY_HELP)
+    add_data_arg(p)
+
+
+#: ``--out`` of ``run`` and ``worker``.
+OUT_HELP = "the exact result folder (overrides [study] out and --data)"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..config import SOLVED_NMSE
+
     parser = argparse.ArgumentParser(
         prog="lstmsearch",
         description="Search the weight space of recurrent cells (LSTM, GRU, RNN) at scale.",
@@ -246,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--readout", default="fit", choices=["fit", "given"], help="fit the readout or use the drawn one")
     p.add_argument("--backend", default="cpu", help="cpu, reference, cuda or auto (default cpu)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--solved", type=float, default=1e-3, help="nmse below which a setting counts as solved")
+    p.add_argument("--solved", type=float, default=SOLVED_NMSE,
+                   help=f"nmse below which a setting counts as solved (default {SOLVED_NMSE:g}, as a study's [eval] solved)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
@@ -257,11 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_layout)
 
     p = sub.add_parser("run", help="run or continue a study (studies/*.toml)")
-    p.add_argument("study", help="study file")
+    p.add_argument("study", metavar="STUDY", help="study file, or study folder or name under --data")
     p.add_argument("--budget", type=int, default=None, help="total settings to reach (overrides [budget] settings)")
     p.add_argument("--seconds", type=float, default=None, help="wall-time limit of this run")
     p.add_argument("--backend", default=None, help="overrides [eval] backend")
-    p.add_argument("--out", default=None, help="result folder (overrides [study] out)")
+    p.add_argument("--out", default=None, help=OUT_HELP)
+    add_data_arg(p, default=None)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--workers", type=int, default=None,
                    help="start N worker processes on this machine that share the Optuna study (strategy optuna)")
@@ -278,14 +296,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("worker", help="join a study as one more worker (strategy optuna, shared storage)")
-    p.add_argument("study", help="study file, or study folder")
+    p.add_argument("study", metavar="STUDY", help="study file, or study folder or name under --data")
     p.add_argument("--storage", default=None, help="Optuna storage URL shared by the workers, e.g. "
                                                    "postgresql://user@host/db (or $LSTMSEARCH_STORAGE)")
     p.add_argument("--slot", type=int, default=None, help="writer slot (default: the first free one)")
     p.add_argument("--budget", type=int, default=None, help="total settings of the study to reach")
     p.add_argument("--seconds", type=float, default=None, help="wall-time limit of this worker")
     p.add_argument("--backend", default=None, help="overrides [eval] backend")
-    p.add_argument("--out", default=None, help="result folder (shared by the workers)")
+    p.add_argument("--out", default=None, help=OUT_HELP + "; shared by the workers")
+    add_data_arg(p, default=None)
     p.add_argument("--heartbeat", type=float, default=5.0, help="heartbeat interval in s (default 5)")
     p.add_argument("--grace", type=float, default=30.0, help="silence after which a worker is dead (default 30 s)")
     p.add_argument("--storage-retry", type=float, default=120.0,
@@ -312,12 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="one row: metrics, z, and the weights by block")
     _add_study_arg(p)
-    p.add_argument("row", type=int)
+    add_row_arg(p)
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("reproduce", help="re-simulate a row: stored sequences, then fresh ones at 1x/10x/100x length")
     _add_study_arg(p)
-    p.add_argument("row", type=int)
+    add_row_arg(p)
     p.add_argument("--backend", default=None, help="default: the study's backend")
     p.add_argument("--factors", default="1,10,100", help="length factors for fresh sequences (default 1,10,100)")
     p.add_argument("--sequences", type=int, default=None, help="fresh sequences (default: the study's held-out count)")
@@ -325,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write a row's setting as a torch state dict, npz or json")
     _add_study_arg(p)
-    p.add_argument("row", type=int)
+    add_row_arg(p)
     p.add_argument("--format", default="torch", choices=["torch", "npz", "json"])
     p.add_argument("-o", "--output", default=None, help="file to write (default <study>-row<ROW>.<ext>)")
     p.add_argument("--cell", default=None, help="the cell kind you expect (lstm, gru, ...): other rows are refused")
@@ -334,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("extract", help="copy the best rows of a study (with full weights) into a small study folder")
     _add_study_arg(p)
     p.add_argument("--top", type=int, default=5, help="the K best finite rows by nmse (default 5)")
-    p.add_argument("--rows", default=None, help="these row ids instead, comma-separated")
+    p.add_argument("--rows", default=None, help="these row ids instead, comma-separated (best: the best row)")
     p.add_argument("--to", default="data/examples", help="parent folder of the new study folder (default data/examples)")
     p.add_argument("--name", default=None, help="name of the new folder (default: the study's name)")
     p.set_defaults(func=cmd_extract)
@@ -346,14 +365,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one command; returns the exit status (0, 1 file system, 2 user error, 130 interrupted,
+    141 output cut short by its reader)."""
+    try:
+        rc = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return rc
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:  # --help, --version, usage errors: their text may meet a closed pipe too
+        sys.stdout.flush()
+        raise
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     _warn_damaged()
     try:
         return args.func(args)
+    except BrokenPipeError:
+        raise
     except LstmsearchError as exc:
         print(f"lstmsearch: error: {exc}", file=sys.stderr)
         return 2
@@ -363,6 +400,15 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("lstmsearch: interrupted", file=sys.stderr)
         return 130
+
+
+def _silence_stdout():
+    """Point stdout at /dev/null so that Python's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdout (e.g. captured in tests)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import pyarrow as pa
 
-from ..config import StudyConfig, load_study, parse_study
+from ..config import DATA_DIR, StudyConfig, load_study, parse_study
 from ..errors import DiskFullError, LstmsearchError, require
 from ..evaluate import evaluate
 from ..kernels import check_backend, describe_auto
@@ -34,7 +34,13 @@ from .coordinator import Coordinator
 from .report import Progress, RunReport
 
 
-def study_config(study, budget=None, seconds=None, backend=None, out=None, storage=None) -> StudyConfig:
+def study_config(study, budget=None, seconds=None, backend=None, out=None, storage=None, data_dir=None) -> StudyConfig:
+    """The study to run, with the command line's overrides.
+
+    The result folder: ``out`` exactly when given; else a study file's ``[study] out``, else
+    ``data_dir``/NAME (``data_dir`` default ``data``); a study folder or a name under ``data_dir``
+    is its own folder.
+    """
     overrides = {}
     if backend is not None:
         overrides["eval.backend"] = backend
@@ -48,19 +54,22 @@ def study_config(study, budget=None, seconds=None, backend=None, out=None, stora
         overrides["budget.seconds"] = float(seconds)
     if storage is not None:
         require(isinstance(storage, str) and storage, f"storage must be a URL, got {storage!r}")
-        plain = study_config(study, budget, seconds, backend, out)
+        plain = study_config(study, budget, seconds, backend, out, data_dir=data_dir)
         require(strategy_class(plain).shared_storage, f"--storage is the Optuna storage of strategy optuna; study "
                                                     f"{plain.name} uses {plain.strategy['kind']}")
         overrides["strategy.storage"] = storage
     if isinstance(study, StudyConfig):
-        cfg = study if not overrides else parse_study(study.text, study.source, study.base_dir, overrides)
-        cfg = cfg.with_out(study.out if out is None else out)
+        if data_dir is not None and out is None:  # the folder under data_dir, unless [study] out is set
+            cfg = parse_study(study.text, study.source, study.base_dir, overrides, data_dir=data_dir)
+        else:
+            cfg = study if not overrides else parse_study(study.text, study.source, study.base_dir, overrides)
+            cfg = cfg.with_out(study.out if out is None else out)
     elif Path(study).suffix == ".toml":
-        cfg = load_study(study, overrides)
+        cfg = load_study(study, overrides, data_dir=DATA_DIR if data_dir is None else data_dir)
         if out is not None:
             cfg = cfg.with_out(out)
     else:  # a study folder or name: the study file text kept in its manifest
-        cfg0, _ = open_study(study)
+        cfg0, _ = open_study(study, DATA_DIR if data_dir is None else data_dir)
         cfg = parse_study(cfg0.text, cfg0.source, cfg0.base_dir, overrides).with_out(cfg0.out if out is None else out)
     check_backend(cfg.eval.backend)  # "cuda" without numba-cuda or a GPU: refused before any work
     return cfg

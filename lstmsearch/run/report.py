@@ -26,6 +26,7 @@ class RunReport:
     strategy_ms_per_setting: float
     settings_per_s: float
     messages: List[str]
+    budget: Optional[int] = None  # the settings budget of the run ([budget] settings or --budget)
 
     @classmethod
     def build(cls, cfg, store, settings: int, complete: bool, best: Tuple[float, Optional[int]], wall_s: float,
@@ -38,11 +39,17 @@ class RunReport:
                    best_row=best[1], best_nmse=best[0], wall_s=wall_s, evaluate_s=evaluate_s, strategy_s=strategy_s,
                    io_s=io_s, outside_share=(busy - evaluate_s) / busy if busy > 0 else 0.0,
                    strategy_ms_per_setting=1e3 * strategy_s / settings if settings else 0.0,
-                   settings_per_s=settings / wall_s if wall_s > 0 else 0.0, messages=messages)
+                   settings_per_s=settings / wall_s if wall_s > 0 else 0.0, messages=messages,
+                   budget=cfg.budget_settings)
 
     def lines(self) -> List[str]:
-        out = [f"study {self.study}: {self.settings} settings evaluated in this run, {self.rows} rows in "
-               f"{self.store}" + (" (budget spent)" if self.complete else "")]
+        if self.complete and not self.settings and self.budget is not None:
+            # run again at a spent budget: say so, and how to go on
+            out = [f"study {self.study}: the budget of {self.budget} settings is spent ({self.rows} rows in "
+                   f"{self.store}); run with --budget N (N > {self.rows}) to continue"]
+        else:
+            out = [f"study {self.study}: {self.settings} settings evaluated in this run, {self.rows} rows in "
+                   f"{self.store}" + (" (budget spent)" if self.complete else "")]
         if self.best_row is not None:
             out.append(f"best     nmse {self.best_nmse:.4g} (row {self.best_row})")
         if self.settings:

@@ -21,7 +21,8 @@ from .workers import run_workers
 def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = None,
               backend: Optional[str] = None, progress: bool = False, echo=None, out=None,
               workers: Optional[int] = None, storage: Optional[str] = None, dask=None,
-              heartbeat_s: float = 5.0, grace_s: float = 30.0, plots: Optional[bool] = None) -> RunReport:
+              heartbeat_s: float = 5.0, grace_s: float = 30.0, plots: Optional[bool] = None,
+              data_dir=None) -> RunReport:
     """Run (or continue) a study until its budget is spent.
 
     Parameters
@@ -32,7 +33,9 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
     backend : overrides ``[eval] backend``
     progress : show a progress bar (settings/s, best nmse so far)
     echo : callable for status lines (default: silent)
-    out : result folder (overrides ``[study] out``)
+    out : the exact result folder (overrides ``[study] out`` and ``data_dir``)
+    data_dir : parent folder of study results (default ``data``): the results go to
+        ``data_dir``/NAME unless the study file sets ``[study] out``; a study name is looked up there
     workers : run this many worker processes on this machine, sharing the Optuna study
         through its storage (strategy optuna; see :mod:`lstmsearch.run.workers`)
     storage : Optuna storage URL (overrides ``[strategy] storage``), e.g. ``postgresql://...``
@@ -49,11 +52,13 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
         require(isinstance(workers, int) and workers >= 1, f"workers must be a positive integer, got {workers!r}")
         require(dask is None, "--workers and --dask do not go together: workers share an Optuna study, "
                               "--dask spreads each batch over a cluster")
-        want = plots if plots is not None else study_config(study, budget, seconds, backend, out, storage).plots
+        want = plots if plots is not None else study_config(study, budget, seconds, backend, out, storage,
+                                                            data_dir).plots
         report = run_workers(study, workers, budget=budget, seconds=seconds, backend=backend, progress=progress,
-                             echo=echo, out=out, storage=storage, heartbeat_s=heartbeat_s, grace_s=grace_s)
+                             echo=echo, out=out, storage=storage, heartbeat_s=heartbeat_s, grace_s=grace_s,
+                             data_dir=data_dir)
         return _write_plots(report) if want else report
-    cfg = study_config(study, budget, seconds, backend, out, storage)
+    cfg = study_config(study, budget, seconds, backend, out, storage, data_dir)
     echo = echo or (lambda s: None)
     store = Store(cfg.out)
     manifest = prepare_manifest(cfg, store)

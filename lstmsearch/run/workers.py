@@ -156,8 +156,8 @@ class Worker(Coordinator):
                 self.echo(f"could not resolve the unfinished trials ({exc}); the next run will")
 
 
-def _worker_config(study, budget, seconds, backend, out, storage):
-    cfg = study_config(study, budget, seconds, backend, out, storage)
+def _worker_config(study, budget, seconds, backend, out, storage, data_dir=None):
+    cfg = study_config(study, budget, seconds, backend, out, storage, data_dir=data_dir)
     require(strategy_class(cfg).shared_storage,
             f"workers share an Optuna study; study {cfg.name} uses strategy {cfg.strategy['kind']}: "
             "spread its batches over a cluster with lstmsearch run --dask SCHEDULER instead")
@@ -175,11 +175,12 @@ def _ensure_manifest(cfg, store: Store):
 
 def run_worker(study, storage: Optional[str] = None, slot: Optional[int] = None, budget=None, seconds=None,
                backend=None, out=None, progress=False, echo=None, heartbeat_s: float = 5.0,
-               grace_s: float = 30.0, storage_retry_s: float = 120.0):
-    """Join a study as one worker (see the module doc); returns its :class:`RunReport`."""
+               grace_s: float = 30.0, storage_retry_s: float = 120.0, data_dir=None):
+    """Join a study as one worker (see the module doc); returns its :class:`RunReport`.
+    ``out`` is the exact result folder; ``data_dir`` its parent (see :func:`~lstmsearch.run.loop.study_config`)."""
     echo = echo or (lambda s: None)
     storage = storage or os.environ.get("LSTMSEARCH_STORAGE") or None
-    cfg = _worker_config(study, budget, seconds, backend, out, storage)
+    cfg = _worker_config(study, budget, seconds, backend, out, storage, data_dir)
     base = Store(cfg.out)
     _ensure_manifest(cfg, base)
     holder = base.lock_holder()
@@ -204,7 +205,7 @@ def run_worker(study, storage: Optional[str] = None, slot: Optional[int] = None,
 
 # -------------------------------------------------------------------- supervisor
 def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress=False, echo=None, out=None,
-                storage=None, heartbeat_s: float = 5.0, grace_s: float = 30.0, max_restarts: int = 3):
+                storage=None, heartbeat_s: float = 5.0, grace_s: float = 30.0, max_restarts: int = 3, data_dir=None):
     """``lstmsearch run --workers N``: start N worker processes on this machine and supervise them.
 
     A worker that dies is noticed at once: its trials in flight are recovered (told from
@@ -212,7 +213,7 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
     ``max_restarts`` times per slot). Returns a :class:`RunReport` over all workers.
     """
     echo = echo or (lambda s: None)
-    cfg = _worker_config(study, budget, seconds, backend, out, storage)
+    cfg = _worker_config(study, budget, seconds, backend, out, storage, data_dir)
     store = Store(cfg.out)
     _ensure_manifest(cfg, store)
     messages = store.acquire(mode="workers")
