@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from .cells import Cell
-from .errors import ConfigError, LstmsearchError
+from .errors import ConfigError, LstmsearchError, has_password, redact_url
 from .tasks import Task, make_task
 
 REQUIRED = object()
@@ -204,14 +204,25 @@ MAX_SEQUENCES = 1_000_000
 
 
 def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
-                overrides: Optional[Dict[str, Any]] = None, data_dir=DATA_DIR) -> StudyConfig:
+                overrides: Optional[Dict[str, Any]] = None, data_dir=DATA_DIR,
+                allow_password: bool = False) -> StudyConfig:
     """Validate study-file text; ``overrides`` ({"budget.settings": 10, ...}) win over the file.
-    The result folder is ``[study] out``, else ``data_dir``/NAME."""
+    The result folder is ``[study] out``, else ``data_dir``/NAME.
+
+    A password in the text's ``[strategy] storage`` is refused (the text is copied into the
+    manifest and by ``extract``): it belongs in a PGPASSFILE, ``$LSTMSEARCH_STORAGE`` or
+    ``--storage`` (an override, never written anywhere). ``allow_password`` reads old manifests."""
     chk = Checker(source)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    stored = doc.get("strategy", {}).get("storage") if isinstance(doc.get("strategy"), dict) else None
+    if has_password(stored) and not allow_password:
+        chk.fail("[strategy] storage", f"holds a password ({redact_url(stored)}); a study file is copied into "
+                                       "the study's manifest.json, so keep the password out of it: put it in a "
+                                       "PGPASSFILE (~/.pgpass), or pass the whole URL in the environment "
+                                       "variable LSTMSEARCH_STORAGE or with --storage")
     for key, value in (overrides or {}).items():
         table, _, k = key.partition(".")
         doc.setdefault(table, {})[k] = value

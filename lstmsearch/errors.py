@@ -7,6 +7,7 @@ expected. The CLI prints that line and exits with status 2, without a traceback.
 
 import importlib
 import re
+from pathlib import Path
 
 
 class LstmsearchError(ValueError):
@@ -44,9 +45,48 @@ def import_optional(module: str, extra: str, needed_for: str):
                               f"{install_hint(extra)}") from exc
 
 
+#: ``scheme://user:password@host...``: the password runs to the LAST ``@`` of the authority,
+#: so a raw ``@`` inside it (``postgresql://u:p@ss@host/db``) is hidden too.
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+):([^/\s]*)@")
+
+
 def redact_url(url: str) -> str:
-    """A URL (an Optuna storage, say) without its password: ``postgresql://u:***@host/db``."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(url))
+    """A URL (an Optuna storage, say) without its password: ``postgresql://u:***@host/db``.
+
+    The one helper every message, log and file that can hold a storage URL goes through. The
+    password is everything between ``://user:`` and the last ``@`` before the host, so a raw
+    ``@`` in it does not leak its tail (``postgresql://u:p@ss@host/db`` -> ``postgresql://u:***@host/db``).
+    Text around the URL (an error message holding one) is kept.
+    """
+    return _URL_PASSWORD.sub(r"\1:***@", str(url))
+
+
+def has_password(url) -> bool:
+    """Does the URL ``url`` carry a password (``scheme://user:password@host``)?"""
+    return isinstance(url, str) and _URL_PASSWORD.search(url) is not None
+
+
+def study_folder_of(path) -> "Path | None":
+    """The study folder (a folder holding ``manifest.json``) that ``path`` is in or is; else None."""
+    p = Path(path).expanduser().resolve()
+    for d in [p, *p.parents]:
+        if (d / "manifest.json").is_file():
+            return d
+    return None
+
+
+def check_output(path, force: bool = False, option: str = "--output", folder: bool = False) -> Path:
+    """``path`` as a place to write a new file (``folder``: a new folder's contents), or a one-line
+    :class:`LstmsearchError`: an existing path is refused unless ``force``, and a path inside a study
+    folder (a folder holding manifest.json, the manifest itself included) always is."""
+    p = Path(path)
+    study = study_folder_of(p)
+    if study is not None:
+        raise LstmsearchError(f"{option} {str(p)!r} is inside the study folder {str(study)!r}; lstmsearch never "
+                              f"writes there: give a path outside it")
+    if p.exists() and not force and not (folder and p.is_dir() and not any(p.iterdir())):
+        raise LstmsearchError(f"{option} {str(p)!r} already exists; pass --force to overwrite it, or give another path")
+    return p
 
 
 def install_hint(extra: str) -> str:

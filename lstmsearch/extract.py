@@ -26,7 +26,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import pyarrow.dataset as ds
 
-from .errors import LstmsearchError, require
+from .errors import LstmsearchError, redact_url, require, study_folder_of
 from .store import Store, fixed_list
 from .query import open_study, settings_of, top_rows
 
@@ -58,6 +58,9 @@ def extract(study, dest: Union[str, Path], top: Optional[int] = None, rows: Opti
     out = Path(dest) / (name or cfg.name)
     require(not (out / "manifest.json").exists() and not (out / "rows").exists(),
             f"{out} already holds a study; remove it or pass another destination")
+    inside = study_folder_of(out)
+    require(inside is None, f"--to {str(dest)!r} is inside the study folder {str(inside)!r}; lstmsearch never writes "
+                            f"there: give a destination outside it")
     target = Store(out)
     manifest = store.read_manifest()
     manifest["extracted_from"] = {
@@ -66,10 +69,11 @@ def extract(study, dest: Union[str, Path], top: Optional[int] = None, rows: Opti
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     manifest.pop("optuna_storage", None)
+    manifest["study_text"] = redact_url(manifest["study_text"])  # a password never travels (old manifests)
     out.mkdir(parents=True, exist_ok=True)
     target.write_manifest(manifest)
     target.append(picked)
-    (out / "study.toml").write_text(manifest["study_text"])
+    (out / "study.toml").write_text(manifest["study_text"])  # redacted above
     return out
 
 

@@ -37,7 +37,8 @@ def open_study(ref: Union[str, Path, StudyConfig], data_dir: Union[str, Path] = 
         if (root / "manifest.json").is_file():
             store = Store(root)
             m = store.read_manifest()
-            cfg = parse_study(m["study_text"], source=f"{root}/manifest.json", base_dir=Path(m.get("base_dir", ".")))
+            cfg = parse_study(m["study_text"], source=f"{root}/manifest.json", base_dir=Path(m.get("base_dir", ".")),
+                              allow_password=True)  # a manifest written before passwords were refused
             return cfg.with_out(root), store
     hint = "".join(f"; try --data {d}" for d in _elsewhere(str(ref), data_dir)[:1])
     raise LstmsearchError(f"no study {str(ref)!r}: expected a study file (.toml), a study folder with a "
@@ -131,7 +132,13 @@ def top_rows(study, k: int = 10, where=None, data_dir=DATA_DIR, columns=SUMMARY_
 
 
 def sql(study, query: str, data_dir=DATA_DIR) -> pa.Table:
-    """Run SQL through DuckDB over the study's rows, visible as the table ``rows``."""
+    """Run SQL through DuckDB over the study's rows, visible as the table ``rows``.
+
+    DuckDB sees the study's own rows only: they are handed to it as an Arrow dataset, and
+    the connection then runs with ``enable_external_access = false`` and its configuration
+    locked, so a query that reads another file (``read_csv('/etc/passwd')``), writes one
+    (``COPY ... TO``), attaches a database or installs an extension is refused with one line.
+    """
     try:
         import duckdb
     except ImportError:
@@ -139,8 +146,15 @@ def sql(study, query: str, data_dir=DATA_DIR) -> pa.Table:
     _, store = open_study(study, data_dir)
     require(store.parts(), f"the study in {store.root} has no rows yet")
     con = duckdb.connect()
-    files = ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in store.parts())  # damaged parts left out
-    con.execute(f"CREATE VIEW rows AS SELECT * FROM read_parquet([{files}])")
+    con.register("rows", store.dataset())  # damaged parts left out; read through Arrow, not DuckDB's files
+    for setting in ("SET python_enable_replacements = false", "SET enable_external_access = false",
+                    "SET lock_configuration = true"):
+        try:
+            con.execute(setting)
+        except duckdb.Error:
+            if "external_access" in setting or "lock" in setting:  # pragma: no cover - old DuckDB
+                raise LstmsearchError(f"this DuckDB ({duckdb.__version__}) cannot run queries sandboxed "
+                                      "(enable_external_access); upgrade duckdb") from None
     try:
         res = con.sql(query)
         if res is None:
@@ -151,7 +165,11 @@ def sql(study, query: str, data_dir=DATA_DIR) -> pa.Table:
                 return out if isinstance(out, pa.Table) else out.read_all()
         raise LstmsearchError("this DuckDB cannot return Arrow tables; upgrade duckdb")  # pragma: no cover
     except duckdb.Error as exc:
-        raise LstmsearchError(f"SQL error: {str(exc).splitlines()[0]}") from exc
+        first = str(exc).splitlines()[0]
+        if "disabled by configuration" in first or "configuration has been locked" in first:
+            raise LstmsearchError(f"SQL refused: {first}; --sql reads only the study's own rows (the table "
+                                  "rows) and writes nothing: use --output to save the result") from exc
+        raise LstmsearchError(f"SQL error: {first}") from exc
 
 
 def settings_of(cfg: StudyConfig, store: Store, rows: pa.Table) -> np.ndarray:

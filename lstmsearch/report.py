@@ -46,7 +46,7 @@ import numpy as np
 from .analysis.explain import explain, weight_name
 from .analysis.length import length_curve
 from .analysis.plots import plot_best_so_far, plot_length_curve, plot_nmse_hist, plot_traces, pyplot
-from .errors import LstmsearchError, require
+from .errors import LstmsearchError, check_output, require
 from .query import SUMMARY_COLUMNS, load_results, open_study, top_rows
 from .reproduction import FRESH_SEED, row_setting
 
@@ -304,11 +304,12 @@ def _best_section(s: StudySummary, factors, n_sequences, backend, top, folder, p
 
 def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None, fmt: str = "md", top: int = 5,
                  factors: Sequence[float] = DEFAULT_FACTORS, n_sequences: int = 64, backend: str = "cpu",
-                 plots: bool = True, max_refine: Optional[int] = 256) -> Report:
+                 plots: bool = True, max_refine: Optional[int] = 256, force: bool = False) -> Report:
     """Write the report page of ``studies`` (files, folders or names under ``data_dir``).
 
     Every study is opened before any work, so a bad name fails at once. Returns a
-    :class:`Report`; the page is ``<out>/report.md`` or ``report.html``.
+    :class:`Report`; the page is ``<out>/report.md`` or ``report.html``. A page already there is
+    refused unless ``force``; a folder inside a study folder always is.
     """
     require(fmt in FORMATS, f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
     require(len(studies) >= 1, "name at least one study")
@@ -321,6 +322,8 @@ def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None,
     names = [s.cfg.name for s in summaries]
     require(len(set(names)) == len(names), f"a study is named twice: {', '.join(names)}")
     folder = Path(out) if out is not None else default_folder(names, data_dir)
+    check_output(folder, True, "--out")  # never inside a study folder
+    check_output(folder / f"report.{fmt}", force, "--out")
     folder.mkdir(parents=True, exist_ok=True)
     notes = []
     skipped = plots_available() if plots else "plots not asked for (--no-plots)"

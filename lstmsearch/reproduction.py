@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .errors import LstmsearchError, import_optional, require
+from .errors import LstmsearchError, check_output, import_optional, require
 from .evaluate import evaluate
 from .query import open_study, settings_of
 
@@ -94,7 +94,8 @@ def format_reproduction(rep: Dict) -> List[str]:
 FORMATS = ("torch", "npz", "json")
 
 
-def export(study, row: int, fmt: str = "torch", path=None, data_dir="data", cell: Optional[str] = None) -> Path:
+def export(study, row: int, fmt: str = "torch", path=None, data_dir="data", cell: Optional[str] = None,
+           force: bool = False) -> Path:
     """Write a stored row's full setting; returns the file written.
 
     ``cell`` (optional) is the cell kind the caller expects (``lstm``, ``gru``, ...): a row of
@@ -104,6 +105,9 @@ def export(study, row: int, fmt: str = "torch", path=None, data_dir="data", cell
     as ``rnn`` plus an ``nn.Linear`` as ``readout``). ``npz``: torch-named blocks plus a JSON
     ``meta`` entry (cell, task, metrics; ``lengths --npz`` and ``explain --npz`` read the file).
     ``json``: cell, task, metrics and nested lists.
+
+    An existing file is refused unless ``force``; a path inside a study folder always is
+    (:func:`~lstmsearch.errors.check_output`).
     """
     require(fmt in FORMATS, f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     cfg, r, setting = row_setting(study, row, data_dir)
@@ -120,7 +124,7 @@ def export(study, row: int, fmt: str = "torch", path=None, data_dir="data", cell
         raise LstmsearchError(f"row {row} of study {cfg.name} is a {cell.kind} setting (H={cell.hidden}); it cannot "
                               f"be exported as {want} ({sizes}): export it as {cell.kind}")
     ext = {"torch": ".pt", "npz": ".npz", "json": ".json"}[fmt]
-    path = Path(path) if path else Path(f"{cfg.name}-row{row}{ext}")
+    path = check_output(Path(path) if path else Path(f"{cfg.name}-row{row}{ext}"), force, "-o/--output")
     meta = {"study": cfg.name, "row": int(row), "cell": {"kind": cell.kind, "hidden": cell.hidden,
             "inputs": cell.inputs, "outputs": cell.outputs}, "task": cfg.task.spec(),
             "metrics": {k: r[k] for k in ("mse", "nmse", "max_abs_err", "train_nmse") if r.get(k) is not None},

@@ -25,7 +25,7 @@ import json
 import numpy as np
 
 from ..cells import Cell
-from ..errors import LstmsearchError, require
+from ..errors import LstmsearchError, check_output, require
 from ..report import FORMATS, build_report
 from .args import STUDY_HELP, add_data_arg, add_row_arg, parse_list, parse_row
 
@@ -128,6 +128,8 @@ def cmd_construct(args) -> int:
     from ..evaluate import evaluate
     from ..analysis.constructions import ROLES, error_bound
 
+    if args.out:
+        check_output(args.out, args.force, "--out")
     cell, params, _ = setting_from_args(args)
     names = None
     if args.construction == "flag_memory":
@@ -171,6 +173,9 @@ def cmd_construct(args) -> int:
 def cmd_lengths(args) -> int:
     from ..analysis.length import format_length_curve, length_curve
 
+    for option, path in (("--out", args.out), ("--plot", args.plot)):
+        if path:
+            check_output(path, args.force, option)
     cell, params, what, task, seed, sequences = setting_and_task(args, "lengths", sequences=64)
     factors = parse_list(args.factors, float, "--factors")
     readouts = ["given", "refit"] if args.readout.strip() == "both" else parse_list(args.readout, str, "--readout")
@@ -233,6 +238,8 @@ def _study_row(args, command):
 def cmd_explain(args) -> int:
     from ..analysis.explain import explain
 
+    if args.plot:
+        check_output(args.plot, args.force, "--plot")
     cell, params, what, task, seed, sequences = setting_and_task(args, "explain", sequences=256)
     e = explain(cell, params, task, n_sequences=sequences, seed=seed, backend=args.backend,
                 readout=args.readout, do_prune=not args.no_prune, max_nmse=args.max_nmse)
@@ -285,6 +292,7 @@ def add_commands(subparsers) -> None:
     _add_task_args(p)
     p.add_argument("--lengths", default="10,1000,100000", help="lengths to score it at (default 10,1000,100000)")
     p.add_argument("--out", default=None, help="write the setting to this .npz")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     p.add_argument("--study", default=None,
                    help="also write it as a row of the study DATA/STUDY (scored at --length), for top/reproduce/export")
     add_data_arg(p)
@@ -299,6 +307,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--readout", default="both", help="given, refit or both (default both)")
     p.add_argument("--out", default=None, help="write the table to this Parquet file")
     p.add_argument("--plot", default=None, help="write a PNG of error against length")
+    p.add_argument("--force", action="store_true", help="overwrite existing --out / --plot files")
     # None = not given: a study row takes the study's task, seed and held-out count
     p.set_defaults(func=cmd_lengths, task=None, length=None, dist=None, seed=None, sequences=None)
 
@@ -311,6 +320,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--no-prune", action="store_true", help="skip magnitude pruning")
     p.add_argument("--max-nmse", type=float, default=None, help="pruning tolerance (default max(2 base, base + 1e-6))")
     p.add_argument("--plot", default=None, help="write a PNG of the gate traces")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     # None = not given: a study row takes the study's task, seed and held-out count
     p.set_defaults(func=cmd_explain, task=None, length=None, dist=None, seed=None, sequences=None)
 
@@ -343,7 +353,8 @@ def add_commands(subparsers) -> None:
 def cmd_report(args) -> int:
     factors = parse_list(args.lengths, float, "--lengths")
     rep = build_report(args.studies, data_dir=args.data, out=args.out, fmt=args.format, top=args.top,
-                       factors=factors, n_sequences=args.sequences, backend=args.backend, plots=not args.no_plots)
+                       factors=factors, n_sequences=args.sequences, backend=args.backend, plots=not args.no_plots,
+                       force=args.force)
     for n in rep.notes:
         print(n)
     for s in rep.summaries:
@@ -366,4 +377,5 @@ def add_report_command(subparsers) -> None:
     p.add_argument("--sequences", type=int, default=64, help="sequences per length and for explain (default 64)")
     p.add_argument("--backend", default="cpu", help="backend of the re-simulations (default cpu)")
     p.add_argument("--no-plots", action="store_true", help="tables only")
+    p.add_argument("--force", action="store_true", help="overwrite a report page already in --out")
     p.set_defaults(func=cmd_report)

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from ..errors import LstmsearchError
+from ..errors import LstmsearchError, check_output
 from ..kernels import check_backend, describe_auto
 from .args import STUDY_HELP, add_data_arg, add_row_arg, parse_list, parse_row
 
@@ -76,7 +76,13 @@ def cmd_layout(args) -> int:
 # ---------------------------------------------------------------- studies
 def cmd_run(args) -> int:
     from ..run import run_study
+    from ..run.loop import study_config
+    from ..search import strategy_class
 
+    if args.storage is None and os.environ.get("LSTMSEARCH_STORAGE"):  # the URL kept out of files and ps
+        plain = study_config(args.study, out=args.out, data_dir=args.data)
+        if strategy_class(plain).shared_storage:
+            args.storage = os.environ["LSTMSEARCH_STORAGE"]
     report = run_study(args.study, budget=args.budget, seconds=args.seconds, backend=args.backend,
                        progress=not args.quiet, echo=print, out=args.out, data_dir=args.data, workers=args.workers,
                        storage=args.storage, dask=args.dask, heartbeat_s=args.heartbeat, grace_s=args.grace,
@@ -161,6 +167,7 @@ def cmd_query(args) -> int:
         if args.sort:
             t = t.sort_by(args.sort)
     if args.output:
+        check_output(args.output, args.force, "--output")
         import pyarrow.csv as pcsv
         import pyarrow.parquet as pq
 
@@ -215,7 +222,8 @@ def cmd_export(args) -> int:
     from ..reproduction import export
 
     args.row = parse_row(args.row, args.study, args.data)
-    path = export(args.study, args.row, args.format, args.output, data_dir=args.data, cell=args.cell)
+    path = export(args.study, args.row, args.format, args.output, data_dir=args.data, cell=args.cell,
+                  force=args.force)
     print(f"wrote {path}")
     return 0
 
@@ -284,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None,
                    help="start N worker processes on this machine that share the Optuna study (strategy optuna)")
     p.add_argument("--storage", default=None, help="Optuna storage URL, e.g. postgresql://user@host/db "
-                                                   "(overrides [strategy] storage)")
+                                                   "(overrides [strategy] storage; default $LSTMSEARCH_STORAGE "
+                                                   "for strategy optuna); never written to a file")
     p.add_argument("--dask", default=None, metavar="SCHEDULER",
                    help="spread each batch (sweep index ranges, CMA-ES generations) over a Dask cluster")
     p.add_argument("--heartbeat", type=float, default=5.0, help="worker heartbeat interval in s (default 5)")
@@ -326,7 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", default=None, help="comma-separated columns to show")
     p.add_argument("--sort", default=None, help="column to sort by")
     p.add_argument("--limit", type=int, default=20, help="rows to print (default 20)")
-    p.add_argument("--output", default=None, help="write all matching rows to a .parquet or .csv file")
+    p.add_argument("--output", default=None, help="write all matching rows to a .parquet or .csv file "
+                                                  "(never inside a study folder)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --output file")
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("show", help="one row: metrics, z, and the weights by block")
@@ -346,7 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study_arg(p)
     add_row_arg(p)
     p.add_argument("--format", default="torch", choices=["torch", "npz", "json"])
-    p.add_argument("-o", "--output", default=None, help="file to write (default <study>-row<ROW>.<ext>)")
+    p.add_argument("-o", "--output", default=None, help="file to write (default <study>-row<ROW>.<ext>; "
+                                                        "never inside a study folder)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.add_argument("--cell", default=None, help="the cell kind you expect (lstm, gru, ...): other rows are refused")
     p.set_defaults(func=cmd_export)
 

@@ -183,6 +183,8 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
 def _start_strategy(cfg, store, coordinator: Coordinator, messages: List[str], echo):
     """The study's strategy, reconciled with the stored rows and warm-started; the start messages echoed."""
     coordinator.prepare(store, messages)
+    if hasattr(cfg.space_obj, "describe_code"):  # a template space runs the user's code: say so
+        messages.append(cfg.space_obj.describe_code())
     messages.extend(store.quarantine())
     strategy = make_strategy(cfg, cfg.space_obj, store, echo=echo, **coordinator.strategy_options())
     coordinator.start(strategy, messages)

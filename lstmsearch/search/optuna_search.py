@@ -203,7 +203,7 @@ class OptunaStrategy(Strategy):
                                   f"{_first_line(exc)}; check that the database server runs and the URL "
                                   "(host, port, user, database) is right") from exc
         if [d.name.lower() for d in self.study.directions] != directions:
-            raise LstmsearchError(f"the Optuna study {cfg.name!r} in {spec['storage']!r} has "
+            raise LstmsearchError(f"the Optuna study {cfg.name!r} in {redact_url(spec['storage'])!r} has "
                                   f"{len(self.study.directions)} objective(s); this study file has {len(directions)}")
         # a new sampler seed per run: a resumed run must not replay the first run's draws
         n_before = len(self.study.trials)
@@ -233,7 +233,7 @@ class OptunaStrategy(Strategy):
         from optuna.storages import RDBStorage
 
         engine_kwargs = {"pool_pre_ping": True}
-        url = _pg_driver(url)
+        url = _pg_driver(_quote_password(url))
         if url.startswith("postgresql"):
             engine_kwargs["connect_args"] = {"connect_timeout": 5}
         elif url.startswith("sqlite"):
@@ -494,8 +494,23 @@ def _pg_driver(url: str) -> str:
     return url
 
 
+def _quote_password(url: str) -> str:
+    """``url`` with a raw ``@`` (or other reserved character) in its password percent-encoded:
+    ``postgresql://u:p@ss@host/db`` -> ``postgresql://u:p%40ss@host/db``, so the driver reads the
+    host as ``host`` rather than ``ss@host`` (and never quotes the password's tail in an error).
+    The password is everything between ``://user:`` and the last ``@`` of the authority."""
+    import re
+    from urllib.parse import quote, unquote
+
+    m = re.match(r"([^:/]+://[^:/@]+):([^/]*)@([^@/]*)(/.*)?$", url)
+    if not m:
+        return url
+    head, pw, host, rest = m.groups()
+    return f"{head}:{quote(unquote(pw), safe='')}@{host}{rest or ''}"
+
+
 def _first_line(exc) -> str:
-    text = str(exc).strip().splitlines()
+    text = redact_url(str(exc)).strip().splitlines()  # a driver's message may quote the URL
     return (text[0] if text else type(exc).__name__)[:300]
 
 

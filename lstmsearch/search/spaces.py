@@ -341,7 +341,12 @@ class Subspace(Space):
 
 
 class TemplateSpace(Space):
-    """A user callable ``f(z (P, dim) float64, cell) -> (P, D)``."""
+    """A user callable ``f(z (P, dim) float64, cell) -> (P, D)``.
+
+    The user's module is imported lazily, the first time settings are built from z
+    (:meth:`to_params`): reading a study (``top``, ``query``, ``show``, a row with stored
+    weights) never runs its code. A ``file.py`` that does not exist is refused at once.
+    """
 
     kind = "template"
 
@@ -352,12 +357,32 @@ class TemplateSpace(Space):
         require(isinstance(fn, str) and ":" in fn,
                 "[space] function must be \"package.module:function\" or \"file.py:function\"")
         self.function_name = fn
-        self.fn = _load_callable(fn, base_dir)
+        self.base_dir = Path(base_dir)
+        self._fn = None
+        mod_name = fn.rpartition(":")[0]
+        if mod_name.endswith(".py"):
+            path = (self.base_dir / mod_name).resolve()
+            require(path.is_file(), f"[space] function file {str(path)!r} not found")
+            require(_defines(path, fn.rpartition(":")[2]), f"[space] {mod_name!r} has no callable "
+                                                           f"{fn.rpartition(':')[2]!r}")
         self.dim = _int(spec, "dim", spec.get("dim"))
         self.low = _bounds(spec.get("low", -1.0), self.dim, "low")
         self.high = _bounds(spec.get("high", 1.0), self.dim, "high")
         require(bool(np.all(self.low < self.high)), "[space] needs low < high in every dimension")
         self.names = [f"z{i}" for i in range(self.dim)]
+
+    @property
+    def fn(self):
+        """The user's callable, imported (its module's code run) on first use."""
+        if self._fn is None:
+            self._fn = _load_callable(self.function_name, self.base_dir)
+        return self._fn
+
+    def describe_code(self) -> str:
+        """The one line ``run`` prints: the code this space runs."""
+        mod_name, _, attr = self.function_name.rpartition(":")
+        where = str((self.base_dir / mod_name).resolve()) if mod_name.endswith(".py") else f"module {mod_name}"
+        return f"space: template {attr} from {where}; this run imports and runs that code"
 
     def to_params(self, z):
         z = self._check_z(z)
@@ -375,6 +400,28 @@ def _bounds(v, dim, what):
     require(a.shape == (dim,) and np.all(np.isfinite(a)),
             f"[space] {what} must be a number or a list of {dim} finite numbers")
     return a
+
+
+def _defines(path: Path, name: str) -> bool:
+    """Does the Python file ``path`` define ``name`` at top level? Read, never run (``ast``);
+    a file that binds names in ways not seen here (``import *``, syntax errors) gets the benefit
+    of the doubt: the import at first use says what is wrong."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except (SyntaxError, ValueError, OSError, UnicodeDecodeError):
+        return True
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            return True
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any(a.name == "*" or (a.asname or a.name.split(".")[0]) == name for a in node.names):
+                return True
+        elif not isinstance(node, (ast.Expr, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if any(isinstance(t, ast.Name) and t.id == name for t in ast.walk(node)):
+                return True
+    return False
 
 
 def _load_callable(ref: str, base_dir: Path):
