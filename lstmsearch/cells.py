@@ -44,7 +44,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from .errors import LstmsearchError, require
+from .errors import LstmsearchError, check_memory, require
 
 #: Number of gate blocks G per cell kind.
 GATES: Dict[str, int] = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
@@ -248,6 +248,8 @@ class Cell:
             ``"normal"``: N(0, scale^2).
         """
         n = _positive_int(n, "n")
+        check_memory(f"{n} settings of {self.n_params} parameters", 12.0 * n * self.n_params,
+                     "draw fewer settings (--n-settings)")
         rng = np.random.Generator(np.random.Philox(seed))
         D = self.n_params
         if method == "torch":

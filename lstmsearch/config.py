@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from .cells import Cell
-from .errors import ConfigError, LstmsearchError, has_password, redact_url
+from .errors import MAX_COUNT, ConfigError, LstmsearchError, check_memory, has_password, redact_url
 from .tasks import Task, make_task
 
 REQUIRED = object()
@@ -331,6 +331,9 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
     except LstmsearchError as exc:
         chk.wrap("[strategy]", exc)
 
+    if b["settings"] is not None and b["settings"] >= MAX_COUNT:
+        chk.fail("[budget] settings", f"must be below {MAX_COUNT}, got {b['settings']}")
+    _check_footprint(chk, cell, task, ev, strategy)
     out = Path(st["out"]) if st["out"] else Path(data_dir) / name
     return StudyConfig(
         name=name, description=st["description"], source=source, text=text, out=out, cell=cell,
@@ -339,6 +342,28 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
         max_part_rows=s["max_part_rows"], warm_start=warm, space_obj=space_obj, base_dir=base_dir,
         plots=s["plots"],
     )
+
+
+def _check_footprint(chk: Checker, cell: Cell, task: Task, ev: EvalConfig, strategy: Dict[str, Any]) -> None:
+    """Refuse, before any work, a population (batch x region size, popsize) or a number of
+    sequences x length whose memory this machine does not have (one line naming the key)."""
+    pop, key = 1, None
+    for k in ("batch", "popsize"):
+        v = strategy.get(k)
+        if isinstance(v, int) and v > pop:
+            pop, key = v, k
+    region = strategy.get("region")
+    if isinstance(region, dict) and isinstance(region.get("size"), int):
+        pop, key = pop * region["size"], ("batch x region size" if key else "region size")
+    try:
+        if key:  # settings, z and their rows, several copies of each
+            check_memory(f"a population of {pop} settings ({key})", 16.0 * pop * (cell.n_params + 16),
+                         "make it smaller")
+        n_all = ev.heldout + (ev.sequences if ev.readout == "fit" else 0)
+        check_memory(f"{n_all} sequences of length {task.length}", 16.0 * task.length * n_all * (cell.inputs + cell.outputs),
+                     "use fewer sequences or a shorter length")
+    except LstmsearchError as exc:
+        chk.fail(f"[strategy] {key}" if "population" in str(exc) else "[eval] sequences", str(exc))
 
 
 # ------------------------------------------------------------------- writing study files

@@ -89,6 +89,38 @@ def check_output(path, force: bool = False, option: str = "--output", folder: bo
     return p
 
 
+def memory_limit() -> int:
+    """Bytes of physical memory of this machine (``$LSTMSEARCH_MEMORY`` in bytes overrides it)."""
+    import os
+
+    env = os.environ.get("LSTMSEARCH_MEMORY")
+    if env:
+        try:
+            return int(float(env))
+        except ValueError:
+            raise LstmsearchError(f"LSTMSEARCH_MEMORY must be a number of bytes, got {env!r}") from None
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 1 << 62
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2 ** 30:.3g} GiB"
+
+
+def check_memory(what: str, nbytes: float, fix: str = "make it smaller") -> None:
+    """Refuse, before allocating, a size whose footprint (``nbytes``, an estimate) exceeds this
+    machine's memory: one line naming the size, the estimate and the limit."""
+    limit = memory_limit()
+    if not nbytes <= limit:  # also refuses nan / inf
+        raise LstmsearchError(f"{what} needs about {_gib(nbytes)} of memory; this machine has {_gib(limit)}: {fix}")
+
+
+#: The largest count a command line or study file accepts (settings, row ids): int64 with room.
+MAX_COUNT = 2 ** 62
+
+
 def install_hint(extra: str) -> str:
     """The command that installs the optional extra ``extra``, as every message shows it.
 

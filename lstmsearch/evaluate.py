@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from . import readout as readout_mod
 from .cells import Cell
-from .errors import LstmsearchError, require
+from .errors import LstmsearchError, check_memory, require
 from .kernels import get_backend
 from .tasks import HELDOUT_STREAM, TRAIN_STREAM, Task
 
@@ -157,6 +157,11 @@ def evaluate(
     backend_mod = get_backend(backend)
     fit = readout == "fit"
     n_heldout = n_sequences if n_heldout is None else n_heldout
+    n_all = (n_sequences if fit else 0) + n_heldout
+    n_out = 1 if type(task).output_steps is Task.output_steps else task.length  # steps whose states are kept
+    check_memory(f"{n_all} sequences of length {task.length}",
+                 16.0 * task.length * n_all * (cell.inputs + cell.outputs) + 4.0 * n_out * n_all * cell.hidden,
+                 "use fewer sequences or shorter lengths (--sequences, --factors, --length)")
     x_te, y_te = task.sample(n_heldout, seed, HELDOUT_STREAM)
     if fit:
         x_tr, y_tr = task.sample(n_sequences, seed, TRAIN_STREAM)

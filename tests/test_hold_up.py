@@ -218,3 +218,52 @@ def test_query_sql_reads_only_the_study_rows(study, tmp_path, capsys, query, ref
     assert {p: p.read_bytes() for p in (out / "rows").glob("*.parquet")} == parts
     assert main(["query", str(out), "--sql", "SELECT count(*) AS n FROM rows"]) == 0
     assert "100" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------ 5. refuse before allocating
+@pytest.mark.parametrize("argv, pattern", [
+    (["reproduce", "{out}", "best", "--factors", "1,x"], r"--factors must be a comma-separated list"),
+    (["reproduce", "{out}", "best", "--factors", "1000000000"],
+     r"sequences of length 6000000000 needs about .* GiB of memory; this machine has .* GiB"),
+    (["reproduce", "{out}", "best", "--factors", "1,inf"], r"--factors must hold finite numbers"),
+    (["extract", "{out}", "--rows", "abc", "--to", "{tmp}/e"], r"ROW must be a row id .* got 'abc'"),
+    (["show", "{out}", str(2 ** 64)], r"ROW must be a row id from 0 to"),
+    (["export", "{out}", str(2 ** 63), "--format", "json", "-o", "{tmp}/a.json"], r"ROW must be a row id from 0"),
+    (["run", "{path}", "--budget", "99999999999999999999999", "--quiet"], r"budget .* more settings than a store"),
+    (["evaluate", "--n-settings", "1000000000000", "--quiet"],
+     r"1000000000000 settings of .* parameters needs about .* GiB of memory; this machine has"),
+    (["evaluate", "--n-settings", "10", "--sequences", "1000000", "--length", "10000000", "--quiet"],
+     r"sequences of length 10000000 needs about .* GiB"),
+])
+def test_bad_numbers_are_one_line_refusals(study, tmp_path, capsys, argv, pattern):
+    path, out = study
+    argv = [a.format(out=out, tmp=tmp_path, path=path) for a in argv]
+    one_line(capsys, main(argv), pattern)
+    assert not (tmp_path / "e").exists() and not (tmp_path / "a.json").exists()
+
+
+def test_n_settings_not_a_number_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--n-settings", "1e9"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid int value: '1e9'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("strategy_text, key", [
+    ('[strategy]\nkind = "optuna"\nsampler = "random"\nbatch = 4\nregion = { size = 1000000000, scale = 0.1 }\n',
+     r"\[strategy\] batch x region size .*4000000000 settings"),
+    ('[strategy]\nkind = "cmaes"\npopsize = 100000000000\n', r"\[strategy\] popsize .*100000000000 settings"),
+    ('[strategy]\nkind = "sweep"\nmethod = "random"\nbatch = 100000000000\n', r"\[strategy\] batch"),
+])
+def test_a_population_too_big_for_the_machine_is_refused_when_parsed(tmp_path, strategy_text, key):
+    text = study_text("big", tmp_path / "d", strategy_text=strategy_text)
+    with pytest.raises(ConfigError, match=key + r".*needs about .* GiB of memory; this machine has"):
+        parse_study(text, "big.toml")
+
+
+def test_sequences_times_length_too_big_is_refused_when_parsed(tmp_path, monkeypatch):
+    monkeypatch.setenv("LSTMSEARCH_MEMORY", str(2 ** 30))
+    text = study_text("long", tmp_path / "d", length=10_000_000).replace("sequences = 24", "sequences = 1000000")
+    with pytest.raises(ConfigError, match=r"\[eval\] sequences .*of length 10000000 needs about .* 1 GiB"):
+        parse_study(text, "long.toml")

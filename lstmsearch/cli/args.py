@@ -5,7 +5,7 @@ on bad input)."""
 from __future__ import annotations
 
 from ..config import DATA_DIR
-from ..errors import LstmsearchError, require
+from ..errors import MAX_COUNT, LstmsearchError, require
 
 #: ``--data`` of every command.
 DATA_HELP = (f"parent folder of study results: a study named NAME is in DATA/NAME unless its study file "
@@ -34,10 +34,13 @@ def parse_row(text, study, data_dir=DATA_DIR) -> int:
 
         return best_row(study, data_dir)
     try:
-        return int(str(text).strip())
+        row = int(str(text).strip())
     except ValueError:
         raise LstmsearchError(f"ROW must be a row id (an integer; lstmsearch top lists them) or best, "
                               f"got {text!r}") from None
+    require(0 <= row < MAX_COUNT, f"ROW must be a row id from 0 to {MAX_COUNT - 1} (lstmsearch top lists them), "
+                                  f"got {row}")
+    return row
 
 
 def parse_list(text, conv, what):
@@ -47,4 +50,9 @@ def parse_list(text, conv, what):
     except ValueError:
         raise LstmsearchError(f"{what} must be a comma-separated list, got {text!r}") from None
     require(out, f"{what} is empty")
+    for v in out:
+        if isinstance(v, float):
+            require(v == v and abs(v) < float("inf"), f"{what} must hold finite numbers, got {text!r}")
+        elif isinstance(v, int):
+            require(abs(v) < MAX_COUNT, f"{what} values must be below {MAX_COUNT}, got {v}")
     return out

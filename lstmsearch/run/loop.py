@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..config import DATA_DIR, StudyConfig, load_study, parse_study
-from ..errors import DiskFullError, LstmsearchError, require
+from ..errors import MAX_COUNT, DiskFullError, LstmsearchError, require
 from ..evaluate import evaluate
 from ..kernels import check_backend, describe_auto
 from ..query import open_study
@@ -47,6 +47,8 @@ def study_config(study, budget=None, seconds=None, backend=None, out=None, stora
     if budget is not None:
         require(isinstance(budget, int) and not isinstance(budget, bool) and budget > 0,
                 f"budget must be a positive integer, got {budget!r}")
+        require(budget < MAX_COUNT, f"budget {budget} is more settings than a store can number (at most "
+                                    f"{MAX_COUNT - 1}); give a smaller --budget")
         overrides["budget.settings"] = budget
     if seconds is not None:
         require(isinstance(seconds, (int, float)) and seconds > 0 and np.isfinite(seconds),
