@@ -22,6 +22,14 @@ class DiskFullError(LstmsearchError):
     """The disk filled up while writing; nothing partial was left behind."""
 
 
+class StopRequested(KeyboardInterrupt):
+    """A signal asked the command to stop (SIGTERM): handled like Ctrl-C, with the signal's name."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 class DamagedPartWarning(UserWarning):
     """A part file of a study's store could not be read and was skipped."""
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pyarrow.parquet as pq
 import pytest
 
@@ -181,3 +182,53 @@ def test_one_run_per_study_folder(tmp_path):
     store.release()
     assert run_study(p).rows == 50
     assert not (out / "run.lock").exists()
+
+
+def _run_until_parts(tmp_path, budget, strategy, extra_args=()):
+    p, out = write_study(tmp_path, strategy_text=strategy, budget=budget)
+    cmd = [sys.executable, "-m", "lstmsearch.cli", "run", str(p), "--quiet", *extra_args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    rows_dir = out / "rows"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if rows_dir.is_dir() and len(list(rows_dir.glob("part-*.parquet"))) >= 2:
+            break
+        time.sleep(0.01)
+    return p, out, cmd, proc
+
+
+def test_sigterm_mid_run_is_like_ctrl_c(tmp_path):
+    """SIGTERM to `lstmsearch run`: one line, exit 143, lock released, no Optuna trial left
+    RUNNING, every written part intact; the next run continues to the budget."""
+    budget = 4096
+    strategy = '[strategy]\nkind = "optuna"\nsampler = "random"\nbatch = 2\nregion = { size = 128, scale = 0.1 }\n'
+    p, out, cmd, proc = _run_until_parts(tmp_path, budget, strategy)
+    os.kill(proc.pid, signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "stopped by SIGTERM" in lines[0] and "Traceback" not in err, err
+    assert not (out / "run.lock").exists()
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "optuna.journal")))
+    trials = optuna.load_study(study_name="s", storage=storage).trials
+    assert not [tr for tr in trials if tr.state.name == "RUNNING"]
+    n_before = Store(out).count()
+    assert 0 < n_before < budget, "the run finished before it could be stopped; raise the budget"
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    _check_unique(out, budget)
+
+
+def test_sigterm_to_the_supervisor_stops_its_workers(tmp_path):
+    """SIGTERM to `run --workers 2`: the workers stop too (no orphan keeps writing), exit 143."""
+    budget = 1 << 20
+    strategy = '[strategy]\nkind = "optuna"\nsampler = "random"\nbatch = 2\nregion = { size = 64, scale = 0.1 }\n'
+    p, out, cmd, proc = _run_until_parts(tmp_path, budget, strategy, ("--workers", "2"))
+    os.kill(proc.pid, signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM" in err.strip().splitlines()[-1]
+    n = Store(out).count()
+    time.sleep(3)  # a worker left running would go on writing parts
+    assert Store(out).count() == n
+    assert not [d for d in Store(out).leases() if d["alive"]]

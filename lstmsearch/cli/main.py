@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
 
-from ..errors import LstmsearchError, check_output
+from ..errors import LstmsearchError, StopRequested, check_output
 from ..kernels import check_backend, describe_auto
 from .args import STUDY_HELP, add_data_arg, add_row_arg, parse_list, parse_row
 
@@ -379,7 +381,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Run one command; returns the exit status (0, 1 file system, 2 user error, 130 interrupted,
-    141 output cut short by its reader)."""
+    141 output cut short by its reader, 143 stopped by SIGTERM).
+
+    SIGTERM is handled like Ctrl-C: the batch in progress is abandoned (its Optuna trials
+    re-queued or told from written rows), the study's lock is released, the supervisor of
+    ``--workers`` stops its workers, and one line says so.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_stop)
     try:
         rc = _main(argv)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
@@ -410,9 +419,17 @@ def _main(argv) -> int:
     except OSError as exc:  # a file system problem the command could not turn into a clearer message
         print(f"lstmsearch: error: {exc}", file=sys.stderr)
         return 1
+    except StopRequested as stop:
+        print(f"lstmsearch: stopped by {signal.Signals(stop.signum).name}; every part written is kept: "
+              "run the same command again to continue", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print("lstmsearch: interrupted", file=sys.stderr)
         return 130
+
+
+def _raise_stop(signum, frame):
+    raise StopRequested(signum)
 
 
 def _silence_stdout():

@@ -53,5 +53,10 @@ class Coordinator:
     def in_flight(self, batch) -> None:
         """The batch being evaluated (None once written and told)."""
 
+    def abandon(self, strategy) -> None:
+        """The run was interrupted: every unfinished unit of work of the strategy is this
+        process's (it holds the lock), so reconcile them all with the written rows."""
+        strategy.resume()
+
     def stop(self) -> None:
         """The loop has ended."""
