@@ -107,3 +107,46 @@ def test_precision_flags():
     assert drift.torch_drift and not drift.saturation
     both_bad = PrecisionCheck(length=2003, threshold=1e-5, n_sequences=8, float32=2.0, float64=2.0, torch=2.0)
     assert not both_bad.saturation and not both_bad.torch_drift
+
+
+# ---- reproduce: odd and long lengths by default, the verdict, float64 and PyTorch
+def test_reproduce_checks_odd_and_long_lengths_by_default():
+    from lstmsearch.reproduction import format_reproduction, reproduce
+
+    rep = reproduce(RNN, 32586, n_sequences=64)
+    assert [f["length"] for f in rep["fresh"]] == [20, 21, 41, 203, 2003]
+    assert rep["verdict"]["status"] == NONE and rep["verdict"]["n_sequences"] == 64
+    assert all(f["nmse"] > 1.0 for f in rep["fresh"][1:])  # ~4 at every odd length
+    np.testing.assert_allclose([f["nmse"] for f in rep["fresh"]], rep["verdict"]["nmse"], rtol=1e-5)
+    pc = rep["precision"]
+    assert pc["length"] == 2003 and pc["float64"] > 1.0 and not pc["saturation"]
+    text = "\n".join(format_reproduction(rep))
+    assert "verdict: not solved" in text and "float64, reference backend" in text
+    assert reproduce(RNN, 32586, factors=(1,), n_sequences=8, check=False)["verdict"] is None
+
+
+def test_reproduce_cli_says_the_verdict_and_the_precision(capsys):
+    from lstmsearch.cli.main import main
+
+    assert main(["reproduce", str(LSTM), "best", "--sequences", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: solved at every checked length (20, 21, 41, 203, 2003)" in out
+    assert "precision at length 2003" in out and "float64, reference backend" in out
+    assert ("nn.LSTM, float32" in out) or ("PyTorch check skipped" in out)
+    lengths = [int(ln.split()[0]) for ln in out.split("readout as stored:")[1].splitlines()[2:]]
+    assert lengths == [20, 21, 41, 203, 2003]
+
+
+def test_format_names_saturation_and_drift():
+    from lstmsearch.reproduction import format_reproduction
+
+    pc = PrecisionCheck(length=2003, threshold=1e-5, n_sequences=8, float32=1e-9, float64=0.5, torch=0.3,
+                        torch_version="2.x", cell="gru")
+    pc.notes.append("depends on float32 saturation: ...")
+    pc.notes.append("drifts under PyTorch's kernels: ...")
+    rep = {"study": "s", "row": 1, "cell": "gru", "hidden": 2, "backend": "cpu", "task": "t", "seed": 0,
+           "stored": {}, "same": {}, "identical": True, "fresh_seed": FRESH_SEED, "fresh": [],
+           "verdict": None, "precision": pc.as_dict()}
+    text = "\n".join(format_reproduction(rep))
+    assert "NOTE: depends on float32 saturation" in text and "NOTE: drifts under PyTorch's kernels" in text
+    assert "agree with float32" not in text

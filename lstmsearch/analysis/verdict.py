@@ -116,11 +116,12 @@ class Verdict:
         """One line: the verdict, then the lengths it fails at."""
         if self.status == ALL:
             return f"{ALL} ({', '.join(map(str, self.lengths))})"
+        worst = max(range(len(self.nmse)), key=lambda i: (not np.isfinite(self.nmse[i]), self.nmse[i]))
         if self.status == NONE:
-            return f"{NONE}: nmse {self.nmse[0]:.3g} at n = {self.n}"
+            return f"{NONE}: nmse {self.nmse[0]:.3g} at n = {self.n}" + (
+                f", up to {self.nmse[worst]:.3g} at {self.lengths[worst]}" if worst else "")
         ok = [L for L in self.lengths if L not in self.failing]
         head = f"solved at n = {self.n} only" if self.status == N_ONLY else f"solved at {', '.join(map(str, ok))} only"
-        worst = max(range(len(self.nmse)), key=lambda i: (not np.isfinite(self.nmse[i]), self.nmse[i]))
         return f"{head}: fails at {', '.join(map(str, self.failing))} (nmse up to {self.nmse[worst]:.3g} at " \
                f"{self.lengths[worst]})"
 
@@ -275,6 +276,18 @@ def precision_check(cell: Cell, params, task: Task, threshold: float, length: Op
             pc.torch = torch_nmse(cell, params, t, n_sequences, seed)
         except LstmsearchError as exc:
             pc.torch_skipped = f"PyTorch check skipped: {str(exc).removeprefix('lstmsearch: ')}"
+    if f64 < threshold and not f32 < threshold:
+        pc.notes.append(f"float32 rounding breaks it: solved in float64 (nmse {f64:.3g}) but not in float32 "
+                        f"(nmse {f32:.3g}) at length {length}")
+    if pc.torch is not None and pc.torch < threshold and not f32 < threshold:
+        pc.notes.append(f"solved under PyTorch's kernels (nmse {pc.torch:.3g}) but not in ours (nmse {f32:.3g}) "
+                        f"at length {length}")
+    if f32 < threshold and f64 < threshold and f64 > 10 * f32:
+        pc.notes.append(f"leans on float32: nmse {f64 / f32:.0f}x larger in float64 ({f64:.3g}) than in float32 "
+                        f"({f32:.3g}) at length {length}, still under the threshold there")
+    if pc.torch is not None and f32 < threshold and pc.torch < threshold and pc.torch > 10 * f32:
+        pc.notes.append(f"PyTorch's kernels round differently: nmse {pc.torch / f32:.0f}x larger in PyTorch "
+                        f"({pc.torch:.3g}) at length {length}, still under the threshold there")
     if pc.saturation:
         pc.notes.append(f"depends on float32 saturation: solved in float32 (nmse {f32:.3g}) but not in float64 "
                         f"(nmse {f64:.3g}) at length {length}; in exact arithmetic it does not hold")

@@ -202,10 +202,10 @@ def cmd_show(args) -> int:
 def cmd_reproduce(args) -> int:
     from ..reproduction import format_reproduction, reproduce
 
-    factors = parse_list(args.factors, float, "--factors")
+    factors = parse_list(args.factors, float, "--factors") if args.factors is not None else None
     args.row = parse_row(args.row, args.study, args.data)
     rep = reproduce(args.study, args.row, backend=args.backend, factors=factors,
-                    n_sequences=args.sequences, data_dir=args.data)
+                    n_sequences=args.sequences, data_dir=args.data, check=not args.no_check)
     for line in format_reproduction(rep):
         print(line)
     return 0
@@ -334,12 +334,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_row_arg(p)
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("reproduce", help="re-simulate a row: stored sequences, then fresh ones at 1x/10x/100x length")
+    p = sub.add_parser("reproduce", help="re-simulate a row: stored sequences, then fresh ones at n, n+1, 2n+1, "
+                                         "10n+3, 100n+3; the verdict (solved at every checked length?) and the "
+                                         "float64 / PyTorch precision check")
     _add_study_arg(p)
     add_row_arg(p)
     p.add_argument("--backend", default=None, help="default: the study's backend")
-    p.add_argument("--factors", default="1,10,100", help="length factors for fresh sequences (default 1,10,100)")
+    p.add_argument("--factors", default=None,
+                   help="fresh sequences at n * these factors instead of the checked lengths n, n+1, 2n+1, 10n+3, "
+                        "100n+3 (e.g. 1,10,100); the verdict always uses the checked lengths")
     p.add_argument("--sequences", type=int, default=None, help="fresh sequences (default: the study's held-out count)")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip the verdict and the float64 / PyTorch precision check")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("export", help="write a row's setting as a torch state dict, npz or json")
