@@ -150,3 +150,52 @@ def test_format_names_saturation_and_drift():
     text = "\n".join(format_reproduction(rep))
     assert "NOTE: depends on float32 saturation" in text and "NOTE: drifts under PyTorch's kernels" in text
     assert "agree with float32" not in text
+
+
+# ---- top, report and the run summary say which rows are solved at every checked length
+def test_top_has_a_solved_column(capsys):
+    from lstmsearch.cli.main import main
+
+    assert main(["top", str(RNN), "-k", "2"]) == 0
+    out, err = capsys.readouterr()
+    head, *rows = out.splitlines()
+    assert head.split()[-1] == "solved" and len(rows) == 2 and all(r.split()[-1] == "no" for r in rows)
+    assert "n, n+1" not in err and "20, 21, 41, 203, 2003" in err and "--no-check" in err
+    assert main(["top", str(LSTM), "-k", "3"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [" ".join(r.split()[-2:]) for r in rows] == ["every length"] * 3
+    assert main(["top", str(LSTM), "-k", "1", "--no-check"]) == 0
+    assert "solved" not in capsys.readouterr().out
+
+
+def test_report_leads_with_the_verdict(tmp_path):
+    from lstmsearch.report import build_report
+
+    rep = build_report([LSTM, RNN], out=tmp_path, top=2, n_sequences=16, plots=False, max_refine=8)
+    text = rep.text
+    head = next(ln for ln in text.splitlines() if ln.startswith("| study | cell | H |"))
+    assert head.rstrip(" |").endswith("verdict (best row)")
+    assert "| recall_first_lstm32 |" in text and ALL in next(ln for ln in text.splitlines()
+                                                           if ln.startswith("| recall_first_lstm32 | lstm | 32"))
+    solved = next(ln for ln in text.splitlines() if ln.startswith("Solved at every checked length"))
+    assert "(recall_first_lstm32)" in solved and "Not solved: rnn_tanh H=32 (recall_first_rnn32)" in solved
+    section = text.split("## Study recall_first_rnn32")[1].split("\n\n")
+    assert section[1].startswith("Verdict: best row 32586 not solved")
+    assert [s.verdict.status for s in rep.summaries] == [ALL, NONE]
+    # the length table uses the checked lengths by default
+    assert "| nmse n=20 | nmse n=21 | nmse n=41 | nmse n=203 | nmse n=2003 |" in text
+
+
+def test_run_summary_has_the_best_rows_verdict(tmp_path):
+    from lstmsearch import run_study
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "studies" / "quickstart.toml").read_text()
+    text = text.replace("sequences = 256", "sequences = 32").replace("heldout = 256", "heldout = 32")
+    text = text.replace("settings = 32768", "settings = 256")
+    p = tmp_path / "q.toml"
+    p.write_text(text)
+    r = run_study(p, out=tmp_path / "q")
+    line = next(ln for ln in r.lines() if ln.startswith("verdict"))
+    v = row_verdicts(tmp_path / "q", [r.best_row])[r.best_row]
+    assert line.startswith(f"verdict  row {r.best_row}: {v.text}") and "256 fresh sequences" in line

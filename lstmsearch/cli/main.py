@@ -143,9 +143,22 @@ def _print_table(table, columns=None, limit=None):
 
 
 def cmd_top(args) -> int:
+    import pyarrow as pa
+
+    from ..analysis.verdict import row_verdicts
     from ..query import SUMMARY_COLUMNS, top_rows
 
-    _print_table(top_rows(args.study, args.k, where=args.where, data_dir=args.data), SUMMARY_COLUMNS)
+    t = top_rows(args.study, args.k, where=args.where, data_dir=args.data)
+    cols = list(SUMMARY_COLUMNS)
+    if not args.no_check and t.num_rows:
+        # solved means solved: the rows shown, at n, n+1, 2n+1, 10n+3, 100n+3 (one batch per length)
+        vs = row_verdicts(args.study, t.column("row").to_pylist(), data_dir=args.data)
+        t = t.append_column("solved", pa.array([vs[r].short for r in t.column("row").to_pylist()]))
+        cols.append("solved")
+        v = next(iter(vs.values()))
+        print(f"solved: {v.describe()}; "
+              "every length / some lengths / n only / no (--no-check skips)", file=sys.stderr)
+    _print_table(t, cols)
     return 0
 
 
@@ -316,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study_arg(p)
     p.add_argument("-k", type=int, default=10, help="how many rows (default 10)")
     p.add_argument("--where", default=None, help='filter, e.g. "finite == true"')
+    p.add_argument("--no-check", action="store_true",
+                   help="skip the solved column (each row shown is re-simulated with its stored readout at n, n+1, "
+                        "2n+1, 10n+3, 100n+3 on 256 fresh sequences)")
     p.set_defaults(func=cmd_top)
 
     p = sub.add_parser("query", help="rows matching a filter, or an SQL query (DuckDB)")
