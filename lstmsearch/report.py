@@ -285,7 +285,7 @@ def _best_section(s: StudySummary, factors, n_sequences, backend, top, folder, p
         ["settings evaluated", s.rows if len(s.per_strategy) < 2 else
          f"{s.rows} (" + ", ".join(f"{k} {v}" for k, v in s.per_strategy.items()) + ")"],
         ["best nmse", f"{s.best_nmse:.4g} (row {s.best_row})"], ["median nmse", s.median_nmse],
-        [f"share solved (nmse < {cfg.eval.solved:g})", f"{s.solved_share:.2%}"],
+        [f"share under the threshold at n (nmse < {cfg.eval.solved:g})", f"{s.solved_share:.2%}"],
         ["share finite", f"{s.finite_share:.2%}"], ["best row under the threshold at n", s.solved],
         ["verdict of the best row", s.verdict.status if s.verdict else "not checked"],
         ["scored on", f"{cfg.eval.heldout} held-out sequences, readout {cfg.eval.readout}, seed {cfg.eval.seed}"],

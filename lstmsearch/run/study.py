@@ -26,6 +26,9 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
               data_dir=None) -> RunReport:
     """Run (or continue) a study until its budget is spent.
 
+    The report's ``verdict`` is the best row's :mod:`~lstmsearch.analysis.verdict` line (solved
+    at every checked length, at n only, ...), one line of :meth:`RunReport.lines`.
+
     Parameters
     ----------
     study : path of a study file, or a :class:`~lstmsearch.config.StudyConfig`
@@ -48,9 +51,6 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
     plots : after the run, write ``best_so_far.png`` and ``nmse_hist.png`` into the study
         folder's ``plots/`` (default: the study file's ``[store] plots``, false); without
         matplotlib the report says they were skipped
-
-    The report's ``verdict`` is the best row's :mod:`~lstmsearch.analysis.verdict` line (solved
-    at every checked length, at n only, ...), one line of :meth:`RunReport.lines`.
     """
     if workers is not None:
         require(isinstance(workers, int) and workers >= 1, f"workers must be a positive integer, got {workers!r}")
