@@ -9,6 +9,7 @@ result and lets any found setting be reproduced, exported to PyTorch and explain
 from .cells import Cell
 from .errors import LstmsearchError
 from .evaluate import evaluate, simulate, solutions
+from .analysis.verdict import verdict
 from .query import load_results, open_study, top_rows
 from .reproduction import export, reproduce
 from .run import run_study
@@ -16,4 +17,4 @@ from .tasks import make_task
 from .version import __version__
 
 __all__ = ["Cell", "LstmsearchError", "evaluate", "export", "load_results", "make_task", "open_study", "reproduce",
-           "run_study", "simulate", "solutions", "top_rows", "__version__"]
+           "run_study", "simulate", "solutions", "top_rows", "verdict", "__version__"]

@@ -6,15 +6,20 @@ r"""Reports: the tables and plots of one or several studies on one page (Markdow
 ``DATA/reports/<name>[+<name>...]/`` or ``--out``. The page holds:
 
 1. **Studies**: one line per study -- cell, H, task, length n, strategy, settings evaluated,
-   best nmse (and its row), median nmse, share solved (nmse below the study's
-   ``[eval] solved``, default 1e-5) -- and which cells solved the task (best nmse < solved).
+   best nmse (and its row), median nmse, share under the threshold at n (nmse below the
+   study's ``[eval] solved``, default 1e-5), whether the best row is under it at n, and the
+   **verdict** of the best row (:mod:`lstmsearch.analysis.verdict`: solved at every checked
+   length n, n+1, 2n+1, 10n+3, 100n+3 with its stored readout, at n only, at some lengths, or
+   not solved) -- and which cells solved the task by that verdict.
    nmse is the held-out MSE over the MSE of predicting the mean (Var(x_1) for recall_first).
-2. **Length**: the best setting of each study re-simulated at n, 2n, 10n, 100n
-   (``--lengths``) on fresh sequences (seed :data:`lstmsearch.reproduction.FRESH_SEED`,
+2. **Length**: the best setting of each study re-simulated at the checked lengths n, n+1,
+   2n+1, 10n+3, 100n+3 (or at multiples of n: ``--lengths``) on fresh sequences (seed :data:`lstmsearch.reproduction.FRESH_SEED`,
    ``--sequences`` of them, 64 by default: few, to stay cheap) by
    :func:`~lstmsearch.analysis.length.length_curve`, with the stored readout (``given``)
    and a refitted one (``refit``); one plot, a line per cell kind.
-3. Per study: its settings, the top K rows (as ``lstmsearch top``), the units of the best
+3. Per study, first the verdict of its top K rows (per checked length, on
+   :data:`~lstmsearch.analysis.verdict.CHECK_SEQUENCES` fresh sequences), then its settings, the
+   top K rows (as ``lstmsearch top``, with the verdict column), the units of the best
    setting (roles and single-unit ablation) and its pruned form -- the fewest
    largest-magnitude weights that keep the error within max(2 e, e + 1e-6) of the full
    setting's e (:func:`~lstmsearch.analysis.explain.prune`) -- as a table of named
@@ -46,11 +51,14 @@ import numpy as np
 from .analysis.explain import explain, weight_name
 from .analysis.length import length_curve
 from .analysis.plots import plot_best_so_far, plot_length_curve, plot_nmse_hist, plot_traces, pyplot
+from .analysis.verdict import ALL, N_ONLY, NONE, SOME, check_lengths, row_verdicts
 from .errors import LstmsearchError, check_output, require
 from .query import SUMMARY_COLUMNS, load_results, open_study, top_rows
 from .reproduction import FRESH_SEED, row_setting
 
 FORMATS = ("md", "html")
+#: Length factors of the length table when asked for multiples (``--lengths 1,2,10,100``); by default
+#: the table uses the verdict's checked lengths (:func:`lstmsearch.analysis.verdict.check_lengths`).
 DEFAULT_FACTORS = (1, 2, 10, 100)
 
 
@@ -162,6 +170,7 @@ class StudySummary:
     per_strategy: Dict[str, int]
     table: object = field(repr=False, default=None)  # row, strategy, nmse, time (row order)
     source_rows: Optional[int] = None  # rows of the study these were extracted from (lstmsearch extract)
+    verdicts: Dict = field(default_factory=dict)  # {row: Verdict} of the top rows (build_report fills it)
 
     @property
     def settings_text(self):
@@ -169,7 +178,14 @@ class StudySummary:
 
     @property
     def solved(self) -> bool:
+        """The best row is under the threshold at the trained length n (see :attr:`verdict` for the
+        answer at every checked length)."""
         return bool(self.best_nmse < self.cfg.eval.solved)
+
+    @property
+    def verdict(self):
+        """The best row's :class:`~lstmsearch.analysis.verdict.Verdict` (None until checked)."""
+        return self.verdicts.get(self.best_row)
 
     @property
     def strategy(self) -> str:
@@ -251,6 +267,15 @@ def _best_section(s: StudySummary, factors, n_sequences, backend, top, folder, p
     name = cfg.name
     _, _, setting = row_setting(cfg, s.best_row)
     blocks = [Heading(f"Study {name}")]
+    top_t = top_rows(cfg, top)
+    ids = top_t.column("row").to_pylist()
+    vs = [s.verdicts[r] for r in ids if r in s.verdicts]
+    if vs:
+        v0 = s.verdict or vs[0]
+        blocks += [Para(f"Verdict: best row {s.best_row} {v0.text}. Checked: {v0.describe()}."),
+                   Table(["rank", "row", "verdict"] + [f"nmse n={L}" for L in v0.lengths],
+                         [[i + 1, r, s.verdicts[r].status] + list(s.verdicts[r].nmse)
+                          for i, r in enumerate(ids) if r in s.verdicts])]
     if cfg.description:
         blocks.append(Para(cfg.description))
     blocks.append(Table(["", ""], [
@@ -260,18 +285,20 @@ def _best_section(s: StudySummary, factors, n_sequences, backend, top, folder, p
         ["settings evaluated", s.rows if len(s.per_strategy) < 2 else
          f"{s.rows} (" + ", ".join(f"{k} {v}" for k, v in s.per_strategy.items()) + ")"],
         ["best nmse", f"{s.best_nmse:.4g} (row {s.best_row})"], ["median nmse", s.median_nmse],
-        [f"share solved (nmse < {cfg.eval.solved:g})", f"{s.solved_share:.2%}"],
-        ["share finite", f"{s.finite_share:.2%}"], ["solved", s.solved],
+        [f"share under the threshold at n (nmse < {cfg.eval.solved:g})", f"{s.solved_share:.2%}"],
+        ["share finite", f"{s.finite_share:.2%}"], ["best row under the threshold at n", s.solved],
+        ["verdict of the best row", s.verdict.status if s.verdict else "not checked"],
         ["scored on", f"{cfg.eval.heldout} held-out sequences, readout {cfg.eval.readout}, seed {cfg.eval.seed}"],
         ["results", str(cfg.out)]]))
 
-    top_t = top_rows(cfg, top)
     cols = [c for c in SUMMARY_COLUMNS if c in top_t.column_names]
     blocks += [Heading(f"Best settings of {name} (top {top})", 3),
-               Table(cols, [[r[c] for c in cols] for r in top_t.select(cols).to_pylist()])]
+               Table(cols + ["solved"], [[r[c] for c in cols] + [s.verdicts[r["row"]].short if r["row"] in s.verdicts
+                                                                   else ""] for r in top_t.select(cols).to_pylist()])]
 
-    lengths = length_curve(cfg.cell, setting, cfg.task, factors=factors, n_sequences=n_sequences,
-                           seed=FRESH_SEED, backend=backend)
+    lengths = length_curve(cfg.cell, setting, cfg.task, factors=factors or DEFAULT_FACTORS,
+                           lengths=None if factors else check_lengths(cfg.task.length, cfg.task.min_length),
+                           n_sequences=n_sequences, seed=FRESH_SEED, backend=backend)
 
     e = explain(cfg.cell, setting, cfg.task, n_sequences=n_sequences, seed=cfg.eval.seed, backend=backend,
                 readout="given", n_traces=min(n_sequences, 64), max_refine=max_refine)
@@ -303,24 +330,28 @@ def _best_section(s: StudySummary, factors, n_sequences, backend, top, folder, p
 
 
 def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None, fmt: str = "md", top: int = 5,
-                 factors: Sequence[float] = DEFAULT_FACTORS, n_sequences: int = 64, backend: str = "cpu",
+                 factors: Optional[Sequence[float]] = None, n_sequences: int = 64, backend: str = "cpu",
                  plots: bool = True, max_refine: Optional[int] = 256, force: bool = False) -> Report:
     """Write the report page of ``studies`` (files, folders or names under ``data_dir``).
 
-    Every study is opened before any work, so a bad name fails at once. Returns a
-    :class:`Report`; the page is ``<out>/report.md`` or ``report.html``. A page already there is
-    refused unless ``force``; a folder inside a study folder always is.
+    ``factors``: lengths of the length table as multiples of each study's n (default None: the
+    checked lengths n, n+1, 2n+1, 10n+3, 100n+3). Every study is opened before any work, so a
+    bad name fails at once. Returns a :class:`Report`; the page is ``<out>/report.md`` or
+    ``report.html``. A page already there is refused unless ``force``; a folder inside a study
+    folder always is.
     """
     require(fmt in FORMATS, f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
     require(len(studies) >= 1, "name at least one study")
     require(isinstance(top, (int, np.integer)) and top >= 1, f"--top must be a positive integer, got {top!r}")
     require(isinstance(n_sequences, (int, np.integer)) and n_sequences >= 2,
             f"--sequences must be an integer >= 2, got {n_sequences!r}")
-    require(len(factors) >= 1 and all(np.isfinite(f) and f > 0 for f in factors),
-            f"--lengths must be positive multiples of the study length, got {list(factors)}")
+    require(factors is None or len(factors) >= 1 and all(np.isfinite(f) and f > 0 for f in factors),
+            f"--lengths must be positive multiples of the study length, got {list(factors or [])}")
     summaries = [summarize(s, data_dir) for s in studies]
     names = [s.cfg.name for s in summaries]
     require(len(set(names)) == len(names), f"a study is named twice: {', '.join(names)}")
+    for s in summaries:  # solved means solved: the top rows at n, n+1, 2n+1, 10n+3, 100n+3
+        s.verdicts = row_verdicts(s.cfg, top_rows(s.cfg, top, columns=["row", "nmse"]).column("row").to_pylist())
     folder = Path(out) if out is not None else default_folder(names, data_dir)
     check_output(folder, True, "--out")  # never inside a study folder
     check_output(folder / f"report.{fmt}", force, "--out")
@@ -342,14 +373,21 @@ def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None,
                            "extract); median and share solved are of the extracted rows only."))
     blocks += [Heading("Studies"), Table(
         ["study", "cell", "H", "task", "n", "strategy", "settings", "best nmse", "best row", "median nmse",
-         "share solved", "solved"],
+         "share under threshold at n", "best under threshold at n", "verdict (best row)"],
         [[s.cfg.name, s.cfg.cell.kind, s.cfg.cell.hidden, s.cfg.task.name, s.cfg.task.length, s.strategy, s.settings_text,
-          s.best_nmse, s.best_row, s.median_nmse, f"{s.solved_share:.2%} (< {s.cfg.eval.solved:g})", s.solved]
-         for s in summaries])]
-    yes = [f"{s.cfg.cell.kind} H={s.cfg.cell.hidden} ({s.cfg.name})" for s in summaries if s.solved]
-    no = [f"{s.cfg.cell.kind} H={s.cfg.cell.hidden} ({s.cfg.name})" for s in summaries if not s.solved]
-    blocks.append(Para("Solved (best nmse below the study's threshold): " + (", ".join(yes) or "none")
-                       + (". Not solved: " + ", ".join(no) if no else "") + "."))
+          s.best_nmse, s.best_row, s.median_nmse, f"{s.solved_share:.2%} (< {s.cfg.eval.solved:g})", s.solved,
+          s.verdict.status] for s in summaries])]
+
+    def who(status):
+        return [f"{s.cfg.cell.kind} H={s.cfg.cell.hidden} ({s.cfg.name})" for s in summaries if s.verdict.status == status]
+
+    v0 = summaries[0].verdict
+    blocks.append(Para("Solved at every checked length (the best row's nmse under the study's threshold with its "
+                       f"stored readout at n, n+1, 2n+1, 10n+3, 100n+3 on {v0.n_sequences} fresh sequences): "
+                       + (", ".join(who(ALL)) or "none")
+                       + "".join(f". {label}: {', '.join(who(st))}" for label, st in
+                                 (("Solved at some lengths only", SOME), ("Solved at n only", N_ONLY),
+                                  ("Not solved", NONE)) if who(st)) + "."))
 
     sections, curves, files = [], [], []
     for s in summaries:

@@ -5,10 +5,18 @@
 1. on the *stored* sequences (the study's seed: training stream 0, held-out stream 1),
    fitting the readout again as the study did -- on the same backend this gives the
    stored error bit for bit;
-2. on *fresh* sequences (another seed) at 1x, 10x and 100x the study's length (any positive
-   factors: length n * factor rounded, as :func:`lstmsearch.analysis.length.length_curve`
-   does), with the stored readout (the weights found at length n, unchanged): the
-   length-generalisation question.
+2. on *fresh* sequences (another seed) with the stored readout (the weights found at length
+   n, unchanged): the length-generalisation question. By default at the checked lengths of
+   :mod:`lstmsearch.analysis.verdict` -- n, n+1, 2n+1, 10n+3, 100n+3: off-multiples and long
+   ones -- or at n * factor (any positive factors, rounded, as
+   :func:`lstmsearch.analysis.length.length_curve` does);
+3. the **verdict** (:func:`lstmsearch.analysis.verdict.verdict`): solved at every checked
+   length, at n only, at some lengths, or not solved (float32, cpu backend, stored readout,
+   the study's ``[eval] solved``), on the same fresh sequences;
+4. the **precision check** (:func:`lstmsearch.analysis.verdict.precision_check`) at the longest
+   checked length: float32 on our kernels, float64 on the reference backend, and PyTorch's
+   nn.LSTM/GRU/RNN after export (skipped, with one line, without torch); it says when the
+   solution depends on float32 saturation or drifts under PyTorch's kernels.
 
 :func:`export` writes a row's full setting as a PyTorch state dict (``torch``: the keys of
 ``Cell.torch_model()``: ``rnn.weight_ih_l0``, ..., ``readout.weight``, ``readout.bias``),
@@ -23,12 +31,12 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .analysis.verdict import FRESH_SEED, check_lengths, precision_check, verdict
 from .errors import LstmsearchError, check_output, import_optional, require
 from .evaluate import evaluate
 from .query import open_study, settings_of
 
-#: Seed of the fresh sequences used by ``reproduce`` (far from the seeds studies use).
-FRESH_SEED = 1_000_003
+__all__ = ["FRESH_SEED", "row_setting", "reproduce", "format_reproduction", "export", "FORMATS"]
 
 
 def row_setting(study, row: int, data_dir="data"):
@@ -42,14 +50,19 @@ def row_setting(study, row: int, data_dir="data"):
     return cfg, r, setting
 
 
-def reproduce(study, row: int, backend: Optional[str] = None, factors: Sequence[float] = (1, 10, 100),
-              fresh_seed: int = FRESH_SEED, n_sequences: Optional[int] = None, data_dir="data") -> Dict:
-    """Re-simulate a stored row; returns a dict with ``stored``, ``same`` and ``fresh`` results.
+def reproduce(study, row: int, backend: Optional[str] = None, factors: Optional[Sequence[float]] = None,
+              fresh_seed: int = FRESH_SEED, n_sequences: Optional[int] = None, data_dir="data",
+              check: bool = True) -> Dict:
+    """Re-simulate a stored row; returns a dict with ``stored``, ``same``, ``fresh``, ``verdict``, ``precision``.
 
     ``same``: errors on the stored sequences with the readout fitted again (as the study did);
     ``identical`` is true when they equal the stored ones exactly. ``fresh``: one entry per
-    factor: length, nmse, mse, max_abs_err on ``n_sequences`` (default: the study's held-out
-    count) fresh sequences with the stored readout.
+    length -- the checked lengths n, n+1, 2n+1, 10n+3, 100n+3 by default, else n * factor for
+    ``factors`` -- length, nmse, mse, max_abs_err on ``n_sequences`` (default: the study's
+    held-out count) fresh sequences with the stored readout, on ``backend``. ``verdict``
+    (:class:`~lstmsearch.analysis.verdict.Verdict` as a dict) and ``precision``
+    (:class:`~lstmsearch.analysis.verdict.PrecisionCheck` as a dict) on the same fresh
+    sequences; None with ``check=False``.
     """
     cfg, r, setting = row_setting(study, row, data_dir)
     ev = cfg.eval
@@ -62,27 +75,66 @@ def reproduce(study, row: int, backend: Optional[str] = None, factors: Sequence[
     identical = all(same.get(k) == v for k, v in stored.items())
     fresh = []
     n = n_sequences or ev.heldout
-    for f in factors:
-        require(isinstance(f, (int, float, np.integer, np.floating)) and not isinstance(f, bool)
-                and np.isfinite(f) and f > 0, f"length factors must be positive numbers, got {f!r}")
-        task = cfg.task.with_length(max(cfg.task.min_length, int(round(cfg.task.length * f))))
+    n0 = cfg.task.length
+    if factors is None:
+        lengths = check_lengths(n0, cfg.task.min_length)
+    else:
+        for f in factors:
+            require(isinstance(f, (int, float, np.integer, np.floating)) and not isinstance(f, bool)
+                    and np.isfinite(f) and f > 0, f"length factors must be positive numbers, got {f!r}")
+        lengths = [max(cfg.task.min_length, int(round(n0 * f))) for f in factors]
+    for i, L in enumerate(lengths):
+        task = cfg.task.with_length(L)
         t = evaluate(cfg.cell, params, task, n_sequences=n, seed=fresh_seed, backend=backend,
                      readout="given").to_pylist()[0]
-        fresh.append({"factor": int(f) if float(f).is_integer() else float(f), "length": task.length, "nmse": t["nmse"], "mse": t["mse"],
-                      "max_abs_err": t["max_abs_err"], "finite": t["finite"]})
+        f = factors[i] if factors is not None else L / n0
+        fresh.append({"factor": int(f) if float(f).is_integer() else float(f), "length": task.length,
+                      "nmse": t["nmse"], "mse": t["mse"], "max_abs_err": t["max_abs_err"], "finite": t["finite"]})
+    v = pc = None
+    if check:
+        v = verdict(cfg.cell, setting, cfg.task, ev.solved, n_sequences=n, seed=fresh_seed).as_dict()
+        pc = precision_check(cfg.cell, setting, cfg.task, ev.solved, n_sequences=n, seed=fresh_seed).as_dict()
     return {"study": cfg.name, "row": int(row), "backend": backend, "seed": ev.seed, "cell": cfg.cell.kind,
             "hidden": cfg.cell.hidden, "task": cfg.task.describe(), "stored": stored,
             "same": {k: same[k] for k in keys if k in same}, "identical": identical,
-            "fresh_seed": fresh_seed, "fresh": fresh}
+            "fresh_seed": fresh_seed, "fresh": fresh, "n_sequences": n, "verdict": v, "precision": pc}
+
+
+#: What the PyTorch module of each cell kind is called, for the precision lines.
+_TORCH_NAMES = {"lstm": "nn.LSTM", "gru": "nn.GRU", "rnn_tanh": "nn.RNN tanh", "rnn_relu": "nn.RNN relu"}
 
 
 def format_reproduction(rep: Dict) -> List[str]:
+    """The text ``lstmsearch reproduce`` prints: the verdict first, then the stored sequences, the
+    precision check and the fresh-sequence table (one line per length, last)."""
     lines = [f"study {rep['study']} row {rep['row']}: {rep['cell']} H={rep['hidden']}, backend {rep['backend']}",
-             f"task {rep['task']}",
-             f"stored sequences (seed {rep.get('seed', '')}){'':6s}{'stored':>14s}{'reproduced':>14s}"]
-    for k, v in rep["stored"].items():
-        lines.append(f"  {k:32s}{v:14.6g}{rep['same'][k]:14.6g}")
+             f"task {rep['task']}"]
+    v = rep.get("verdict")
+    if v:
+        lines.append(f"verdict: {v['text']}")
+        lines.append(f"  (nmse < {v['threshold']:g} with the stored readout at lengths "
+                     f"{', '.join(map(str, v['lengths']))}; {v['n_sequences']} fresh sequences, seed {v['seed']}, "
+                     f"float32, {v['backend']} backend)")
+    lines.append(f"stored sequences (seed {rep.get('seed', '')}){'':6s}{'stored':>14s}{'reproduced':>14s}")
+    for k, val in rep["stored"].items():
+        lines.append(f"  {k:32s}{val:14.6g}{rep['same'][k]:14.6g}")
     lines.append("  identical to the stored errors: " + ("yes" if rep["identical"] else "NO"))
+    pc = rep.get("precision")
+    if pc:
+        lines.append(f"precision at length {pc['length']} (nmse with the stored readout, the same "
+                     f"{pc['n_sequences']} fresh sequences):")
+        lines.append(f"  {'float32, our cpu kernels':40s}{pc['float32']:14.6g}")
+        lines.append(f"  {'float64, reference backend':40s}{pc['float64']:14.6g}")
+        if pc["torch"] is not None:
+            name = f"PyTorch {pc['torch_version']} {_TORCH_NAMES.get(pc['cell'], '')}, float32"
+            lines.append(f"  {name:40s}{pc['torch']:14.6g}")
+        else:
+            lines.append(f"  {pc['torch_skipped']}")
+        for note in pc["notes"]:
+            lines.append(f"  NOTE: {note}")
+        if not pc["saturation"] and not pc["torch_drift"]:
+            lines.append("  float64" + (" and PyTorch agree" if pc["torch"] is not None else " agrees")
+                         + " with float32 about the threshold at this length")
     lines.append(f"fresh sequences (seed {rep['fresh_seed']}), readout as stored:")
     lines.append(f"  {'length':>8s}{'nmse':>14s}{'max_abs_err':>14s}")
     for f in rep["fresh"]:

@@ -351,7 +351,7 @@ def add_commands(subparsers) -> None:
 
 
 def cmd_report(args) -> int:
-    factors = parse_list(args.lengths, float, "--lengths")
+    factors = parse_list(args.lengths, float, "--lengths") if args.lengths is not None else None
     rep = build_report(args.studies, data_dir=args.data, out=args.out, fmt=args.format, top=args.top,
                        factors=factors, n_sequences=args.sequences, backend=args.backend, plots=not args.no_plots,
                        force=args.force)
@@ -359,7 +359,7 @@ def cmd_report(args) -> int:
         print(n)
     for s in rep.summaries:
         print(f"{s.cfg.name}: {s.cfg.cell.kind} H={s.cfg.cell.hidden}, {s.rows} settings, best nmse "
-              f"{s.best_nmse:.4g} (row {s.best_row}), {'solved' if s.solved else 'not solved'}")
+              f"{s.best_nmse:.4g} (row {s.best_row}), {s.verdict.text if s.verdict else 'not checked'}")
     print(f"wrote {rep.path}" + (f" and {len(rep.files)} PNG(s) beside it" if rep.files else ""))
     return 0
 
@@ -372,8 +372,9 @@ def add_report_command(subparsers) -> None:
     p.add_argument("--out", default=None, help="folder of the page and its PNGs (default DATA/reports/NAME)")
     p.add_argument("--format", default="md", choices=FORMATS, help="md (default) or html (self-contained)")
     p.add_argument("--top", type=int, default=5, help="best rows to list per study (default 5)")
-    p.add_argument("--lengths", default="1,2,10,100",
-                   help="lengths of the length table, as multiples of the study length (default 1,2,10,100)")
+    p.add_argument("--lengths", default=None,
+                   help="lengths of the length table, as multiples of the study length, e.g. 1,2,10,100 (default: "
+                        "the checked lengths n, n+1, 2n+1, 10n+3, 100n+3 of the verdict)")
     p.add_argument("--sequences", type=int, default=64, help="sequences per length and for explain (default 64)")
     p.add_argument("--backend", default="cpu", help="backend of the re-simulations (default cpu)")
     p.add_argument("--no-plots", action="store_true", help="tables only")

@@ -151,9 +151,22 @@ def _print_table(table, columns=None, limit=None):
 
 
 def cmd_top(args) -> int:
+    import pyarrow as pa
+
+    from ..analysis.verdict import row_verdicts
     from ..query import SUMMARY_COLUMNS, top_rows
 
-    _print_table(top_rows(args.study, args.k, where=args.where, data_dir=args.data), SUMMARY_COLUMNS)
+    t = top_rows(args.study, args.k, where=args.where, data_dir=args.data)
+    cols = list(SUMMARY_COLUMNS)
+    if not args.no_check and t.num_rows:
+        # solved means solved: the rows shown, at n, n+1, 2n+1, 10n+3, 100n+3 (one batch per length)
+        vs = row_verdicts(args.study, t.column("row").to_pylist(), data_dir=args.data)
+        t = t.append_column("solved", pa.array([vs[r].short for r in t.column("row").to_pylist()]))
+        cols.append("solved")
+        v = next(iter(vs.values()))
+        print(f"solved: {v.describe()}; "
+              "every length / some lengths / n only / no (--no-check skips)", file=sys.stderr)
+    _print_table(t, cols)
     return 0
 
 
@@ -211,10 +224,10 @@ def cmd_show(args) -> int:
 def cmd_reproduce(args) -> int:
     from ..reproduction import format_reproduction, reproduce
 
-    factors = parse_list(args.factors, float, "--factors")
+    factors = parse_list(args.factors, float, "--factors") if args.factors is not None else None
     args.row = parse_row(args.row, args.study, args.data)
     rep = reproduce(args.study, args.row, backend=args.backend, factors=factors,
-                    n_sequences=args.sequences, data_dir=args.data)
+                    n_sequences=args.sequences, data_dir=args.data, check=not args.no_check)
     for line in format_reproduction(rep):
         print(line)
     return 0
@@ -327,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study_arg(p)
     p.add_argument("-k", type=int, default=10, help="how many rows (default 10)")
     p.add_argument("--where", default=None, help='filter, e.g. "finite == true"')
+    p.add_argument("--no-check", action="store_true",
+                   help="skip the solved column (each row shown is re-simulated with its stored readout at n, n+1, "
+                        "2n+1, 10n+3, 100n+3 on 256 fresh sequences)")
     p.set_defaults(func=cmd_top)
 
     p = sub.add_parser("query", help="rows matching a filter, or an SQL query (DuckDB)")
@@ -347,12 +363,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_row_arg(p)
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("reproduce", help="re-simulate a row: stored sequences, then fresh ones at 1x/10x/100x length")
+    p = sub.add_parser("reproduce", help="re-simulate a row: stored sequences, then fresh ones at n, n+1, 2n+1, "
+                                         "10n+3, 100n+3; the verdict (solved at every checked length?) and the "
+                                         "float64 / PyTorch precision check")
     _add_study_arg(p)
     add_row_arg(p)
     p.add_argument("--backend", default=None, help="default: the study's backend")
-    p.add_argument("--factors", default="1,10,100", help="length factors for fresh sequences (default 1,10,100)")
+    p.add_argument("--factors", default=None,
+                   help="fresh sequences at n * these factors instead of the checked lengths n, n+1, 2n+1, 10n+3, "
+                        "100n+3 (e.g. 1,10,100); the verdict always uses the checked lengths")
     p.add_argument("--sequences", type=int, default=None, help="fresh sequences (default: the study's held-out count)")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip the verdict and the float64 / PyTorch precision check")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("export", help="write a row's setting as a torch state dict, npz or json")

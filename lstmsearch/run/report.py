@@ -27,6 +27,7 @@ class RunReport:
     settings_per_s: float
     messages: List[str]
     budget: Optional[int] = None  # the settings budget of the run ([budget] settings or --budget)
+    verdict: Optional[str] = None  # the best row's verdict (lstmsearch.analysis.verdict), one line
 
     @classmethod
     def build(cls, cfg, store, settings: int, complete: bool, best: Tuple[float, Optional[int]], wall_s: float,
@@ -52,6 +53,8 @@ class RunReport:
                    f"{self.store}" + (" (budget spent)" if self.complete else "")]
         if self.best_row is not None:
             out.append(f"best     nmse {self.best_nmse:.4g} (row {self.best_row})")
+            if self.verdict:
+                out.append(f"verdict  row {self.best_row}: {self.verdict}")
         if self.settings:
             out.append(f"time     {self.wall_s:.2f} s wall, {self.settings_per_s:,.0f} settings/s; "
                        f"evaluate {self.evaluate_s:.2f} s, strategy {self.strategy_s:.2f} s, I/O {self.io_s:.2f} s")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..analysis.verdict import row_verdicts
 from ..errors import LstmsearchError, require
 from ..report import run_plots
 from ..store import Store
@@ -24,6 +25,9 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
               heartbeat_s: float = 5.0, grace_s: float = 30.0, plots: Optional[bool] = None,
               data_dir=None) -> RunReport:
     """Run (or continue) a study until its budget is spent.
+
+    The report's ``verdict`` is the best row's :mod:`~lstmsearch.analysis.verdict` line (solved
+    at every checked length, at n only, ...), one line of :meth:`RunReport.lines`.
 
     Parameters
     ----------
@@ -57,6 +61,7 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
         report = run_workers(study, workers, budget=budget, seconds=seconds, backend=backend, progress=progress,
                              echo=echo, out=out, storage=storage, heartbeat_s=heartbeat_s, grace_s=grace_s,
                              data_dir=data_dir)
+        report = _add_verdict(report)
         return _write_plots(report) if want else report
     cfg = study_config(study, budget, seconds, backend, out, storage, data_dir)
     echo = echo or (lambda s: None)
@@ -76,7 +81,20 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
         if evaluator is not None:
             evaluator.close()
         store.release()
+    report = _add_verdict(report)
     return _write_plots(report) if (cfg.plots if plots is None else plots) else report
+
+
+def _add_verdict(report: RunReport) -> RunReport:
+    """The best row's verdict (solved at every checked length n, n+1, 2n+1, 10n+3, 100n+3?) as one
+    line of the run summary; only the best row, on the verdict's 256 fresh sequences, to stay cheap."""
+    if report.best_row is not None and report.rows:
+        try:
+            v = row_verdicts(report.store, [report.best_row])[report.best_row]
+            report.verdict = f"{v.text} [nmse < {v.threshold:g}, stored readout, {v.n_sequences} fresh sequences]"
+        except LstmsearchError as exc:
+            report.verdict = f"not checked: {exc}"
+    return report
 
 
 def _write_plots(report: RunReport) -> RunReport:
