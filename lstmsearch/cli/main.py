@@ -93,6 +93,10 @@ def cmd_run(args) -> int:
         print(line)
     for m in report.messages[-1:]:
         print(m)
+    if report.stopped_by:
+        print(f"lstmsearch: stopped by {report.stopped_by} after the batch in progress; every part written is "
+              "kept: run the same command again to continue", file=sys.stderr)
+        return 128 + signal.Signals[report.stopped_by].value
     return 0
 
 
@@ -405,9 +409,10 @@ def main(argv=None) -> int:
     """Run one command; returns the exit status (0, 1 file system, 2 user error, 130 interrupted,
     141 output cut short by its reader, 143 stopped by SIGTERM).
 
-    SIGTERM is handled like Ctrl-C: the batch in progress is abandoned (its Optuna trials
-    re-queued or told from written rows), the study's lock is released, the supervisor of
-    ``--workers`` stops its workers, and one line says so.
+    SIGTERM stops a command cleanly, with one line: ``run`` finishes the batch in progress
+    (rows written, strategy told: no Optuna trial left RUNNING) and releases the study's
+    lock; the supervisor of ``--workers`` stops its workers (each finishes its batch); any
+    other command stops at once, like Ctrl-C.
     """
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_stop)

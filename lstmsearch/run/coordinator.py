@@ -9,11 +9,22 @@ heartbeats, the other workers' batches in flight).
 
 from __future__ import annotations
 
+import signal
 from typing import Dict, List, Optional
 
 
 class Coordinator:
-    """A study run by this process alone: it holds the lock, so it may tidy and resume."""
+    """A study run by this process alone: it holds the lock, so it may tidy and resume.
+
+    :meth:`request_stop` is a signal handler: the loop finishes the batch in progress (writes
+    its rows, tells the strategy), then stops cleanly; :attr:`stopped_by` names the signal.
+    """
+
+    def __init__(self):
+        self.stopped_by: Optional[str] = None
+
+    def request_stop(self, signum, frame=None) -> None:
+        self.stopped_by = signal.Signals(signum).name
 
     def strategy_options(self) -> Dict:
         """Options for the strategy (heartbeats and grace periods of a shared storage)."""
@@ -48,15 +59,10 @@ class Coordinator:
         return remaining
 
     def stop_requested(self) -> bool:
-        return False
+        return self.stopped_by is not None
 
     def in_flight(self, batch) -> None:
         """The batch being evaluated (None once written and told)."""
-
-    def abandon(self, strategy) -> None:
-        """The run was interrupted: every unfinished unit of work of the strategy is this
-        process's (it holds the lock), so reconcile them all with the written rows."""
-        strategy.resume()
 
     def stop(self) -> None:
         """The loop has ended."""

@@ -166,9 +166,6 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
             if nmse[i] < best[0]:
                 best = (float(nmse[i]), int(rows.column("row")[i].as_py()))
             bar.show(store.count(), best[0], added=len(nmse))
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: leave nothing half-done in the strategy's storage
-        coordinator.abandon(strategy)
-        raise
     finally:
         bar.close()
         wall = time.perf_counter() - t_start

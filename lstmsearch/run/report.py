@@ -27,6 +27,7 @@ class RunReport:
     settings_per_s: float
     messages: List[str]
     budget: Optional[int] = None  # the settings budget of the run ([budget] settings or --budget)
+    stopped_by: Optional[str] = None  # the signal that stopped the run (after its batch in progress)
     verdict: Optional[str] = None  # the best row's verdict (lstmsearch.analysis.verdict), one line
 
     @classmethod

@@ -6,6 +6,8 @@ loop (:func:`lstmsearch.run.loop.run_loop`).
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Optional
 
 from ..analysis.verdict import row_verdicts
@@ -14,6 +16,7 @@ from ..report import run_plots
 from ..store import Store
 from ..store.manifest import prepare_manifest
 from .cluster import DaskEvaluator
+from .coordinator import Coordinator
 from .loop import run_loop, study_config
 from .report import RunReport
 from .workers import run_workers
@@ -76,7 +79,17 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
         if dask is not None:
             evaluator = DaskEvaluator(dask, cfg, echo=echo)
             messages.append(evaluator.describe())
-        report = run_loop(cfg, store, manifest, messages, progress, echo, evaluator=evaluator)
+        coordinator = Coordinator()
+        old = None
+        if threading.current_thread() is threading.main_thread():  # SIGTERM: finish the batch, then stop
+            old = signal.signal(signal.SIGTERM, coordinator.request_stop)
+        try:
+            report = run_loop(cfg, store, manifest, messages, progress, echo, coordinator=coordinator,
+                              evaluator=evaluator)
+        finally:
+            if old is not None:
+                signal.signal(signal.SIGTERM, old)
+        report.stopped_by = coordinator.stopped_by
     finally:
         if evaluator is not None:
             evaluator.close()

@@ -98,11 +98,6 @@ class Worker(Coordinator):
     def finish(self, store, manifest, entry):
         store.update_manifest(lambda m: replace_run(m, entry))
 
-    def abandon(self, strategy):
-        """Only this worker's trials in flight: the others' belong to live processes."""
-        if self.trials:
-            strategy.recover([t.number for t in self.trials])
-
     def room(self, remaining, target):
         if target is None:
             return remaining
