@@ -52,10 +52,20 @@ def check_weight_guessing(text: str):
     assert _number(text, r"rnn_tanh latch: solved runs") >= 1
 
 
+def check_adding_problem(text: str):
+    # the hand-built adding LSTM: none of the 2,560 sequences wrong at T = 100, 500, 1000, inside its bound
+    for T in (100, 500, 1000):
+        assert _number(text, rf"T =\s+{T}: wrong \(\|err\| >= 0.04\)") == 0
+    assert _number(text, r"T = 1000: wrong \(\|err\| >= 0.04\) 0 of 2560, max \|err\|") < 1e-4
+    # a weakly shut input gate (big = 4) fails most sequences already at T = 100
+    assert _number(text, r"big =\s+4 \(shut gate sigma\(-big\) = [0-9.e+-]+\): wrong of 2560 at T=100:") > 1000
+
+
 CHECKS = {
     "00_getting_started.ipynb": check_getting_started,
     "01_why_gates.ipynb": check_why_gates,
     "02_weight_guessing.ipynb": check_weight_guessing,
+    "04_adding_problem.ipynb": check_adding_problem,
 }
 
 
