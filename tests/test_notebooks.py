@@ -52,6 +52,17 @@ def check_weight_guessing(text: str):
     assert _number(text, r"rnn_tanh latch: solved runs") >= 1
 
 
+def check_memory_throughput(text: str):
+    # the hand-built delay line recalls exactly H lags (nmse < 0.01), whatever the cell
+    assert _number(text, r"delay line lstm     H = 8: lags recalled") == 8
+    for kind in ("lstm    ", "gru     ", "rnn_tanh"):
+        assert _number(text, rf"delay line {kind} H = 4: lags recalled") == 4
+    # the tiny search holds about H = 4 numbers (capacity), but in fewer than H exact lags
+    capacity = _number(text, r"searched LSTM H = 4: lags recalled \d+ of k = 10, capacity")
+    assert 3.0 < capacity < 4.5
+    assert _number(text, r"searched LSTM H = 4: lags recalled") <= 4
+
+
 def check_adding_problem(text: str):
     # the hand-built adding LSTM: none of the 2,560 sequences wrong at T = 100, 500, 1000, inside its bound
     for T in (100, 500, 1000):
@@ -65,6 +76,7 @@ CHECKS = {
     "00_getting_started.ipynb": check_getting_started,
     "01_why_gates.ipynb": check_why_gates,
     "02_weight_guessing.ipynb": check_weight_guessing,
+    "03_memory_throughput.ipynb": check_memory_throughput,
     "04_adding_problem.ipynb": check_adding_problem,
 }
 
