@@ -63,6 +63,19 @@ def check_memory_throughput(text: str):
     assert _number(text, r"searched LSTM H = 4: lags recalled") <= 4
 
 
+def check_gradient_baseline(text: str):
+    # the converted weights score as the torch model does
+    pairs = re.findall(r"torch nmse ([0-9.e+-]+)\s+ours ([0-9.e+-]+)", text)
+    assert len(pairs) == 4
+    for torch_nmse, ours in pairs:
+        assert abs(float(torch_nmse) - float(ours)) <= 1e-3 * float(ours)
+    # Adam learns something at n; the hand-built GRU and LSTM hold x_1 at n, n+1 and 2n+1
+    assert _number(text, r"Adam: gru\s+n=10:") < 0.05
+    for kind in ("gru", "lstm"):
+        assert _number(text, rf"hand-built {kind}\s+n=10: [0-9.e+-]+  n=11: [0-9.e+-]+  n=21:") < 1e-5
+        assert re.search(rf"hand-built {kind}\s+n=10: .*-> solved at every checked length", text)
+
+
 def check_adding_problem(text: str):
     # the hand-built adding LSTM: none of the 2,560 sequences wrong at T = 100, 500, 1000, inside its bound
     for T in (100, 500, 1000):
@@ -78,6 +91,7 @@ CHECKS = {
     "02_weight_guessing.ipynb": check_weight_guessing,
     "03_memory_throughput.ipynb": check_memory_throughput,
     "04_adding_problem.ipynb": check_adding_problem,
+    "05_gradient_baseline.ipynb": check_gradient_baseline,
 }
 
 
