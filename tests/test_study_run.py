@@ -232,3 +232,26 @@ def test_sigterm_to_the_supervisor_stops_its_workers(tmp_path):
     time.sleep(3)  # a worker left running would go on writing parts
     assert Store(out).count() == n
     assert not [d for d in Store(out).leases() if d["alive"]]
+
+
+def test_cmaes_stopped_and_continued_equals_an_uninterrupted_run(tmp_path):
+    """Resume is exact: a CMA-ES study stopped after k generations and continued to 2k gives the
+    same rows, bit for bit, as an uninterrupted 2k run. (Before the covariance matrix was saved
+    exactly, this configuration drifted apart at generation 508: cmaes pickles only C's upper
+    triangle.)"""
+    k, pop = 300, 8
+    st = f'[strategy]\nkind = "cmaes"\npopsize = {pop}\nrestarts = "ipop"\n'
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    pa_, outa = write_study(tmp_path / "a", strategy_text=st, budget=2 * k * pop)
+    run_study(pa_)
+    pb, outb = write_study(tmp_path / "b", strategy_text=st, budget=2 * k * pop)
+    assert run_study(pb, budget=k * pop).rows == k * pop
+    assert run_study(pb).rows == 2 * k * pop
+    cols = ["batch", "index", "z", "nmse", "readout"]
+    order = [("batch", "ascending"), ("index", "ascending")]
+    a = load_results(outa, columns=cols).sort_by(order)
+    b = load_results(outb, columns=cols).sort_by(order)
+    assert a.num_rows == b.num_rows == 2 * k * pop
+    for c in cols:
+        assert a.column(c).equals(b.column(c)), c

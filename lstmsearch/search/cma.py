@@ -11,7 +11,9 @@ large-population runs with small-population, small-step runs (Hansen 2009), givi
 regime a similar share of evaluations.
 
 The optimizer is pickled to ``cmaes-state.pkl`` (atomically) after each told generation,
-with its random state (which ``cmaes`` itself leaves out of pickles).
+with its random state (which ``cmaes`` itself leaves out of pickles) and its exact covariance
+matrix (``cmaes`` pickles only the upper triangle, which is not exactly the in-memory matrix), so
+a run stopped and continued asks the same generations, bit for bit, as an uninterrupted one.
 A run killed after writing a generation's rows but before saving the state re-asks the
 same population on resume (the pickled optimizer carries its random state) and tells it
 the stored values instead of evaluating it again.
@@ -76,6 +78,12 @@ class CmaStrategy(Strategy):
             rng = np.random.RandomState()
             rng.set_state(self.state.pop("opt_rng"))
             self.state["opt"]._rng = rng
+            # cmaes pickles the covariance as its upper triangle and mirrors it back on load; the
+            # in-memory C is not exactly symmetric (its rank-mu update rounds differently on each
+            # side), so the mirrored one differs by an ulp here and there and the runs drift apart
+            # after a few hundred generations. The exact matrix is saved beside the pickle.
+            if "opt_C" in self.state:
+                self.state["opt"]._C = self.state.pop("opt_C")
         else:
             rng = np.random.Generator(np.random.Philox(np.random.SeedSequence([self.seed, 202])))
             mean = (space.low + space.high) / 2 if spec["mean"] == "middle" else rng.uniform(space.low, space.high)
@@ -139,7 +147,10 @@ class CmaStrategy(Strategy):
         st["evals"][st["regime"]] += len(values)
         if st["opt"].should_stop() and self.spec["restarts"] != "none" and st["restart"] < self.spec["max_restarts"]:
             self._restart()
-        atomic_write_bytes(self.state_path, pickle.dumps(dict(st, opt_rng=st["opt"]._rng.get_state())))
+        extra = {"opt_rng": st["opt"]._rng.get_state()}
+        if isinstance(getattr(st["opt"], "_C", None), np.ndarray):
+            extra["opt_C"] = st["opt"]._C.copy()  # exact, not cmaes's triangle (see __init__)
+        atomic_write_bytes(self.state_path, pickle.dumps(dict(st, **extra)))
         self.overhead_s += time.perf_counter() - t0
 
     def _restart(self):
