@@ -142,3 +142,38 @@ def test_parquet_of_an_older_schema_version(tmp_path):
     (out / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(LstmsearchError, match="store schema version 0"):
         run_study(p, budget=200)
+
+
+def _unique_keys(out, n):
+    t = load_results(out, columns=["batch", "index"])
+    keys = list(zip(t.column("batch").to_pylist(), t.column("index").to_pylist()))
+    assert len(keys) == n and len(set(keys)) == n  # no (trial, index) stored twice
+    return t
+
+
+def _optuna_trials(out):
+    import optuna
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "optuna.journal")))
+    return optuna.load_study(study_name="s", storage=storage).trials
+
+
+def test_journal_ending_in_a_partial_record_is_repaired(tmp_path):
+    """Disk full mid-write under the Optuna journal: the partial last record is dropped, one line
+    says so, and the study continues to its budget (it used to die with a JSONDecodeError on
+    every later run)."""
+    p, out = write_study(tmp_path, strategy="optuna", budget=64)
+    assert _cli("run", p, "--quiet").returncode == 0
+    journal = out / "optuna.journal"
+    whole = journal.read_bytes()
+    last = whole.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    journal.write_bytes(whole + last[: len(last) // 2])  # half a record, no newline
+    r = _cli("run", p, "--quiet", "--budget", 128)
+    assert r.returncode == 0, r.stderr
+    said = [ln for ln in r.stdout.splitlines() if "repaired the Optuna journal" in ln]
+    assert len(said) == 1 and "partial last record" in said[0]
+    r = _cli("run", p, "--quiet", "--budget", 192)  # and it stays whole
+    assert r.returncode == 0 and "repaired" not in r.stdout, r.stdout + r.stderr
+    t = _unique_keys(out, 192)
+    complete = {tr.number for tr in _optuna_trials(out) if tr.state.name == "COMPLETE"}
+    assert set(t.column("batch").to_pylist()) <= complete

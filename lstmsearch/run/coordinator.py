@@ -27,8 +27,9 @@ class Coordinator:
         self.stopped_by = signal.Signals(signum).name
 
     def strategy_options(self) -> Dict:
-        """Options for the strategy (heartbeats and grace periods of a shared storage)."""
-        return {}
+        """Options for the strategy (heartbeats and grace periods of a shared storage); alone, this
+        process may repair the strategy's storage (cut a journal's partial record)."""
+        return {"sole_writer": True}
 
     def prepare(self, store, messages: List[str]) -> None:
         """Before the strategy starts: remove a killed run's temporary part files."""
@@ -40,7 +41,7 @@ class Coordinator:
         """The strategy reconciles its state with the stored rows."""
         msg = strategy.resume()
         if msg:
-            messages.append(msg)
+            messages.extend(msg.splitlines())
 
     def run_entry(self) -> Dict:
         """Extra entries of this run's record in the manifest."""

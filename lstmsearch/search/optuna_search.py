@@ -35,6 +35,7 @@ is unreachable (``storage_retry_s``), so a restarted database server does not en
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from typing import Dict, List
@@ -170,8 +171,10 @@ class OptunaStrategy(Strategy):
     shared_storage = True
 
     def __init__(self, cfg, space, store, spec, heartbeat_s: float = None, grace_s: float = None,
-                 storage_retry_s: float = 120.0, echo=None):
+                 storage_retry_s: float = 120.0, echo=None, sole_writer: bool = False):
         super().__init__(cfg, space, store, spec)
+        self.sole_writer = sole_writer  # this process holds the study's run lock (not a worker)
+        self.start_messages: List[str] = []
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.heartbeat_s = heartbeat_s
         self.grace_s = grace_s
@@ -219,7 +222,12 @@ class OptunaStrategy(Strategy):
             from optuna.storages.journal import JournalFileBackend
 
             self.store.root.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(self.store.root / "optuna.journal")))
+            path = self.store.root / "optuna.journal"
+            if self.sole_writer:  # workers may be appending: only the lock holder may cut the file
+                msg = repair_journal_tail(path)
+                if msg:
+                    self.start_messages.append(msg)
+            return JournalStorage(JournalFileBackend(str(path)))
         if storage == "sqlite":
             self.store.root.mkdir(parents=True, exist_ok=True)
             storage = f"sqlite:///{(self.store.root / 'optuna.db').resolve()}"
@@ -352,14 +360,17 @@ class OptunaStrategy(Strategy):
         Only for a single run (it holds the study's run lock, so every RUNNING trial is a dead
         run's); workers recover the trials of dead workers by heartbeat instead.
         """
+        lines = list(self.start_messages)
         running = self.db(self.study.get_trials, deepcopy=False, states=(TrialState.RUNNING,))
         if not running:
-            return ""
+            return "\n".join(lines)
         before = dict(self.recovered)
         self.recover([t.number for t in running])
         told = self.recovered["told"] - before["told"]
         requeued = self.recovered["requeued"] - before["requeued"]
-        return f"resumed {len(running)} unfinished Optuna trial(s): {told} told from stored rows, {requeued} re-queued"
+        lines.append(f"resumed {len(running)} unfinished Optuna trial(s): {told} told from stored rows, "
+                     f"{requeued} re-queued")
+        return "\n".join(lines)
 
     # --------------------------------------------------------------- ask, tell
     def ask(self, n_max: int):
@@ -481,6 +492,47 @@ class OptunaStrategy(Strategy):
     def summary(self):
         n = len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         return f"Optuna study {self.cfg.name!r}: {n} complete trials, sampler {self.sampler_name}"
+
+
+def repair_journal_tail(path) -> str:
+    """Cut an Optuna journal after its last whole record (a newline-terminated JSON line).
+
+    A disk that fills up (or a process killed) mid-write leaves half a record at the end;
+    Optuna's next append glues its record to it and every later read fails with a
+    JSONDecodeError. Everything from the first line that is not a whole JSON record on is
+    dropped; returns one line saying so ("" when the journal is whole). Call it only while no
+    other process may write the journal.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        return ""
+    data = path.read_bytes()
+    good = 0
+    dropped = 0
+    for line in data.splitlines(keepends=True):
+        if dropped == 0:
+            ok = line.endswith(b"\n")
+            if ok:
+                try:
+                    json.loads(line)
+                except ValueError:
+                    ok = False
+            if ok:
+                good += len(line)
+                continue
+        dropped += 1
+    if good == len(data):
+        return ""
+    with open(path, "r+b") as fh:
+        fh.truncate(good)
+        fh.flush()
+        os.fsync(fh.fileno())
+    what = "a partial last record" if dropped == 1 else f"a damaged record and the {dropped - 1} after it"
+    return (f"repaired the Optuna journal {path}: it ended in {what} ({len(data) - good} bytes; a full disk or a "
+            "killed write), which was dropped")
 
 
 def _pg_driver(url: str) -> str:
