@@ -177,3 +177,52 @@ def test_journal_ending_in_a_partial_record_is_repaired(tmp_path):
     t = _unique_keys(out, 192)
     complete = {tr.number for tr in _optuna_trials(out) if tr.state.name == "COMPLETE"}
     assert set(t.column("batch").to_pylist()) <= complete
+
+
+@pytest.mark.parametrize("damage", ["tail_dropped", "deleted"])
+def test_journal_that_lost_records_is_refused_then_repaired(tmp_path, damage):
+    """A journal cut short or deleted: trial numbers would be reused (duplicated (trial, index)
+    rows). The run refuses with one line naming --repair; --repair rebuilds the trials from the
+    rows and the study continues with unique keys."""
+    p, out = write_study(tmp_path, strategy="optuna", budget=96)
+    assert _cli("run", p, "--quiet").returncode == 0
+    journal = out / "optuna.journal"
+    if damage == "deleted":
+        journal.unlink()
+    else:
+        lines = journal.read_bytes().splitlines(keepends=True)
+        journal.write_bytes(b"".join(lines[: len(lines) // 2]))
+    r = _cli("run", p, "--quiet", "--budget", 160)
+    assert r.returncode != 0
+    err = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and "--repair" in err[0] and "Traceback" not in r.stderr, r.stderr
+    _unique_keys(out, 96)  # nothing was written
+    r = _cli("run", p, "--quiet", "--budget", 160, "--repair")
+    assert r.returncode == 0, r.stderr
+    assert sum("repaired the Optuna storage from the rows" in ln for ln in r.stdout.splitlines()) == 1
+    t = _unique_keys(out, 160)
+    trials = _optuna_trials(out)
+    complete = {tr.number for tr in trials if tr.state.name == "COMPLETE"}
+    assert set(t.column("batch").to_pylist()) == complete
+    r = _cli("run", p, "--quiet", "--budget", 192)  # consistent now: no --repair needed
+    assert r.returncode == 0, r.stderr
+    _unique_keys(out, 192)
+
+
+def test_part_file_deleted_its_trials_are_requeued(tmp_path):
+    """A part deleted: its COMPLETE trials have no rows; the next run says so in one line,
+    re-queues their parameters, and reaches the budget with no (trial, index) twice."""
+    p, out = write_study(tmp_path, strategy="optuna", budget=96)
+    run_study(p)
+    parts = sorted((out / "rows").glob("*.parquet"))
+    lost = pq.read_table(parts[1], columns=["batch"]).column("batch").to_pylist()
+    parts[1].unlink()
+    r = run_study(p, budget=96)
+    said = [m for m in r.messages if "have no stored rows" in m]
+    assert len(said) == 1 and f"{len(set(lost))} COMPLETE Optuna trial(s)" in said[0]
+    _unique_keys(out, 96)
+    trials = _optuna_trials(out)
+    retried = {tr.user_attrs.get("retry_of") for tr in trials if tr.state.name == "COMPLETE"}
+    assert set(lost) <= retried
+    again = run_study(p, budget=96)  # said once, not on every start
+    assert not [m for m in again.messages if "have no stored rows" in m]

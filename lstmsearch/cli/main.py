@@ -88,7 +88,7 @@ def cmd_run(args) -> int:
     report = run_study(args.study, budget=args.budget, seconds=args.seconds, backend=args.backend,
                        progress=not args.quiet, echo=print, out=args.out, data_dir=args.data, workers=args.workers,
                        storage=args.storage, dask=args.dask, heartbeat_s=args.heartbeat, grace_s=args.grace,
-                       plots=True if args.plots else None)
+                       plots=True if args.plots else None, repair=args.repair)
     for line in report.lines():
         print(line)
     for m in report.messages[-1:]:
@@ -321,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", action="store_true",
                    help="after the run, write best-so-far and nmse-histogram PNGs into STUDY_FOLDER/plots/ "
                         "(as [store] plots = true)")
+    p.add_argument("--repair", action="store_true",
+                   help="strategy optuna: when the Optuna storage lost trials the rows come from (a journal cut "
+                        "short or deleted), rebuild them from the rows instead of refusing to continue")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("worker", help="join a study as one more worker (strategy optuna, shared storage)")

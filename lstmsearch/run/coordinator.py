@@ -20,16 +20,17 @@ class Coordinator:
     its rows, tells the strategy), then stops cleanly; :attr:`stopped_by` names the signal.
     """
 
-    def __init__(self):
+    def __init__(self, repair: bool = False):
         self.stopped_by: Optional[str] = None
+        self.repair = repair  # ``run --repair``: the strategy may rebuild its state from the rows
 
     def request_stop(self, signum, frame=None) -> None:
         self.stopped_by = signal.Signals(signum).name
 
     def strategy_options(self) -> Dict:
         """Options for the strategy (heartbeats and grace periods of a shared storage); alone, this
-        process may repair the strategy's storage (cut a journal's partial record)."""
-        return {"sole_writer": True}
+        process may repair the strategy's storage (cut a journal's partial record, ``--repair``)."""
+        return {"sole_writer": True, "repair": self.repair}
 
     def prepare(self, store, messages: List[str]) -> None:
         """Before the strategy starts: remove a killed run's temporary part files."""

@@ -26,7 +26,7 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
               backend: Optional[str] = None, progress: bool = False, echo=None, out=None,
               workers: Optional[int] = None, storage: Optional[str] = None, dask=None,
               heartbeat_s: float = 5.0, grace_s: float = 30.0, plots: Optional[bool] = None,
-              data_dir=None) -> RunReport:
+              data_dir=None, repair: bool = False) -> RunReport:
     """Run (or continue) a study until its budget is spent.
 
     The report's ``verdict`` is the best row's :mod:`~lstmsearch.analysis.verdict` line (solved
@@ -54,11 +54,16 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
     plots : after the run, write ``best_so_far.png`` and ``nmse_hist.png`` into the study
         folder's ``plots/`` (default: the study file's ``[store] plots``, false); without
         matplotlib the report says they were skipped
+    repair : strategy optuna: if the Optuna storage lost trials that the rows come from (a
+        journal cut short or deleted), rebuild them from the rows (see
+        :meth:`~lstmsearch.search.optuna_search.OptunaStrategy.rebuild_from_rows`) instead of
+        refusing to continue; one process only (not with ``workers``)
     """
     if workers is not None:
         require(isinstance(workers, int) and workers >= 1, f"workers must be a positive integer, got {workers!r}")
         require(dask is None, "--workers and --dask do not go together: workers share an Optuna study, "
                               "--dask spreads each batch over a cluster")
+        require(not repair, "--repair runs in one process: run the study once with --repair, then with --workers")
         want = plots if plots is not None else study_config(study, budget, seconds, backend, out, storage,
                                                             data_dir).plots
         report = run_workers(study, workers, budget=budget, seconds=seconds, backend=backend, progress=progress,
@@ -79,7 +84,7 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
         if dask is not None:
             evaluator = DaskEvaluator(dask, cfg, echo=echo)
             messages.append(evaluator.describe())
-        coordinator = Coordinator()
+        coordinator = Coordinator(repair=repair)
         old = None
         if threading.current_thread() is threading.main_thread():  # SIGTERM: finish the batch, then stop
             old = signal.signal(signal.SIGTERM, coordinator.request_stop)

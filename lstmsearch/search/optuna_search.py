@@ -171,9 +171,10 @@ class OptunaStrategy(Strategy):
     shared_storage = True
 
     def __init__(self, cfg, space, store, spec, heartbeat_s: float = None, grace_s: float = None,
-                 storage_retry_s: float = 120.0, echo=None, sole_writer: bool = False):
+                 storage_retry_s: float = 120.0, echo=None, sole_writer: bool = False, repair: bool = False):
         super().__init__(cfg, space, store, spec)
         self.sole_writer = sole_writer  # this process holds the study's run lock (not a worker)
+        self.repair = repair  # ``run --repair``: rebuild the storage's trials from the rows
         self.start_messages: List[str] = []
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.heartbeat_s = heartbeat_s
@@ -355,22 +356,154 @@ class OptunaStrategy(Strategy):
         return f"warm start: enqueued the {len(z)} best z of {source}"
 
     def resume(self) -> str:
-        """Trials left RUNNING by a killed run: tell those whose rows were written, re-queue the rest.
+        """Reconcile the Optuna storage with the rows (the rows are the truth); one line per finding.
 
         Only for a single run (it holds the study's run lock, so every RUNNING trial is a dead
-        run's); workers recover the trials of dead workers by heartbeat instead.
+        run's); workers recover the trials of dead workers by heartbeat instead. In order:
+
+        - the storage must know every trial the rows came from: if the rows reference a trial
+          number the storage does not have (its journal lost its tail or was deleted), or a
+          trial whose parameters are not its rows' z, new trials would reuse numbers and
+          duplicate (trial, index) keys, so the run refuses with one line naming ``--repair``
+          (``run --repair`` rebuilds those trials from the rows, see :meth:`rebuild_from_rows`;
+          an in-memory storage is rebuilt on every start without asking);
+        - trials left RUNNING: told from their rows, or failed and re-queued;
+        - FAILed trials whose rows were written (a worker failed by its heartbeat after it wrote
+          them) and that no COMPLETE trial carries: told as a new COMPLETE trial from the rows;
+        - COMPLETE trials without rows (a part file lost): their parameters are re-queued.
         """
         lines = list(self.start_messages)
-        running = self.db(self.study.get_trials, deepcopy=False, states=(TrialState.RUNNING,))
-        if not running:
-            return "\n".join(lines)
-        before = dict(self.recovered)
-        self.recover([t.number for t in running])
-        told = self.recovered["told"] - before["told"]
-        requeued = self.recovered["requeued"] - before["requeued"]
-        lines.append(f"resumed {len(running)} unfinished Optuna trial(s): {told} told from stored rows, "
-                     f"{requeued} re-queued")
+        rows = self.store.read(columns=["batch", "index", "z", "run"],
+                               filter=(ds.field("strategy") == "optuna") & (ds.field("index") == 0))
+        trials = self.db(self.study.get_trials, deepcopy=False)
+        bad = self._inconsistent(rows, trials)
+        if bad:
+            if self.repair or self.spec["storage"] == "memory":
+                lines.append(self.rebuild_from_rows(rows, trials, bad))
+                trials = self.db(self.study.get_trials, deepcopy=False)
+            else:
+                raise LstmsearchError(
+                    f"the Optuna storage {redact_url(str(self.spec['storage']))} does not match the stored rows: {bad[0]}; "
+                    "it lost records (a journal cut short or deleted?) and continuing would reuse trial numbers: "
+                    "run again with --repair to rebuild its trials from the rows")
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        if running:
+            before = dict(self.recovered)
+            self.recover([t.number for t in running])
+            told = self.recovered["told"] - before["told"]
+            requeued = self.recovered["requeued"] - before["requeued"]
+            lines.append(f"resumed {len(running)} unfinished Optuna trial(s): {told} told from stored rows, "
+                         f"{requeued} re-queued")
+            trials = self.db(self.study.get_trials, deepcopy=False)
+        with_rows = set(rows.column("batch").to_pylist())
+        carried = {t.user_attrs.get("rows_of_trial") for t in trials if t.state == TrialState.COMPLETE}
+        retried = {t.user_attrs.get("retry_of") for t in trials}
+        failed = [t for t in trials if t.state == TrialState.FAIL and t.number in with_rows and t.number not in carried]
+        if failed:
+            self._add_from_rows(failed)
+            lines.append(f"{len(failed)} failed Optuna trial(s) had written their rows: told from the stored rows")
+        lost = [t for t in trials if t.state == TrialState.COMPLETE and t.number not in with_rows
+                and "rows_of_trial" not in t.user_attrs and t.number not in retried]
+        if lost:
+            for t in lost:
+                self.db(self.study.enqueue_trial, t.params, user_attrs={"retry_of": t.number})
+            lines.append(f"{len(lost)} COMPLETE Optuna trial(s) have no stored rows (a part file lost?): their "
+                         f"parameters are re-queued (trials {_numbers(t.number for t in lost)})")
         return "\n".join(lines)
+
+    def _inconsistent(self, rows: pa.Table, trials) -> List[str]:
+        """What in the storage contradicts the rows (index-0 rows: batch, z, run), one phrase each."""
+        if not rows.num_rows:
+            return []
+        batch = rows.column("batch").to_numpy()
+        n = len(trials)
+        out = []
+        if int(batch.max()) >= n:
+            out.append(f"the rows come from trials up to {int(batch.max())}, the storage holds {n} trial(s)")
+        repaired = set(self.study.user_attrs.get("rows_repaired", []))
+        # the latest run's rows of each trial number must have the trial's parameters
+        run = rows.column("run").to_numpy()
+        latest = {}
+        for i in np.lexsort((run, batch)):
+            latest[int(batch[i])] = int(i)
+        z = rows.column("z")
+        names = self.space.names
+        for b, i in latest.items():
+            if b >= n or b in repaired:
+                continue
+            params = trials[b].params
+            zi = z[i].as_py()
+            if zi is None or not all(n_ in params for n_ in names):
+                continue
+            if not np.array_equal(np.float32([params[n_] for n_ in names]), np.float32(zi)):
+                out.append(f"trial {b}'s parameters are not its rows' z")
+                break
+        return out
+
+    def rebuild_from_rows(self, rows: pa.Table, trials, bad) -> str:
+        """``run --repair``: make the storage's trials agree with the rows, so that new trial
+        numbers never collide with stored ones.
+
+        Trial numbers the storage lost (``n .. max batch``) are added in order, so each gets its
+        old number: a COMPLETE trial with the rows' z and the values from the rows where rows
+        exist, a FAIL placeholder where none do. A stored trial whose parameters are not its
+        rows' z keeps its number; the rows' version is added as a new COMPLETE trial (user
+        attribute ``rows_of_trial``) and the number is recorded in the study's ``rows_repaired``
+        attribute. No row is changed or deleted.
+        """
+        batch = rows.column("batch").to_numpy()
+        n = len(trials)
+        top = int(batch.max())
+        have = set(int(b) for b in batch)
+        added = placeholders = 0
+        for b in range(n, top + 1):
+            if b in have:
+                self._add_from_rows([b])
+                added += 1
+            else:
+                self.db(self.study.add_trial, optuna.trial.create_trial(
+                    state=TrialState.FAIL, params={}, distributions={}, user_attrs={"placeholder_of_lost_trial": b}))
+                placeholders += 1
+        mism = [msg for msg in self._inconsistent(rows, self.db(self.study.get_trials, deepcopy=False))
+                if "parameters" in msg]
+        fixed = []
+        if mism:
+            cur = self.db(self.study.get_trials, deepcopy=False)
+            names = self.space.names
+            for b in sorted(have):
+                if b >= len(cur) or cur[b].user_attrs.get("rows_of_trial") is not None:
+                    continue
+                params = cur[b].params
+                sel = rows.filter(pc.equal(rows.column("batch"), b))
+                zs = [zi for zi in sel.column("z").to_pylist() if zi is not None]
+                if any(not all(n_ in params for n_ in names) or
+                       not np.array_equal(np.float32([params[n_] for n_ in names]), np.float32(zi)) for zi in zs):
+                    self._add_from_rows([b])
+                    fixed.append(b)
+            self.db(self.study.set_user_attr, "rows_repaired",
+                    sorted(set(self.study.user_attrs.get("rows_repaired", [])) | set(fixed)))
+        return (f"repaired the Optuna storage from the rows ({bad[0]}): added {added} trial(s) told from their rows "
+                f"and {placeholders} failed placeholder(s) for trial numbers without rows, so new trials start at "
+                f"{max(n, top + 1)}" + (f"; {len(fixed)} trial(s) whose parameters differed from their rows were "
+                                        "added again from the rows" if fixed else ""))
+
+    def _add_from_rows(self, numbers) -> None:
+        """A new COMPLETE trial for each trial number: its rows' z as parameters, their values told."""
+        numbers = [t.number if hasattr(t, "number") else int(t) for t in numbers]
+        rows = self.store.read(columns=["batch", "index", "nmse", "nmse_long", "weights", "z", "scale", "strategy"],
+                               filter=(ds.field("strategy") == "optuna") & ds.field("batch").isin(numbers))
+        for b in numbers:
+            sel = rows.filter(pc.equal(rows.column("batch"), b)).sort_by("index")
+            z = np.asarray(sel.column("z")[0].as_py(), np.float64)
+            params = {name: float(np.clip(v, d.low, d.high))
+                      for (name, d), v in zip(list(self.distributions.items())[:len(z)], z)}
+            if self.scale_range:
+                sc = np.asarray(sel.column("scale").to_numpy(zero_copy_only=False), np.float64)
+                d = self.distributions[SCALE_PARAM]
+                params[SCALE_PARAM] = float(np.clip(math.log10(sc.max()), d.low, d.high)) if sc.max() > 0 else d.low
+            self.db(self.study.add_trial, optuna.trial.create_trial(
+                params=params, distributions={k: self.distributions[k] for k in params},
+                values=self._values(sel, None), user_attrs={"rows_of_trial": b}))
 
     # --------------------------------------------------------------- ask, tell
     def ask(self, n_max: int):
@@ -559,6 +692,11 @@ def _quote_password(url: str) -> str:
         return url
     head, pw, host, rest = m.groups()
     return f"{head}:{quote(unquote(pw), safe='')}@{host}{rest or ''}"
+
+
+def _numbers(numbers, limit: int = 8) -> str:
+    ns = sorted(numbers)
+    return ", ".join(map(str, ns[:limit])) + (f" and {len(ns) - limit} more" if len(ns) > limit else "")
 
 
 def _first_line(exc) -> str:
