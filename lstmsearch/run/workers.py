@@ -79,7 +79,8 @@ class Worker(Coordinator):
                      "heartbeat_s": self.heartbeat_s, "trials": [], "settings": 0}
 
     def strategy_options(self):
-        return {"heartbeat_s": self.heartbeat_s, "grace_s": self.grace_s, "storage_retry_s": self.storage_retry_s}
+        return {"heartbeat_s": self.heartbeat_s, "grace_s": self.grace_s, "storage_retry_s": self.storage_retry_s,
+                "worker_slot": self.slot}  # a sampler seed of its own: see OptunaStrategy
 
     def prepare(self, store, messages):
         """Other workers may be writing: no temporary file is a killed run's for sure."""

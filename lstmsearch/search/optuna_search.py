@@ -171,7 +171,8 @@ class OptunaStrategy(Strategy):
     shared_storage = True
 
     def __init__(self, cfg, space, store, spec, heartbeat_s: float = None, grace_s: float = None,
-                 storage_retry_s: float = 120.0, echo=None, sole_writer: bool = False, repair: bool = False):
+                 storage_retry_s: float = 120.0, echo=None, sole_writer: bool = False, repair: bool = False,
+                 worker_slot: int = None):
         super().__init__(cfg, space, store, spec)
         self.sole_writer = sole_writer  # this process holds the study's run lock (not a worker)
         self.repair = repair  # ``run --repair``: rebuild the storage's trials from the rows
@@ -209,9 +210,12 @@ class OptunaStrategy(Strategy):
         if [d.name.lower() for d in self.study.directions] != directions:
             raise LstmsearchError(f"the Optuna study {cfg.name!r} in {redact_url(spec['storage'])!r} has "
                                   f"{len(self.study.directions)} objective(s); this study file has {len(directions)}")
-        # a new sampler seed per run: a resumed run must not replay the first run's draws
+        # a new sampler seed per run: a resumed run must not replay the first run's draws; and per
+        # worker slot: workers that start together see the same trial count and would otherwise
+        # draw the same parameters (the same region centres) as each other
         n_before = len(self.study.trials)
-        run_seed = int(np.random.SeedSequence([self.seed, n_before]).generate_state(1)[0] % (2 ** 31))
+        entropy = [self.seed, n_before] + ([1 + int(worker_slot)] if worker_slot is not None else [])
+        run_seed = int(np.random.SeedSequence(entropy).generate_state(1)[0] % (2 ** 31))
         self.study.sampler = make_sampler(sampler_name, run_seed, len(self.objectives), spec["sampler_options"])
         self._warm_started = n_before > 0
 
