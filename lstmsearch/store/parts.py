@@ -9,9 +9,9 @@ Layout of a study folder (default ``data/<study name>/``)::
     optuna.journal       the Optuna study (strategy optuna with the default storage)
     cmaes-state.pkl      the CMA-ES optimizer after its last told generation (strategy cmaes)
 
-Every part is written to a hidden temporary file in ``rows/`` and renamed into place
-(``os.replace``, atomic on POSIX), so a reader -- and a resumed run -- sees whole parts
-only. Hidden files are skipped by pyarrow datasets and by ``rows/*.parquet`` globs.
+Every part is written to a hidden temporary file in ``rows/`` and linked into place
+(``os.link``, which fails if the part exists: a part never overwrites another), then the
+temporary name is removed, so a reader -- and a resumed run -- sees whole parts only. Hidden files are skipped by pyarrow datasets and by ``rows/*.parquet`` globs.
 
 Row ids: several writers (the workers of one study, each with its own *slot*) append to
 the same dataset. Writer ``w<slot>`` numbers its rows ``slot * ROW_SLOT + 0, 1, 2, ...``
@@ -181,6 +181,7 @@ class Store:
         self._rows: Dict[str, int] = {}  # part file name -> rows (parts are immutable)
         self.damaged: Dict[str, str] = {}  # part file name -> why it cannot be read
         self._next_local = None
+        self._lock_fd: Optional[int] = None
 
     # ------------------------------------------------------------------ manifest
     @property
@@ -232,15 +233,37 @@ class Store:
                 fcntl.flock(lk.fileno(), fcntl.LOCK_UN)
 
     def lock_holder(self) -> Optional[Dict]:
-        """Who holds the run lock (pid, host, mode), if a live process does."""
-        import platform
+        """Who holds the run lock (pid, host, mode), if a live process does: the lock is an OS
+        lock (``flock``) on ``run.lock``, which dies with its holder; the file's text names it."""
+        import fcntl
 
         try:
-            d = json.loads(self.lock_path.read_text() or "{}")
-        except (OSError, json.JSONDecodeError):
+            fd = os.open(self.lock_path, os.O_RDONLY)
+        except OSError:
             return None
-        if d.get("host") == platform.node() and not _alive(d.get("pid")):
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return self._lock_text(fd)
+            fcntl.flock(fd, fcntl.LOCK_UN)  # nobody holds it: a killed run's file
             return None
+        finally:
+            os.close(fd)
+
+    def _lock_text(self, fd: int, tries: int = 50) -> Dict:
+        """The holder's pid/host/mode from the lock file (written just after the lock is taken)."""
+        import platform
+
+        d: Dict = {}
+        for _ in range(tries):
+            try:
+                d = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+            except (OSError, ValueError):
+                d = {}
+            if d.get("pid") and (d.get("host") != platform.node() or _alive(d.get("pid"))):
+                return d
+            time.sleep(0.02)  # the new holder has not written its text yet (or a stale one is there)
         return d
 
     # --------------------------------------------------------------- run lock
@@ -251,39 +274,65 @@ class Store:
     def acquire(self, mode: str = "single") -> List[str]:
         """Take the study's run lock (one ``run`` per study folder at a time).
 
-        A lock left by a process that no longer exists on this host (a killed run) is taken
-        over, and so are the lock files its Optuna journal storage left behind. Returns
+        The lock is ``flock(LOCK_EX | LOCK_NB)`` on ``run.lock``, held until :meth:`release`
+        or the end of this process (a killed run's lock is gone with it: there is no stale
+        lock to take over, and two runs started together cannot both get it). The file keeps
+        the holder's pid, host and mode for messages. A file left by a killed run is reused,
+        and the lock files its Optuna journal storage left behind are removed. Returns
         messages about what was cleaned up.
         """
+        import fcntl
         import platform
 
         self.root.mkdir(parents=True, exist_ok=True)
         me = {"pid": os.getpid(), "host": platform.node(), "mode": mode}
         messages = []
-        for _ in range(2):
+        while True:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                try:
-                    other = json.loads(self.lock_path.read_text() or "{}")
-                except (OSError, json.JSONDecodeError):
-                    other = {}
-                if other.get("host") == me["host"] and not _alive(other.get("pid")):
-                    self.lock_path.unlink(missing_ok=True)
-                    for stale in self.root.glob("*.lock"):
-                        stale.unlink(missing_ok=True)
-                    messages.append(f"took over the run lock of process {other.get('pid')}, which no longer runs")
-                    continue
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                other = self._lock_text(fd)
+                os.close(fd)
                 raise LstmsearchError(
                     f"the study in {str(self.root)!r} is being run by process {other.get('pid')} on "
-                    f"{other.get('host')}; wait for it to finish (or remove {self.lock_path} if that run is gone)")
-            with os.fdopen(fd, "w") as fh:
-                json.dump(me, fh)
-            return messages
-        raise LstmsearchError(f"cannot take the run lock {self.lock_path}")  # pragma: no cover
+                    f"{other.get('host')}; wait for it to finish") from None
+            try:  # the file may have been removed by a holder that released meanwhile: lock the one in place
+                same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        try:
+            old = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        except (OSError, ValueError):
+            old = {}
+        if old.get("pid"):
+            for stale in self.root.glob("*.lock"):
+                if stale.name != self.lock_path.name:
+                    stale.unlink(missing_ok=True)
+            messages.append(f"took over the run lock of process {old.get('pid')}, which no longer runs")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(me).encode(), 0)
+        self._lock_fd = fd
+        return messages
 
     def release(self):
-        self.lock_path.unlink(missing_ok=True)
+        """Give the run lock back (the file is removed while still locked, then the lock dropped)."""
+        import fcntl
+
+        fd = getattr(self, "_lock_fd", None)
+        if fd is None:
+            return
+        self._lock_fd = None
+        try:
+            if os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino:
+                self.lock_path.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
     # ---------------------------------------------------------------------- rows
     def _all_parts(self) -> List[Path]:
@@ -371,18 +420,21 @@ class Store:
         self.rows_dir.mkdir(parents=True, exist_ok=True)
         first = int(table.column("row")[0].as_py())
         final = self.rows_dir / f"part-{self.writer}-{first:012d}.parquet"
-        require(not final.exists(), f"part {final} already exists; the store's row ids are inconsistent")
         tmp = self.rows_dir / f".{final.name}.{uuid.uuid4().hex}.tmp"
         try:
             pq.write_table(table, tmp, compression="zstd")
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.replace(tmp, final)
+            os.link(tmp, final)  # fails if the part exists: a part never overwrites another
+        except FileExistsError:
+            raise LstmsearchError(f"part {final} already exists; another writer wrote these row ids "
+                                  "(the store's row ids are inconsistent); nothing was overwritten") from None
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
                 raise _disk_full(final, exc, f"{table.num_rows} rows (part {final.name})") from exc
             raise
+        finally:
+            tmp.unlink(missing_ok=True)
         try:
             dfd = os.open(self.rows_dir, os.O_RDONLY)
             os.fsync(dfd)
