@@ -57,6 +57,7 @@ def prepare_manifest(cfg, store: Store) -> Dict:
     schema version or another Optuna storage is refused with one line; its study text is
     updated (budget and backend changes are recorded).
     """
+    store.identity = cfg.identity()  # written into every part this store writes
     if store.exists():
         m = store.read_manifest()
         if m.get("extracted_from"):

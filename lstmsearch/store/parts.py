@@ -69,6 +69,7 @@ run           int32                      which ``run`` invocation wrote it (0, 1
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -89,6 +90,8 @@ SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 ROWS = "rows"
 WORKERS = "workers"
+#: The part's Parquet key-value metadata: the identity of the study that wrote it
+IDENTITY_KEY = "lstmsearch.study_identity"
 #: Row ids of writer slot s are s * ROW_SLOT + 0, 1, 2, ...
 ROW_SLOT = 10 ** 12
 _PART = re.compile(r"part-w(\d+)-(\d+)\.parquet")
@@ -129,6 +132,21 @@ def var_list(values: Optional[np.ndarray], n: int):
     d = values.shape[1]
     offsets = pa.array(np.arange(0, (n + 1) * d, d, dtype=np.int32))
     return pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1), pa.float32()))
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 (hex) of a file's bytes: the content hash recorded per part in the manifest."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def parquet_format() -> ds.ParquetFileFormat:
+    """Parquet reading that verifies the page checksums (parts written without them read as before)."""
+    return ds.ParquetFileFormat(
+        default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True))
 
 
 def _disk_full(path: Path, exc: OSError, what: str) -> DiskFullError:
@@ -182,6 +200,10 @@ class Store:
         self.damaged: Dict[str, str] = {}  # part file name -> why it cannot be read
         self._next_local = None
         self._lock_fd: Optional[int] = None
+        self._identity: Dict[str, Optional[str]] = {}  # part file name -> study identity in its metadata
+        self._written: Dict[str, Dict] = {}  # parts written by this object: rows and sha256 for the manifest
+        #: the identity of the study this store's rows belong to (set by prepare_manifest; else the manifest's)
+        self.identity: Optional[str] = None
 
     # ------------------------------------------------------------------ manifest
     @property
@@ -200,7 +222,19 @@ class Store:
             raise LstmsearchError(f"{self.manifest_path}: cannot be read ({exc}); the file is damaged") from exc
 
     def write_manifest(self, manifest: Dict):
+        """Write the manifest atomically. Its ``parts`` (name -> rows, sha256: one entry per part
+        file written) is the union of the given one, the one on disk and the parts this object
+        wrote, so a manifest held in memory since the start of a run never drops an entry."""
         self.root.mkdir(parents=True, exist_ok=True)
+        parts = dict(manifest.get("parts") or {})
+        if self.exists():
+            try:
+                parts.update(json.loads(self.manifest_path.read_text()).get("parts") or {})
+            except (OSError, ValueError, AttributeError):
+                pass
+        parts.update(self._written)
+        if parts:
+            manifest["parts"] = dict(sorted(parts.items()))
         atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2, default=str).encode())
 
     def update_manifest(self, fn) -> Dict:
@@ -362,15 +396,18 @@ class Store:
                         f"{SCHEMA_VERSION} (columns {', '.join(_schema_diff(md.schema.to_arrow_schema()))}); "
                         "read it with the lstmsearch that wrote it, or move it out of rows/")
                 self._rows[p.name] = md.num_rows
+                ident = (md.metadata or {}).get(IDENTITY_KEY.encode())
+                self._identity[p.name] = ident.decode() if ident else None
             out.append(p)
         return out
 
-    def _mark_damaged(self, p: Path, exc: Exception):
+    def _mark_damaged(self, p: Path, exc, warn: bool = True):
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         self.damaged[p.name] = why
         self._rows.pop(p.name, None)
-        warnings.warn(f"lstmsearch: skipped the damaged part file {p} ({why}); " + part_rows_text(p.name),
-                      DamagedPartWarning, stacklevel=3)
+        if warn:
+            warnings.warn(f"lstmsearch: skipped the damaged part file {p} ({why}); " + part_rows_text(p.name),
+                          DamagedPartWarning, stacklevel=3)
 
     def quarantine(self) -> List[str]:
         """Move damaged parts to ``rows/damaged/``; returns a message for each."""
@@ -421,10 +458,14 @@ class Store:
         first = int(table.column("row")[0].as_py())
         final = self.rows_dir / f"part-{self.writer}-{first:012d}.parquet"
         tmp = self.rows_dir / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        identity = self.study_identity()
+        if identity:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), IDENTITY_KEY.encode(): identity})
         try:
-            pq.write_table(table, tmp, compression="zstd")
+            pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
+            digest = file_sha256(tmp)
             os.link(tmp, final)  # fails if the part exists: a part never overwrites another
         except FileExistsError:
             raise LstmsearchError(f"part {final} already exists; another writer wrote these row ids "
@@ -442,14 +483,103 @@ class Store:
         except OSError:  # pragma: no cover - platform dependent
             pass
         self._rows[final.name] = table.num_rows
+        self._identity[final.name] = identity
+        self._written[final.name] = {"rows": table.num_rows, "sha256": digest}
         last = int(table.column("row")[table.num_rows - 1].as_py())
         self._next_local = max(self.next_row(), last + 1)
+        if self.exists():  # record the part's rows and hash (merged by write_manifest, under the manifest lock)
+            self.update_manifest(lambda m: m)
         return final
+
+    def check(self) -> List[Dict]:
+        """Verify every part (``lstmsearch check``): readable, page checksums, content hash and rows
+        against the manifest, study identity. One dict per part: part, rows, status ("ok", or what
+        is wrong); parts recorded in the manifest but missing, and quarantined ones, are listed too.
+        Reads only; a run quarantines what it finds damaged."""
+        recorded = self.recorded_parts()
+        identity = None
+        if self.exists():
+            try:
+                identity = self.read_manifest().get("identity")
+            except LstmsearchError:
+                identity = None
+        out = []
+        for p in self._all_parts():
+            info = recorded.get(p.name, {})
+            status, rows = [], None
+            try:
+                f = pq.ParquetFile(p, page_checksum_verification=True)
+                rows = f.metadata.num_rows
+                meta = f.schema_arrow.metadata or {}
+                f.read()
+                ident = meta.get(IDENTITY_KEY.encode())
+                if ident and identity and ident.decode() != identity:
+                    status.append(f"belongs to another study (identity {ident.decode()}, the manifest's {identity})")
+            except (OSError, pa.ArrowException) as exc:
+                status.append("unreadable: " + (str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            if info.get("sha256") and file_sha256(p) != info["sha256"]:
+                status.append("content hash differs from the manifest's")
+            if rows is not None and info.get("rows") is not None and rows != info["rows"]:
+                status.append(f"{rows} rows, the manifest records {info['rows']}")
+            if not status and recorded and not info:
+                status.append("ok (not recorded in the manifest)")
+            out.append({"part": p.name, "rows": rows if rows is not None else info.get("rows"),
+                        "status": "; ".join(status) or ("ok" if info.get("sha256") else "ok (no recorded hash)")})
+        present = {d["part"] for d in out}
+        damaged_dir = self.rows_dir / "damaged"
+        for name, info in recorded.items():
+            if name not in present:
+                where = "quarantined in rows/damaged/" if (damaged_dir / name).exists() else "missing"
+                out.append({"part": name, "rows": info.get("rows"), "status": where})
+        return sorted(out, key=lambda d: d["part"])
+
+    def study_identity(self) -> Optional[str]:
+        """The identity written into new parts: :attr:`identity`, else the manifest's."""
+        if self.identity is None and self.exists():
+            try:
+                self.identity = self.read_manifest().get("identity")
+            except LstmsearchError:
+                pass
+        return self.identity
+
+    def part_rows(self, name: str) -> int:
+        """Rows of a readable part (from its footer)."""
+        self.parts()
+        return self._rows[name]
+
+    def part_identities(self) -> Dict[str, Optional[str]]:
+        """Part file name -> the study identity in its metadata (None for parts written before it was kept)."""
+        return {p.name: self._identity.get(p.name) for p in self.parts()}
+
+    def recorded_parts(self) -> Dict[str, Dict]:
+        """The manifest's record of the parts written (name -> rows, sha256); empty for older stores."""
+        if not self.exists():
+            return {}
+        try:
+            return dict(self.read_manifest().get("parts") or {})
+        except LstmsearchError:
+            return {}
+
+    def verify_counts(self) -> List[str]:
+        """The cheap check a run makes on start: every part the manifest records is present with
+        its row count. A part with another count is marked damaged (then quarantined by the run);
+        a missing one is named, one line per part. Returns the lines."""
+        out = []
+        present = {p.name: p for p in self.parts()}
+        for name, info in self.recorded_parts().items():
+            if name in present:
+                if info.get("rows") is not None and self._rows[name] != info["rows"]:
+                    self._mark_damaged(present[name], f"it holds {self._rows[name]} rows, the manifest records "
+                                                      f"{info['rows']}", warn=False)
+            elif name not in self.damaged and not (self.rows_dir / "damaged" / name).exists():
+                out.append(f"the part {name} recorded in the manifest is missing from {self.rows_dir} "
+                           f"({info.get('rows', '?')} rows); " + part_rows_text(name))
+        return out
 
     def dataset(self) -> ds.Dataset:
         parts = self.parts()
         require(parts, f"the study in {str(self.root)!r} has no rows yet")
-        return ds.dataset([str(p) for p in parts], format="parquet")
+        return ds.dataset([str(p) for p in parts], format=parquet_format())
 
     def read(self, columns: Optional[List[str]] = None, filter=None) -> pa.Table:
         """Rows (all, or those matching a pyarrow compute expression), sorted by row id.
@@ -462,14 +592,14 @@ class Store:
             return pa.table({c: [] for c in (columns or ["row"])})
         cols = columns if columns is None or "row" in columns else list(columns) + ["row"]
         try:
-            table = ds.dataset([str(p) for p in parts], format="parquet").to_table(columns=cols, filter=filter)
+            table = ds.dataset([str(p) for p in parts], format=parquet_format()).to_table(columns=cols, filter=filter)
         except (OSError, pa.ArrowException) as exc:
             if isinstance(exc, (pa.ArrowInvalid, pa.ArrowTypeError)) and "No match for FieldRef" in str(exc):
                 raise
             tables = []
             for p in parts:  # find the bad part(s): read one by one
                 try:
-                    tables.append(ds.dataset(str(p), format="parquet").to_table(columns=cols, filter=filter))
+                    tables.append(ds.dataset(str(p), format=parquet_format()).to_table(columns=cols, filter=filter))
                 except (OSError, pa.ArrowException) as exc1:
                     if not p.exists():
                         continue
