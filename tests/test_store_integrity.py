@@ -220,3 +220,56 @@ def test_a_part_with_other_row_count_is_quarantined(stored, capsys):
     rc, cap = _check(capsys, out)
     assert rc == 1 and "quarantined" in cap.out
 
+
+# ------------------------------------------------------------ 3. a study's identity is in its data
+def test_manifest_deleted_then_another_study_is_refused(stored, tmp_path, capsys):
+    """Manifest deleted, then a different study (another hidden size) run into the folder:
+    refused with one line, nothing written."""
+    from lstmsearch.cli import main
+
+    p, out = stored
+    (out / "manifest.json").unlink()
+    before = sorted((q.name, q.stat().st_size) for q in out.rglob("*"))
+    (tmp_path / "other").mkdir()
+    other, _ = write_study(tmp_path / "other", strategy="sweep", budget=300, hidden=4)
+    rc = main(["run", str(other), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2 and len(lines) == 1 and "holds rows of another study" in lines[0], err
+    assert "nothing was written" in lines[0]
+    assert sorted((q.name, q.stat().st_size) for q in out.rglob("*")) == before
+
+
+def test_a_replaced_manifest_does_not_hide_the_parts_study(stored, tmp_path):
+    p, out = stored
+    (tmp_path / "other").mkdir()
+    other, other_out = write_study(tmp_path / "other", strategy="sweep", budget=50, hidden=4)
+    run_study(other)
+    (out / "manifest.json").write_bytes((other_out / "manifest.json").read_bytes())
+    n = Store(out).count()
+    with pytest.raises(LstmsearchError, match="holds rows of another study"):
+        run_study(other, out=out)
+    assert Store(out).count() == n
+
+
+def test_a_deleted_manifest_is_rebuilt_for_the_same_study(stored, capsys):
+    from lstmsearch.cli import main
+
+    p, out = stored
+    old = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").unlink()
+    rows_before = Store(out).read()
+    rc = main(["run", str(p), "--budget", "200", "--quiet"])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    warn = [ln for ln in cap.err.splitlines() if "rebuilt" in ln]
+    assert len(warn) == 1 and warn[0].startswith("lstmsearch: warning:") and "missing" in warn[0], cap.err
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["identity"] == old["identity"] and m["rebuilt"]
+    assert {k: v for k, v in m["parts"].items() if k in old["parts"]} == old["parts"]
+    assert m["runs"][0] == {"run": 0, "rebuilt": True} and m["runs"][1]["run"] == 1
+    store = Store(out)
+    assert store.count() == 200
+    t = store.read()
+    assert t.slice(0, 150).equals(rows_before)
+    assert main(["check", str(out)]) == 0
