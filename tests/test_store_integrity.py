@@ -221,6 +221,24 @@ def test_a_part_with_other_row_count_is_quarantined(stored, capsys):
     assert rc == 1 and "quarantined" in cap.out
 
 
+def test_check_quarantine_moves_a_changed_part_aside(stored, capsys):
+    """A part whose bytes changed but still reads (a run does not re-hash): `check --quarantine`
+    moves it to rows/damaged/; reads and runs leave it out; `check` then says quarantined."""
+    from lstmsearch.cli import main
+
+    p, out = stored
+    part = Store(out).parts()[0]
+    data = bytearray(part.read_bytes())
+    data[5] ^= 1
+    part.write_bytes(bytes(data))
+    assert main(["check", str(out), "--quarantine"]) == 1
+    cap = capsys.readouterr()
+    assert f"moved the damaged part {part.name}" in cap.out and "content hash differs" in cap.out
+    assert (out / "rows" / "damaged" / part.name).exists() and not part.exists()
+    assert Store(out).count() == 100
+    assert main(["check", str(out)]) == 1 and "quarantined in rows/damaged/" in capsys.readouterr().out
+
+
 # ------------------------------------------------------------ 3. a study's identity is in its data
 def test_manifest_deleted_then_another_study_is_refused(stored, tmp_path, capsys):
     """Manifest deleted, then a different study (another hidden size) run into the folder:

@@ -272,6 +272,13 @@ def cmd_check(args) -> int:
         store = Store(roots[0])  # a folder whose manifest is gone: its parts are still checked
     results = store.check()
     problems = [r for r in results if not r["status"].startswith("ok")]
+    if args.quarantine and problems:
+        store.acquire("check")  # no run may be writing meanwhile
+        try:
+            for line in store.quarantine_checked(results):
+                print(line)
+        finally:
+            store.release()
     if results:
         width = max(len("part"), *(len(r["part"]) for r in results))
         print(f"{'part':<{width}}  {'rows':>10}  status")
@@ -374,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="verify a study's store: every part readable, checksums, hashes, rows, identity")
     _add_study_arg(p)
+    p.add_argument("--quarantine", action="store_true",
+                   help="move the parts found damaged to rows/damaged/ (they are left out of every read and run)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("top", help="the best rows of a study")

@@ -533,6 +533,16 @@ class Store:
                 out.append({"part": name, "rows": info.get("rows"), "status": where})
         return sorted(out, key=lambda d: d["part"])
 
+    def quarantine_checked(self, results: List[Dict]) -> List[str]:
+        """Move the parts that :meth:`check` found wrong (on disk, not ok) to ``rows/damaged/``;
+        the caller holds the run lock. Returns a message for each."""
+        for r in results:
+            p = self.rows_dir / r["part"]
+            if not r["status"].startswith("ok") and r["status"] not in ("missing", "quarantined in rows/damaged/") \
+                    and p.exists():
+                self._mark_damaged(p, r["status"], warn=False)
+        return self.quarantine()
+
     def study_identity(self) -> Optional[str]:
         """The identity written into new parts: :attr:`identity`, else the manifest's."""
         if self.identity is None and self.exists():
