@@ -34,6 +34,10 @@ class DamagedPartWarning(UserWarning):
     """A part file of a study's store could not be read and was skipped."""
 
 
+class ManifestRebuiltWarning(DamagedPartWarning):
+    """A study's manifest.json was missing and has been rebuilt from its parts (printed as one line)."""
+
+
 def require(condition: bool, message: str) -> None:
     """Raise :class:`LstmsearchError` with ``message`` unless ``condition`` holds."""
     if not condition:

@@ -256,6 +256,45 @@ def cmd_extract(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    """Verify a whole store: one table (part, rows, status), a summary line; exit 0 clean, 1 not."""
+    from pathlib import Path
+
+    from ..query import open_study
+    from ..store import Store
+
+    try:
+        _, store = open_study(args.study, args.data)
+    except LstmsearchError:
+        roots = [r for r in (Path(args.study), Path(args.data) / str(args.study)) if (r / "rows").is_dir()]
+        if not roots:
+            raise
+        store = Store(roots[0])  # a folder whose manifest is gone: its parts are still checked
+    results = store.check()
+    problems = [r for r in results if not r["status"].startswith("ok")]
+    if args.quarantine and problems:
+        store.acquire("check")  # no run may be writing meanwhile
+        try:
+            for line in store.quarantine_checked(results):
+                print(line)
+        finally:
+            store.release()
+    if results:
+        width = max(len("part"), *(len(r["part"]) for r in results))
+        print(f"{'part':<{width}}  {'rows':>10}  status")
+        for r in results:
+            rows = "?" if r["rows"] is None else str(r["rows"])
+            print(f"{r['part']:<{width}}  {rows:>10}  {r['status']}")
+    notes = [] if store.exists() else ["no manifest.json (a run of the same study rebuilds it from the parts)"]
+    total = sum(r["rows"] or 0 for r in results if r["status"].startswith("ok"))
+    if problems or notes:
+        print(f"{store.root}: {len(problems)} of {len(results)} parts not ok" + "".join(f"; {n}" for n in notes)
+              + f"; {total} rows readable (a run quarantines damaged parts to rows/damaged/ and leaves them out)")
+        return 1
+    print(f"{store.root}: {len(results)} parts ok, {total} rows")
+    return 0
+
+
 def _add_study_arg(p):
     """The STUDY positional of the result commands, with --data to find it by name."""
     p.add_argument("study", metavar="STUDY", help=STUDY_HELP)
@@ -342,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep retrying a lost database connection this long (s) before giving up (default 120)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("check", help="verify a study's store: every part readable, checksums, hashes, rows, identity")
+    _add_study_arg(p)
+    p.add_argument("--quarantine", action="store_true",
+                   help="move the parts found damaged to rows/damaged/ (they are left out of every read and run)")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("top", help="the best rows of a study")
     _add_study_arg(p)

@@ -33,10 +33,12 @@ class Coordinator:
         return {"sole_writer": True, "repair": self.repair}
 
     def prepare(self, store, messages: List[str]) -> None:
-        """Before the strategy starts: remove a killed run's temporary part files."""
+        """Before the strategy starts: remove a killed run's temporary part files; check that every
+        part the manifest records is there with its row count (the cheap part of ``lstmsearch check``)."""
         n_tmp = store.clean_temporaries()
         if n_tmp:
             messages.append(f"removed {n_tmp} unfinished temporary part file(s) of a killed run")
+        messages.extend(store.verify_counts())
 
     def start(self, strategy, messages: List[str]) -> None:
         """The strategy reconciles its state with the stored rows."""

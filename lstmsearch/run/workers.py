@@ -221,6 +221,7 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
     t_start = time.perf_counter()
     procs = {}
     try:
+        messages.extend(store.verify_counts())
         messages.extend(store.quarantine())
         live = {d["slot"] for d in store.leases() if d["alive"]}
         sup = make_strategy(cfg, cfg.space_obj, store, echo=echo)  # recovers trials; asks none

@@ -16,7 +16,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Dict, Optional
 
-from ..errors import LstmsearchError, redact_url
+import warnings
+
+from ..errors import LstmsearchError, ManifestRebuiltWarning, redact_url
 from ..version import __version__
 from .parts import SCHEMA_VERSION, Store
 
@@ -57,6 +59,7 @@ def prepare_manifest(cfg, store: Store) -> Dict:
     schema version or another Optuna storage is refused with one line; its study text is
     updated (budget and backend changes are recorded).
     """
+    store.identity = cfg.identity()  # written into every part this store writes
     if store.exists():
         m = store.read_manifest()
         if m.get("extracted_from"):
@@ -71,11 +74,13 @@ def prepare_manifest(cfg, store: Store) -> Dict:
         if m.get("schema_version") != SCHEMA_VERSION:
             raise LstmsearchError(f"{store.root} was written with store schema version {m.get('schema_version')}; "
                                   f"this lstmsearch writes version {SCHEMA_VERSION}")
+        _check_part_identities(cfg, store)  # whatever the manifest says, the parts say whose rows they are
         if store.count():  # a study without rows may still pick its storage
             check_storage(cfg, m)
         m["study_text"] = cfg.text  # budget/backend changes are recorded
         return m
-    return {
+    _check_part_identities(cfg, store)
+    m = {
         "schema_version": SCHEMA_VERSION, "study": cfg.name, "identity": cfg.identity(),
         "study_file": str(cfg.source), "base_dir": str(cfg.base_dir), "study_text": cfg.text,
         "created": now(), "strategy": cfg.strategy["kind"],
@@ -87,6 +92,44 @@ def prepare_manifest(cfg, store: Store) -> Dict:
         "seeds": {"eval": cfg.eval.seed, "strategy": int(cfg.strategy.get("seed") or cfg.eval.seed)},
         "runs": [],
     }
+    if store.parts():  # the manifest is gone, the parts (all of this study: checked above) are not
+        m = _rebuild(m, store)
+    return m
+
+
+def _check_part_identities(cfg, store: Store):
+    """Refuse a folder whose parts belong to another study, whatever its manifest says (or if it has none)."""
+    ids = store.part_identities()
+    mine = cfg.identity()
+    other = sorted({i for i in ids.values() if i and i != mine})
+    if other:
+        n = sum(1 for i in ids.values() if i in other)
+        raise LstmsearchError(
+            f"{store.root} holds rows of another study ({n} part(s) with identity {other[0]}, not {mine} of "
+            f"{cfg.source}); nothing was written: give this study another [study] name or out, or move "
+            f"{store.root} away")
+    if ids and not store.exists() and any(i is None for i in ids.values()):
+        raise LstmsearchError(
+            f"{store.root} has rows but no {store.manifest_path.name}, and {sum(i is None for i in ids.values())} "
+            "part(s) do not say which study wrote them (written before lstmsearch kept it); nothing was written: "
+            f"restore {store.manifest_path}, or move {store.rows_dir} away")
+
+
+def _rebuild(m: Dict, store: Store) -> Dict:
+    """A manifest rebuilt from the parts of this study (rows, hashes, the runs that wrote them); says so."""
+    from .parts import file_sha256
+
+    parts = store.parts()
+    m["parts"] = {p.name: {"rows": store.part_rows(p.name), "sha256": file_sha256(p)} for p in parts}
+    runs = store.read(columns=["run"]).column("run").to_numpy()
+    n_runs = int(runs.max()) + 1 if runs.size else 0
+    m["runs"] = [{"run": i, "rebuilt": True} for i in range(n_runs)]
+    m["rebuilt"] = now()
+    warnings.warn(f"lstmsearch: {store.manifest_path} was missing; rebuilt it from the {len(parts)} part(s) in "
+                  f"{store.rows_dir}, which carry this study's identity {m['identity']} ({store.count()} rows, "
+                  f"{n_runs} earlier run(s)); the earlier runs' records are lost", ManifestRebuiltWarning,
+                  stacklevel=3)
+    return m
 
 
 def storage_key(cfg) -> Optional[str]:

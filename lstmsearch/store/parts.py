@@ -9,9 +9,9 @@ Layout of a study folder (default ``data/<study name>/``)::
     optuna.journal       the Optuna study (strategy optuna with the default storage)
     cmaes-state.pkl      the CMA-ES optimizer after its last told generation (strategy cmaes)
 
-Every part is written to a hidden temporary file in ``rows/`` and renamed into place
-(``os.replace``, atomic on POSIX), so a reader -- and a resumed run -- sees whole parts
-only. Hidden files are skipped by pyarrow datasets and by ``rows/*.parquet`` globs.
+Every part is written to a hidden temporary file in ``rows/`` and linked into place
+(``os.link``, which fails if the part exists: a part never overwrites another), then the
+temporary name is removed, so a reader -- and a resumed run -- sees whole parts only. Hidden files are skipped by pyarrow datasets and by ``rows/*.parquet`` globs.
 
 Row ids: several writers (the workers of one study, each with its own *slot*) append to
 the same dataset. Writer ``w<slot>`` numbers its rows ``slot * ROW_SLOT + 0, 1, 2, ...``
@@ -69,6 +69,7 @@ run           int32                      which ``run`` invocation wrote it (0, 1
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -89,6 +90,8 @@ SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 ROWS = "rows"
 WORKERS = "workers"
+#: The part's Parquet key-value metadata: the identity of the study that wrote it
+IDENTITY_KEY = "lstmsearch.study_identity"
 #: Row ids of writer slot s are s * ROW_SLOT + 0, 1, 2, ...
 ROW_SLOT = 10 ** 12
 _PART = re.compile(r"part-w(\d+)-(\d+)\.parquet")
@@ -129,6 +132,21 @@ def var_list(values: Optional[np.ndarray], n: int):
     d = values.shape[1]
     offsets = pa.array(np.arange(0, (n + 1) * d, d, dtype=np.int32))
     return pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1), pa.float32()))
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 (hex) of a file's bytes: the content hash recorded per part in the manifest."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def parquet_format() -> ds.ParquetFileFormat:
+    """Parquet reading that verifies the page checksums (parts written without them read as before)."""
+    return ds.ParquetFileFormat(
+        default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True))
 
 
 def _disk_full(path: Path, exc: OSError, what: str) -> DiskFullError:
@@ -181,6 +199,11 @@ class Store:
         self._rows: Dict[str, int] = {}  # part file name -> rows (parts are immutable)
         self.damaged: Dict[str, str] = {}  # part file name -> why it cannot be read
         self._next_local = None
+        self._lock_fd: Optional[int] = None
+        self._identity: Dict[str, Optional[str]] = {}  # part file name -> study identity in its metadata
+        self._written: Dict[str, Dict] = {}  # parts written by this object: rows and sha256 for the manifest
+        #: the identity of the study this store's rows belong to (set by prepare_manifest; else the manifest's)
+        self.identity: Optional[str] = None
 
     # ------------------------------------------------------------------ manifest
     @property
@@ -199,7 +222,19 @@ class Store:
             raise LstmsearchError(f"{self.manifest_path}: cannot be read ({exc}); the file is damaged") from exc
 
     def write_manifest(self, manifest: Dict):
+        """Write the manifest atomically. Its ``parts`` (name -> rows, sha256: one entry per part
+        file written) is the union of the given one, the one on disk and the parts this object
+        wrote, so a manifest held in memory since the start of a run never drops an entry."""
         self.root.mkdir(parents=True, exist_ok=True)
+        parts = dict(manifest.get("parts") or {})
+        if self.exists():
+            try:
+                parts.update(json.loads(self.manifest_path.read_text()).get("parts") or {})
+            except (OSError, ValueError, AttributeError):
+                pass
+        parts.update(self._written)
+        if parts:
+            manifest["parts"] = dict(sorted(parts.items()))
         atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2, default=str).encode())
 
     def update_manifest(self, fn) -> Dict:
@@ -232,15 +267,37 @@ class Store:
                 fcntl.flock(lk.fileno(), fcntl.LOCK_UN)
 
     def lock_holder(self) -> Optional[Dict]:
-        """Who holds the run lock (pid, host, mode), if a live process does."""
-        import platform
+        """Who holds the run lock (pid, host, mode), if a live process does: the lock is an OS
+        lock (``flock``) on ``run.lock``, which dies with its holder; the file's text names it."""
+        import fcntl
 
         try:
-            d = json.loads(self.lock_path.read_text() or "{}")
-        except (OSError, json.JSONDecodeError):
+            fd = os.open(self.lock_path, os.O_RDONLY)
+        except OSError:
             return None
-        if d.get("host") == platform.node() and not _alive(d.get("pid")):
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return self._lock_text(fd)
+            fcntl.flock(fd, fcntl.LOCK_UN)  # nobody holds it: a killed run's file
             return None
+        finally:
+            os.close(fd)
+
+    def _lock_text(self, fd: int, tries: int = 50) -> Dict:
+        """The holder's pid/host/mode from the lock file (written just after the lock is taken)."""
+        import platform
+
+        d: Dict = {}
+        for _ in range(tries):
+            try:
+                d = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+            except (OSError, ValueError):
+                d = {}
+            if d.get("pid") and (d.get("host") != platform.node() or _alive(d.get("pid"))):
+                return d
+            time.sleep(0.02)  # the new holder has not written its text yet (or a stale one is there)
         return d
 
     # --------------------------------------------------------------- run lock
@@ -251,39 +308,65 @@ class Store:
     def acquire(self, mode: str = "single") -> List[str]:
         """Take the study's run lock (one ``run`` per study folder at a time).
 
-        A lock left by a process that no longer exists on this host (a killed run) is taken
-        over, and so are the lock files its Optuna journal storage left behind. Returns
+        The lock is ``flock(LOCK_EX | LOCK_NB)`` on ``run.lock``, held until :meth:`release`
+        or the end of this process (a killed run's lock is gone with it: there is no stale
+        lock to take over, and two runs started together cannot both get it). The file keeps
+        the holder's pid, host and mode for messages. A file left by a killed run is reused,
+        and the lock files its Optuna journal storage left behind are removed. Returns
         messages about what was cleaned up.
         """
+        import fcntl
         import platform
 
         self.root.mkdir(parents=True, exist_ok=True)
         me = {"pid": os.getpid(), "host": platform.node(), "mode": mode}
         messages = []
-        for _ in range(2):
+        while True:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                try:
-                    other = json.loads(self.lock_path.read_text() or "{}")
-                except (OSError, json.JSONDecodeError):
-                    other = {}
-                if other.get("host") == me["host"] and not _alive(other.get("pid")):
-                    self.lock_path.unlink(missing_ok=True)
-                    for stale in self.root.glob("*.lock"):
-                        stale.unlink(missing_ok=True)
-                    messages.append(f"took over the run lock of process {other.get('pid')}, which no longer runs")
-                    continue
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                other = self._lock_text(fd)
+                os.close(fd)
                 raise LstmsearchError(
                     f"the study in {str(self.root)!r} is being run by process {other.get('pid')} on "
-                    f"{other.get('host')}; wait for it to finish (or remove {self.lock_path} if that run is gone)")
-            with os.fdopen(fd, "w") as fh:
-                json.dump(me, fh)
-            return messages
-        raise LstmsearchError(f"cannot take the run lock {self.lock_path}")  # pragma: no cover
+                    f"{other.get('host')}; wait for it to finish") from None
+            try:  # the file may have been removed by a holder that released meanwhile: lock the one in place
+                same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        try:
+            old = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        except (OSError, ValueError):
+            old = {}
+        if old.get("pid"):
+            for stale in self.root.glob("*.lock"):
+                if stale.name != self.lock_path.name:
+                    stale.unlink(missing_ok=True)
+            messages.append(f"took over the run lock of process {old.get('pid')}, which no longer runs")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(me).encode(), 0)
+        self._lock_fd = fd
+        return messages
 
     def release(self):
-        self.lock_path.unlink(missing_ok=True)
+        """Give the run lock back (the file is removed while still locked, then the lock dropped)."""
+        import fcntl
+
+        fd = getattr(self, "_lock_fd", None)
+        if fd is None:
+            return
+        self._lock_fd = None
+        try:
+            if os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino:
+                self.lock_path.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
     # ---------------------------------------------------------------------- rows
     def _all_parts(self) -> List[Path]:
@@ -313,15 +396,18 @@ class Store:
                         f"{SCHEMA_VERSION} (columns {', '.join(_schema_diff(md.schema.to_arrow_schema()))}); "
                         "read it with the lstmsearch that wrote it, or move it out of rows/")
                 self._rows[p.name] = md.num_rows
+                ident = (md.metadata or {}).get(IDENTITY_KEY.encode())
+                self._identity[p.name] = ident.decode() if ident else None
             out.append(p)
         return out
 
-    def _mark_damaged(self, p: Path, exc: Exception):
+    def _mark_damaged(self, p: Path, exc, warn: bool = True):
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         self.damaged[p.name] = why
         self._rows.pop(p.name, None)
-        warnings.warn(f"lstmsearch: skipped the damaged part file {p} ({why}); " + part_rows_text(p.name),
-                      DamagedPartWarning, stacklevel=3)
+        if warn:
+            warnings.warn(f"lstmsearch: skipped the damaged part file {p} ({why}); " + part_rows_text(p.name),
+                          DamagedPartWarning, stacklevel=3)
 
     def quarantine(self) -> List[str]:
         """Move damaged parts to ``rows/damaged/``; returns a message for each."""
@@ -371,18 +457,25 @@ class Store:
         self.rows_dir.mkdir(parents=True, exist_ok=True)
         first = int(table.column("row")[0].as_py())
         final = self.rows_dir / f"part-{self.writer}-{first:012d}.parquet"
-        require(not final.exists(), f"part {final} already exists; the store's row ids are inconsistent")
         tmp = self.rows_dir / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        identity = self.study_identity()
+        if identity:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), IDENTITY_KEY.encode(): identity})
         try:
-            pq.write_table(table, tmp, compression="zstd")
+            pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.replace(tmp, final)
+            digest = file_sha256(tmp)
+            os.link(tmp, final)  # fails if the part exists: a part never overwrites another
+        except FileExistsError:
+            raise LstmsearchError(f"part {final} already exists; another writer wrote these row ids "
+                                  "(the store's row ids are inconsistent); nothing was overwritten") from None
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
                 raise _disk_full(final, exc, f"{table.num_rows} rows (part {final.name})") from exc
             raise
+        finally:
+            tmp.unlink(missing_ok=True)
         try:
             dfd = os.open(self.rows_dir, os.O_RDONLY)
             os.fsync(dfd)
@@ -390,14 +483,113 @@ class Store:
         except OSError:  # pragma: no cover - platform dependent
             pass
         self._rows[final.name] = table.num_rows
+        self._identity[final.name] = identity
+        self._written[final.name] = {"rows": table.num_rows, "sha256": digest}
         last = int(table.column("row")[table.num_rows - 1].as_py())
         self._next_local = max(self.next_row(), last + 1)
+        if self.exists():  # record the part's rows and hash (merged by write_manifest, under the manifest lock)
+            self.update_manifest(lambda m: m)
         return final
+
+    def check(self) -> List[Dict]:
+        """Verify every part (``lstmsearch check``): readable, page checksums, content hash and rows
+        against the manifest, study identity. One dict per part: part, rows, status ("ok", or what
+        is wrong); parts recorded in the manifest but missing, and quarantined ones, are listed too.
+        Reads only; a run quarantines what it finds damaged."""
+        recorded = self.recorded_parts()
+        identity = None
+        if self.exists():
+            try:
+                identity = self.read_manifest().get("identity")
+            except LstmsearchError:
+                identity = None
+        out = []
+        for p in self._all_parts():
+            info = recorded.get(p.name, {})
+            status, rows = [], None
+            try:
+                f = pq.ParquetFile(p, page_checksum_verification=True)
+                rows = f.metadata.num_rows
+                meta = f.schema_arrow.metadata or {}
+                f.read()
+                ident = meta.get(IDENTITY_KEY.encode())
+                if ident and identity and ident.decode() != identity:
+                    status.append(f"belongs to another study (identity {ident.decode()}, the manifest's {identity})")
+            except (OSError, pa.ArrowException) as exc:
+                status.append("unreadable: " + (str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            if info.get("sha256") and file_sha256(p) != info["sha256"]:
+                status.append("content hash differs from the manifest's")
+            if rows is not None and info.get("rows") is not None and rows != info["rows"]:
+                status.append(f"{rows} rows, the manifest records {info['rows']}")
+            if not status and recorded and not info:
+                status.append("ok (not recorded in the manifest)")
+            out.append({"part": p.name, "rows": rows if rows is not None else info.get("rows"),
+                        "status": "; ".join(status) or ("ok" if info.get("sha256") else "ok (no recorded hash)")})
+        present = {d["part"] for d in out}
+        damaged_dir = self.rows_dir / "damaged"
+        for name, info in recorded.items():
+            if name not in present:
+                where = "quarantined in rows/damaged/" if (damaged_dir / name).exists() else "missing"
+                out.append({"part": name, "rows": info.get("rows"), "status": where})
+        return sorted(out, key=lambda d: d["part"])
+
+    def quarantine_checked(self, results: List[Dict]) -> List[str]:
+        """Move the parts that :meth:`check` found wrong (on disk, not ok) to ``rows/damaged/``;
+        the caller holds the run lock. Returns a message for each."""
+        for r in results:
+            p = self.rows_dir / r["part"]
+            if not r["status"].startswith("ok") and r["status"] not in ("missing", "quarantined in rows/damaged/") \
+                    and p.exists():
+                self._mark_damaged(p, r["status"], warn=False)
+        return self.quarantine()
+
+    def study_identity(self) -> Optional[str]:
+        """The identity written into new parts: :attr:`identity`, else the manifest's."""
+        if self.identity is None and self.exists():
+            try:
+                self.identity = self.read_manifest().get("identity")
+            except LstmsearchError:
+                pass
+        return self.identity
+
+    def part_rows(self, name: str) -> int:
+        """Rows of a readable part (from its footer)."""
+        self.parts()
+        return self._rows[name]
+
+    def part_identities(self) -> Dict[str, Optional[str]]:
+        """Part file name -> the study identity in its metadata (None for parts written before it was kept)."""
+        return {p.name: self._identity.get(p.name) for p in self.parts()}
+
+    def recorded_parts(self) -> Dict[str, Dict]:
+        """The manifest's record of the parts written (name -> rows, sha256); empty for older stores."""
+        if not self.exists():
+            return {}
+        try:
+            return dict(self.read_manifest().get("parts") or {})
+        except LstmsearchError:
+            return {}
+
+    def verify_counts(self) -> List[str]:
+        """The cheap check a run makes on start: every part the manifest records is present with
+        its row count. A part with another count is marked damaged (then quarantined by the run);
+        a missing one is named, one line per part. Returns the lines."""
+        out = []
+        present = {p.name: p for p in self.parts()}
+        for name, info in self.recorded_parts().items():
+            if name in present:
+                if info.get("rows") is not None and self._rows[name] != info["rows"]:
+                    self._mark_damaged(present[name], f"it holds {self._rows[name]} rows, the manifest records "
+                                                      f"{info['rows']}", warn=False)
+            elif name not in self.damaged and not (self.rows_dir / "damaged" / name).exists():
+                out.append(f"the part {name} recorded in the manifest is missing from {self.rows_dir} "
+                           f"({info.get('rows', '?')} rows); " + part_rows_text(name))
+        return out
 
     def dataset(self) -> ds.Dataset:
         parts = self.parts()
         require(parts, f"the study in {str(self.root)!r} has no rows yet")
-        return ds.dataset([str(p) for p in parts], format="parquet")
+        return ds.dataset([str(p) for p in parts], format=parquet_format())
 
     def read(self, columns: Optional[List[str]] = None, filter=None) -> pa.Table:
         """Rows (all, or those matching a pyarrow compute expression), sorted by row id.
@@ -410,14 +602,14 @@ class Store:
             return pa.table({c: [] for c in (columns or ["row"])})
         cols = columns if columns is None or "row" in columns else list(columns) + ["row"]
         try:
-            table = ds.dataset([str(p) for p in parts], format="parquet").to_table(columns=cols, filter=filter)
+            table = ds.dataset([str(p) for p in parts], format=parquet_format()).to_table(columns=cols, filter=filter)
         except (OSError, pa.ArrowException) as exc:
             if isinstance(exc, (pa.ArrowInvalid, pa.ArrowTypeError)) and "No match for FieldRef" in str(exc):
                 raise
             tables = []
             for p in parts:  # find the bad part(s): read one by one
                 try:
-                    tables.append(ds.dataset(str(p), format="parquet").to_table(columns=cols, filter=filter))
+                    tables.append(ds.dataset(str(p), format=parquet_format()).to_table(columns=cols, filter=filter))
                 except (OSError, pa.ArrowException) as exc1:
                     if not p.exists():
                         continue
