@@ -4,11 +4,11 @@ The verdict (:mod:`.verdict`) scores a setting on *random* sequences. :func:`wor
 for the *worst* ones: at each length T it searches, among sequences x_1..x_T with every entry in
 the task's input box [low, high], for one that maximises
 
-    err(x) = max over outputs |y_T(x) - x_1|
+    err(x) = max over outputs abs(y_T(x) - x_1)
 
 where y_T is the setting's own (stored) readout applied to its hidden state after step T,
 simulated in float32 on the ``cpu`` backend (what users run); a non-finite state or output
-counts as err = inf.
+counts as ``err = inf``.
 
 Method, per length (everything seeded by ``seed``):
 
@@ -17,7 +17,7 @@ Method, per length (everything seeded by ``seed``):
    the other, x_1 at several levels (0 included) with the rest constant at an extreme or
    alternating, ramps up and down, and a few uniform random sequences;
 2. **a random sample** of the task's own input distribution (fresh seed), as many sequences as
-   steps 1 and 3 simulate together: its max and rms |err| are reported beside the search's, and
+   steps 1 and 3 simulate together: its max and rms error are reported beside the search's, and
    its worst sequence joins the starting points;
 3. **a (mu + lambda) evolution** from the ``keep`` worst sequences so far: each generation makes
    ``population`` children (Gaussian steps over the whole sequence at scales from 30 % to 0.3 %
@@ -90,8 +90,8 @@ def _box(task: Task):
 
 
 def sequence_errors(cell: Cell, setting, x, backend: str = "cpu") -> np.ndarray:
-    """|err| (B,) float64 of one full setting (D,) on sequences x (T, B, I): max over outputs of
-    |readout(h_T) - x_1|, with the setting's own readout; inf where the state or output is not finite."""
+    """``|err|`` (B,) float64 of one full setting (D,) on sequences x (T, B, I): max over outputs of
+    ``|readout(h_T) - x_1|``, with the setting's own readout; inf where the state or output is not finite."""
     setting = np.asarray(setting, dtype=np.float32).reshape(1, -1)
     x = np.ascontiguousarray(x, dtype=np.float32)
     h = simulate(cell, setting, x, backend=backend)
@@ -216,7 +216,7 @@ def worst_inputs(cell: Cell, setting, task: Task, lengths: Optional[Sequence[int
                  seed: int = 0, backend: str = "cpu", random_seed: int = FRESH_SEED) -> List[WorstCase]:
     """The worst recall-first inputs found for one full setting (D,) (recurrent weights and readout).
 
-    Maximises |y_T - x_1| over sequences in the task's input box [low, high] at each length T
+    Maximises ``|y_T - x_1|`` over sequences in the task's input box [low, high] at each length T
     (default: the verdict's checked lengths :func:`~.verdict.check_lengths` for the task's n) by
     structured candidates, then a seeded (mu + lambda) evolution of ``budget`` children in
     generations of ``population`` (see the module doc). float32 simulation on ``backend``
