@@ -1,4 +1,4 @@
-"""Command-line sub-commands of the analysis: ``construct``, ``lengths``, ``explain``, ``guess``, ``report``.
+"""Command-line sub-commands of the analysis: ``construct``, ``lengths``, ``explain``, ``worst``, ``guess``, ``report``.
 
 :func:`add_commands` registers them on the main parser's sub-parsers::
 
@@ -253,6 +253,32 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def cmd_worst(args) -> int:
+    from ..analysis.adversary import format_worst, worst_inputs
+
+    if args.save:
+        check_output(args.save, args.force, "--save")
+    search_seed = 0 if args.seed is None else args.seed
+    cell, params, what, task, _, _ = setting_and_task(args, "worst", sequences=0)
+    lengths = parse_list(args.lengths, int, "--lengths") if args.lengths else None
+    cases = worst_inputs(cell, params, task, lengths=lengths, budget=args.budget, seed=search_seed)
+    c0 = cases[0]
+    print(f"{what}")
+    print(f"worst |y_T - x_1| found in [{task.dist.low:g}, {task.dist.high:g}]^T (float32, cpu, stored readout): "
+          f"{c0.n_structured} structured candidates, then {c0.n_searched} searched sequences (seed {search_seed}); "
+          f"random: {c0.n_random} fresh uniform sequences. A search, a lower bound on the worst case, not a proof.")
+    for line in format_worst(cases):
+        print(line)
+    if args.save:
+        out = Path(args.save)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, lengths=np.array([c.length for c in cases]), worst=np.array([c.worst for c in cases]),
+                 random_max=np.array([c.random_max for c in cases]), families=np.array([c.family for c in cases]),
+                 **{f"x_{c.length}": c.sequence for c in cases})
+        print(f"wrote {out} (x_T: the worst sequence of length T, shape (T, inputs))")
+    return 0
+
+
 def cmd_guess(args) -> int:
     from ..anchors.guessing import LENGTHS, format_table, guess
 
@@ -286,7 +312,7 @@ def cmd_guess(args) -> int:
 
 
 def add_commands(subparsers) -> None:
-    """Register ``construct``, ``lengths``, ``explain``, ``guess`` and ``report`` on an argparse sub-parsers object."""
+    """Register ``construct``, ``lengths``, ``explain``, ``worst``, ``guess`` and ``report`` on an argparse sub-parsers object."""
     p = subparsers.add_parser("construct", help="build a hand-made setting that solves recall_first")
     _add_setting_args(p, positional=True)
     _add_task_args(p)
@@ -323,6 +349,21 @@ def add_commands(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     # None = not given: a study row takes the study's task, seed and held-out count
     p.set_defaults(func=cmd_explain, task=None, length=None, dist=None, seed=None, sequences=None)
+
+    p = subparsers.add_parser("worst", help="worst inputs: the input sequences in the task's box that maximise "
+                                            "|y - x_1| (a study row, a construction or an .npz), beside random ones")
+    _add_study_row_args(p)
+    _add_setting_args(p)
+    p.add_argument("--task", default=None, help="task (default recall_first; not with STUDY ROW)")
+    p.add_argument("--length", type=int, default=None, help="base sequence length n (default 20; not with STUDY ROW)")
+    p.add_argument("--dist", default=None, help="input distribution (default uniform; not with STUDY ROW)")
+    p.add_argument("--lengths", default=None,
+                   help="lengths to search at, e.g. 20,21,41 (default: the checked lengths n, n+1, 2n+1, 10n+3, 100n+3)")
+    p.add_argument("--budget", type=int, default=1280, help="searched sequences per length (default 1280: 20 x 64)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the search (default 0)")
+    p.add_argument("--save", default=None, help="write the worst sequences to this .npz")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --save file")
+    p.set_defaults(func=cmd_worst, sequences=None)
 
     p = subparsers.add_parser("guess", help="weight guessing: draws until a random setting solves latch/two_sequence/parity")
     p.add_argument("--cell", default="lstm", help="cell kind(s), comma-separated (default lstm)")

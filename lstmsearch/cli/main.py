@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .analysis import add_commands as add_analysis_commands
 
-    add_analysis_commands(sub)  # construct, lengths, explain, report
+    add_analysis_commands(sub)  # construct, lengths, explain, worst, guess, report
     return parser
 
 
