@@ -146,9 +146,16 @@ class Worker(Coordinator):
         self.trials = []
         # the last worker out resolves what nobody else will: trials of dead workers whose
         # grace period has not passed, and trials orphaned by a lost connection (created by
-        # an ask whose answer never arrived; they have no heartbeat, so Optuna never fails them)
-        if self.strategy is not None and \
-                not any(d["alive"] for d in self.store.leases() if d.get("slot") != self.slot):
+        # an ask whose answer never arrived; they have no heartbeat, so Optuna never fails them).
+        # The lease says "stopping" first: two workers that stop together each see the other
+        # stopping, so at least one of them resolves (never neither).
+        self.info.update(trials=[], settings=0, stopping=True)
+        try:
+            self.store.write_lease(self.slot, self.info)
+        except OSError:
+            pass
+        others = [d for d in self.store.leases() if d.get("slot") != self.slot and d["alive"] and not d.get("stopping")]
+        if self.strategy is not None and not others:
             try:
                 msg = self.strategy.resume()
                 if msg:
