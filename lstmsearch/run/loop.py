@@ -27,11 +27,13 @@ from ..errors import MAX_COUNT, DiskFullError, LstmsearchError, require
 from ..evaluate import evaluate
 from ..kernels import check_backend, describe_auto
 from ..query import open_study
-from ..search import make_strategy, strategy_class
+from ..search import best_z, make_strategy, strategy_class
 from ..store.manifest import now, storage_key, versions
+from ..store.generations import GenerationStore
 from ..store.rows import TopK, rows_table
 from .coordinator import Coordinator
 from .report import Progress, RunReport
+from .writer import Writer
 
 
 def study_config(study, budget=None, seconds=None, backend=None, out=None, storage=None, data_dir=None) -> StudyConfig:
@@ -117,16 +119,23 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
     topk, best = _best_so_far(cfg, store)
     target = cfg.budget_settings
     bar = Progress(cfg, store, progress)
-    bar.show(store.count(), best[0])
+    done0 = store.count()
+    bar.show(done0, best[0])
     evaluate_long = _long_evaluator(cfg)
     evaluator.bind(strategy)
+    writer = Writer()
+    strategy.persist = writer.submit  # the strategy's state files go behind the rows they were told
+    gens = GenerationStore(store.root)
+    next_row = store.next_row()
     t_start = time.perf_counter()
     eval_s = replay_s = 0.0
     n_run = 0
     complete = False
     try:
         while True:
-            done = store.count()
+            # a strategy sharing its storage with other workers counts their rows too (its writes are
+            # flushed before it is told, below); otherwise this process is the only writer
+            done = store.count() if strategy.shared_storage else done0 + n_run
             if target is not None and done >= target:
                 complete = True
                 break
@@ -155,31 +164,47 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
             t1 = time.perf_counter()
             eval_s += t1 - t0
             nmse = table.column("nmse").to_numpy()
-            rows = rows_table(cfg, strategy.name, batch, table, store.next_row(), topk.keep(nmse), extra_cols,
-                              t1 - t0, run_entry["run"])
-            store.append(rows)
-            io_s += time.perf_counter() - t1
-            _disk_guard(strategy.tell, batch, rows)
+            P = len(nmse)
+            writer.submit(_write_batch, cfg, store, gens, strategy.name, batch, table, next_row, topk.keep(nmse),
+                          extra_cols, t1 - t0, run_entry["run"])
+            if strategy.shared_storage:  # other workers read the rows of told trials: write them first
+                writer.flush()
+            told = table if "nmse_long" not in extra_cols else table.append_column(
+                "nmse_long", pa.array(extra_cols["nmse_long"], pa.float64()))
+            _disk_guard(strategy.tell, batch, told)
             coordinator.in_flight(None)
-            n_run += len(nmse)
+            n_run += P
             i = int(np.argmin(nmse))
             if nmse[i] < best[0]:
-                best = (float(nmse[i]), int(rows.column("row")[i].as_py()))
-            bar.show(store.count(), best[0], added=len(nmse))
+                best = (float(nmse[i]), next_row + i)
+            next_row += P
+            bar.show(done0 + n_run if not strategy.shared_storage else store.count(), best[0], added=P)
     finally:
-        bar.close()
-        wall = time.perf_counter() - t_start
-        strat_s = strategy.overhead_s + replay_s
-        run_entry.update({"settings": n_run, "wall_s": round(wall, 3), "evaluate_s": round(eval_s, 3),
-                          "strategy_s": round(strat_s, 3), "io_s": round(io_s, 3),
-                          "outside_share": round((wall - eval_s) / wall, 4) if wall > 0 else 0.0,
-                          "best_nmse": best[0], "best_row": best[1], "messages": messages})
-        io_s += _close_run(store, manifest, strategy, coordinator, run_entry, echo)
+        try:
+            writer.close()  # the batches handed over are written (or the writer's error is raised)
+        finally:
+            bar.close()
+            wall = time.perf_counter() - t_start
+            strat_s = strategy.overhead_s + replay_s
+            io_s += writer.wait_s
+            run_entry.update({"settings": n_run, "wall_s": round(wall, 3), "evaluate_s": round(eval_s, 3),
+                              "strategy_s": round(strat_s, 3), "io_s": round(io_s, 3),
+                              "writer_s": round(writer.busy_s, 3),
+                              "outside_share": round((wall - eval_s) / wall, 4) if wall > 0 else 0.0,
+                              "best_nmse": best[0], "best_row": best[1], "messages": messages})
+            io_s += _close_run(store, manifest, strategy, coordinator, run_entry, echo)
     summary = strategy.summary()
     if summary:
         messages.append(summary)
     return RunReport.build(cfg, store, settings=n_run, complete=complete, best=best, wall_s=wall,
                            evaluate_s=eval_s, strategy_s=strat_s, io_s=io_s, messages=messages)
+
+
+def _write_batch(cfg, store, gens, strategy_name, batch, table, row0, keep, extra_cols, wall, run) -> None:
+    """One batch on disk (on the writer thread): its generation state first, then its rows."""
+    if batch.state is not None:
+        gens.write(batch.state)
+    store.append(rows_table(cfg, strategy_name, batch, table, row0, keep, extra_cols, wall, run))
 
 
 def _start_strategy(cfg, store, coordinator: Coordinator, messages: List[str], echo):
@@ -191,8 +216,9 @@ def _start_strategy(cfg, store, coordinator: Coordinator, messages: List[str], e
     strategy = make_strategy(cfg, cfg.space_obj, store, echo=echo, **coordinator.strategy_options())
     coordinator.start(strategy, messages)
     if cfg.warm_start:
-        _, other = open_study(cfg.warm_start["study"])
-        msg = strategy.warm_start(other, cfg.warm_start["k"], cfg.warm_start["study"])
+        other_cfg, other = open_study(cfg.warm_start["study"])
+        z = best_z(other_cfg, other, cfg.warm_start["k"], strategy.space.dim, cfg.warm_start["study"])
+        msg = strategy.warm_start(z, cfg.warm_start["study"])
         if msg:
             messages.append(msg)
     if cfg.eval.backend == "auto":

@@ -10,7 +10,7 @@ from typing import Dict
 
 import numpy as np
 
-from ..errors import LstmsearchError
+from ..errors import LstmsearchError, require
 from . import cma, optuna_search, sweep
 from .base import Batch, Strategy
 from .spaces import Space, build_space
@@ -50,5 +50,24 @@ def regenerate_settings(cfg, store, rows) -> np.ndarray:
     return strategy_class(cfg).regenerate_rows(cfg, cfg.space_obj, store, rows)
 
 
-__all__ = ["Batch", "Strategy", "Space", "build_space", "check_strategy", "make_strategy", "regenerate_settings",
+def best_z(cfg, store, k: int, dim: int, source: str) -> np.ndarray:
+    """The z (k, d) of the k best rows of ``cfg``'s study in ``store`` (for warm starts), best first:
+    from the z column where rows keep it, else rebuilt by the study's strategy from the rows' keys."""
+    import pyarrow.compute as pc
+
+    t = store.read(columns=["nmse"])
+    require(t.num_rows > 0, f"warm start: {source} has no rows")
+    cls = strategy_class(cfg)
+    best = store.read(filter=pc.field("row").isin(t.sort_by("nmse").slice(0, k).column("row"))).sort_by("nmse")
+    try:
+        z = cls.regenerate_z(cfg, cfg.space_obj, store, best)
+    except LstmsearchError as exc:
+        raise LstmsearchError(f"warm start: {source} keeps no z for its best rows ({exc})") from exc
+    if z.shape[1] != dim:
+        raise LstmsearchError(f"warm start: {source} searched a space of dimension {z.shape[1]}; "
+                              f"this study's space has dimension {dim} (warm starts need the same space)")
+    return z
+
+
+__all__ = ["Batch", "best_z", "Strategy", "Space", "build_space", "check_strategy", "make_strategy", "regenerate_settings",
            "strategy_class", "STRATEGIES"]

@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 import pyarrow as pa
 
-from ..errors import LstmsearchError, require
+from ..errors import require
 
 
 @dataclass
@@ -32,6 +32,7 @@ class Batch:
     key_seed: Optional[np.ndarray] = None
     key_index: Optional[np.ndarray] = None
     stored: Optional[pa.Table] = None  # rows already in the store (replayed to the strategy)
+    state: Optional[pa.Table] = None  # generation/trial state to store before the rows (store.generations)
     info: Any = None
 
     def __len__(self):
@@ -81,13 +82,18 @@ class Strategy(abc.ABC):
         self.spec = spec
         self.seed = int(spec["seed"] if spec.get("seed") is not None else cfg.eval.seed)
         self.overhead_s = 0.0
+        #: how the strategy's own state files are written: ``persist(fn, *args)`` calls ``fn(*args)``
+        #: now, or (set by the run loop) queues it behind the rows on the writer thread, so the state
+        #: never reaches the disk before the rows it was told
+        self.persist = lambda fn, *args: fn(*args)
 
     def resume(self) -> str:
         """Reconcile with rows already stored; returns a short message (or "")."""
         return ""
 
-    def warm_start(self, other_store, k: int, source: str) -> str:
-        """Start from the ``k`` best rows of another study's store; returns a message (or "")."""
+    def warm_start(self, z: np.ndarray, source: str) -> str:
+        """Start from ``z`` (k, d), the best rows' search vectors of another study (best first;
+        see :func:`lstmsearch.search.best_z`); returns a message (or "")."""
         return ""
 
     def manifest_extra(self) -> Dict:
@@ -107,17 +113,21 @@ class Strategy(abc.ABC):
 
     def regenerate(self, rows: pa.Table) -> np.ndarray:
         """The settings (P, D) of stored rows, rebuilt from z (or the row's key)."""
+        return self.regenerate_rows(self.cfg, self.space, self.store, rows)
+
+    @classmethod
+    def regenerate_z(cls, cfg, space, store, rows: pa.Table) -> np.ndarray:
+        """The search vectors z (P, d) of stored rows, without opening the strategy's storage (from
+        the z column by default)."""
         z = rows.column("z").to_pylist()
         require(all(v is not None for v in z), "these rows keep neither weights nor z; cannot rebuild them")
-        return self.space.to_params(np.asarray(z, np.float64))
+        return np.asarray(z, np.float64)
 
     @classmethod
     def regenerate_rows(cls, cfg, space, store, rows: pa.Table) -> np.ndarray:
         """The settings (P, D) of stored rows, rebuilt without opening the strategy's storage
-        (from z by default)."""
-        z = rows.column("z").to_pylist()
-        require(all(v is not None for v in z), "these rows keep neither weights nor z")
-        return space.to_params(np.asarray(z, np.float64))
+        (``space.to_params`` of :meth:`regenerate_z` by default)."""
+        return space.to_params(cls.regenerate_z(cfg, space, store, rows))
 
     def trials_of(self, batch: Batch) -> list:
         """The units of work of a batch that other workers must know are in flight (Optuna trials)."""
@@ -145,19 +155,3 @@ class Strategy(abc.ABC):
     def summary(self) -> str:
         """One line on the strategy's state after the run (or "")."""
         return ""
-
-
-def stored_z(store, k: int, dim: int, source: str) -> np.ndarray:
-    """The z of the k best rows of another study's store (for warm starts), best first."""
-    import pyarrow.compute as pc
-
-    t = store.read(columns=["z", "nmse"])
-    require(t.num_rows > 0, f"warm start: {source} has no rows")
-    t = t.filter(pc.is_valid(t.column("z")))
-    require(t.num_rows > 0, f"warm start: {source} keeps no z vectors (a sweep over a large space?)")
-    t = t.sort_by("nmse").slice(0, k)
-    z = np.asarray(t.column("z").to_pylist(), np.float64)
-    if z.shape[1] != dim:
-        raise LstmsearchError(f"warm start: {source} searched a space of dimension {z.shape[1]}; "
-                              f"this study's space has dimension {dim} (warm starts need the same space)")
-    return z

@@ -17,6 +17,16 @@ a run stopped and continued asks the same generations, bit for bit, as an uninte
 A run killed after writing a generation's rows but before saving the state re-asks the
 same population on resume (the pickled optimizer carries its random state) and tells it
 the stored values instead of evaluating it again.
+
+Rows from keys: the population is drawn here, not by ``cmaes``: generation g of restart r
+draws one standard-normal matrix ``Y`` (population x d) from the key
+``SeedSequence([seed, 204, r, g])`` (bit generator SFC64) and sets
+``x_k = clip(m + sigma * A y_k, low, high)`` with ``A = sqrt(diag C)`` (sep) or ``A = B D``
+(full, ``C = B D^2 B^T``), the same sampling ``cmaes`` does one member at a time; ``cmaes``
+then updates m, sigma and C from the told solutions as usual. The generation's m, sigma, A
+and key are stored once in ``generations/`` (:mod:`lstmsearch.store.generations`) before its
+rows, and each row keeps only (generation, index): :func:`generation_z` rebuilds its z bit
+for bit. Rows of older stores keep z and are rebuilt from it.
 """
 
 from __future__ import annotations
@@ -31,7 +41,10 @@ import pyarrow.dataset as ds
 from cmaes import CMA, SepCMA
 
 from ..store import atomic_write_bytes
-from .base import Batch, Strategy, objective, round_z, stored_z
+from ..store.generations import GenerationStore, state_table
+from .base import Batch, Strategy, objective, round_z
+
+STREAM = 204  # rng stream of the population draws
 
 STATE = "cmaes-state.pkl"
 
@@ -98,10 +111,9 @@ class CmaStrategy(Strategy):
         return cls(mean=np.asarray(mean, float), sigma=float(sigma), bounds=self.bounds, seed=seed, n_max_resampling=1,
                    population_size=int(popsize))
 
-    def warm_start(self, other_store, k, source):
+    def warm_start(self, z, source):
         if self.state["generation"] > 0:
             return ""
-        z = stored_z(other_store, k, self.space.dim, source)
         self.state["opt"] = self._new(np.clip(z[0], self.space.low, self.space.high), self.sigma0, self.pop0, 0)
         return f"warm start: CMA-ES mean at the best z of {source}"
 
@@ -116,13 +128,27 @@ class CmaStrategy(Strategy):
                     "its stored rows will be told instead of evaluated again")
         return f"resuming CMA-ES at generation {self.state['generation']} (restart {self.state['restart']})"
 
+    def generation_state(self):
+        """The record of the next generation (m, sigma, A, key): what its rows are rebuilt from."""
+        st, opt = self.state, self.state["opt"]
+        g, r = st["generation"], st["restart"]
+        if self.variant == "sep":
+            kind, matrix = "sep", opt._eigen_decomposition()  # sqrt(diag C), as cmaes samples with
+        else:
+            B, D = opt._eigen_decomposition()
+            kind, matrix = "full", (B * D).reshape(-1)  # B diag(D)
+        key = generation_key(self.seed, r, g)
+        return state_table("cmaes", [g], kind, key, r, opt.population_size, float(opt._sigma),
+                           opt._mean[None], matrix[None])
+
     def ask(self, n_max):
         st = self.state
         opt = st["opt"]
         if n_max < opt.population_size:
             return None
         t0 = time.perf_counter()
-        xs = np.array([opt.ask() for _ in range(opt.population_size)])
+        record = self.generation_state()
+        xs = generation_z(record.to_pylist()[0], self.space.low, self.space.high)
         self.overhead_s += time.perf_counter() - t0
         g = st["generation"]
         P = xs.shape[0]
@@ -130,19 +156,17 @@ class CmaStrategy(Strategy):
         if g <= self.replay_until:
             stored = self.store.read(filter=(ds.field("strategy") == "cmaes") & (ds.field("batch") == g))
             stored = stored.sort_by("index")
-            zs = np.asarray(stored.column("z").to_pylist(), np.float32)
-            if stored.num_rows != P or not np.array_equal(zs, xs.astype(np.float32)):
+            if stored.num_rows != P:
                 stored = None  # cannot happen unless the state file was replaced; evaluate again
         z = round_z(xs)
-        return Batch(params=self.space.to_params(z), z=z.astype(np.float32),
-                     batch=np.full(P, g, np.int64), index=np.arange(P, dtype=np.int64),
-                     stored=stored, info=xs)
+        return Batch(params=self.space.to_params(z), batch=np.full(P, g, np.int64), index=np.arange(P, dtype=np.int64),
+                     stored=stored, info=xs, state=record)
 
     def tell(self, batch, table):
         t0 = time.perf_counter()
         st = self.state
         values = objective(table.column("nmse").to_numpy())
-        st["opt"].tell(list(zip(batch.info, values)))
+        tell(st["opt"], batch.info, values)
         st["generation"] += 1
         st["evals"][st["regime"]] += len(values)
         if st["opt"].should_stop() and self.spec["restarts"] != "none" and st["restart"] < self.spec["max_restarts"]:
@@ -150,7 +174,7 @@ class CmaStrategy(Strategy):
         extra = {"opt_rng": st["opt"]._rng.get_state()}
         if isinstance(getattr(st["opt"], "_C", None), np.ndarray):
             extra["opt_C"] = st["opt"]._C.copy()  # exact, not cmaes's triangle (see __init__)
-        atomic_write_bytes(self.state_path, pickle.dumps(dict(st, **extra)))
+        self.persist(atomic_write_bytes, self.state_path, pickle.dumps(dict(st, **extra)))
         self.overhead_s += time.perf_counter() - t0
 
     def _restart(self):
@@ -179,3 +203,61 @@ class CmaStrategy(Strategy):
         st = self.state
         return (f"CMA-ES ({self.variant}, dim {self.space.dim}): generation {st['generation']}, "
                 f"restart {st['restart']}, population {st['opt'].population_size}")
+
+    @classmethod
+    def regenerate_z(cls, cfg, space, store, rows):
+        """z (P, d) of stored rows: from the row's z where kept (older stores), else rebuilt from
+        its generation's stored state (:func:`generation_z`)."""
+        out = np.empty((rows.num_rows, space.dim))
+        zcol = rows.column("z").to_pylist() if "z" in rows.column_names else [None] * rows.num_rows
+        keyed = [i for i, v in enumerate(zcol) if v is None]
+        for i, v in enumerate(zcol):
+            if v is not None:
+                out[i] = v
+        if keyed:
+            batch = rows.column("batch").to_numpy()[keyed]
+            index = rows.column("index").to_numpy()[keyed]
+            records = GenerationStore(store.root).records("cmaes", np.unique(batch))
+            for g in np.unique(batch):
+                sel = np.flatnonzero(batch == g)
+                out[np.asarray(keyed)[sel]] = round_z(generation_z(records[int(g)], space.low, space.high, index[sel]))
+        return out
+
+    @classmethod
+    def regenerate_rows(cls, cfg, space, store, rows):
+        return space.to_params(cls.regenerate_z(cfg, space, store, rows))
+
+
+def generation_key(seed: int, restart: int, generation: int) -> int:
+    """The random key of a generation: 63 bits from ``SeedSequence([seed, 204, restart, generation])``."""
+    return int(np.random.SeedSequence([int(seed), STREAM, int(restart), int(generation)])
+               .generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def generation_z(record, low, high, index=None) -> np.ndarray:
+    """Members ``index`` (default all) of a generation, from its stored record:
+    ``x_k = clip(m + sigma * A y_k, low, high)``, ``Y`` (popsize x d) standard normal from SFC64 keyed by
+    ``record["key"]``; ``A y = sqrt(diag C) * y`` (sep) or ``B D y`` (full). The sampling of
+    Hansen (2016), "The CMA Evolution Strategy: A Tutorial", eq. (38)-(40), and of sep-CMA-ES (Ros
+    & Hansen 2008, "A Simple Modification in CMA-ES Achieving Linear Time and Space Complexity"),
+    for the whole population in one draw. Each member's float64 arithmetic does not depend on
+    which others are rebuilt with it, so a row rebuilt alone is bit-identical to the one evaluated.
+    """
+    mean = np.asarray(record["mean"], np.float64)
+    d = mean.size
+    y = np.random.Generator(np.random.SFC64(int(record["key"]))).standard_normal((int(record["popsize"]), d))
+    if index is not None:
+        y = y[np.asarray(index, np.int64)]
+    a = np.asarray(record["matrix"], np.float64)
+    sigma = float(record["sigma"])
+    if record["kind"] == "sep":
+        x = mean + (sigma * a) * y
+    else:
+        A = a.reshape(d, d)
+        x = mean + sigma * np.stack([(A * yk).sum(axis=1) for yk in y]) if len(y) else np.empty((0, d))
+    return np.clip(x, low, high)
+
+
+def tell(opt, xs: np.ndarray, values: np.ndarray) -> None:
+    """Tell ``cmaes`` a generation: solutions ``xs`` (popsize, d) and their objective values."""
+    opt.tell(list(zip(xs, values)))

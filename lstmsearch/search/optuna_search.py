@@ -49,7 +49,8 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from ..errors import LstmsearchError, install_hint, redact_url, require
-from .base import Batch, Strategy, objective, round_z, stored_z
+from ..store.generations import GenerationStore, state_table
+from .base import Batch, Strategy, objective, round_z
 from .spaces import jitter
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -348,10 +349,9 @@ class OptunaStrategy(Strategy):
         return f"recovered {told + requeued} trial(s) of a dead worker: {told} told from stored rows, {requeued} re-queued"
 
     # ------------------------------------------------------------------ resume
-    def warm_start(self, other_store, k: int, source: str) -> str:
+    def warm_start(self, z, source: str) -> str:
         if self._warm_started:
             return ""
-        z = stored_z(other_store, k, self.space.dim, source)
         for row in z:
             params = {n: float(np.clip(v, d.low, d.high)) for (n, d), v in zip(self.distributions.items(), row)}
             if self.scale_range:
@@ -377,8 +377,8 @@ class OptunaStrategy(Strategy):
         - COMPLETE trials without rows (a part file lost): their parameters are re-queued.
         """
         lines = list(self.start_messages)
-        rows = self.store.read(columns=["batch", "index", "z", "run"],
-                               filter=(ds.field("strategy") == "optuna") & (ds.field("index") == 0))
+        rows = fill_z(self.store, self.store.read(columns=["batch", "index", "z", "run"],
+                                                  filter=(ds.field("strategy") == "optuna") & (ds.field("index") == 0)))
         trials = self.db(self.study.get_trials, deepcopy=False)
         bad = self._inconsistent(rows, trials)
         if bad:
@@ -494,8 +494,9 @@ class OptunaStrategy(Strategy):
     def _add_from_rows(self, numbers) -> None:
         """A new COMPLETE trial for each trial number: its rows' z as parameters, their values told."""
         numbers = [t.number if hasattr(t, "number") else int(t) for t in numbers]
-        rows = self.store.read(columns=["batch", "index", "nmse", "nmse_long", "weights", "z", "scale", "strategy"],
-                               filter=(ds.field("strategy") == "optuna") & ds.field("batch").isin(numbers))
+        rows = fill_z(self.store, self.store.read(
+            columns=["batch", "index", "nmse", "nmse_long", "weights", "z", "scale", "strategy"],
+            filter=(ds.field("strategy") == "optuna") & ds.field("batch").isin(numbers)))
         for b in numbers:
             sel = rows.filter(pc.equal(rows.column("batch"), b)).sort_by("index")
             z = np.asarray(sel.column("z")[0].as_py(), np.float64)
@@ -530,11 +531,13 @@ class OptunaStrategy(Strategy):
                 block = jitter(block, self.jitter_mask, s, self.seed, REGION_STREAM, t.number)
             params.append(block)
             scales.append(s)
+        numbers = [t.number for t in trials]
+        # the trials' centres and jitter scales, stored once per trial (rows keep only trial and index)
+        state = state_table("optuna", numbers, "region", self.seed, 0, K, [s[-1] for s in scales], z, None)
         return Batch(
-            params=np.concatenate(params), z=np.repeat(z, K, axis=0).astype(np.float32),
-            batch=np.repeat([t.number for t in trials], K).astype(np.int64),
+            params=np.concatenate(params), batch=np.repeat(numbers, K).astype(np.int64),
             index=np.tile(np.arange(K, dtype=np.int64), n_trials),
-            scale=np.concatenate(scales) if K > 1 else None, info=trials,
+            scale=np.concatenate(scales) if K > 1 else None, info=trials, state=state,
         )
 
     def _scale(self, params) -> float:
@@ -611,12 +614,14 @@ class OptunaStrategy(Strategy):
                 self.echo(f"trial {trial.number} had been marked {state.name} (heartbeat missed); its rows are "
                           f"stored ({type(exc).__name__})")
 
-    def regenerate(self, rows):
-        return regenerate(self.space, self.spec, self.seed, rows)
+    @classmethod
+    def regenerate_z(cls, cfg, space, store, rows):
+        """The trials' centres z (P, d): from the rows' z (older stores) or the trials' stored state."""
+        return np.asarray(fill_z(store, rows).column("z").to_pylist(), np.float64)
 
     @classmethod
     def regenerate_rows(cls, cfg, space, store, rows):
-        return regenerate(space, cfg.strategy, int(cfg.strategy.get("seed") or cfg.eval.seed), rows)
+        return regenerate(space, cfg.strategy, int(cfg.strategy.get("seed") or cfg.eval.seed), fill_z(store, rows))
 
     def run_stats(self):
         out = {}
@@ -706,6 +711,23 @@ def _numbers(numbers, limit: int = 8) -> str:
 def _first_line(exc) -> str:
     text = redact_url(str(exc)).strip().splitlines()  # a driver's message may quote the URL
     return (text[0] if text else type(exc).__name__)[:300]
+
+
+def fill_z(store, rows: pa.Table) -> pa.Table:
+    """``rows`` with the z column filled from the trials' stored state where the rows keep none (every
+    row written since the state is kept per trial; see :mod:`lstmsearch.store.generations`)."""
+    z = rows.column("z").to_pylist() if "z" in rows.column_names else [None] * rows.num_rows
+    missing = [i for i, v in enumerate(z) if v is None]
+    if not missing:
+        return rows
+    batch = rows.column("batch").to_numpy()
+    records = GenerationStore(store.root).records("optuna", batch[missing])
+    for i in missing:
+        z[i] = records[int(batch[i])]["mean"].astype(np.float32).tolist()
+    col = pa.array(z, pa.list_(pa.float32()))
+    if "z" in rows.column_names:
+        return rows.set_column(rows.column_names.index("z"), "z", col)
+    return rows.append_column("z", col)
 
 
 def regenerate(space, spec, seed, rows) -> np.ndarray:

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow.dataset as ds
 
 from ..errors import require
-from .base import Batch, Strategy, round_z, stored_z
+from .base import Batch, Strategy, round_z
 
 BLOCK = 1024
 METHODS = ("random", "sobol", "gaussian")
@@ -64,10 +64,10 @@ class SweepStrategy(Strategy):
         self.next_index = 0
         self.next_chunk = 0
 
-    def warm_start(self, other_store, k, source):
+    def warm_start(self, z, source):
         if self.method != "gaussian" or self.spec["centre"] is not None:
             return ""
-        self.centre = stored_z(other_store, 1, self.space.dim, source)[0]
+        self.centre = np.asarray(z[0], float)
         return f"warm start: Gaussian sweep centred at the best z of {source}"
 
     def manifest_extra(self):
@@ -147,14 +147,18 @@ class SweepStrategy(Strategy):
         self.next_chunk += 1
 
     def regenerate(self, rows):
+        return self.space.to_params(self.keyed_z(rows))
+
+    def keyed_z(self, rows) -> np.ndarray:
+        """z (P, d) of stored rows, rebuilt from their ``key_index``."""
         idx = np.asarray(rows.column("key_index").to_pylist())
         require(not any(v is None for v in idx), "sweep rows without a key_index cannot be rebuilt")
-        return self.space.to_params(round_z(self.z_at(idx.astype(np.int64))))
+        return round_z(self.z_at(idx.astype(np.int64)))
 
     @classmethod
-    def regenerate_rows(cls, cfg, space, store, rows):
+    def regenerate_z(cls, cfg, space, store, rows):
         centre = store.read_manifest().get("sweep_centre")
-        return cls(cfg, space, store, cfg.strategy, centre=centre).regenerate(rows)
+        return cls(cfg, space, store, cfg.strategy, centre=centre).keyed_z(rows)
 
     def summary(self):
         return f"sweep ({self.method}, dim {self.space.dim}): next setting {self.next_index}"

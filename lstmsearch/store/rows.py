@@ -48,8 +48,8 @@ def rows_table(cfg, strategy: str, batch, table: pa.Table, row0: int, keep: np.n
     if keep.any():
         weights = cell.with_readout(batch.params, ro_np)
 
-    def const(v, t):
-        return pa.array(np.full(P, v), t) if not isinstance(v, str) else pa.array([v] * P, t)
+    def const(v, t):  # one value for every row, without a Python object per row
+        return pa.repeat(pa.scalar(v, t), P)
 
     def opt(values, t):
         if values is None:
@@ -76,7 +76,7 @@ def rows_table(cfg, strategy: str, batch, table: pa.Table, row0: int, keep: np.n
         "nmse_long": opt(extra.get("nmse_long"), pa.float64()),
         "long_length": opt(extra.get("long_length"), pa.int32()),
         "finite": table.column("finite"), "wall_s": const(wall / P, pa.float64()),
-        "time": pa.array([_dt.datetime.now(_dt.timezone.utc)] * P, pa.timestamp("ms", tz="UTC")),
+        "time": const(_dt.datetime.now(_dt.timezone.utc), pa.timestamp("ms", tz="UTC")),
         "run": const(run, pa.int32()),
     }
     sch = schema(cell.n_params, cell.n_readout)

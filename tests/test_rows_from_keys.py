@@ -1,0 +1,157 @@
+"""Rows cost bytes: every strategy's rows are rebuilt bit for bit from their keys and the state
+stored once per generation or trial (lstmsearch.store.generations), not from a stored z."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lstmsearch import load_results, run_study
+from lstmsearch.query import open_study
+from lstmsearch.run import loop
+from lstmsearch.search import regenerate_settings
+from lstmsearch.store.generations import GenerationStore
+
+from search_helpers import study_text, write_study
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "old_z_stores"
+FULL = '[space]\nkind = "full"\n'
+
+CASES = {
+    "cmaes_sep_full_space": dict(strategy_text='[strategy]\nkind = "cmaes"\nvariant = "sep"\npopsize = 32\n'
+                                               'restarts = "ipop"\n', space=FULL, budget=160),
+    "cmaes_full_masked": dict(strategy_text='[strategy]\nkind = "cmaes"\nvariant = "full"\npopsize = 8\n'
+                                            'restarts = "ipop"\n', budget=80),
+    "optuna_region": dict(strategy="optuna", budget=96),
+}
+
+
+def _capture(monkeypatch):
+    """Wrap the run loop's evaluator: record the settings each (batch, index) was evaluated with."""
+    seen = {}
+    orig = loop.local_evaluate
+
+    def spy(cfg, batch):
+        for b, i, p in zip(batch.batch, batch.index, batch.params):
+            seen[(int(b), int(i))] = p.copy()
+        return orig(cfg, batch)
+
+    monkeypatch.setattr(loop, "local_evaluate", spy)
+    return seen
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_random_rows_regenerate_bit_for_bit(tmp_path, monkeypatch, case):
+    seen = _capture(monkeypatch)
+    p, out = write_study(tmp_path, keep_weights=0, **CASES[case])
+    run_study(p)
+    cfg, store = open_study(out)
+    rows = load_results(out)
+    assert rows.num_rows == CASES[case]["budget"] == len(seen)
+    assert rows.column("z").null_count == rows.num_rows  # no row keeps its search vector
+    pick = np.random.default_rng(0).choice(rows.num_rows, 12, replace=False)
+    sub = rows.take(pa.array(np.sort(pick)))
+    got = regenerate_settings(cfg, store, sub)
+    want = np.stack([seen[(b, i)] for b, i in zip(sub.column("batch").to_pylist(), sub.column("index").to_pylist())])
+    assert got.dtype == np.float32 and np.array_equal(got, want)
+    assert GenerationStore(out).files()  # the state they came from is stored once per batch
+
+
+def test_rows_cost_bytes_for_an_lstm_with_32_units_in_the_full_space(tmp_path):
+    """LSTM H = 32, full weight space (4,480 dimensions), sep-CMA, population 1024: the rows and
+    the generation state together cost a few hundred bytes per row, not 16 KB (z as float32)."""
+    st = '[strategy]\nkind = "cmaes"\nvariant = "sep"\npopsize = 1024\nrestarts = "none"\n'
+    p = tmp_path / "big.toml"
+    out = tmp_path / "big"
+    p.write_text(study_text("big", out, strategy_text=st, space=FULL, hidden=32, length=3, budget=1024,
+                            keep_weights=0).replace("sequences = 24", "sequences = 8").replace("heldout = 24",
+                                                                                                "heldout = 8"))
+    run_study(p)
+    cfg, _ = open_study(out)
+    assert cfg.space_obj.dim == 4480
+    n = load_results(out, columns=["row"]).num_rows
+    row_bytes = sum(q.stat().st_size for q in (out / "rows").glob("*.parquet")) / n
+    state_bytes = sum(q.stat().st_size for q in GenerationStore(out).files()) / n
+    assert row_bytes < 250, row_bytes  # the readout (33 float32) and the errors are most of it
+    assert state_bytes < 80, state_bytes  # mean and sqrt(diag C) in float64, once per 1024 rows
+    assert row_bytes + state_bytes < 4480 * 4 / 40
+
+
+def test_sigkill_mid_study_leaves_rows_that_all_regenerate(tmp_path):
+    """SIGKILL a real run between any two writes: every row on disk regenerates (its state was
+    written before it), and the continued study's rows do too."""
+    st = '[strategy]\nkind = "cmaes"\nvariant = "sep"\npopsize = 64\nrestarts = "ipop"\n'
+    p, out = write_study(tmp_path, strategy_text=st, space=FULL, budget=64 * 400, keep_weights='"all"')
+    cmd = [sys.executable, "-m", "lstmsearch.cli", "run", str(p), "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "rows").glob("part-*.parquet"))) < 5:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_killed = load_results(out, columns=["row"]).num_rows
+    assert 0 < n_killed < 64 * 400
+
+    def all_rows_regenerate():
+        cfg, store = open_study(out)
+        rows = load_results(out)
+        params = regenerate_settings(cfg, store, rows)
+        ro = rows.column("readout").combine_chunks().flatten().to_numpy().reshape(rows.num_rows, -1)
+        w = np.asarray(rows.column("weights").to_pylist(), np.float32)
+        assert np.array_equal(cfg.cell.with_readout(params, ro), w)
+        return rows.num_rows
+
+    assert all_rows_regenerate() == n_killed
+    r = subprocess.run(cmd + ["--budget", str(n_killed + 64 * 3)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert all_rows_regenerate() == n_killed + 64 * 3
+
+
+@pytest.mark.parametrize("name", ["old_cmaes", "old_optuna_region"])
+def test_old_stores_with_z_stay_readable_and_continue(tmp_path, name):
+    """Stores written before rows lost their z (made by the code of main before this change):
+    their rows still rebuild from z, and a continued study mixes z rows and keyed rows."""
+    src = FIXTURES / name
+    cfg, store = open_study(src)
+    rows = load_results(src)
+    assert rows.column("z").null_count == 0
+    params = regenerate_settings(cfg, store, rows)
+    ro = rows.column("readout").combine_chunks().flatten().to_numpy().reshape(rows.num_rows, -1)
+    assert np.array_equal(cfg.cell.with_readout(params, ro), np.asarray(rows.column("weights").to_pylist(), np.float32))
+    if name != "old_cmaes":
+        return
+    copy = tmp_path / name
+    shutil.copytree(src, copy)
+    run_study(copy, out=copy, budget=rows.num_rows + 16)
+    cfg, store = open_study(copy)
+    rows = load_results(copy)
+    assert rows.num_rows == 40 and 0 < rows.column("z").null_count < rows.num_rows
+    params = regenerate_settings(cfg, store, rows)
+    ro = rows.column("readout").combine_chunks().flatten().to_numpy().reshape(rows.num_rows, -1)
+    assert np.array_equal(cfg.cell.with_readout(params, ro), np.asarray(rows.column("weights").to_pylist(), np.float32))
+
+
+def test_a_damaged_state_file_is_named_not_used(tmp_path):
+    p, out = write_study(tmp_path, **CASES["cmaes_full_masked"])
+    run_study(p)
+    f = GenerationStore(out).files()[0]
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    f.write_bytes(bytes(data))
+    cfg, store = open_study(out)
+    rows = load_results(out)
+    from lstmsearch.errors import LstmsearchError
+
+    with pytest.raises(LstmsearchError, match="does not match the checksum in its name"):
+        regenerate_settings(cfg, store, rows.slice(0, 1))
+    assert pq.read_metadata(sorted((out / "rows").glob("*.parquet"))[0]).num_rows > 0
