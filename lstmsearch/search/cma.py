@@ -42,9 +42,12 @@ from cmaes import CMA, SepCMA
 
 from ..store import atomic_write_bytes
 from ..store.generations import GenerationStore, state_table
+from . import sepcma
 from .base import Batch, Strategy, objective, round_z
+from .sepcma import VectorSepCMA
 
 STREAM = 204  # rng stream of the population draws
+STATE_FIELDS = ("strategy", "batch", "kind", "key", "restart", "popsize", "sigma", "mean", "matrix")
 
 STATE = "cmaes-state.pkl"
 
@@ -83,6 +86,8 @@ class CmaStrategy(Strategy):
         self.sigma0 = float(spec["sigma"] * np.mean(self.width))
         self.state_path = store.root / STATE
         self.replay_until = -1
+        self._pool = None  # the helper thread that draws the next generation's normals
+        self._next = None  # (key, shape, future) of the prefetched draw
         if self.state_path.is_file():
             with open(self.state_path, "rb") as fh:
                 self.state = pickle.load(fh)
@@ -105,7 +110,7 @@ class CmaStrategy(Strategy):
                           "opt": self._new(mean, self.sigma0, self.pop0, 0)}
 
     def _new(self, mean, sigma, popsize, restart):
-        cls = CMA if self.variant == "full" else SepCMA
+        cls = CMA if self.variant == "full" else VectorSepCMA if popsize >= sepcma.MIN_POPSIZE else SepCMA
         seed = int(np.random.SeedSequence([self.seed, 203, restart]).generate_state(1)[0] % (2 ** 31))
         # n_max_resampling=1: an infeasible draw is clipped to the bounds instead of redrawn
         return cls(mean=np.asarray(mean, float), sigma=float(sigma), bounds=self.bounds, seed=seed, n_max_resampling=1,
@@ -128,18 +133,18 @@ class CmaStrategy(Strategy):
                     "its stored rows will be told instead of evaluated again")
         return f"resuming CMA-ES at generation {self.state['generation']} (restart {self.state['restart']})"
 
-    def generation_state(self):
+    def generation_state(self) -> dict:
         """The record of the next generation (m, sigma, A, key): what its rows are rebuilt from."""
         st, opt = self.state, self.state["opt"]
-        g, r = st["generation"], st["restart"]
         if self.variant == "sep":
             kind, matrix = "sep", opt._eigen_decomposition()  # sqrt(diag C), as cmaes samples with
         else:
             B, D = opt._eigen_decomposition()
             kind, matrix = "full", (B * D).reshape(-1)  # B diag(D)
-        key = generation_key(self.seed, r, g)
-        return state_table("cmaes", [g], kind, key, r, opt.population_size, float(opt._sigma),
-                           opt._mean[None], matrix[None])
+        # copies: the optimizer updates its arrays in place while the record waits for the writer
+        return {"strategy": "cmaes", "batch": st["generation"], "kind": kind, "restart": st["restart"],
+                "key": generation_key(self.seed, st["restart"], st["generation"]), "popsize": opt.population_size,
+                "sigma": float(opt._sigma), "mean": opt._mean.copy(), "matrix": np.array(matrix, np.float64)}
 
     def ask(self, n_max):
         st = self.state
@@ -148,7 +153,8 @@ class CmaStrategy(Strategy):
             return None
         t0 = time.perf_counter()
         record = self.generation_state()
-        xs = generation_z(record.to_pylist()[0], self.space.low, self.space.high)
+        y = self._normals(record["key"], (record["popsize"], self.space.dim))
+        xs = generation_z(record, self.space.low, self.space.high, y=y)
         self.overhead_s += time.perf_counter() - t0
         g = st["generation"]
         P = xs.shape[0]
@@ -160,7 +166,7 @@ class CmaStrategy(Strategy):
                 stored = None  # cannot happen unless the state file was replaced; evaluate again
         z = round_z(xs)
         return Batch(params=self.space.to_params(z), batch=np.full(P, g, np.int64), index=np.arange(P, dtype=np.int64),
-                     stored=stored, info=xs, state=record)
+                     stored=stored, info=xs, state=state_table(*(record[k] for k in STATE_FIELDS)))
 
     def tell(self, batch, table):
         t0 = time.perf_counter()
@@ -175,7 +181,32 @@ class CmaStrategy(Strategy):
         if isinstance(getattr(st["opt"], "_C", None), np.ndarray):
             extra["opt_C"] = st["opt"]._C.copy()  # exact, not cmaes's triangle (see __init__)
         self.persist(atomic_write_bytes, self.state_path, pickle.dumps(dict(st, **extra)))
+        self._prefetch_normals()
         self.overhead_s += time.perf_counter() - t0
+
+    def _prefetch_normals(self):
+        """Draw the next generation's normal matrix on a helper thread while the kernels run (it
+        depends on the key alone; numpy releases the GIL while it fills the matrix)."""
+        st = self.state
+        key = generation_key(self.seed, st["restart"], st["generation"])
+        shape = (st["opt"].population_size, self.space.dim)
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lstmsearch-cma-draw")
+        self._next = (key, shape, self._pool.submit(normals, key, shape))
+
+    def _normals(self, key, shape):
+        """The normal matrix of a generation: prefetched when the key and shape match, else drawn now."""
+        nxt, self._next = self._next, None
+        if nxt is not None and nxt[0] == key and nxt[1] == shape:
+            return nxt[2].result()
+        return normals(key, shape)
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def _restart(self):
         st = self.state
@@ -234,7 +265,12 @@ def generation_key(seed: int, restart: int, generation: int) -> int:
                .generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def generation_z(record, low, high, index=None) -> np.ndarray:
+def normals(key: int, shape) -> np.ndarray:
+    """The standard normal matrix of a generation: SFC64 seeded with its key, float64."""
+    return np.random.Generator(np.random.SFC64(int(key))).standard_normal(tuple(shape))
+
+
+def generation_z(record, low, high, index=None, y=None) -> np.ndarray:
     """Members ``index`` (default all) of a generation, from its stored record:
     ``x_k = clip(m + sigma * A y_k, low, high)``, ``Y`` (popsize x d) standard normal from SFC64 keyed by
     ``record["key"]``; ``A y = sqrt(diag C) * y`` (sep) or ``B D y`` (full). The sampling of
@@ -242,10 +278,12 @@ def generation_z(record, low, high, index=None) -> np.ndarray:
     & Hansen 2008, "A Simple Modification in CMA-ES Achieving Linear Time and Space Complexity"),
     for the whole population in one draw. Each member's float64 arithmetic does not depend on
     which others are rebuilt with it, so a row rebuilt alone is bit-identical to the one evaluated.
+    ``y`` is the generation's normal matrix when drawn ahead (:func:`normals`).
     """
     mean = np.asarray(record["mean"], np.float64)
     d = mean.size
-    y = np.random.Generator(np.random.SFC64(int(record["key"]))).standard_normal((int(record["popsize"]), d))
+    if y is None:  # (the caller may pass the matrix drawn ahead, ``normals(key, (popsize, d))``)
+        y = normals(record["key"], (int(record["popsize"]), d))
     if index is not None:
         y = y[np.asarray(index, np.int64)]
     a = np.asarray(record["matrix"], np.float64)
@@ -259,5 +297,9 @@ def generation_z(record, low, high, index=None) -> np.ndarray:
 
 
 def tell(opt, xs: np.ndarray, values: np.ndarray) -> None:
-    """Tell ``cmaes`` a generation: solutions ``xs`` (popsize, d) and their objective values."""
-    opt.tell(list(zip(xs, values)))
+    """Tell the optimizer a generation: solutions ``xs`` (popsize, d) and their objective values
+    (in array operations for :class:`~lstmsearch.search.sepcma.VectorSepCMA`)."""
+    if isinstance(opt, VectorSepCMA):
+        opt.tell_arrays(xs, values)
+    else:
+        opt.tell(list(zip(xs, values)))
