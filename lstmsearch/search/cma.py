@@ -164,8 +164,8 @@ class CmaStrategy(Strategy):
             stored = stored.sort_by("index")
             if stored.num_rows != P:
                 stored = None  # cannot happen unless the state file was replaced; evaluate again
-        z = round_z(xs)
-        return Batch(params=self.space.to_params(z), batch=np.full(P, g, np.int64), index=np.arange(P, dtype=np.int64),
+        # the settings of z rounded to float32, as regenerate_z rebuilds them (round_z)
+        return Batch(params=self.space.to_params(xs.astype(np.float32)), batch=np.full(P, g, np.int64), index=np.arange(P, dtype=np.int64),
                      stored=stored, info=xs, state=state_table(*(record[k] for k in STATE_FIELDS)))
 
     def tell(self, batch, table):

@@ -203,6 +203,12 @@ class MaskedSpace(Space):
         rank = np.empty_like(order)
         rank[order] = np.arange(order.size)
         self.groups = rank[inverse.reshape(-1)].astype(np.int64)
+        # every free position its own group, in order, on one run of positions (the full space): to_params
+        # copies z into a slice instead of gathering and scattering
+        n = self.positions.size
+        self._slice = slice(int(self.positions[0]), int(self.positions[0]) + n) if n and np.array_equal(
+            self.positions, np.arange(self.positions[0], self.positions[0] + n)) and np.array_equal(
+            self.groups, np.arange(n)) else None
         self._first = self.positions[np.sort(first)]  # first position of each group, in group order
         self._group_rule = rule_of[self._first]
         self.dim = int(order.size)
@@ -297,7 +303,10 @@ class MaskedSpace(Space):
     def to_params(self, z) -> np.ndarray:
         z = self._check_z(z)
         out = np.tile(self.base, (z.shape[0], 1))
-        out[:, self.positions] = z[:, self.groups]
+        if self._slice is not None:
+            out[:, self._slice] = z
+        else:
+            out[:, self.positions] = z[:, self.groups]
         return out
 
     def describe(self):
