@@ -52,7 +52,8 @@ class VectorSepCMA(SepCMA):
 
         D = self._eigen_decomposition()
         self._D = None
-        y_k = (xs[order] - self._mean) / self._sigma
+        # only the mu best enter the update (SepCMA.tell computes y_k for all, then uses the first mu)
+        y_k = (xs[order[: self._mu]] - self._mean) / self._sigma
         y_w = np.sum(y_k[: self._mu].T * self._weights[: self._mu], axis=1)
         self._mean += self._cm * self._sigma * y_w
 
