@@ -289,9 +289,7 @@ def generation_z(record, low, high, index=None, y=None) -> np.ndarray:
     a = np.asarray(record["matrix"], np.float64)
     sigma = float(record["sigma"])
     if record["kind"] == "sep":
-        x = np.multiply(y, sigma * a, out=y)  # in place: the matrix is used once
-        x += mean
-        return np.clip(x, low, high, out=x)
+        return sepcma.sample(y, sigma * a, mean, np.asarray(low, np.float64), np.asarray(high, np.float64))
     A = a.reshape(d, d)
     x = mean + sigma * np.stack([(A * yk).sum(axis=1) for yk in y]) if len(y) else np.empty((0, d))
     return np.clip(x, low, high)

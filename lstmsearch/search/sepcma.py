@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 from cmaes import SepCMA
+from numba import njit
 
 #: sep-CMA-ES uses :class:`VectorSepCMA` from this population size on (below it the library's loop is cheap)
 MIN_POPSIZE = 64
@@ -52,9 +53,8 @@ class VectorSepCMA(SepCMA):
 
         D = self._eigen_decomposition()
         self._D = None
-        # only the mu best enter the update (SepCMA.tell computes y_k for all, then uses the first mu)
-        y_k = (xs[order[: self._mu]] - self._mean) / self._sigma
-        y_w = np.sum(y_k[: self._mu].T * self._weights[: self._mu], axis=1)
+        # one pass over the mu best (SepCMA.tell computes y_k for all members and uses the first mu)
+        y_w, rank_mu = weighted_steps(xs, order[: self._mu], self._mean, self._sigma, self._weights)
         self._mean += self._cm * self._sigma * y_w
 
         self._p_sigma = (1 - self._c_sigma) * self._p_sigma + math.sqrt(
@@ -70,7 +70,39 @@ class VectorSepCMA(SepCMA):
         delta_h_sigma = (1 - h_sigma) * self._cc * (2 - self._cc)
 
         rank_one = self._pc ** 2
-        w = self._weights  # zip(weights, y_k) in SepCMA.tell: the first len(w) = mu members
-        rank_mu = np.sum(w[:, None] * (y_k[: w.size] ** 2), axis=0)
         self._C = ((1 + self._c1 * delta_h_sigma - self._c1 - self._cmu * np.sum(self._weights)) * self._C
                    + self._c1 * rank_one + self._cmu * rank_mu)
+
+
+@njit(cache=True, nogil=True)
+def weighted_steps(xs, best, mean, sigma, weights):
+    """``y_w = sum_i w_i y_i`` and ``sum_i w_i y_i^2`` over the mu best members ``best`` (sorted), with
+    ``y_i = (x_i - m) / sigma``: the sums of ``SepCMA.tell`` in its order (member by member, from
+    the best), so the results are the same floats."""
+    d = xs.shape[1]
+    y_w = np.empty(d)
+    rank_mu = np.empty(d)
+    for i in range(best.size):
+        w = weights[i]
+        row = xs[best[i]]
+        for j in range(d):
+            y = (row[j] - mean[j]) / sigma
+            if i == 0:
+                y_w[j] = y * w
+                rank_mu[j] = w * (y * y)
+            else:
+                y_w[j] += y * w
+                rank_mu[j] += w * (y * y)
+    return y_w, rank_mu
+
+
+@njit(cache=True, nogil=True)
+def sample(y, scale, mean, low, high):
+    """``x = clip(m + scale * y, low, high)`` row by row, in place in ``y`` (the population's normal
+    matrix, used once); ``scale = sigma * sqrt(diag C)``. Each element is rounded as NumPy's
+    ``np.clip(m + scale * y)`` rounds it."""
+    for i in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            v = mean[j] + scale[j] * y[i, j]
+            y[i, j] = min(max(v, low[j]), high[j])
+    return y
