@@ -155,6 +155,7 @@ class CmaStrategy(Strategy):
         record = self.generation_state()
         y = self._normals(record["key"], (record["popsize"], self.space.dim))
         xs = generation_z(record, self.space.low, self.space.high, y=y)
+        self._prefetch_normals(st["restart"], st["generation"] + 1, opt.population_size)  # unless a restart
         self.overhead_s += time.perf_counter() - t0
         g = st["generation"]
         P = xs.shape[0]
@@ -181,15 +182,13 @@ class CmaStrategy(Strategy):
         if isinstance(getattr(st["opt"], "_C", None), np.ndarray):
             extra["opt_C"] = st["opt"]._C.copy()  # exact, not cmaes's triangle (see __init__)
         self.persist(atomic_write_bytes, self.state_path, pickle.dumps(dict(st, **extra)))
-        self._prefetch_normals()
         self.overhead_s += time.perf_counter() - t0
 
-    def _prefetch_normals(self):
-        """Draw the next generation's normal matrix on a helper thread while the kernels run (it
-        depends on the key alone; numpy releases the GIL while it fills the matrix)."""
-        st = self.state
-        key = generation_key(self.seed, st["restart"], st["generation"])
-        shape = (st["opt"].population_size, self.space.dim)
+    def _prefetch_normals(self, restart, generation, popsize):
+        """Draw a generation's normal matrix on a helper thread while the kernels evaluate the one
+        before (it depends on the key alone; numpy releases the GIL while it fills the matrix)."""
+        key = generation_key(self.seed, restart, generation)
+        shape = (popsize, self.space.dim)
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 

@@ -95,8 +95,8 @@ class Space:
         """(D,) bool: positions that depend on z (where region jitter is applied)."""
         return self.searched.copy()
 
-    def _check_z(self, z) -> np.ndarray:
-        z = np.asarray(z, dtype=np.float64)
+    def _check_z(self, z, dtype=np.float64) -> np.ndarray:
+        z = np.asarray(z, dtype=dtype)
         if z.ndim == 1:
             z = z[None]
         require(z.ndim == 2 and z.shape[1] == self.dim,
@@ -301,7 +301,8 @@ class MaskedSpace(Space):
         return m
 
     def to_params(self, z) -> np.ndarray:
-        z = self._check_z(z)
+        # float32 z is copied as it is (float64 z is rounded to float32 by the assignment: the same floats)
+        z = self._check_z(z, np.float32 if getattr(z, "dtype", None) == np.float32 else np.float64)
         out = np.tile(self.base, (z.shape[0], 1))
         if self._slice is not None:
             out[:, self._slice] = z
