@@ -155,18 +155,26 @@ def test_multi_objective_optuna(tmp_path):
 
 
 def test_warm_start_cmaes_from_optuna(tmp_path):
-    from lstmsearch.search import make_strategy
+    import optuna
+
+    from lstmsearch.search import best_z, make_strategy
     from lstmsearch.query import open_study
 
     p1, out1 = write_study(tmp_path, name="a", strategy="optuna", budget=64)
     run_study(p1)
-    best_z = np.asarray(load_results(out1).sort_by("nmse").column("z")[0].as_py(), np.float64)
+    # the best row's trial parameters, from the Optuna journal (the rows keep only the trial number)
+    trial = load_results(out1).sort_by("nmse").column("batch")[0].as_py()
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out1 / "optuna.journal")))
+    params = optuna.load_study(study_name="a", storage=storage).trials[trial].params
     extra = f'[warm_start]\nstudy = "{out1.as_posix()}"\nk = 1\n'
     p2, out2 = write_study(tmp_path, name="b", strategy="cmaes", budget=16, extra=extra)
     cfg, store = open_study(p2)
+    want = np.float32([params[n] for n in cfg.space_obj.names]).astype(np.float64)
     strategy = make_strategy(cfg, cfg.space_obj, store)
-    _, other = open_study(out1)
-    assert "warm start" in strategy.warm_start(other, 1, "a")
-    assert np.allclose(strategy.state["opt"].mean, best_z)  # CMA-ES starts at the other study's best z
+    cfg_a, other = open_study(out1)
+    z = best_z(cfg_a, other, 1, cfg.space_obj.dim, "a")
+    assert np.array_equal(z[0], want)
+    assert "warm start" in strategy.warm_start(z, "a")
+    assert np.allclose(strategy.state["opt"].mean, want)  # CMA-ES starts at the other study's best z
     r = run_study(p2)
     assert any("warm start" in m for m in r.messages) and r.rows == 16

@@ -7,8 +7,8 @@ of the diagonal covariance, or ``B D`` for a full one) and the key once per gene
 centre once per trial, lets every row keep only its ``(batch, index)``: a few bytes instead of
 the search vector ``z`` (16 KB for an LSTM with 32 units in the full weight space).
 
-Layout: ``generations/<strategy>-<first batch:012d>-<sha256[:16]>.parquet`` in the study
-folder, one file per asked batch (a CMA-ES generation, or the trials of one Optuna batch), with
+Layout: ``generations/<strategy>-<first batch:012d>-<last batch:012d>-<sha256[:16]>.parquet``
+in the study folder, one file per asked batch (a CMA-ES generation, or the trials of one Optuna batch), with
 one record per generation or trial:
 
 ==========  ======================  ===============================================
@@ -49,7 +49,7 @@ from ..errors import DiskFullError, LstmsearchError
 from .parts import file_sha256
 
 FOLDER = "generations"
-_NAME = re.compile(r"(\w+)-(\d{12})-([0-9a-f]{16})\.parquet")
+_NAME = re.compile(r"([a-z]+)-(\d{12})-(\d{12})-([0-9a-f]{16})\.parquet")
 
 
 def state_schema() -> pa.Schema:
@@ -94,16 +94,15 @@ class GenerationStore:
         return [p for p in out if strategy is None or _NAME.fullmatch(p.name).group(1) == strategy]
 
     def write(self, table: pa.Table) -> Optional[Path]:
-        """Write one batch's records atomically (before its rows); returns the file, or None when a
-        file for the same first batch exists (a batch asked again after a kill has the same state)."""
+        """Write one batch's records atomically (before its rows); returns the file. (The same
+        records written again, as a batch asked again after a kill is, give the same file.)"""
         if table.num_rows == 0:
             return None
         strategy = table.column("strategy")[0].as_py()
         first = int(pc.min(table.column("batch")).as_py())
-        prefix = f"{strategy}-{first:012d}-"
+        last = int(pc.max(table.column("batch")).as_py())
+        prefix = f"{strategy}-{first:012d}-{last:012d}-"
         self.dir.mkdir(parents=True, exist_ok=True)
-        if any(p.name.startswith(prefix) for p in self.files()):
-            return None
         tmp = self.dir / f".{prefix}{uuid.uuid4().hex}.tmp"
         try:
             pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
@@ -131,16 +130,20 @@ class GenerationStore:
         sha256 in each file's name; the last record wins where a batch appears twice."""
         want = None if batches is None else set(int(b) for b in batches)
         tables = []
+        wanted = None if want is None else np.array(sorted(want), np.int64)
         for p in self.files(strategy):
-            first = int(_NAME.fullmatch(p.name).group(2))
-            if want is not None and strategy == "cmaes" and first not in want:
-                continue  # a CMA-ES file holds exactly its own generation
-            if file_sha256(p)[:16] != _NAME.fullmatch(p.name).group(3):
+            m = _NAME.fullmatch(p.name)
+            first, last = int(m.group(2)), int(m.group(3))
+            if wanted is not None:
+                i = int(np.searchsorted(wanted, first))
+                if i == wanted.size or wanted[i] > last:
+                    continue  # the file's batches (first..last) hold none of the wanted ones
+            if file_sha256(p)[:16] != m.group(4):
                 raise LstmsearchError(f"the generation state {p} does not match the checksum in its name (the file "
                                       "was damaged); the rows of its batch cannot be rebuilt from their keys")
             t = pq.read_table(p, schema=state_schema())
             if want is not None:
-                t = t.filter(pc.is_in(t.column("batch"), pa.array(sorted(want), pa.int64())))
+                t = t.filter(pc.is_in(t.column("batch"), pa.array(wanted)))
             tables.append(t)
         if not tables:
             return state_schema().empty_table()
