@@ -257,3 +257,8 @@ def test_cmaes_stopped_and_continued_equals_an_uninterrupted_run(tmp_path):
     assert a.num_rows == b.num_rows == 2 * k * pop
     for c in cols:
         assert a.column(c).equals(b.column(c)), c
+    # the rows keep (generation, index); the settings rebuilt from the stored generation states agree too
+    from lstmsearch.search import regenerate_settings
+
+    (ca, sa), (cb, sb) = open_study(outa), open_study(outb)
+    assert np.array_equal(regenerate_settings(ca, sa, a), regenerate_settings(cb, sb, b))

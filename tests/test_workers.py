@@ -219,6 +219,11 @@ def test_workers_starting_together_evaluate_no_region_centre_twice(tmp_path):
     t = load_results(out, columns=["batch", "index", "z", "run"])
     assert len({r_ for r_ in t.column("run").to_pylist()}) >= 2  # more than one worker wrote rows
     centres = t.filter(pa_compute().equal(t.column("index"), 0))
+    # the centres from the trials' state stored once per batch (rows keep only trial and index)
+    from lstmsearch.search.optuna_search import fill_z
+    from lstmsearch.store import Store
+
+    centres = fill_z(Store(out), centres)
     seen = {}
     for b, z in zip(centres.column("batch").to_pylist(), centres.column("z").to_pylist()):
         seen.setdefault(tuple(z), []).append(b)

@@ -1,15 +1,17 @@
 """The run loop, shared by ``lstmsearch run``, its workers and Dask runs.
 
 :func:`run_loop` asks the strategy for a batch, evaluates it in one
-:func:`lstmsearch.evaluate` call, writes its rows as one atomic part file, then tells the
-strategy -- until the budget (total settings in the store, or wall
+:func:`lstmsearch.evaluate` call, hands its rows to the writer thread (:mod:`.writer`: the
+batch's generation state, then its part file, then the strategy's state file, in that order,
+while the next batch is evaluated), then tells the strategy -- until the budget (total settings in the store, or wall
 seconds of this run) is spent. Running a study again continues it: the rows already
 stored count against the budget, and the strategy resumes from its own saved state (see
 :mod:`lstmsearch.search.base` for why no row is lost or duplicated when a run is killed).
 
 Time is accounted in three parts: *evaluate* (kernels, readout fit, sequence sampling),
-*strategy* (Optuna ask/tell and storage, CMA-ES updates) and *I/O* (Parquet writes,
-manifest); the report gives the share of wall time outside ``evaluate``.
+*strategy* (Optuna ask/tell and storage, CMA-ES updates) and *I/O* (the loop's waits for the
+writer thread, the manifest); the report gives the share of wall time outside ``evaluate``.
+The run's manifest record adds ``writer_s``, the writer thread's own (overlapped) time.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ strategy was told). One thread and first-in, first-out order keep the order on d
 a killed run safe: a batch's state before its rows, its rows before the strategy state that was
 told about them. Each write is atomic as before (temporary file, fsync, link or rename).
 
-The queue is bounded (:data:`DEPTH` jobs), so at most the batch being written and the one just
-handed over are not on disk yet: a SIGKILL loses those and nothing else. A write that fails
+The queue holds one job (:data:`DEPTH`): the loop hands over batch g's rows only once batch
+g-1's are written, so besides the batch being evaluated a SIGKILL loses at most one evaluated
+batch (the one being written), and nothing else. A write that fails
 (a full disk, say) stops the thread; the loop's next :meth:`submit` or :meth:`close` raises the
 error in the main thread as one line.
 """
@@ -22,7 +23,7 @@ import time
 
 from ..errors import LstmsearchError
 
-DEPTH = 2  # jobs waiting (a batch's rows, the strategy state told about them)
+DEPTH = 1  # jobs waiting behind the one being written
 
 
 class Writer:

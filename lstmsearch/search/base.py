@@ -1,9 +1,11 @@
 """What every strategy implements, and the batch it hands to the run loop.
 
 The run loop (:mod:`lstmsearch.run.loop`) repeats: ``ask`` a batch -> evaluate its settings in
-one call -> write the rows (one atomic part file) -> ``tell`` the strategy. Because the rows
-are durable before the strategy hears of them, a run killed at any point loses no written
-row; on the next run :meth:`Strategy.resume` reconciles the strategy's own state (Optuna
+one call -> write the rows (one atomic part file, on the writer thread) -> ``tell`` the
+strategy. The strategy's own state files go through :attr:`Strategy.persist`, which queues them
+behind the rows, so they never say a batch was told before its rows are durable (a strategy
+with :attr:`Strategy.shared_storage` is told only once its rows are written); a run killed at
+any point loses no written row; on the next run :meth:`Strategy.resume` reconciles the strategy's own state (Optuna
 storage, CMA-ES state file) with the rows, telling it about rows it never heard of instead
 of evaluating them again, so no row is duplicated either.
 """
