@@ -51,14 +51,14 @@ import numpy as np
 from .analysis.explain import explain, weight_name
 from .analysis.length import length_curve
 from .analysis.plots import plot_best_so_far, plot_length_curve, plot_nmse_hist, plot_traces, pyplot
-from .analysis.verdict import ALL, N_ONLY, NONE, SOME, check_lengths, row_verdicts
+from .analysis.verdict import ALL, N_ONLY, NONE, SOME, row_verdicts, task_check_lengths
 from .errors import LstmsearchError, check_output, require
 from .query import SUMMARY_COLUMNS, load_results, open_study, top_rows
 from .reproduction import FRESH_SEED, row_setting
 
 FORMATS = ("md", "html")
 #: Length factors of the length table when asked for multiples (``--lengths 1,2,10,100``); by default
-#: the table uses the verdict's checked lengths (:func:`lstmsearch.analysis.verdict.check_lengths`).
+#: the table uses the verdict's checked lengths (:func:`lstmsearch.analysis.verdict.task_check_lengths`).
 DEFAULT_FACTORS = (1, 2, 10, 100)
 
 
@@ -297,7 +297,7 @@ def _best_section(s: StudySummary, factors, n_sequences, backend, top, folder, p
                                                                    else ""] for r in top_t.select(cols).to_pylist()])]
 
     lengths = length_curve(cfg.cell, setting, cfg.task, factors=factors or DEFAULT_FACTORS,
-                           lengths=None if factors else check_lengths(cfg.task.length, cfg.task.min_length),
+                           lengths=None if factors else task_check_lengths(cfg.task),
                            n_sequences=n_sequences, seed=FRESH_SEED, backend=backend)
 
     e = explain(cfg.cell, setting, cfg.task, n_sequences=n_sequences, seed=cfg.eval.seed, backend=backend,

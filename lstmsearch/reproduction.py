@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .analysis.verdict import FRESH_SEED, check_lengths, precision_check, verdict
+from .analysis.verdict import FRESH_SEED, precision_check, task_check_lengths, verdict
 from .errors import LstmsearchError, check_output, import_optional, require
 from .evaluate import evaluate
 from .query import open_study, settings_of
@@ -57,7 +57,8 @@ def reproduce(study, row: int, backend: Optional[str] = None, factors: Optional[
 
     ``same``: errors on the stored sequences with the readout fitted again (as the study did);
     ``identical`` is true when they equal the stored ones exactly. ``fresh``: one entry per
-    length -- the checked lengths n, n+1, 2n+1, 10n+3, 100n+3 by default, else n * factor for
+    length -- the checked lengths n, n+1, 2n+1, 10n+3, 100n+3 by default (every trained length first
+    for a several-length task, n the longest), else n * factor for
     ``factors`` -- length, nmse, mse, max_abs_err on ``n_sequences`` (default: the study's
     held-out count) fresh sequences with the stored readout, on ``backend``. ``verdict``
     (:class:`~lstmsearch.analysis.verdict.Verdict` as a dict) and ``precision``
@@ -77,7 +78,7 @@ def reproduce(study, row: int, backend: Optional[str] = None, factors: Optional[
     n = n_sequences or ev.heldout
     n0 = cfg.task.length
     if factors is None:
-        lengths = check_lengths(n0, cfg.task.min_length)
+        lengths = task_check_lengths(cfg.task)
     else:
         for f in factors:
             require(isinstance(f, (int, float, np.integer, np.floating)) and not isinstance(f, bool)

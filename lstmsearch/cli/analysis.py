@@ -176,13 +176,16 @@ def cmd_lengths(args) -> int:
     for option, path in (("--out", args.out), ("--plot", args.plot)):
         if path:
             check_output(path, args.force, option)
+    from ..analysis.verdict import task_check_lengths
+
     cell, params, what, task, seed, sequences = setting_and_task(args, "lengths", sequences=64)
-    factors = parse_list(args.factors, float, "--factors")
+    # default: the verdict's checked lengths (trained ones, n+1, 2n+1, 10n+3, 100n+3), not only multiples of n
+    factors = parse_list(args.factors, float, "--factors") if args.factors else None
     readouts = ["given", "refit"] if args.readout.strip() == "both" else parse_list(args.readout, str, "--readout")
     bad = [r for r in readouts if r not in ("given", "refit")]
     require(not bad, f"--readout takes given, refit or both (or given,refit), got {args.readout!r}")
-    table = length_curve(cell, params, task, factors=factors, readout=readouts,
-                         n_sequences=sequences, seed=seed, backend=args.backend)
+    table = length_curve(cell, params, task, factors=factors or (), lengths=None if factors else task_check_lengths(task),
+                         readout=readouts, n_sequences=sequences, seed=seed, backend=args.backend)
     print(f"{cell.kind} H={cell.hidden} ({what}) on {task.describe()}")
     print(format_length_curve(table, labels=[f"{args.study} row {args.row}" if args.study else what]))
     if args.out:
@@ -329,7 +332,9 @@ def add_commands(subparsers) -> None:
     _add_study_row_args(p)
     _add_setting_args(p)
     _add_task_args(p)
-    p.add_argument("--factors", default="1,2,10,100,1000", help="lengths as multiples of --length")
+    p.add_argument("--factors", default=None,
+                   help="lengths as multiples of n, e.g. 1,2,10,100,1000 (default: the verdict's checked lengths "
+                        "n, n+1, 2n+1, 10n+3, 100n+3, which are not multiples of n)")
     p.add_argument("--readout", default="both", help="given, refit or both (default both)")
     p.add_argument("--out", default=None, help="write the table to this Parquet file")
     p.add_argument("--plot", default=None, help="write a PNG of error against length")

@@ -158,10 +158,11 @@ def cmd_top(args) -> int:
     import pyarrow as pa
 
     from ..analysis.verdict import row_verdicts
-    from ..query import SUMMARY_COLUMNS, top_rows
+    from ..query import open_study, spread_by_length, summary_columns, top_rows
 
-    t = top_rows(args.study, args.k, where=args.where, data_dir=args.data)
-    cols = list(SUMMARY_COLUMNS)
+    cfg, _ = open_study(args.study, args.data)
+    t = spread_by_length(top_rows(cfg, args.k, where=args.where, data_dir=args.data), cfg.task.scored_lengths)
+    cols = [c for c in t.column_names if c in summary_columns(cfg) or c.startswith("nmse@")]
     if not args.no_check and t.num_rows:
         # solved means solved: the rows shown, at n, n+1, 2n+1, 10n+3, 100n+3 (one batch per length)
         vs = row_verdicts(args.study, t.column("row").to_pylist(), data_dir=args.data)

@@ -40,7 +40,8 @@ hidden        int32                      H
 inputs        int32                      I
 outputs       int32                      O
 task          string                     task kind (recall_first, ...)
-length        int32                      sequence length T the setting was scored at
+length        int32                      sequence length T the setting was scored at (the longest
+                                         of ``[task] lengths``)
 seed          int64                      evaluation seed (training stream 0, held-out stream 1)
 sequences     int32                      training sequences (readout fit)
 heldout       int32                      held-out sequences (mse/nmse/max_abs_err)
@@ -57,6 +58,8 @@ nmse          float64                    mse / task baseline (predict-the-mean)
 max_abs_err   float64                    held-out largest absolute error
 train_mse     float64, nullable          training error (readout fitted)
 train_nmse    float64, nullable          train_mse / baseline
+nmse_by_length list<float64>             held-out nmse at each trained length (only in the
+                                         store of a task with ``lengths``; nmse aggregates it)
 nmse_long     float64, nullable          held-out nmse at ``long_length`` (given readout)
 long_length   int32, nullable            the longer length used for nmse_long
 finite        bool                       false if the setting produced NaN/inf (errors inf)
@@ -97,8 +100,9 @@ ROW_SLOT = 10 ** 12
 _PART = re.compile(r"part-w(\d+)-(\d+)\.parquet")
 
 
-def schema(n_params: int, n_readout: int) -> pa.Schema:
-    """The row schema for a cell with D = n_params and a readout of n_readout floats."""
+def schema(n_params: int, n_readout: int, by_length: bool = False) -> pa.Schema:
+    """The row schema for a cell with D = n_params and a readout of n_readout floats
+    (``by_length``: with the ``nmse_by_length`` column of a several-length task)."""
     f32 = pa.float32()
     fields = [
         ("study", pa.string()), ("strategy", pa.string()), ("row", pa.int64()), ("batch", pa.int64()),
@@ -108,7 +112,7 @@ def schema(n_params: int, n_readout: int) -> pa.Schema:
         ("key_seed", pa.int64()), ("key_index", pa.int64()), ("weights", pa.list_(f32, n_params)),
         ("readout", pa.list_(f32, n_readout)), ("mse", pa.float64()), ("nmse", pa.float64()),
         ("max_abs_err", pa.float64()), ("train_mse", pa.float64()), ("train_nmse", pa.float64()),
-        ("nmse_long", pa.float64()), ("long_length", pa.int32()), ("finite", pa.bool_()),
+        *([("nmse_by_length", pa.list_(pa.float64()))] if by_length else []), ("nmse_long", pa.float64()), ("long_length", pa.int32()), ("finite", pa.bool_()),
         ("wall_s", pa.float64()), ("time", pa.timestamp("ms", tz="UTC")), ("run", pa.int32()),
     ]
     return pa.schema(fields, metadata={"lstmsearch.schema_version": str(SCHEMA_VERSION)})
