@@ -58,8 +58,6 @@ nmse          float64                    mse / task baseline (predict-the-mean)
 max_abs_err   float64                    held-out largest absolute error
 train_mse     float64, nullable          training error (readout fitted)
 train_nmse    float64, nullable          train_mse / baseline
-nmse_by_length list<float64>             held-out nmse at each trained length (only in the
-                                         store of a task with ``lengths``; nmse aggregates it)
 nmse_long     float64, nullable          held-out nmse at ``long_length`` (given readout)
 long_length   int32, nullable            the longer length used for nmse_long
 finite        bool                       false if the setting produced NaN/inf (errors inf)
@@ -67,6 +65,10 @@ wall_s        float64                    this row's share of its batch's wall ti
 time          timestamp[ms, UTC]         when its batch was written
 run           int32                      which ``run`` invocation wrote it (0, 1, ...)
 ============  =========================  ============================================
+
+A study whose task has several lengths (``[task] lengths``) has one more column, after
+``train_nmse``: ``nmse_by_length`` (list<float64>), the held-out nmse at each trained length in
+order (``nmse`` is their worst, or mean: :mod:`lstmsearch.evaluate`).
 """
 
 from __future__ import annotations
