@@ -35,7 +35,7 @@ class DamagedPartWarning(UserWarning):
 
 
 class ManifestRebuiltWarning(DamagedPartWarning):
-    """A study's manifest.json was missing and has been rebuilt from its parts (printed as one line)."""
+    """A study's manifest.json was missing or damaged and has been rebuilt from its parts (printed as one line)."""
 
 
 def require(condition: bool, message: str) -> None:

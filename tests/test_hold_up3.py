@@ -94,3 +94,40 @@ def test_a_nul_in_a_library_path_is_a_one_line_error(tmp_path):
         Store(tmp_path / "a\x00b")
     with pytest.raises(LstmsearchError, match="control character"):
         load_results(str(tmp_path / "a\x00b.toml"))
+
+
+# ------------------------------------------------------------ a damaged (not deleted) manifest
+DAMAGE = {
+    "truncated": lambda b: b[: len(b) // 2],
+    "garbage": lambda b: bytes(range(256)) * 4,
+    "a JSON list": lambda b: b"[1, 2, 3]",
+    "study_text missing": lambda b: json.dumps({k: v for k, v in json.loads(b).items() if k != "study_text"}).encode(),
+    "runs not a list": lambda b: json.dumps(dict(json.loads(b), runs="x")).encode(),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_manifest_is_refused_by_readers_and_rebuilt_by_run(tmp_path, capsys, damage):
+    path, out = write_study(tmp_path, "m", strategy="sweep", budget=100, keep_weights=5)
+    run_study(path)
+    rows = Store(out).read()
+    bad = DAMAGE[damage]((out / "manifest.json").read_bytes())
+    (out / "manifest.json").write_bytes(bad)
+    for argv in (["top", str(out), "--no-check"], ["query", str(out)], ["show", str(out), "3"],
+                 ["reproduce", str(out), "3", "--no-check"], ["export", str(out), "3", "-o", str(tmp_path / "x.json")],
+                 ["report", str(out), "--out", str(tmp_path / "rep")], ["run", str(out), "--quiet"]):
+        one_line(capsys, main(argv), r"manifest\.json is damaged \(.+\); its rows are intact: run the study file")
+        assert (out / "manifest.json").read_bytes() == bad  # never silently replaced
+    assert main(["check", str(out)]) == 1
+    said = capsys.readouterr().out
+    assert "2 parts ok" not in said and "manifest.json is damaged" in said and "100 rows readable" in said
+    rc = main(["run", str(path), "--budget", "150", "--quiet"])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    warn = [ln for ln in cap.err.splitlines() if "rebuilt" in ln]
+    assert len(warn) == 1 and warn[0].startswith("lstmsearch: warning:") and "was damaged" in warn[0], cap.err
+    kept = list(out.glob("manifest.json.damaged-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == bad and kept[0].name in warn[0]
+    store = Store(out)
+    assert store.count() == 150 and store.read().slice(0, 100).equals(rows)
+    assert main(["check", str(out)]) == 0 and main(["top", str(out), "--no-check"]) == 0

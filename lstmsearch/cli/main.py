@@ -285,7 +285,10 @@ def cmd_check(args) -> int:
         for r in results:
             rows = "?" if r["rows"] is None else str(r["rows"])
             print(f"{r['part']:<{width}}  {rows:>10}  {r['status']}")
-    notes = [] if store.exists() else ["no manifest.json (a run of the same study rebuilds it from the parts)"]
+    damaged = store.manifest_problem()
+    notes = ([f"manifest.json is damaged ({damaged}; a run of the study file keeps it aside and rebuilds it "
+              "from the parts)"] if damaged else
+             [] if store.exists() else ["no manifest.json (a run of the same study rebuilds it from the parts)"])
     total = sum(r["rows"] or 0 for r in results if r["status"].startswith("ok"))
     if problems or notes:
         print(f"{store.root}: {len(problems)} of {len(results)} parts not ok" + "".join(f"; {n}" for n in notes)

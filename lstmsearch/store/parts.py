@@ -92,6 +92,8 @@ ROWS = "rows"
 WORKERS = "workers"
 #: The part's Parquet key-value metadata: the identity of the study that wrote it
 IDENTITY_KEY = "lstmsearch.study_identity"
+#: What a manifest must hold (key -> type); without one of them it is damaged
+MANIFEST_KEYS = {"schema_version": int, "identity": str, "study_text": str, "runs": list}
 #: Row ids of writer slot s are s * ROW_SLOT + 0, 1, 2, ...
 ROW_SLOT = 10 ** 12
 _PART = re.compile(r"part-w(\d+)-(\d+)\.parquet")
@@ -214,12 +216,43 @@ class Store:
         return self.manifest_path.is_file()
 
     def read_manifest(self) -> Dict:
+        """The manifest; a missing or damaged one (see :meth:`manifest_problem`) is a one-line error."""
         require(self.exists(), f"no study results in {str(self.root)!r} (no {MANIFEST}); "
                                "run the study first or pass its folder, study file or name")
+        m, why = self._load_manifest()
+        if why:
+            raise LstmsearchError(
+                f"{self.manifest_path} is damaged ({why}); its rows are intact: run the study file "
+                f"(lstmsearch run STUDY.toml --out {self.root}) to rebuild it from the parts, or restore it "
+                f"(lstmsearch check {self.root} lists the parts)")
+        return m
+
+    def manifest_problem(self) -> Optional[str]:
+        """Why the manifest cannot be used (not JSON, cut short, not an object, a key missing or of
+        the wrong type), or None when it is whole (or absent)."""
+        return self._load_manifest()[1] if self.exists() else None
+
+    def _load_manifest(self):
         try:
-            return json.loads(self.manifest_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise LstmsearchError(f"{self.manifest_path}: cannot be read ({exc}); the file is damaged") from exc
+            m = json.loads(self.manifest_path.read_bytes())
+        except (OSError, ValueError) as exc:  # cut short, garbage, not UTF-8
+            return None, f"not readable JSON: {str(exc).splitlines()[0][:120]}"
+        if not isinstance(m, dict):
+            return None, f"a JSON {type(m).__name__}, not an object"
+        for key, kind in MANIFEST_KEYS.items():
+            if key not in m:
+                return None, f"the key {key!r} is missing"
+            if not isinstance(m[key], kind) or isinstance(m[key], bool):
+                return None, f"the key {key!r} is not {kind.__name__}"
+        if not all(isinstance(r, dict) for r in m["runs"]) or not isinstance(m.get("parts", {}), dict):
+            return None, "its runs or parts are not records"
+        return m, None
+
+    def set_aside_manifest(self) -> Path:
+        """Move a damaged manifest to ``manifest.json.damaged-<time>`` (never silently replaced)."""
+        dst = self.root / f"{MANIFEST}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        os.replace(self.manifest_path, dst)
+        return dst
 
     def write_manifest(self, manifest: Dict):
         """Write the manifest atomically. Its ``parts`` (name -> rows, sha256: one entry per part
