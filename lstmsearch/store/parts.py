@@ -550,8 +550,7 @@ class Store:
                     status.append(f"belongs to another study (identity {ident.decode()}, the manifest's {identity})")
             except (OSError, pa.ArrowException) as exc:
                 status.append("unreadable: " + (str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
-            if info.get("sha256") and file_sha256(p) != info["sha256"]:
-                status.append("content hash differs from the manifest's")
+            status.extend(_hash_problem(p, info))
             if rows is not None and info.get("rows") is not None and rows != info["rows"]:
                 status.append(f"{rows} rows, the manifest records {info['rows']}")
             if not status and recorded and not info:
@@ -623,6 +622,24 @@ class Store:
         parts = self.parts()
         require(parts, f"the study in {str(self.root)!r} has no rows yet")
         return ds.dataset([str(p) for p in parts], format=parquet_format())
+
+    def verified_dataset(self) -> ds.Dataset:
+        """The dataset of the parts that pass verification (what ``query --sql`` reads): a part
+        whose content hash the manifest records must match it; one without a recorded hash is read
+        through once with its page checksums verified. A part that fails is named in
+        :attr:`damaged` with a warning and left out, as :meth:`read` leaves out unreadable parts."""
+        recorded = self.recorded_parts()
+        for p in self.parts():
+            info = recorded.get(p.name, {})
+            why = _hash_problem(p, info)
+            if not why and not info.get("sha256"):
+                try:
+                    pq.ParquetFile(p, page_checksum_verification=True).read()
+                except (OSError, pa.ArrowException) as exc:
+                    why = [str(exc).splitlines()[0] if str(exc) else type(exc).__name__]
+            if why:
+                self._mark_damaged(p, why[0])
+        return self.dataset()
 
     def read(self, columns: Optional[List[str]] = None, filter=None) -> pa.Table:
         """Rows (all, or those matching a pyarrow compute expression), sorted by row id.
@@ -742,6 +759,13 @@ def _schema_diff(old: pa.Schema) -> List[str]:
     missing = [f"{n} missing" for n in now.names if n not in old.names]
     extra = [f"{n} unknown" for n in old.names if n not in now.names]
     return (missing + extra) or ["of other types"]
+
+
+def _hash_problem(path: Path, info: Dict) -> List[str]:
+    """["content hash differs from the manifest's"] when the manifest records a hash the file no longer has."""
+    if info.get("sha256") and file_sha256(path) != info["sha256"]:
+        return ["content hash differs from the manifest's"]
+    return []
 
 
 def part_rows_text(name: str) -> str:
