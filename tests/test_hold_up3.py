@@ -156,3 +156,95 @@ def test_query_sql_leaves_out_a_corrupt_part_and_says_so(tmp_path, capsys, recor
     assert len(warn) == 1 and warn[0].startswith("lstmsearch: warning: skipped the damaged part file"), cap.err
     assert part.name in warn[0] and ("content hash differs" in warn[0]) == recorded, warn[0]
     assert re.search(r"\b100\s+100\b", cap.out), cap.out
+
+
+# ------------------------------------------------------------ quarantined rows re-evaluated
+def _flip(part, where=3):
+    data = bytearray(part.read_bytes())
+    data[len(data) // where] ^= 0x08
+    part.write_bytes(bytes(data))
+
+
+def test_check_repair_re_evaluates_a_quarantined_sweep_part_bit_for_bit(tmp_path, capsys):
+    path, out = write_study(tmp_path, "r", strategy="sweep", budget=200, keep_weights='"all"')
+    run_study(path)
+    original = Store(out).read()
+    part = Store(out).parts()[1]
+    _flip(part)
+    assert main(["check", str(out)]) == 1
+    capsys.readouterr()
+    assert main(["check", str(out), "--repair"]) == 0
+    said = capsys.readouterr().out
+    assert f"moved the damaged part {part.name}" in said
+    assert "re-evaluated 50 row(s) of 1 quarantined part(s) from their sweep keys" in said, said
+    assert said.strip().splitlines()[-1].endswith("4 parts ok, 200 rows")
+    assert (out / "rows" / "damaged" / part.name).exists() and part.exists()
+    again = Store(out).read()
+    cols = [c for c in original.column_names if c not in ("time", "wall_s")]
+    assert again.select(cols).equals(original.select(cols))
+    assert main(["check", str(out), "--repair"]) == 0  # nothing left to do
+    assert "re-evaluated" not in capsys.readouterr().out
+    report = run_study(path, budget=250)  # and the study goes on from setting 200
+    t = Store(out).read(columns=["index"])
+    assert report.rows == 250 and sorted(t.column("index").to_pylist()) == list(range(250))
+
+
+def test_run_repair_re_evaluates_a_lost_sweep_gap_that_a_run_never_fills(tmp_path, capsys):
+    path, out = write_study(tmp_path, "g", strategy="sweep", budget=200, keep_weights='"all"')
+    run_study(path)
+    original = Store(out).read()
+    _flip(Store(out).parts()[2])
+    assert main(["check", str(out), "--quarantine"]) == 1
+    assert "(run --repair re-evaluates them where they can be regenerated)" in capsys.readouterr().out
+    run_study(path, budget=250)  # the gap stays: the sweep goes on after setting 199
+    assert sorted(Store(out).read(columns=["index"]).column("index").to_pylist()) == \
+        list(range(100)) + list(range(150, 300))
+    r = run_study(path, budget=350, repair=True)
+    assert any("re-evaluated 50 row(s) of 1 quarantined part(s)" in m for m in r.messages), r.messages
+    t = Store(out).read()
+    assert sorted(t.column("index").to_pylist()) == list(range(350)) and t.num_rows == 350
+    cols = ["row", "batch", "index", "z", "key_index", "weights", "readout", "nmse", "mse", "max_abs_err"]
+    assert t.filter(pa_field("row") < 200).select(cols).equals(original.select(cols))
+
+
+def pa_field(name):
+    import pyarrow.dataset as ds
+
+    return ds.field(name)
+
+
+def test_repair_says_in_one_line_that_optuna_rows_are_not_regenerable(tmp_path, capsys):
+    path, out = write_study(tmp_path, "o", strategy="optuna", budget=64)
+    run_study(path)
+    _flip(Store(out).parts()[0])
+    assert main(["check", str(out), "--repair"]) == 1
+    said = [ln for ln in capsys.readouterr().out.splitlines() if "not re-evaluated" in ln]
+    assert len(said) == 1 and "optuna rows are not regenerable from a key" in said[0]
+    assert "re-queues" in said[0]
+
+
+def test_cmaes_damaged_state_and_lost_generation_repaired_by_replay(tmp_path, capsys):
+    """CMA-ES: a damaged state file is a one-line refusal naming --repair; run --repair replays the
+    optimizer from the stored generations, evaluates again a generation whose part was lost, and
+    the study goes on exactly as an uninterrupted run (same z and nmse for every (generation, index))."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    path, out = write_study(tmp_path / "a", "c", strategy="cmaes", budget=160)
+    ref_path, ref_out = write_study(tmp_path / "b", "c", strategy="cmaes", budget=320)
+    run_study(ref_path)
+    run_study(path)
+    _flip(Store(out).parts()[3])
+    assert main(["check", str(out), "--quarantine"]) == 1
+    state = out / "cmaes-state.pkl"
+    state.write_bytes(state.read_bytes()[:100])
+    one_line(capsys, main(["run", str(path), "--budget", "320", "--quiet"]),
+             r"cmaes-state\.pkl is damaged .*--repair")
+    assert main(["check", str(out), "--repair"]) == 1
+    said = capsys.readouterr().out
+    assert "16 row(s) of 1 quarantined part(s) were not re-evaluated: cmaes rows" in said and "run STUDY --repair" in said
+    r = run_study(path, budget=320, repair=True)
+    assert any("set the CMA-ES state aside" in m for m in r.messages), r.messages
+    key = ["batch", "index"]
+    got = Store(out).read(columns=key + ["z", "nmse"]).sort_by([("batch", "ascending"), ("index", "ascending")])
+    ref = Store(ref_out).read(columns=key + ["z", "nmse"]).sort_by([("batch", "ascending"), ("index", "ascending")])
+    assert got.num_rows == 320 and got.drop(["row"]).equals(ref.drop(["row"]))

@@ -263,13 +263,26 @@ def cmd_check(args) -> int:
     from ..query import open_study
     from ..store import Store
 
+    cfg = None
     try:
-        _, store = open_study(args.study, args.data)
+        cfg, store = open_study(args.study, args.data)
     except LstmsearchError:
+        if args.repair:
+            raise  # re-evaluating rows needs the study (its manifest)
         roots = [r for r in (Path(args.study), Path(args.data) / str(args.study)) if (r / "rows").is_dir()]
         if not roots:
             raise
         store = Store(roots[0])  # a folder whose manifest is gone: its parts are still checked
+    if args.repair:
+        from ..run.restore import repair_store
+
+        store.acquire("check")  # no run may be writing meanwhile
+        try:
+            for line in repair_store(cfg, store):
+                print(line)
+        finally:
+            store.release()
+        store = Store(store.root)
     results = store.check()
     problems = [r for r in results if not r["status"].startswith("ok")]
     if args.quarantine and problems:
@@ -389,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study_arg(p)
     p.add_argument("--quarantine", action="store_true",
                    help="move the parts found damaged to rows/damaged/ (they are left out of every read and run)")
+    p.add_argument("--repair", action="store_true",
+                   help="quarantine the damaged parts, then re-evaluate the rows of quarantined parts where they "
+                        "can be regenerated (sweep: from their keys, bit for bit) and write them back")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("top", help="the best rows of a study")

@@ -453,7 +453,8 @@ class Store:
             dst_dir = self.rows_dir / "damaged"
             dst_dir.mkdir(exist_ok=True)
             os.replace(src, dst_dir / name)
-            out.append(f"moved the damaged part {name} to {dst_dir} ({why}); {part_rows_text(name)}")
+            out.append(f"moved the damaged part {name} to {dst_dir} ({why}); {part_rows_text(name)} "
+                       "(run --repair re-evaluates them where they can be regenerated)")
         return out
 
     def clean_temporaries(self) -> int:
@@ -477,12 +478,31 @@ class Store:
                 m = _PART.fullmatch(p.name)
                 if m and int(m.group(1)) == self.slot:
                     last = max(last, int(m.group(2)) + self._rows[p.name])
-            for name in self.damaged:  # never reuse the ids of a damaged part
+            quarantined = self.quarantined()
+            for name in set(self.damaged) | set(quarantined):  # never reuse the ids of a damaged part
                 m = _PART.fullmatch(name)
                 if m and int(m.group(1)) == self.slot:
-                    last = max(last, int(m.group(2)) + 1)
+                    last = max(last, int(m.group(2)) + (quarantined.get(name) or 1))
             self._next_local = last
         return self._next_local
+
+    def quarantined(self) -> Dict[str, Optional[int]]:
+        """The parts in ``rows/damaged/`` -> their row count (the manifest's record, else the file's
+        footer where it still reads; None when neither says)."""
+        d = self.rows_dir / "damaged"
+        if not d.is_dir():
+            return {}
+        recorded = self.recorded_parts()
+        out = {}
+        for p in sorted(d.glob("part-*.parquet")):
+            n = (recorded.get(p.name) or {}).get("rows")
+            if n is None:
+                try:
+                    n = pq.read_metadata(p).num_rows
+                except (OSError, pa.ArrowException):
+                    n = None
+            out[p.name] = n
+        return out
 
     def append(self, table: pa.Table) -> Path:
         """Write one part atomically (temporary file, fsync, rename); returns its path."""
@@ -766,6 +786,12 @@ def _hash_problem(path: Path, info: Dict) -> List[str]:
     if info.get("sha256") and file_sha256(path) != info["sha256"]:
         return ["content hash differs from the manifest's"]
     return []
+
+
+def part_slot_first(name: str) -> Optional[tuple]:
+    """(writer slot, first row id) from a part file's name, or None for another name."""
+    m = _PART.fullmatch(name)
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def part_rows_text(name: str) -> str:
