@@ -248,3 +248,80 @@ def test_cmaes_damaged_state_and_lost_generation_repaired_by_replay(tmp_path, ca
     got = Store(out).read(columns=key + ["z", "nmse"]).sort_by([("batch", "ascending"), ("index", "ascending")])
     ref = Store(ref_out).read(columns=key + ["z", "nmse"]).sort_by([("batch", "ascending"), ("index", "ascending")])
     assert got.num_rows == 320 and got.drop(["row"]).equals(ref.drop(["row"]))
+
+
+# ------------------------------------------------------------ workers never cut a partial journal
+def _journal_study(path):
+    import optuna
+
+    return optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(path))))
+
+
+def test_an_append_after_a_partial_journal_record_cuts_it_first(tmp_path):
+    """A worker killed (or a full disk) mid-write leaves half a record; the next append (by any
+    worker) cuts it and says so, instead of gluing its record to it (which made every later read
+    of the journal fail with a JSONDecodeError)."""
+    import optuna
+
+    from lstmsearch.search.optuna_search import SafeJournalFile
+
+    path = tmp_path / "optuna.journal"
+    said = []
+    st = optuna.create_study(study_name="s", storage=optuna.storages.JournalStorage(
+        SafeJournalFile(str(path), echo=said.append)))
+    st.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    whole = path.read_bytes()
+    path.write_bytes(whole + whole.splitlines()[-1][:17])  # half a record, no newline
+    assert len(_journal_study(path).trials) == 3  # readers skip it
+    other = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
+        SafeJournalFile(str(path), echo=said.append)))
+    other.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert len(said) == 1 and "cut a partial record (17 bytes)" in said[0]
+    assert path.read_bytes().startswith(whole) and path.read_bytes().endswith(b"\n")
+    trials = _journal_study(path).trials  # Optuna's own reader: whole and valid
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 5
+
+
+def test_workers_killed_at_random_moments_leave_a_journal_the_next_start_reads(tmp_path):
+    """run --workers 2 on the journal storage, a worker SIGKILLed at three random moments: the
+    supervisor replaces it, the study reaches its budget, a later run continues it, and no
+    (trial, index) is stored twice."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lstmsearch import load_results
+
+    optuna_text = '[strategy]\nkind = "optuna"\nsampler = "random"\nbatch = 2\nregion = { size = 8, scale = 0.1 }\n'
+    path, out = write_study(tmp_path, "s", strategy_text=optuna_text, budget=640, length=30)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    sup = subprocess.Popen([sys.executable, "-m", "lstmsearch.cli", "run", str(path), "--workers", "2", "--quiet"],
+                           env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rnd = random.Random(16)
+    killed = 0
+    deadline = time.monotonic() + 120
+    while killed < 3 and sup.poll() is None and time.monotonic() < deadline:
+        time.sleep(rnd.uniform(0.2, 1.5))
+        leases = [json.loads(p.read_text()) for p in (out / "workers").glob("w*.json")] \
+            if (out / "workers").is_dir() else []
+        pids = [d.get("pid") for d in leases if d.get("pid")]
+        if pids:
+            try:
+                os.kill(rnd.choice(pids), signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+    o, e = sup.communicate(timeout=300)
+    assert sup.returncode == 0, e
+    assert killed >= 1
+    assert [t.state.name for t in _journal_study(out / "optuna.journal").trials].count("RUNNING") == 0
+    r = subprocess.run([sys.executable, "-m", "lstmsearch.cli", "run", str(path), "--budget", "704", "--quiet"],
+                       env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    t = load_results(out, columns=["batch", "index"])
+    keys = list(zip(t.column("batch").to_pylist(), t.column("index").to_pylist()))
+    assert t.num_rows >= 704 and len(set(keys)) == len(keys)
