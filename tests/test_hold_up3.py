@@ -283,6 +283,7 @@ def test_an_append_after_a_partial_journal_record_cuts_it_first(tmp_path):
     assert [t.state.name for t in trials] == ["COMPLETE"] * 5
 
 
+@pytest.mark.slow
 def test_workers_killed_at_random_moments_leave_a_journal_the_next_start_reads(tmp_path):
     """run --workers 2 on the journal storage, a worker SIGKILLed at three random moments: the
     supervisor replaces it, the study reaches its budget, a later run continues it, and no
