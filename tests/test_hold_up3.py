@@ -15,19 +15,9 @@ from lstmsearch.config import parse_study
 from lstmsearch.errors import ConfigError
 from lstmsearch.store import Store
 
-from search_helpers import study_text, write_study
+from search_helpers import one_line, study_text, write_study
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def one_line(capsys, rc, pattern):
-    assert rc == 2, rc
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("lstmsearch: error: "), err
-    assert "Traceback" not in err
-    assert re.search(pattern, lines[0]), lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -55,8 +55,8 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
     plots : after the run, write ``best_so_far.png`` and ``nmse_hist.png`` into the study
         folder's ``plots/`` (default: the study file's ``[store] plots``, false); without
         matplotlib the report says they were skipped
-    repair : the rows are the truth; for every strategy, first verify every part (as ``lstmsearch
-        check``), quarantine the damaged ones and re-evaluate their rows where they can be
+    repair : the rows are the truth; for every strategy, first verify every part (as the
+        command ``check`` does), quarantine the damaged ones and re-evaluate their rows where they can be
         regenerated (sweep; see :mod:`lstmsearch.run.restore`). Then, strategy optuna: if the
         Optuna storage lost trials that the rows come from (a journal cut short or deleted),
         rebuild them from the rows (see
