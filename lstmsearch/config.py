@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from .cells import Cell
-from .errors import MAX_COUNT, ConfigError, LstmsearchError, check_memory, has_password, redact_url
+from .errors import (MAX_COUNT, ConfigError, LstmsearchError, check_memory, check_text, control_character, has_password,
+                     redact_url)
 from .tasks import Task, make_task
 
 REQUIRED = object()
@@ -228,6 +229,7 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
     for key, value in (overrides or {}).items():
         table, _, k = key.partition(".")
         doc.setdefault(table, {})[k] = value
+    _refuse_control_characters(chk, doc)
     unknown = [k for k in doc if k not in _TOP]
     if unknown:
         chk.fail(f"[{unknown[0]}]", f"is not a known table; expected some of {', '.join(sorted(_TOP))}")
@@ -480,9 +482,26 @@ def study_toml(doc: Dict[str, Any], comments: Optional[Dict[str, str]] = None) -
     return "\n".join(blocks)
 
 
+def _refuse_control_characters(chk: Checker, doc, where: str = "") -> None:
+    """A NUL (or another control character) in any string of a study file is refused, naming the
+    key; a description may hold tabs and newlines."""
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            _refuse_control_characters(chk, v, f"{where}.{k}" if where else str(k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            _refuse_control_characters(chk, v, f"{where}[{i}]")
+    else:
+        c = control_character(doc, allow="\t\n\r" if where == "study.description" else "")
+        if c is not None:
+            table, _, key = where.partition(".")
+            chk.fail(f"[{table}] {key}", f"holds the control character {c!r}; names, paths and URLs cannot: "
+                                         "remove it")
+
+
 def load_study(path, overrides: Optional[Dict[str, Any]] = None, data_dir=DATA_DIR) -> StudyConfig:
     """Read and validate a study file (results in ``[study] out``, else ``data_dir``/NAME)."""
-    p = Path(path)
+    p = Path(check_text(str(path), "the study file path"))
     if not p.is_file():
         raise ConfigError(f"study file {str(p)!r} not found; pass a path to a .toml study file")
     try:

@@ -165,6 +165,8 @@ def sql(study, query: str, data_dir=DATA_DIR) -> pa.Table:
     the connection then runs with ``enable_external_access = false`` and its configuration
     locked, so a query that reads another file (``read_csv('/etc/passwd')``), writes one
     (``COPY ... TO``), attaches a database or installs an extension is refused with one line.
+    The parts are verified first (:meth:`~lstmsearch.store.Store.verified_dataset`: the manifest's
+    content hash, or the page checksums): a damaged part is named in a warning and left out.
     """
     try:
         import duckdb
@@ -173,7 +175,9 @@ def sql(study, query: str, data_dir=DATA_DIR) -> pa.Table:
     _, store = open_study(study, data_dir)
     require(store.parts(), f"the study in {store.root} has no rows yet")
     con = duckdb.connect()
-    con.register("rows", store.dataset())  # damaged parts left out; read through Arrow, not DuckDB's files
+    # verified first (content hash or page checksums); damaged parts left out with a warning; read
+    # through Arrow, not DuckDB's own file access
+    con.register("rows", store.verified_dataset())
     for setting in ("SET python_enable_replacements = false", "SET enable_external_access = false",
                     "SET lock_configuration = true"):
         try:
