@@ -12,7 +12,8 @@ x_t in [a, b], :func:`certify` proves one of:
       if some B_k(n) subset B_k(n-1) the propagation itself has found an invariant (inclusion
       isotonicity: every later box lies inside), and (i) holds;
 (iii) **not certified** -- with the counterexample search's worst sequence
-      (:func:`lstmsearch.analysis.adversary.worst_inputs`) at the first length not certified,
+      (:func:`lstmsearch.analysis.adversary.worst_inputs`) at the first length not certified
+      and at max(2 (N + 1) - 1, 20),
       re-simulated on the ``cpu`` backend; "refuted" when its error exceeds the tolerance.
 
 The arithmetic is named: ``"real"`` (exact real arithmetic; sound outward-rounded interval
@@ -34,10 +35,10 @@ from ..errors import require
 from . import intervals as iv
 from .steps import ARITHMETICS, readout_error, step, weights
 
-__all__ = ["Certificate", "certify", "DEFAULT_SLICES", "DEFAULT_MAX_LENGTH", "DEFAULT_TOL", "ARITHMETICS"]
+__all__ = ["Certificate", "certify", "default_slices", "DEFAULT_MAX_LENGTH", "DEFAULT_TOL", "ARITHMETICS"]
 
-#: Slices of x_1's range.
-DEFAULT_SLICES = 1024
+#: Largest (slices x gate rows) of the default slicing.
+MAX_CELLS = 2 ** 20
 #: Longest unrolled propagation.
 DEFAULT_MAX_LENGTH = 1000
 #: Default tolerance on |y - x_1| (nmse ~ 3 tol^2 for U[-1, 1]: 3e-6).
@@ -68,6 +69,8 @@ class Certificate:
     counterexample_length: Optional[int] = None
     refuted: bool = False             # the counterexample's error exceeds tol
     notes: List[str] = field(default_factory=list)
+    state_boxes: Optional[dict] = None  # all_n: the invariant, {"h": (lo, hi), ("c": ...)} arrays (slices, H)
+    slice_edges: Optional[tuple] = None  # (lo, hi) arrays (slices,): the slices of x_1
 
     @property
     def statement(self) -> str:
@@ -99,6 +102,14 @@ class Certificate:
                                            "counterexample_length", "refuted", "notes")}
         d["statement"] = self.statement
         return d
+
+
+def default_slices(cell: Cell, low: float, high: float, tol: float) -> int:
+    """Slices of width about tol / 4 (each adds its width to eps), at most
+    ``MAX_CELLS / (G H)`` so that a step costs about the same for every cell size."""
+    want = int(np.ceil(4.0 * (high - low) / tol))
+    cap = max(64, MAX_CELLS // (cell.gates * cell.hidden))
+    return int(max(17, min(want, cap))) | 1  # odd: 0 inside a slice, not at an edge
 
 
 def _slices(low, high, K, arithmetic):
@@ -163,13 +174,13 @@ def _invariant(cell, w, first, xall, arithmetic, iterations):
 
 
 def certify(cell: Cell, params, low: float, high: float, arithmetic: str = "float32",
-            tol: float = DEFAULT_TOL, slices: int = DEFAULT_SLICES, max_length: int = DEFAULT_MAX_LENGTH,
+            tol: float = DEFAULT_TOL, slices: Optional[int] = None, max_length: int = DEFAULT_MAX_LENGTH,
             counterexample: bool = True, task=None, budget: int = 640, seed: int = 0) -> Certificate:
     """Prove what holds for all recall-first input sequences in [low, high] (see the module doc).
 
     ``cell`` with 1 input and 1 output; ``params`` one full setting (D,) (recurrent weights and
     the stored readout). ``arithmetic``: ``"float32"`` (the ``cpu`` kernel) or ``"real"``.
-    ``tol`` bounds |y - x_1| for (ii); ``slices`` of x_1; ``max_length`` steps of propagation.
+    ``tol`` bounds |y - x_1| for (ii); ``slices`` of x_1 (default :func:`default_slices`); ``max_length`` steps of propagation.
     With ``counterexample``, an uncertified length is searched by
     :func:`lstmsearch.analysis.adversary.worst_inputs` (``budget`` sequences, ``seed``) on
     ``task`` (default: recall_first with inputs uniform in [low, high]).
@@ -179,6 +190,7 @@ def certify(cell: Cell, params, low: float, high: float, arithmetic: str = "floa
             f"certify handles 1 input and 1 output (recall_first), got inputs={cell.inputs}, outputs={cell.outputs}")
     require(np.isfinite(low) and np.isfinite(high) and low < high,
             f"the input box needs finite low < high, got [{low}, {high}]: pass --box LOW HIGH")
+    slices = default_slices(cell, low, high, tol) if slices is None else slices
     require(isinstance(slices, (int, np.integer)) and slices >= 1, f"slices must be a positive integer, got {slices!r}")
     require(isinstance(max_length, (int, np.integer)) and max_length >= 1,
             f"max_length must be a positive integer, got {max_length!r}")
@@ -202,7 +214,8 @@ def certify(cell: Cell, params, low: float, high: float, arithmetic: str = "floa
     inv, its = _invariant(cell, w, first, xall, arithmetic, INVARIANT_ITERATIONS) if _finite(first) else (None, 0)
     if inv is not None:
         eps = err(inv)
-        return Certificate(kind="all_n", eps=eps, N=-1, invariant_found_at=its, eps_by_length=[err(first)], **cert) \
+        return Certificate(kind="all_n", eps=eps, N=-1, invariant_found_at=its, eps_by_length=[err(first)],
+                           state_boxes=inv, slice_edges=(x1[0][:, 0], x1[1][:, 0]), **cert) \
             if eps <= tol else _propagate(cell, w, first, xall, arithmetic, err, tol, max_length, cert, params,
                                           counterexample, task, budget, seed, inv_eps=eps)
     return _propagate(cell, w, first, xall, arithmetic, err, tol, max_length, cert, params, counterexample, task,
@@ -221,7 +234,8 @@ def _propagate(cell, w, first, xall, arithmetic, err, tol, max_length, cert, par
             F = step(cell, w, B, xall, arithmetic)
             if _inside(B, F).all() and eps_n and max(eps_n) <= tol:
                 return Certificate(kind="all_n", eps=max(eps_n), N=-1, invariant_found_at=n, eps_by_length=eps_n,
-                                   notes=notes + [f"the boxes at n = {n} lie inside those at n = {n - 1}"], **cert)
+                                   notes=notes + [f"the boxes at n = {n} lie inside those at n = {n - 1}: every later "
+                                                  "state lies in the union of the boxes so far"], **cert)
             B = F
         e = err(B) if _finite(B) else float("inf")
         eps_n.append(e)
@@ -239,12 +253,14 @@ def _propagate(cell, w, first, xall, arithmetic, err, tol, max_length, cert, par
 
 
 def _counterexample(c, cell, params, task, length, budget, seed):
+    """The worst sequence found at the first uncertified length and at max(2 length - 1, 20)."""
     from ..analysis.adversary import worst_inputs
     from ..tasks import make_task
 
     if task is None:
         task = make_task("recall_first", length=max(length, 2), dist={"kind": "uniform", "low": c.low, "high": c.high})
-    case = worst_inputs(cell, params, task, lengths=[max(length, task.min_length)], budget=budget, seed=seed)[0]
+    lengths = sorted({max(length, task.min_length), max(2 * length - 1, 20)})
+    case = max(worst_inputs(cell, params, task, lengths=lengths, budget=budget, seed=seed), key=lambda k: k.worst)
     c.counterexample = np.asarray(case.sequence, np.float32)[:, 0]
     c.counterexample_error = float(case.worst)
     c.counterexample_length = int(case.length)
