@@ -46,6 +46,13 @@ def _add_setting_args(p, positional=False):
         p.add_argument("--index", type=int, default=0, help="row of params in the .npz (default 0)")
 
 
+def _add_row_task_args(p):
+    """--task/--length/--dist for commands that also take STUDY ROW (None: not given)."""
+    p.add_argument("--task", default=None, help="task (default recall_first; not with STUDY ROW)")
+    p.add_argument("--length", type=int, default=None, help="base sequence length n (default 20; not with STUDY ROW)")
+    p.add_argument("--dist", default=None, help="input distribution (default uniform; not with STUDY ROW)")
+
+
 def _add_task_args(p, length=20):
     p.add_argument("--task", default="recall_first", help="task (default recall_first)")
     p.add_argument("--length", type=int, default=length, help=f"base sequence length n (default {length})")
@@ -380,9 +387,7 @@ def add_commands(subparsers) -> None:
                                             "|y - x_1| (a study row, a construction or an .npz), beside random ones")
     _add_study_row_args(p)
     _add_setting_args(p)
-    p.add_argument("--task", default=None, help="task (default recall_first; not with STUDY ROW)")
-    p.add_argument("--length", type=int, default=None, help="base sequence length n (default 20; not with STUDY ROW)")
-    p.add_argument("--dist", default=None, help="input distribution (default uniform; not with STUDY ROW)")
+    _add_row_task_args(p)
     p.add_argument("--lengths", default=None,
                    help="lengths to search at, e.g. 20,21,41 (default: the checked lengths n, n+1, 2n+1, 10n+3, 100n+3)")
     p.add_argument("--budget", type=int, default=1280, help="searched sequences per length (default 1280: 20 x 64)")
@@ -395,9 +400,7 @@ def add_commands(subparsers) -> None:
                                               "(all n, or n <= N), or give a counterexample (a study row, a construction or an .npz)")
     _add_study_row_args(p)
     _add_setting_args(p)
-    p.add_argument("--task", default=None, help="task (default recall_first; not with STUDY ROW)")
-    p.add_argument("--length", type=int, default=None, help="base sequence length n (default 20; not with STUDY ROW)")
-    p.add_argument("--dist", default=None, help="input distribution (default uniform; not with STUDY ROW)")
+    _add_row_task_args(p)
     p.add_argument("--box", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
                    help="inputs' range (default: the task's uniform box; needed for unbounded distributions)")
     p.add_argument("--arithmetic", default="both", choices=["float32", "real", "both"],
