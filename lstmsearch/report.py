@@ -329,13 +329,44 @@ def _best_section(s: StudySummary, factors, n_sequences, backend, top, folder, p
     return blocks, lengths, files
 
 
+def answer_blocks(summaries: Sequence[StudySummary], certificates: bool = True) -> List:
+    """The page's first section: per cell, the answer to the canonical question (:mod:`lstmsearch.answer`)
+    -- solved or not at every checked length, the unit roles, the searched values by name, the
+    construction beside it, the certificates, the worst input found, float64 and PyTorch."""
+    from .answer import ANSWER_HEADER, answer, answer_lines, answer_row
+
+    fit = [s for s in summaries if s.cfg.task.name == "recall_first" and s.cfg.cell.inputs == 1
+           and s.cfg.cell.outputs == 1]
+    if not fit:
+        return []
+    found = [answer(s.cfg.out, s.best_row, with_certificate=certificates,
+                    verdict_of=s.verdict) for s in fit]
+    blocks = [Heading("Answer: does a setting exist that outputs x_1 after reading x_1..x_n?"),
+              Para("Per cell, the best row of each study, with its stored readout on fresh sequences: solved "
+                   "means nmse under the study's threshold at every checked length (the trained ones, then "
+                   "n+1, 2n+1, 10n+3, 100n+3 beyond the longest). The certificate is a proof over every input "
+                   "sequence in the box (float32 semantics of the cpu kernel); the worst input is the largest "
+                   "|y - x_1| an adversarial search found; float64 and PyTorch score the same weights at the "
+                   "longest checked length."),
+              Table(ANSWER_HEADER, [answer_row(a) for a in found])]
+    for a in found:
+        blocks += [Para(line) for line in answer_lines(a)]
+    left = [s.cfg.name for s in summaries if s not in fit]
+    if left:
+        blocks.append(Para(f"Not in the answer table (not recall_first with 1 input and 1 output): {', '.join(left)}."))
+    return blocks
+
+
 def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None, fmt: str = "md", top: int = 5,
                  factors: Optional[Sequence[float]] = None, n_sequences: int = 64, backend: str = "cpu",
-                 plots: bool = True, max_refine: Optional[int] = 256, force: bool = False) -> Report:
+                 plots: bool = True, max_refine: Optional[int] = 256, force: bool = False,
+                 answers: bool = True, certificates: bool = True) -> Report:
     """Write the report page of ``studies`` (files, folders or names under ``data_dir``).
 
     ``factors``: lengths of the length table as multiples of each study's n (default None: the
-    checked lengths n, n+1, 2n+1, 10n+3, 100n+3). Every study is opened before any work, so a
+    checked lengths n, n+1, 2n+1, 10n+3, 100n+3). ``answers``: lead with the answer table of
+    :mod:`lstmsearch.answer` (recall_first studies with 1 input and 1 output), with the
+    certificates of the best rows and the constructions when ``certificates``. Every study is opened before any work, so a
     bad name fails at once. Returns a :class:`Report`; the page is ``<out>/report.md`` or
     ``report.html``. A page already there is refused unless ``force``; a folder inside a study
     folder always is.
@@ -371,6 +402,11 @@ def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None,
     if extracted:
         blocks.append(Para(f"{', '.join(extracted)}: the best rows extracted from a larger study (lstmsearch "
                            "extract); median and share solved are of the extracted rows only."))
+    if answers:
+        blocks += answer_blocks(summaries, certificates)
+    blocks.append(Para("Contents: " + " · ".join(
+        ["Studies", "Length: the best setting at longer sequences"]
+        + [f"Study {s.cfg.name}" for s in summaries]) + " (below)."))
     blocks += [Heading("Studies"), Table(
         ["study", "cell", "H", "task", "n", "strategy", "settings", "best nmse", "best row", "median nmse",
          "share under threshold at n", "best under threshold at n", "verdict (best row)"],

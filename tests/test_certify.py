@@ -164,3 +164,27 @@ def test_cli_certify_construction_and_errors(capsys):
     assert "unbounded; pass --box LOW HIGH" in err and len(err.strip().splitlines()) == 1
     assert main(["certify", "recall_first_lstm32", "99999999", "--data", "data/examples"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_min_length_claims_only_from_n0_on_and_holds_there():
+    # the tanh-RNN relay construction read out from its memory alone: y = m_n / gain is 0 at
+    # n = 1 (the memory is written at step 2), so x_1 is missed at n = 1 and held from n = 2 on
+    cell, params = construct("rnn_tanh", 4)
+    p = {k: v[0].copy() for k, v in cell.unflatten(params.reshape(1, -1)).items()}
+    p["weight_out"][0, 1:3] = 0.0  # drop the relays (which carry x_1 at step 1) from the readout
+    memory_only = cell.flatten(p)
+    task = make_task("recall_first", length=30)
+    strict = certify(cell, memory_only, -1.0, 1.0, slices=2001, tol=3e-3, max_length=30, budget=64, task=task)
+    assert strict.kind == "not_certified" and strict.refuted and strict.counterexample_length == 1
+    assert sequence_errors(cell, memory_only, strict.counterexample.reshape(-1, 1, 1)).max() > 0.5
+    late = certify(cell, memory_only, -1.0, 1.0, slices=2001, tol=3e-3, max_length=30, counterexample=False,
+                   min_length=2)
+    assert late.kind in ("up_to_n", "all_n") and late.min_length == 2 and "2 <= n" in late.statement \
+        or late.kind == "all_n" and "n >= 2" in late.statement
+    x = np.concatenate([_sequences(30, 200, 3),
+                        worst_inputs(cell, memory_only, task, lengths=[30], budget=64, seed=1)[0].sequence[:, None, :]
+                        .astype(np.float32)], axis=1)
+    for T in (2, 5, 30):
+        assert sequence_errors(cell, memory_only, x[:T]).max() <= late.eps
+    with pytest.raises(LstmsearchError, match="min_length"):
+        certify(cell, memory_only, -1.0, 1.0, max_length=10, min_length=11)

@@ -11,6 +11,10 @@ x_t in [a, b], :func:`certify` proves one of:
       steps: the bound eps(n) at each n, and N, the largest n with eps(m) <= tol for all m <= n;
       if some B_k(n) subset B_k(n-1) the propagation itself has found an invariant (inclusion
       isotonicity: every later box lies inside), and (i) holds;
+With ``min_length`` n0 > 1 the claims are about n >= n0 only (a searched setting trained at
+n = 20 need not answer at n = 1): the boxes are propagated through steps 1..n0 first, the
+invariant of (i) must contain the boxes after step n0, and (ii) counts eps(n) from n0 on.
+
 (iii) **not certified** -- with the counterexample search's worst sequence
       (:func:`lstmsearch.analysis.adversary.worst_inputs`) at the first length not certified
       and at max(2 (N + 1) - 1, 20),
@@ -71,6 +75,7 @@ class Certificate:
     notes: List[str] = field(default_factory=list)
     state_boxes: Optional[dict] = None  # all_n: the invariant, {"h": (lo, hi), ("c": ...)} arrays (slices, H)
     slice_edges: Optional[tuple] = None  # (lo, hi) arrays (slices,): the slices of x_1
+    min_length: int = 1               # the claims are about n >= min_length
 
     @property
     def statement(self) -> str:
@@ -80,15 +85,17 @@ class Certificate:
         box = f"[{self.low:g}, {self.high:g}]"
         proof = (f"(interval arithmetic over {self.slices} slices of x_1, "
                  f"{'an invariant set of state boxes closed under one step' if self.kind == 'all_n' else 'the unrolled steps'})")
+        n0 = self.min_length
         if self.kind == "all_n":
-            return (f"For every n >= 1 and every x_1..x_n in {box}, {arith} differs from x_1 by at most "
+            return (f"For every n >= {n0} and every x_1..x_n in {box}, {arith} differs from x_1 by at most "
                     f"{self.eps:.3g} {proof}.")
         if self.kind == "up_to_n":
-            s = (f"For every n <= {self.N} and every x_1..x_n in {box}, {arith} differs from x_1 by at most "
+            s = (f"For every {f'{n0} <= ' if n0 > 1 else ''}n <= {self.N} and every x_1..x_n in {box}, {arith} differs from x_1 by at most "
                  f"{self.eps:.3g} (tolerance {self.tol:g}) {proof}; no invariant was found for all n.")
         else:
             s = (f"Not certified in {ARITHMETIC_NAMES[self.arithmetic]}: the interval bound exceeds the tolerance "
-                 f"{self.tol:g} already at n = 1 ({self.eps_by_length[0]:.3g}).") if self.eps_by_length else \
+                 f"{self.tol:g} already at n = {n0} ({self.eps_by_length[n0 - 1]:.3g}).") \
+                if len(self.eps_by_length) >= n0 else \
                 f"Not certified in {ARITHMETIC_NAMES[self.arithmetic]}."
         if self.counterexample_error is not None:
             verdict = "refuting it" if self.refuted else "within the tolerance, so neither proved nor refuted"
@@ -175,7 +182,8 @@ def _invariant(cell, w, first, xall, arithmetic, iterations):
 
 def certify(cell: Cell, params, low: float, high: float, arithmetic: str = "float32",
             tol: float = DEFAULT_TOL, slices: Optional[int] = None, max_length: int = DEFAULT_MAX_LENGTH,
-            counterexample: bool = True, task=None, budget: int = 640, seed: int = 0) -> Certificate:
+            counterexample: bool = True, task=None, budget: int = 640, seed: int = 0,
+            min_length: int = 1) -> Certificate:
     """Prove what holds for all recall-first input sequences in [low, high] (see the module doc).
 
     ``cell`` with 1 input and 1 output; ``params`` one full setting (D,) (recurrent weights and
@@ -183,7 +191,8 @@ def certify(cell: Cell, params, low: float, high: float, arithmetic: str = "floa
     ``tol`` bounds |y - x_1| for (ii); ``slices`` of x_1 (default :func:`default_slices`); ``max_length`` steps of propagation.
     With ``counterexample``, an uncertified length is searched by
     :func:`lstmsearch.analysis.adversary.worst_inputs` (``budget`` sequences, ``seed``) on
-    ``task`` (default: recall_first with inputs uniform in [low, high]).
+    ``task`` (default: recall_first with inputs uniform in [low, high]). ``min_length``: claim
+    only n >= min_length (see the module doc).
     """
     require(arithmetic in ARITHMETICS, f"arithmetic must be one of {', '.join(ARITHMETICS)}, got {arithmetic!r}")
     require(cell.inputs == 1 and cell.outputs == 1,
@@ -195,6 +204,8 @@ def certify(cell: Cell, params, low: float, high: float, arithmetic: str = "floa
     require(isinstance(max_length, (int, np.integer)) and max_length >= 1,
             f"max_length must be a positive integer, got {max_length!r}")
     require(np.isfinite(tol) and tol > 0, f"tol must be positive, got {tol!r}")
+    require(isinstance(min_length, (int, np.integer)) and 1 <= min_length <= max_length,
+            f"min_length must be an integer from 1 to max_length = {max_length}, got {min_length!r}")
     params = cell.check_params(np.asarray(params, np.float32))
     require(params.shape[0] == 1, f"certify takes one setting, got {params.shape[0]}")
     params = params[0]
@@ -209,12 +220,18 @@ def certify(cell: Cell, params, low: float, high: float, arithmetic: str = "floa
     first = step(cell, w, _zero_state(cell, K), x1, arithmetic)
     err = lambda st: float(np.max(readout_error(w_out, b_out, st["h"], (x1[0][:, 0], x1[1][:, 0]))))  # noqa: E731
     cert = dict(arithmetic=arithmetic, cell=f"{cell.kind} H={cell.hidden}", low=float(low), high=float(high),
-                tol=float(tol), slices=K, boxes=K)
-    # (i) an invariant by hull iterations and inflation
-    inv, its = _invariant(cell, w, first, xall, arithmetic, INVARIANT_ITERATIONS) if _finite(first) else (None, 0)
+                tol=float(tol), slices=K, boxes=K, min_length=int(min_length))
+    # (i) an invariant by hull iterations and inflation, around the boxes after step min_length
+    start, before = first, []
+    for _ in range(int(min_length) - 1):
+        if not _finite(start):
+            break
+        before.append(err(start))
+        start = step(cell, w, start, xall, arithmetic)
+    inv, its = _invariant(cell, w, start, xall, arithmetic, INVARIANT_ITERATIONS) if _finite(start) else (None, 0)
     if inv is not None:
         eps = err(inv)
-        return Certificate(kind="all_n", eps=eps, N=-1, invariant_found_at=its, eps_by_length=[err(first)],
+        return Certificate(kind="all_n", eps=eps, N=-1, invariant_found_at=its, eps_by_length=before + [err(start)],
                            state_boxes=inv, slice_edges=(x1[0][:, 0], x1[1][:, 0]), **cert) \
             if eps <= tol else _propagate(cell, w, first, xall, arithmetic, err, tol, max_length, cert, params,
                                           counterexample, task, budget, seed, inv_eps=eps)
@@ -228,27 +245,31 @@ def _propagate(cell, w, first, xall, arithmetic, err, tol, max_length, cert, par
     notes = []
     if inv_eps is not None:
         notes.append(f"an invariant exists but its bound {inv_eps:.3g} exceeds the tolerance")
+    n0 = cert["min_length"]
     eps_n, B, N = [], first, 0
     for n in range(1, max_length + 1):
         if n > 1:
             F = step(cell, w, B, xall, arithmetic)
-            if _inside(B, F).all() and eps_n and max(eps_n) <= tol:
-                return Certificate(kind="all_n", eps=max(eps_n), N=-1, invariant_found_at=n, eps_by_length=eps_n,
+            if n > n0 and _inside(B, F).all() and max(eps_n[n0 - 1:]) <= tol:
+                return Certificate(kind="all_n", eps=max(eps_n[n0 - 1:]), N=-1, invariant_found_at=n, eps_by_length=eps_n,
                                    notes=notes + [f"the boxes at n = {n} lie inside those at n = {n - 1}: every later "
                                                   "state lies in the union of the boxes so far"], **cert)
             B = F
         e = err(B) if _finite(B) else float("inf")
         eps_n.append(e)
+        if n < n0:
+            continue
         if not e <= tol:
             break
         N = n
-    kind = "up_to_n" if N >= 1 else "not_certified"
-    c = Certificate(kind=kind, eps=max(eps_n[:N]) if N else eps_n[0], N=N, eps_by_length=eps_n, notes=notes, **cert)
+    kind = "up_to_n" if N >= n0 else "not_certified"
+    c = Certificate(kind=kind, eps=max(eps_n[n0 - 1:N]) if N else eps_n[-1], N=N, eps_by_length=eps_n, notes=notes,
+                    **cert)
     if N >= max_length:
         c.notes.append(f"propagation stopped at max_length = {max_length} with eps {eps_n[-1]:.3g}")
         return c
     if counterexample:
-        _counterexample(c, cell, params, task, N + 1, budget, seed)
+        _counterexample(c, cell, params, task, max(N + 1, n0), budget, seed)
     return c
 
 

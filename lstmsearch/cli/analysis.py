@@ -305,7 +305,7 @@ def cmd_certify(args) -> int:
     for arith in (["float32", "real"] if args.arithmetic == "both" else [args.arithmetic]):
         c = certify(cell, params, low, high, arithmetic=arith, tol=args.tol, slices=args.slices,
                     max_length=args.max_length, counterexample=not args.no_search, task=None,
-                    budget=args.budget, seed=0 if args.seed is None else args.seed)
+                    budget=args.budget, seed=0 if args.seed is None else args.seed, min_length=args.min_length)
         print(f"[{arith}] {c.kind}: eps {c.eps:.3g}, N {'all' if c.N < 0 else c.N}, {c.slices} slices")
         print(f"  {c.statement}")
         for note in c.notes:
@@ -414,6 +414,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--slices", type=int, default=None,
                    help="slices of x_1 (default: width about tol / 4, at most 2^20 / (gates x H), odd)")
     p.add_argument("--max-length", type=int, default=1000, help="longest unrolled propagation (default 1000)")
+    p.add_argument("--min-length", type=int, default=1,
+                   help="claim only n >= this (a row searched at n = 20 need not answer at n = 1; default 1)")
     p.add_argument("--budget", type=int, default=640, help="counterexample search: sequences (default 640)")
     p.add_argument("--no-search", action="store_true", help="skip the counterexample search")
     p.add_argument("--show-sequence", action="store_true", help="print the counterexample sequence")
@@ -450,7 +452,7 @@ def cmd_report(args) -> int:
     factors = parse_list(args.lengths, float, "--lengths") if args.lengths is not None else None
     rep = build_report(args.studies, data_dir=args.data, out=args.out, fmt=args.format, top=args.top,
                        factors=factors, n_sequences=args.sequences, backend=args.backend, plots=not args.no_plots,
-                       force=args.force)
+                       force=args.force, answers=not args.no_answer, certificates=not args.no_certificates)
     for n in rep.notes:
         print(n)
     for s in rep.summaries:
@@ -474,5 +476,10 @@ def add_report_command(subparsers) -> None:
     p.add_argument("--sequences", type=int, default=64, help="sequences per length and for explain (default 64)")
     p.add_argument("--backend", default="cpu", help="backend of the re-simulations (default cpu)")
     p.add_argument("--no-plots", action="store_true", help="tables only")
+    p.add_argument("--no-answer", action="store_true",
+                   help="leave out the answer table (verdict, roles, construction, certificate, worst input, "
+                        "float64 and PyTorch per cell)")
+    p.add_argument("--no-certificates", action="store_true",
+                   help="answer table without the certificates (the slowest part: interval propagation)")
     p.add_argument("--force", action="store_true", help="overwrite a report page already in --out")
     p.set_defaults(func=cmd_report)
