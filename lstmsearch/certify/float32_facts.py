@@ -1,42 +1,68 @@
 """Facts about the CPU kernel's own float32 activation code, and the interval images they give.
 
 The kernels inline ``exp_neg``, ``expm1_neg``, ``sigmoid`` and ``tanh`` of
-:mod:`lstmsearch.kernels._fastmath`, compiled with ``fastmath={"contract"}``. Here the same
-functions are compiled with the same flags. A float32 certificate rests on one fact per
-function: **it is monotone over every float32 input it is used on** (non-increasing for
-``exp_neg(a)`` and ``expm1_neg(a)`` on a >= 0, non-decreasing for ``sigmoid`` and ``tanh`` on all
-finite floats), so that its image of a float32 box ``[lo, hi]`` is exactly
-``[f(lo), f(hi)]`` (or reversed), computed by calling the function itself at the two ends.
-:func:`check_monotone` proves such a fact by an exhaustive loop over the float32 bit patterns
-(tests/test_certify_facts.py runs it for all four functions); the saturation thresholds it
-reports ("sigmoid(x) == 1.0f for every float32 x >= t") follow from monotonicity and one
-evaluation at t, and are the facts that keep a float32 memory exact (Higham 2002, sec. 2.1 for
-the floating-point model).
+:mod:`lstmsearch.kernels._fastmath` (the scalar ``inline="always"`` functions, not the ``*_array``
+helpers) into loops that LLVM vectorises, compiled with ``fastmath={"contract"}`` and marked
+``prefer_wide_vectors``. Here the same functions are inlined into such a loop with the same flags
+(:func:`_eval_into`); every value below, the exhaustive checks' and :func:`evaluate`'s, comes from
+that loop. A float32 certificate rests on one fact per function: **it is monotone over every
+float32 input it is used on** (non-increasing for ``exp_neg(a)`` and ``expm1_neg(a)`` on every
+float32 a from +0 to +inf, non-decreasing for ``tanh`` on every float32 from -inf to +inf) **and
+never NaN there**, so that its image of a float32 box ``[lo, hi]`` is exactly ``[f(lo), f(hi)]``
+(or reversed), computed by calling the function itself at the two ends. :func:`check_monotone`
+proves such a fact by an exhaustive check of every float32 bit pattern in the range (no
+sampling; tests/test_certify_facts.py runs it for the three). ``sigmoid`` is not monotone; its
+image is built from ``exp_neg`` (:func:`sigmoid_image`), and :func:`sigmoid_model_mismatches`
+proves, again for every non-NaN float32, that the compiled sigmoid is exactly that composition.
+The saturation thresholds reported ("tanh(x) == 1.0f for every float32 x >= t"; likewise for
+sigmoid, which on x >= 0 is 1 / (1 + exp_neg(x)) and so monotone there) follow from
+monotonicity and one evaluation at t, and are the facts that keep a float32 memory exact
+(Higham 2002, sec. 2.1 for the floating-point model).
+
+The checks walk the bit patterns in chunks of :data:`CHUNK` consecutive patterns, in parallel
+over blocks of chunks (``numba.prange``; ``NUMBA_NUM_THREADS`` threads), with a few buffers of
+CHUNK floats per block: each chunk also evaluates the last pattern of the chunk before it, so the
+step across every chunk (and block) boundary is checked too.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from ..kernels._fastmath import exp_neg, expm1_neg, sigmoid, tanh
+from ..kernels._fastmath import exp_neg, expm1_neg, prefer_wide_vectors, sigmoid, tanh
 
-_FLAGS = dict(cache=True, fastmath={"contract"}, error_model="numpy")
+#: Bit patterns per chunk of the exhaustive checks (three float32 buffers of this size per block).
+CHUNK = 1 << 14
+_BLOCKS = 256  # blocks of chunks, the units of the parallel loop
+_KERNEL_FLAGS = dict(nogil=True, cache=True, fastmath={"contract"}, error_model="numpy", boundscheck=False)
 
 
-@njit(**_FLAGS)
+@njit(**_KERNEL_FLAGS)
+def _eval_into(code, x, out, n):
+    """out[:n] = f(x[:n]) for the function of ``code`` (4: exp_neg(|x|), sigmoid's e): the scalar
+    kernel function inlined into a loop LLVM vectorises, with the kernel's flags and vector width."""
+    prefer_wide_vectors()
+    if code == 0:
+        for j in range(n):
+            out[j] = exp_neg(x[j])
+    elif code == 1:
+        for j in range(n):
+            out[j] = expm1_neg(x[j])
+    elif code == 2:
+        for j in range(n):
+            out[j] = sigmoid(x[j])
+    elif code == 3:
+        for j in range(n):
+            out[j] = tanh(x[j])
+    else:
+        for j in range(n):
+            out[j] = exp_neg(abs(x[j]))
+
+
 def _apply(code, x):
     out = np.empty_like(x)
-    for i in range(x.size):
-        v = x.flat[i]
-        if code == 0:
-            out.flat[i] = exp_neg(v)
-        elif code == 1:
-            out.flat[i] = expm1_neg(v)
-        elif code == 2:
-            out.flat[i] = sigmoid(v)
-        else:
-            out.flat[i] = tanh(v)
+    _eval_into(code, x, out, x.size)
     return out
 
 
@@ -87,84 +113,157 @@ def sigmoid_image(box):
             np.where(pos, s_hi, np.where(neg, n_hi, np.maximum(s_hi, n_hi))))
 
 
-@njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def sigmoid_model_mismatches(start, stop, step):
-    """Count float32 inputs (bit patterns start, start+step, .. stop excluded) where the kernel's
-    sigmoid differs from the composition of :func:`sigmoid_image` (exp_neg, then 1 / (1 + e),
-    then e s for x < 0), each operation rounded to float32."""
-    bits = np.empty(1, np.uint32)
-    fl = bits.view(np.float32)
+@njit(cache=True)
+def _fill(bits, lo, n, sign):
+    """bits[:n] = the patterns (lo + j) | sign."""
+    for j in range(n):
+        bits[j] = (lo + j) | sign
+
+
+@njit(cache=True)
+def _steps(y, n):
+    """Over y[:n]: (# j with y[j] < y[j-1], # j with y[j] > y[j-1])."""
+    down = 0
+    up = 0
+    for j in range(1, n):
+        down += y[j] < y[j - 1]
+        up += y[j] > y[j - 1]
+    return down, up
+
+
+@njit(cache=True)
+def _nans(y, start, n):
+    """# NaN in y[start:n]."""
+    k = 0
+    for j in range(start, n):
+        k += y[j] != y[j]
+    return k
+
+
+@njit(cache=True, parallel=True)
+def _monotone_scan(code, stop, sign, decreasing):
+    """Evaluate ``code`` at the floats with bit patterns p | sign, p = 0 .. stop - 1 (for sign 0
+    these are increasing in value, for sign 0x80000000 decreasing); count the steps p - 1 -> p
+    where the values go the wrong way (up if ``decreasing``, else down) and the NaN results.
+    Returns (wrong steps, NaNs, least p ending a wrong step or -1)."""
+    nchunks = (stop + CHUNK - 1) // CHUNK
+    nb = min(_BLOCKS, nchunks)
+    bad = np.zeros(nb, np.int64)
+    nans = np.zeros(nb, np.int64)
+    first = np.full(nb, -1, np.int64)
+    for b in prange(nb):
+        bits = np.empty(CHUNK + 1, np.uint32)
+        x = bits.view(np.float32)
+        y = np.empty(CHUNK + 1, np.float32)
+        for c in range(b * nchunks // nb, (b + 1) * nchunks // nb):
+            lo = c * CHUNK
+            off = 1 if lo > 0 else 0  # also the pattern before the chunk: the step into it
+            m = min(lo + CHUNK, stop) - lo + off
+            _fill(bits, lo - off, m, sign)
+            _eval_into(code, x, y, m)
+            down, up = _steps(y, m)
+            wrong = up if decreasing else down
+            nans[b] += _nans(y, off, m)
+            if wrong > 0:
+                bad[b] += wrong
+                if first[b] < 0:
+                    for j in range(1, m):
+                        if (y[j] > y[j - 1]) if decreasing else (y[j] < y[j - 1]):
+                            first[b] = lo - off + j
+                            break
+    least = -1
+    for b in range(nb):
+        if first[b] >= 0:
+            least = first[b]
+            break
+    return bad.sum(), nans.sum(), least
+
+
+@njit(cache=True, error_model="numpy", boundscheck=False)
+def _model_mismatches(x, e, y, n):
+    """# j < n where y[j] != the composition (1 / (1 + e), times e for x < 0) of e[j], each
+    operation rounded to float32 (no fast-math flag here: nothing is fused)."""
     one = np.float32(1.0)
     bad = 0
-    i = np.int64(start)
-    while i != stop:
-        bits[0] = np.uint32(i)
-        v = fl[0]
-        e = exp_neg(abs(v))
-        s = one / (one + e)
-        if v < 0:
-            s = e * s
-        if sigmoid(v) != s:
-            bad += 1
-        i += step
+    for j in range(n):
+        s = one / (one + e[j])
+        if x[j] < 0:
+            s = e[j] * s
+        bad += y[j] != s
     return bad
 
 
-@njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def _monotone_run(code, start, stop, step, direction):
-    """Walk the float32 values with bit patterns start, start+step, ..., (stop excluded), which
-    are in increasing order of value; return (violations, first bad pattern, NaN count)."""
-    bits = np.empty(1, np.uint32)
-    fl = bits.view(np.float32)
-    bits[0] = start
-    prev = np.float32(0.0)
-    bad = 0
-    first = np.int64(-1)
-    nans = 0
-    i = np.int64(start)
-    have = False
-    while i != stop:
-        bits[0] = np.uint32(i)
-        v = fl[0]
-        if code == 0:
-            y = exp_neg(v)
-        elif code == 1:
-            y = expm1_neg(v)
-        elif code == 2:
-            y = sigmoid(v)
-        else:
-            y = tanh(v)
-        if y != y:
-            nans += 1
-        elif have and (y - prev) * direction < 0:
-            bad += 1
-            if first < 0:
-                first = i
-        prev = y
-        have = True
-        i += step
-    return bad, first, nans
+@njit(cache=True, parallel=True)
+def _sigmoid_scan(stop, sign):
+    """Over the floats with bit patterns p | sign, p = 0 .. stop - 1: (# where the kernel's sigmoid
+    differs from the composition of its exp_neg, # NaN sigmoid values)."""
+    nchunks = (stop + CHUNK - 1) // CHUNK
+    nb = min(_BLOCKS, nchunks)
+    bad = np.zeros(nb, np.int64)
+    nans = np.zeros(nb, np.int64)
+    for b in prange(nb):
+        bits = np.empty(CHUNK, np.uint32)
+        x = bits.view(np.float32)
+        e = np.empty(CHUNK, np.float32)
+        y = np.empty(CHUNK, np.float32)
+        for c in range(b * nchunks // nb, (b + 1) * nchunks // nb):
+            lo = c * CHUNK
+            m = min(lo + CHUNK, stop) - lo
+            _fill(bits, lo, m, sign)
+            _eval_into(2, x, y, m)
+            _eval_into(4, x, e, m)
+            bad[b] += _model_mismatches(x, e, y, m)
+            nans[b] += _nans(y, 0, m)
+    return bad.sum(), nans.sum()
+
+
+_POS_STOP = 0x7F800001  # patterns 0 .. 0x7F800000: +0 .. +inf (with the sign bit: -0 .. -inf)
+_SIGN = 0x80000000
+
+
+def sigmoid_model_mismatches():
+    """Exhaustive check over every non-NaN float32 x (-inf .. -0 and +0 .. +inf): count the x
+    where the kernel's sigmoid differs from the composition of :func:`sigmoid_image`::
+
+        e = exp_neg(|x|); s = 1 / (1 + e); if x < 0: s = e s
+
+    (the kernel's compiled exp_neg, then each operation rounded to float32), and the x where
+    sigmoid is NaN. Returns (mismatches, NaN results, inputs checked)."""
+    bad, nans = 0, 0
+    for sign in (_SIGN, 0):
+        b, nn = _sigmoid_scan(_POS_STOP, sign)
+        bad += int(b)
+        nans += int(nn)
+    return bad, nans, 2 * _POS_STOP
 
 
 def check_monotone(name: str):
     """Exhaustive check: ``name`` is monotone (in its direction) and NaN-free over every float32
-    input it is used on. Returns (violations, NaN results, inputs checked)."""
+    input it is used on: each pair of adjacent floats in the range (every float32 between +0 and
+    +inf for exp_neg / expm1_neg; between -inf and +inf, -0 and +0 adjacent, for sigmoid / tanh)
+    is in order. Returns (wrong steps, NaN results, inputs checked, example) where example is
+    NaN, or a float32 x whose value is out of order with that of the float next to x towards 0
+    (the one nearest 0 found)."""
     code, direction, domain = FUNCTIONS[name]
     bad, nans, n = 0, 0, 0
-    # negative floats in increasing order: -inf (0xFF800000) down to -0 (0x80000000)
-    runs = [(0x00000000, 0x7F800001, 1)]  # +0 .. +inf
+    examples = []
+    halves = [(0, direction < 0)]  # +0 .. +inf, increasing values
     if domain == "all":
-        runs.insert(0, (0xFF800000, 0x7FFFFFFF, -1))  # -inf .. -0
-    last = None
-    for start, stop, step in runs:
-        b, _, nn = _monotone_run(code, start, stop, step, direction)
-        bad += b
-        nans += nn
-        n += abs(stop - start)
-        if last is not None:  # the join of the two runs: f(-0) vs f(+0)
-            bad += int((evaluate(name, [0.0])[0] - last) * direction < 0)
-        last = evaluate(name, [-0.0])[0]
-    return bad, nans, n
+        halves.insert(0, (_SIGN, direction > 0))  # -0 .. -inf, decreasing values
+    for sign, decreasing in halves:
+        b, nn, p = _monotone_scan(code, _POS_STOP, sign, decreasing)
+        bad += int(b)
+        nans += int(nn)
+        n += _POS_STOP
+        if p >= 0:
+            examples.append(np.array([p | sign], np.uint32).view(np.float32)[0])
+    if domain == "all":  # the join of the two halves: f(-0) vs f(+0)
+        y0 = evaluate(name, [-0.0, 0.0])
+        if (y0[1] - y0[0]) * direction < 0:
+            bad += 1
+            examples.append(np.float32(0.0))
+    example = float(min(examples, key=abs)) if examples else float("nan")
+    return bad, nans, n, example
 
 
 def threshold_at(name: str, value: float, lo: float = 0.0, hi: float = 1e4) -> float:
