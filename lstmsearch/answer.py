@@ -17,7 +17,7 @@ For the best row of a ``recall_first`` study (read x_1..x_n, output x_1 at step 
 - **the certificate** of the best row (:func:`lstmsearch.certify.certify`, float32 semantics of the
   ``cpu`` kernel): for every n, for n <= N, or not certified with a counterexample;
 - **the worst input found** (:func:`lstmsearch.analysis.adversary.worst_inputs`): max |y_n - x_1|
-  over the input box at each trained length, beside the random sample's max;
+  over the input box at each trained length and one past the longest, beside the random sample's max;
 - **precision and export**: nmse at the longest checked length in float64 (the reference
   backend) and through PyTorch (``nn.LSTM/GRU/RNN`` after export), and whether the answer rests on
   float32 saturation or drifts under PyTorch's kernels.
@@ -134,7 +134,7 @@ def answer(study, row: Optional[int] = None, data_dir="data", n_sequences: int =
     out = Answer(study=cfg.name, cell=f"{cell.kind} H={cell.hidden}", row=int(row), verdict=v,
                  roles=role_counts(cell, setting, task), named=named_values(cfg, stored),
                  n_searched=int(cfg.space_obj.dim))
-    out.worst = worst_inputs(cell, setting, task, lengths=trained, budget=worst_budget)
+    out.worst = worst_inputs(cell, setting, task, lengths=sorted(set(trained) | {max(trained) + 1}), budget=worst_budget)
     out.precision = precision_check(cell, setting, task, threshold, n_sequences=n_sequences, with_torch=with_torch)
     low, high = getattr(task.dist, "low", None), getattr(task.dist, "high", None)
     box = low is not None and high is not None
