@@ -228,13 +228,22 @@ def plots_available() -> Optional[str]:
     return None
 
 
+#: Fewest rows for the best-so-far and histogram plots: an extracted study of 5 rows has no search
+#: curve to show and no distribution worth a histogram (its table says it all).
+MIN_PLOT_ROWS = 50
+
+
 def summary_plots(s: StudySummary, folder, prefix: str = "") -> List[Path]:
-    """Best nmse so far against settings evaluated (per strategy) and the nmse histogram."""
+    """Best nmse so far against settings evaluated (per strategy) and the nmse histogram, with the
+    study's solved threshold and the predict-the-mean baseline; none for a study of fewer than
+    :data:`MIN_PLOT_ROWS` rows (or extracted from another: its evaluation order is not the search's)."""
+    if s.rows < MIN_PLOT_ROWS or s.source_rows is not None:
+        return []
     folder = Path(folder)
     nmse, strategy = _evaluation_order(s.table)
     name = s.cfg.name
     return [plot_best_so_far(nmse, folder / f"{prefix}best_so_far.png", groups=strategy.astype(str),
-                             title=f"{name}: best nmse against settings evaluated"),
+                             title=f"{name}: best nmse against settings evaluated", threshold=s.cfg.eval.solved),
             plot_nmse_hist(nmse, folder / f"{prefix}nmse_hist.png", solved=s.cfg.eval.solved,
                            title=f"{name}: nmse")]
 
@@ -319,13 +328,19 @@ def _best_section(s: StudySummary, factors, n_sequences, backend, top, folder, p
                       for k in sorted(p.kept)])]
     files = []
     if plots_ok:
-        a, b = summary_plots(s, folder, prefix=f"{name}-")
+        curves = summary_plots(s, folder, prefix=f"{name}-")
         units = [j for j, r in enumerate(e.roles) if r != "silent"][:8] or [0]
         tr = plot_traces(e.traces, folder / f"{name}-traces.png", units=units, names=e.names,
                          max_steps=cfg.task.length, title=f"{name}: gate traces of row {s.best_row}")
-        files += [a, b, tr]
-        blocks += [Heading(f"Plots of {name}", 3), Image(a, f"{name}: best nmse so far"),
-                   Image(b, f"{name}: nmse histogram"), Image(tr, f"{name}: gate traces of the best setting")]
+        files += curves + [tr]
+        blocks.append(Heading(f"Plots of {name}", 3))
+        if curves:
+            blocks += [Image(curves[0], f"{name}: best nmse so far"), Image(curves[1], f"{name}: nmse histogram")]
+        else:
+            blocks.append(Para(f"No search curve or histogram: {s.rows} rows"
+                               + (" extracted from a larger study" if s.source_rows is not None else "")
+                               + f" (they need a searched study of at least {MIN_PLOT_ROWS})."))
+        blocks.append(Image(tr, f"{name}: gate traces of the best setting"))
     return blocks, lengths, files
 
 
@@ -453,7 +468,7 @@ def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None,
         label = [f"{s.cfg.cell.kind} H={s.cfg.cell.hidden} ({s.cfg.name})" for s in summaries]
         table = pa.concat_tables([c.append_column("cell", pa.array([lab] * c.num_rows))
                                   for c, lab in zip(curves, label)])
-        p = plot_length_curve(table, folder / "length.png", label="cell",
+        p = plot_length_curve(table, folder / "length.png", label="cell", threshold=summaries[0].cfg.eval.solved,
                               title="nmse of the best setting against sequence length")
         files.insert(0, p)
         blocks.append(Image(p, "nmse of the best setting against length, per cell kind"))
