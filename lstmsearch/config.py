@@ -5,7 +5,9 @@ A study file (``studies/*.toml``, read with Python's ``tomllib``) has these tabl
     [study]      name, description, out (result folder; default DATA/<name>, DATA = data unless
                  the caller passes another ``data_dir``, e.g. ``lstmsearch run --data``)
     [cell]       kind, hidden, inputs, outputs  (inputs/outputs default to the task's)
-    [task]       kind, length, dist = {kind = "uniform", ...} and the task's own parameters
+    [task]       kind, length (or lengths = [20, 21] and aggregate = "worst" | "mean": scored at
+                 several lengths from one simulation, see :mod:`lstmsearch.tasks`),
+                 dist = {kind = "uniform", ...} and the task's own parameters
     [eval]       sequences, heldout, seed, backend, readout ("fit" | "given"), ridge, solved
     [space]      kind = "full" | "masked" | "subspace" | "template" and its keys
     [strategy]   kind = "optuna" | "cmaes" | "sweep" and its keys
@@ -38,7 +40,8 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from .cells import Cell
-from .errors import MAX_COUNT, ConfigError, LstmsearchError, check_memory, has_password, redact_url
+from .errors import (MAX_COUNT, ConfigError, LstmsearchError, check_memory, check_text, control_character, has_password,
+                     redact_url)
 from .tasks import Task, make_task
 
 REQUIRED = object()
@@ -226,6 +229,7 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
     for key, value in (overrides or {}).items():
         table, _, k = key.partition(".")
         doc.setdefault(table, {})[k] = value
+    _refuse_control_characters(chk, doc)
     unknown = [k for k in doc if k not in _TOP]
     if unknown:
         chk.fail(f"[{unknown[0]}]", f"is not a known table; expected some of {', '.join(sorted(_TOP))}")
@@ -241,13 +245,19 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
         chk.fail("[task]", "is missing" if task_doc is None else "must be a table")
     if "kind" not in task_doc or not isinstance(task_doc["kind"], str):
         chk.fail("[task]", "needs the key 'kind' (a string such as \"recall_first\")")
-    if "length" not in task_doc:
-        chk.fail("[task]", "needs the key 'length'")
-    length = task_doc["length"]
-    if not _type_ok(length, (int,)):
-        chk.fail("[task] length", f"must be an integer, got {length!r}")
-    if not 1 <= length <= MAX_LENGTH:
-        chk.fail("[task] length", f"must be from 1 to {MAX_LENGTH}, got {length}")
+    if ("length" in task_doc) == ("lengths" in task_doc):
+        chk.fail("[task]", "needs the key 'length' (length = 20) or the key 'lengths' (lengths = [20, 21]), not both"
+                 if "length" in task_doc else "needs the key 'length' (length = 20) or 'lengths' (lengths = [20, 21])")
+    if "length" in task_doc:
+        _check_length(chk, "[task] length", task_doc["length"])
+    else:
+        lengths = task_doc["lengths"]
+        if not isinstance(lengths, list) or not lengths:
+            chk.fail("[task] lengths", f"must be a non-empty array of integers such as [20, 21], got {lengths!r}")
+        for n in lengths:
+            _check_length(chk, "[task] lengths", n)
+        if len(set(lengths)) != len(lengths):
+            chk.fail("[task] lengths", f"has a repeated length: {lengths}; give each length once")
     try:
         params = {k: v for k, v in task_doc.items() if k != "kind"}
         task = make_task(task_doc["kind"], **params)
@@ -342,6 +352,13 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
         max_part_rows=s["max_part_rows"], warm_start=warm, space_obj=space_obj, base_dir=base_dir,
         plots=s["plots"],
     )
+
+
+def _check_length(chk: Checker, where: str, n) -> None:
+    if not _type_ok(n, (int,)):
+        chk.fail(where, f"must be {'integers' if 'lengths' in where else 'an integer'}, got {n!r}")
+    if not 1 <= n <= MAX_LENGTH:
+        chk.fail(where, f"must be from 1 to {MAX_LENGTH}, got {n}")
 
 
 def _check_footprint(chk: Checker, cell: Cell, task: Task, ev: EvalConfig, strategy: Dict[str, Any]) -> None:
@@ -465,9 +482,26 @@ def study_toml(doc: Dict[str, Any], comments: Optional[Dict[str, str]] = None) -
     return "\n".join(blocks)
 
 
+def _refuse_control_characters(chk: Checker, doc, where: str = "") -> None:
+    """A NUL (or another control character) in any string of a study file is refused, naming the
+    key; a description may hold tabs and newlines."""
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            _refuse_control_characters(chk, v, f"{where}.{k}" if where else str(k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            _refuse_control_characters(chk, v, f"{where}[{i}]")
+    else:
+        c = control_character(doc, allow="\t\n\r" if where == "study.description" else "")
+        if c is not None:
+            table, _, key = where.partition(".")
+            chk.fail(f"[{table}] {key}", f"holds the control character {c!r}; names, paths and URLs cannot: "
+                                         "remove it")
+
+
 def load_study(path, overrides: Optional[Dict[str, Any]] = None, data_dir=DATA_DIR) -> StudyConfig:
     """Read and validate a study file (results in ``[study] out``, else ``data_dir``/NAME)."""
-    p = Path(path)
+    p = Path(check_text(str(path), "the study file path"))
     if not p.is_file():
         raise ConfigError(f"study file {str(p)!r} not found; pass a path to a .toml study file")
     try:

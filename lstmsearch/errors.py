@@ -35,7 +35,7 @@ class DamagedPartWarning(UserWarning):
 
 
 class ManifestRebuiltWarning(DamagedPartWarning):
-    """A study's manifest.json was missing and has been rebuilt from its parts (printed as one line)."""
+    """A study's manifest.json was missing or damaged and has been rebuilt from its parts (printed as one line)."""
 
 
 def require(condition: bool, message: str) -> None:
@@ -71,6 +71,27 @@ def redact_url(url: str) -> str:
     Text around the URL (an error message holding one) is kept.
     """
     return _URL_PASSWORD.sub(r"\1:***@", str(url))
+
+
+#: Control characters (NUL, ESC, ...): never part of a name, a path, a URL or a row id.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def control_character(text, allow: str = "") -> "str | None":
+    """The first control character (NUL, ESC, ...) in ``text`` that ``allow`` does not list, or None."""
+    if not isinstance(text, str):
+        return None
+    return next((c for c in _CONTROL.findall(text) if c not in allow), None)
+
+
+def check_text(text, what: str, allow: str = ""):
+    """``text``, or a one-line :class:`LstmsearchError` when it holds a control character (a NUL
+    in a study name, a path, a storage URL or a row id): ``what`` names where it came from."""
+    c = control_character(text, allow)
+    if c is not None:
+        raise LstmsearchError(f"{what} holds the control character {c!r} ({redact_url(repr(text))}); names, "
+                              "paths, URLs and row ids cannot: remove it")
+    return text
 
 
 def has_password(url) -> bool:

@@ -14,9 +14,20 @@ nmse            mse / the task's predict-the-mean baseline
 max_abs_err     largest absolute error over held-out sequences, steps and outputs
 train_mse       (readout="fit") error on the training sequences the readout was fit on
 train_nmse      (readout="fit") train_mse / baseline
+nmse_by_length  (several-length tasks only) list<float64>: the held-out nmse at each of
+                ``task.lengths``, in order
 finite          false if the setting produced NaN or inf; its errors are then inf
 readout         O*H+O float32: weight_out then bias_out (fitted, or the setting's own)
 ==============  =====================================================================
+
+Several lengths (``make_task(..., lengths=(n_1, ..., n_k))``): one simulation of the
+longest length reads the state at every step n_j - 1; the readout is fitted ONCE on the
+stacked states of all k steps (one least-squares problem over k x ``n_sequences`` rows);
+the held-out error is computed per length, mse_j = mean over sequences and outputs of
+(y_hat - y)^2 at n_j, and aggregated by ``task.aggregate``: ``"worst"`` gives
+mse = max_j mse_j (nmse likewise, the baseline being the same at every length),
+``"mean"`` gives mse = (1/k) sum_j mse_j. ``train_mse`` is aggregated the same way;
+``max_abs_err`` is the largest over every length (a maximum either way).
 """
 
 from __future__ import annotations
@@ -109,7 +120,7 @@ def chunk_size_for(cell: Cell, task: Task, n_sequences: int) -> int:
     return int(max(1, min(8192, CHUNK_BYTES // per_setting)))
 
 
-def _schema(fit: bool, n_readout: int) -> pa.Schema:
+def _schema(fit: bool, n_readout: int, by_length: bool = False) -> pa.Schema:
     fields = [
         ("setting", pa.int64()),
         ("mse", pa.float64()),
@@ -118,6 +129,8 @@ def _schema(fit: bool, n_readout: int) -> pa.Schema:
     ]
     if fit:
         fields += [("train_mse", pa.float64()), ("train_nmse", pa.float64())]
+    if by_length:
+        fields += [("nmse_by_length", pa.list_(pa.float64()))]
     fields += [("finite", pa.bool_()), ("readout", pa.list_(pa.float32(), n_readout))]
     return pa.schema(fields)
 
@@ -127,6 +140,29 @@ def _errors(pred, y):
     with np.errstate(over="ignore", invalid="ignore"):
         d = pred - y[None]
         return np.mean(d * d, axis=(1, 2)), np.max(np.abs(d), axis=(1, 2))
+
+
+def length_groups(task: Task):
+    """Per scored length, the slice of output steps that belong to it (one slice of all
+    steps for a one-length task)."""
+    if task.lengths is None:
+        return [slice(0, len(task.output_steps()))]
+    lens = task.output_lengths()
+    return [slice(int(np.searchsorted(lens, n, "left")), int(np.searchsorted(lens, n, "right")))
+            for n in task.lengths]
+
+
+def length_errors(pred, y, groups, n_seq: int):
+    """Per-length errors of predictions (P, S*n_seq, O) against y (S*n_seq, O), rows
+    step-major: (mse (P, k), max abs error (P, k)) for the k step groups ``groups``."""
+    out = [_errors(pred[:, g.start * n_seq:g.stop * n_seq], y[g.start * n_seq:g.stop * n_seq]) for g in groups]
+    return np.stack([m for m, _ in out], axis=1), np.stack([a for _, a in out], axis=1)
+
+
+def aggregate_lengths(values: np.ndarray, aggregate: str) -> np.ndarray:
+    """(P, k) per-length errors -> (P,): the worst (max) or the mean over lengths."""
+    with np.errstate(invalid="ignore"):
+        return values.max(axis=1) if aggregate == "worst" else values.mean(axis=1)
 
 
 def evaluate(
@@ -158,7 +194,7 @@ def evaluate(
     fit = readout == "fit"
     n_heldout = n_sequences if n_heldout is None else n_heldout
     n_all = (n_sequences if fit else 0) + n_heldout
-    n_out = 1 if type(task).output_steps is Task.output_steps else task.length  # steps whose states are kept
+    n_out = len(task.output_steps())  # steps whose states are kept
     check_memory(f"{n_all} sequences of length {task.length}",
                  16.0 * task.length * n_all * (cell.inputs + cell.outputs) + 4.0 * n_out * n_all * cell.hidden,
                  "use fewer sequences or shorter lengths (--sequences, --factors, --length)")
@@ -177,7 +213,8 @@ def evaluate(
 
     P = params.shape[0]
     chunk = chunk_size or chunk_size_for(cell, task, x.shape[1])
-    columns = {k: [] for k in _schema(fit, cell.n_readout).names}
+    groups, several = length_groups(task), task.lengths is not None
+    columns = {k: [] for k in _schema(fit, cell.n_readout, several).names}
     bar = _progress(P, progress)
     for start in range(0, P, chunk):
         block = params[start:start + chunk]
@@ -188,12 +225,14 @@ def evaluate(
             hs = np.where(finite[:, None, None, None], hs, 0.0)
         if fit:
             tr = hs[:, :, :n_train].reshape(Pc, -1, H)
-            ro = readout_mod.fit(tr, y_tr, ridge)
-            tr_mse, _ = _errors(readout_mod.apply(tr, ro, O), y_tr)
+            ro = readout_mod.fit(tr, y_tr, ridge)  # once, over the states of every scored length
+            tr_mse = aggregate_lengths(length_errors(readout_mod.apply(tr, ro, O), y_tr, groups, n_train)[0],
+                                       task.aggregate)
         else:
             ro = block[:, cell.n_recurrent:].copy()
         te = hs[:, :, n_train:].reshape(Pc, -1, H)
-        mse, mae = _errors(readout_mod.apply(te, ro, O), y_te)
+        mse_k, mae_k = length_errors(readout_mod.apply(te, ro, O), y_te, groups, n_heldout)
+        mse, mae = aggregate_lengths(mse_k, task.aggregate), mae_k.max(axis=1)
         finite &= np.isfinite(mse) & np.isfinite(ro).all(axis=1)
         inf = np.full(Pc, np.inf)
         mse = np.where(finite, mse, inf)
@@ -205,17 +244,23 @@ def evaluate(
             tr_mse = np.where(finite, tr_mse, inf)
             columns["train_mse"].append(tr_mse)
             columns["train_nmse"].append(tr_mse / task.baseline)
+        if several:
+            columns["nmse_by_length"].append(np.where(finite[:, None], mse_k, np.inf) / task.baseline)
         columns["finite"].append(finite)
         columns["readout"].append(ro.astype(np.float32))
         bar.update(Pc)
     bar.close()
-    schema = _schema(fit, cell.n_readout)
+    schema = _schema(fit, cell.n_readout, several)
     arrays = []
     for f in schema:
         data = np.concatenate(columns[f.name]) if P else np.empty(0)
         if f.name == "readout":
             flat = pa.array(data.reshape(-1) if P else np.empty(0, np.float32), pa.float32())
             arrays.append(pa.FixedSizeListArray.from_arrays(flat, cell.n_readout))
+        elif f.name == "nmse_by_length":
+            k = len(task.lengths)
+            flat = pa.array(data.reshape(-1) if P else np.empty(0), pa.float64())
+            arrays.append(pa.ListArray.from_arrays(pa.array(np.arange(0, (P + 1) * k, k, dtype=np.int32)), flat))
         else:
             arrays.append(pa.array(data, f.type))
     return pa.Table.from_arrays(arrays, schema=schema)

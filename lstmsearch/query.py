@@ -74,6 +74,29 @@ def best_row(study, data_dir=DATA_DIR) -> int:
 SUMMARY_COLUMNS = ["row", "strategy", "batch", "index", "nmse", "train_nmse", "max_abs_err", "nmse_long", "finite"]
 
 
+def summary_columns(cfg: StudyConfig) -> List[str]:
+    """:data:`SUMMARY_COLUMNS`, with ``nmse_by_length`` after ``nmse`` when the study's task has
+    several lengths (``[task] lengths``)."""
+    cols = list(SUMMARY_COLUMNS)
+    if cfg.task.lengths is not None:
+        cols.insert(cols.index("nmse") + 1, "nmse_by_length")
+    return cols
+
+
+def spread_by_length(table: pa.Table, lengths) -> pa.Table:
+    """``table`` with its ``nmse_by_length`` list column (if any) replaced, in place, by one
+    float column per trained length, named ``nmse@n`` (n in ``lengths``, in order)."""
+    if "nmse_by_length" not in table.column_names:
+        return table
+    i = table.column_names.index("nmse_by_length")
+    values = table.column("nmse_by_length").to_pylist()
+    table = table.remove_column(i)
+    for j, n in enumerate(lengths):
+        table = table.add_column(i + j, f"nmse@{n}", pa.array([None if v is None else v[j] for v in values],
+                                                               pa.float64()))
+    return table
+
+
 def parse_where(text: str):
     """A pyarrow expression from a small filter language: ``col OP value [and ...]``.
 
@@ -110,14 +133,14 @@ def load_results(study, where=None, columns: Optional[List[str]] = None, data_di
     ``where`` is a pyarrow compute expression or a filter string (``"nmse < 1e-3 and finite == true"``);
     ``columns`` selects columns (default: all).
     """
-    _, store = open_study(study, data_dir)
+    cfg, store = open_study(study, data_dir)
     if isinstance(where, str):
         where = parse_where(where)
     if columns is not None:
-        known = set(schema(1, 1).names)
-        bad = [c for c in columns if c not in known]
+        names = schema(1, 1, by_length=cfg.task.lengths is not None).names
+        bad = [c for c in columns if c not in set(names)]
         if bad:
-            raise LstmsearchError(f"unknown column {bad[0]!r}; the store has {', '.join(schema(1, 1).names)}")
+            raise LstmsearchError(f"unknown column {bad[0]!r}; the store has {', '.join(names)}")
     try:
         return store.read(columns=columns, filter=where)
     except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
@@ -126,8 +149,12 @@ def load_results(study, where=None, columns: Optional[List[str]] = None, data_di
 
 def top_rows(study, k: int = 10, where=None, data_dir=DATA_DIR, columns=SUMMARY_COLUMNS) -> pa.Table:
     """The ``k`` best rows by nmse then row id (``columns``: default :data:`SUMMARY_COLUMNS`,
-    None for all): what ``lstmsearch top`` prints."""
-    t = load_results(study, columns=columns, where=where, data_dir=data_dir)
+    None for all; with the default, ``nmse_by_length`` too when the task has several lengths:
+    :func:`summary_columns`): what ``lstmsearch top`` prints."""
+    cfg, _ = open_study(study, data_dir)
+    if columns is SUMMARY_COLUMNS:
+        columns = summary_columns(cfg)
+    t = load_results(cfg, columns=columns, where=where, data_dir=data_dir)
     return t.sort_by([("nmse", "ascending"), ("row", "ascending")]).slice(0, k)
 
 
@@ -138,6 +165,8 @@ def sql(study, query: str, data_dir=DATA_DIR) -> pa.Table:
     the connection then runs with ``enable_external_access = false`` and its configuration
     locked, so a query that reads another file (``read_csv('/etc/passwd')``), writes one
     (``COPY ... TO``), attaches a database or installs an extension is refused with one line.
+    The parts are verified first (:meth:`~lstmsearch.store.Store.verified_dataset`: the manifest's
+    content hash, or the page checksums): a damaged part is named in a warning and left out.
     """
     try:
         import duckdb
@@ -146,7 +175,9 @@ def sql(study, query: str, data_dir=DATA_DIR) -> pa.Table:
     _, store = open_study(study, data_dir)
     require(store.parts(), f"the study in {store.root} has no rows yet")
     con = duckdb.connect()
-    con.register("rows", store.dataset())  # damaged parts left out; read through Arrow, not DuckDB's files
+    # verified first (content hash or page checksums); damaged parts left out with a warning; read
+    # through Arrow, not DuckDB's own file access
+    con.register("rows", store.verified_dataset())
     for setting in ("SET python_enable_replacements = false", "SET enable_external_access = false",
                     "SET lock_configuration = true"):
         try:

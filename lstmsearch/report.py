@@ -51,14 +51,14 @@ import numpy as np
 from .analysis.explain import explain, weight_name
 from .analysis.length import length_curve
 from .analysis.plots import plot_best_so_far, plot_length_curve, plot_nmse_hist, plot_traces, pyplot
-from .analysis.verdict import ALL, N_ONLY, NONE, SOME, check_lengths, row_verdicts
+from .analysis.verdict import ALL, N_ONLY, NONE, SOME, row_verdicts, task_check_lengths
 from .errors import LstmsearchError, check_output, require
 from .query import SUMMARY_COLUMNS, load_results, open_study, top_rows
 from .reproduction import FRESH_SEED, row_setting
 
 FORMATS = ("md", "html")
 #: Length factors of the length table when asked for multiples (``--lengths 1,2,10,100``); by default
-#: the table uses the verdict's checked lengths (:func:`lstmsearch.analysis.verdict.check_lengths`).
+#: the table uses the verdict's checked lengths (:func:`lstmsearch.analysis.verdict.task_check_lengths`).
 DEFAULT_FACTORS = (1, 2, 10, 100)
 
 
@@ -228,13 +228,22 @@ def plots_available() -> Optional[str]:
     return None
 
 
+#: Fewest rows for the best-so-far and histogram plots: an extracted study of 5 rows has no search
+#: curve to show and no distribution worth a histogram (its table says it all).
+MIN_PLOT_ROWS = 50
+
+
 def summary_plots(s: StudySummary, folder, prefix: str = "") -> List[Path]:
-    """Best nmse so far against settings evaluated (per strategy) and the nmse histogram."""
+    """Best nmse so far against settings evaluated (per strategy) and the nmse histogram, with the
+    study's solved threshold and the predict-the-mean baseline; none for a study of fewer than
+    :data:`MIN_PLOT_ROWS` rows (or extracted from another: its evaluation order is not the search's)."""
+    if s.rows < MIN_PLOT_ROWS or s.source_rows is not None:
+        return []
     folder = Path(folder)
     nmse, strategy = _evaluation_order(s.table)
     name = s.cfg.name
     return [plot_best_so_far(nmse, folder / f"{prefix}best_so_far.png", groups=strategy.astype(str),
-                             title=f"{name}: best nmse against settings evaluated"),
+                             title=f"{name}: best nmse against settings evaluated", threshold=s.cfg.eval.solved),
             plot_nmse_hist(nmse, folder / f"{prefix}nmse_hist.png", solved=s.cfg.eval.solved,
                            title=f"{name}: nmse")]
 
@@ -297,7 +306,7 @@ def _best_section(s: StudySummary, factors, n_sequences, backend, top, folder, p
                                                                    else ""] for r in top_t.select(cols).to_pylist()])]
 
     lengths = length_curve(cfg.cell, setting, cfg.task, factors=factors or DEFAULT_FACTORS,
-                           lengths=None if factors else check_lengths(cfg.task.length, cfg.task.min_length),
+                           lengths=None if factors else task_check_lengths(cfg.task),
                            n_sequences=n_sequences, seed=FRESH_SEED, backend=backend)
 
     e = explain(cfg.cell, setting, cfg.task, n_sequences=n_sequences, seed=cfg.eval.seed, backend=backend,
@@ -319,23 +328,60 @@ def _best_section(s: StudySummary, factors, n_sequences, backend, top, folder, p
                       for k in sorted(p.kept)])]
     files = []
     if plots_ok:
-        a, b = summary_plots(s, folder, prefix=f"{name}-")
+        curves = summary_plots(s, folder, prefix=f"{name}-")
         units = [j for j, r in enumerate(e.roles) if r != "silent"][:8] or [0]
         tr = plot_traces(e.traces, folder / f"{name}-traces.png", units=units, names=e.names,
                          max_steps=cfg.task.length, title=f"{name}: gate traces of row {s.best_row}")
-        files += [a, b, tr]
-        blocks += [Heading(f"Plots of {name}", 3), Image(a, f"{name}: best nmse so far"),
-                   Image(b, f"{name}: nmse histogram"), Image(tr, f"{name}: gate traces of the best setting")]
+        files += curves + [tr]
+        blocks.append(Heading(f"Plots of {name}", 3))
+        if curves:
+            blocks += [Image(curves[0], f"{name}: best nmse so far"), Image(curves[1], f"{name}: nmse histogram")]
+        else:
+            blocks.append(Para(f"No search curve or histogram: {s.rows} rows"
+                               + (" extracted from a larger study" if s.source_rows is not None else "")
+                               + f" (they need a searched study of at least {MIN_PLOT_ROWS})."))
+        blocks.append(Image(tr, f"{name}: gate traces of the best setting"))
     return blocks, lengths, files
+
+
+def answer_blocks(summaries: Sequence[StudySummary], certificates: bool = True) -> List:
+    """The page's first section: per cell, the answer to the canonical question (:mod:`lstmsearch.answer`)
+    -- solved or not at every checked length, the unit roles, the searched values by name, the
+    construction beside it, the certificates, the worst input found, float64 and PyTorch."""
+    from .answer import ANSWER_HEADER, answer, answer_lines, answer_row
+
+    fit = [s for s in summaries if s.cfg.task.name == "recall_first" and s.cfg.cell.inputs == 1
+           and s.cfg.cell.outputs == 1]
+    if not fit:
+        return []
+    found = [answer(s.cfg.out, s.best_row, with_certificate=certificates,
+                    verdict_of=s.verdict) for s in fit]
+    blocks = [Heading("Answer: does a setting exist that outputs x_1 after reading x_1..x_n?"),
+              Para("Per cell, the best row of each study, with its stored readout on fresh sequences: solved "
+                   "means nmse under the study's threshold at every checked length (the trained ones, then "
+                   "n+1, 2n+1, 10n+3, 100n+3 beyond the longest). The certificate is a proof over every input "
+                   "sequence in the box (float32 semantics of the cpu kernel); the worst input is the largest "
+                   "|y - x_1| an adversarial search found; float64 and PyTorch score the same weights at the "
+                   "longest checked length."),
+              Table(ANSWER_HEADER, [answer_row(a) for a in found])]
+    for a in found:
+        blocks += [Para(line) for line in answer_lines(a)]
+    left = [s.cfg.name for s in summaries if s not in fit]
+    if left:
+        blocks.append(Para(f"Not in the answer table (not recall_first with 1 input and 1 output): {', '.join(left)}."))
+    return blocks
 
 
 def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None, fmt: str = "md", top: int = 5,
                  factors: Optional[Sequence[float]] = None, n_sequences: int = 64, backend: str = "cpu",
-                 plots: bool = True, max_refine: Optional[int] = 256, force: bool = False) -> Report:
+                 plots: bool = True, max_refine: Optional[int] = 256, force: bool = False,
+                 answers: bool = True, certificates: bool = True) -> Report:
     """Write the report page of ``studies`` (files, folders or names under ``data_dir``).
 
     ``factors``: lengths of the length table as multiples of each study's n (default None: the
-    checked lengths n, n+1, 2n+1, 10n+3, 100n+3). Every study is opened before any work, so a
+    checked lengths n, n+1, 2n+1, 10n+3, 100n+3). ``answers``: lead with the answer table of
+    :mod:`lstmsearch.answer` (recall_first studies with 1 input and 1 output), with the
+    certificates of the best rows and the constructions when ``certificates``. Every study is opened before any work, so a
     bad name fails at once. Returns a :class:`Report`; the page is ``<out>/report.md`` or
     ``report.html``. A page already there is refused unless ``force``; a folder inside a study
     folder always is.
@@ -371,6 +417,11 @@ def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None,
     if extracted:
         blocks.append(Para(f"{', '.join(extracted)}: the best rows extracted from a larger study (lstmsearch "
                            "extract); median and share solved are of the extracted rows only."))
+    if answers:
+        blocks += answer_blocks(summaries, certificates)
+    blocks.append(Para("Contents: " + " · ".join(
+        ["Studies", "Length: the best setting at longer sequences"]
+        + [f"Study {s.cfg.name}" for s in summaries]) + " (below)."))
     blocks += [Heading("Studies"), Table(
         ["study", "cell", "H", "task", "n", "strategy", "settings", "best nmse", "best row", "median nmse",
          "share under threshold at n", "best under threshold at n", "verdict (best row)"],
@@ -417,7 +468,7 @@ def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None,
         label = [f"{s.cfg.cell.kind} H={s.cfg.cell.hidden} ({s.cfg.name})" for s in summaries]
         table = pa.concat_tables([c.append_column("cell", pa.array([lab] * c.num_rows))
                                   for c, lab in zip(curves, label)])
-        p = plot_length_curve(table, folder / "length.png", label="cell",
+        p = plot_length_curve(table, folder / "length.png", label="cell", threshold=summaries[0].cfg.eval.solved,
                               title="nmse of the best setting against sequence length")
         files.insert(0, p)
         blocks.append(Image(p, "nmse of the best setting against length, per cell kind"))

@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .analysis.verdict import FRESH_SEED, check_lengths, precision_check, verdict
+from .analysis.verdict import FRESH_SEED, precision_check, task_check_lengths, verdict
 from .errors import LstmsearchError, check_output, import_optional, require
 from .evaluate import evaluate
 from .query import open_study, settings_of
@@ -56,8 +56,10 @@ def reproduce(study, row: int, backend: Optional[str] = None, factors: Optional[
     """Re-simulate a stored row; returns a dict with ``stored``, ``same``, ``fresh``, ``verdict``, ``precision``.
 
     ``same``: errors on the stored sequences with the readout fitted again (as the study did);
-    ``identical`` is true when they equal the stored ones exactly. ``fresh``: one entry per
-    length -- the checked lengths n, n+1, 2n+1, 10n+3, 100n+3 by default, else n * factor for
+    ``identical`` is true when they equal the stored ones exactly. ``by_length`` (several-length
+    tasks only): the trained lengths with the stored and reproduced nmse at each. ``fresh``: one entry per
+    length -- the checked lengths n, n+1, 2n+1, 10n+3, 100n+3 by default (every trained length first
+    for a several-length task, n the longest), else n * factor for
     ``factors`` -- length, nmse, mse, max_abs_err on ``n_sequences`` (default: the study's
     held-out count) fresh sequences with the stored readout, on ``backend``. ``verdict``
     (:class:`~lstmsearch.analysis.verdict.Verdict` as a dict) and ``precision``
@@ -73,11 +75,16 @@ def reproduce(study, row: int, backend: Optional[str] = None, factors: Optional[
     keys = ("mse", "nmse", "max_abs_err", "train_mse", "train_nmse")
     stored = {k: r[k] for k in keys if r.get(k) is not None}
     identical = all(same.get(k) == v for k, v in stored.items())
+    by_length = None
+    if r.get("nmse_by_length") is not None:  # a several-length task: held-out nmse per trained length
+        by_length = {"lengths": list(cfg.task.scored_lengths), "stored": r["nmse_by_length"],
+                     "same": same["nmse_by_length"]}
+        identical = identical and by_length["stored"] == by_length["same"]
     fresh = []
     n = n_sequences or ev.heldout
     n0 = cfg.task.length
     if factors is None:
-        lengths = check_lengths(n0, cfg.task.min_length)
+        lengths = task_check_lengths(cfg.task)
     else:
         for f in factors:
             require(isinstance(f, (int, float, np.integer, np.floating)) and not isinstance(f, bool)
@@ -97,7 +104,7 @@ def reproduce(study, row: int, backend: Optional[str] = None, factors: Optional[
     return {"study": cfg.name, "row": int(row), "backend": backend, "seed": ev.seed, "cell": cfg.cell.kind,
             "hidden": cfg.cell.hidden, "task": cfg.task.describe(), "stored": stored,
             "same": {k: same[k] for k in keys if k in same}, "identical": identical,
-            "fresh_seed": fresh_seed, "fresh": fresh, "n_sequences": n, "verdict": v, "precision": pc}
+            "fresh_seed": fresh_seed, "fresh": fresh, **({"by_length": by_length} if by_length else {}), "n_sequences": n, "verdict": v, "precision": pc}
 
 
 #: What the PyTorch module of each cell kind is called, for the precision lines.
@@ -118,6 +125,9 @@ def format_reproduction(rep: Dict) -> List[str]:
     lines.append(f"stored sequences (seed {rep.get('seed', '')}){'':6s}{'stored':>14s}{'reproduced':>14s}")
     for k, val in rep["stored"].items():
         lines.append(f"  {k:32s}{val:14.6g}{rep['same'][k]:14.6g}")
+    bl = rep.get("by_length")
+    for n, a, b in zip(*(bl["lengths"], bl["stored"], bl["same"]) if bl else ((), (), ())):
+        lines.append(f"  {'nmse at trained length ' + str(n):32s}{a:14.6g}{b:14.6g}")
     lines.append("  identical to the stored errors: " + ("yes" if rep["identical"] else "NO"))
     pc = rep.get("precision")
     if pc:

@@ -13,13 +13,29 @@ means "no better than the mean" and 0 is perfect recall.
 Sequences are drawn with NumPy's counter-based Philox generator keyed by
 ``(seed, stream)``: the same (seed, stream) always gives the same sequences; the
 training and held-out sets use different streams.
+
+Several lengths in one task
+---------------------------
+A task scored at one length n can be solved by settings that work only at n (a tanh RNN
+whose units flip sign every step is read correctly at even n only). A task made with
+``lengths=(n_1, ..., n_k)`` (``make_task("recall_first", lengths=(20, 21))``, TOML
+``[task] lengths = [20, 21]``) scores every setting at all of them from ONE simulation:
+``sample`` draws sequences of the longest length T = max n_j (``length``), the readout is
+read at the steps n_j - 1 (``output_steps``), and the target at step n_j is the task's
+target for the prefix x_1..x_{n_j} (recall_first: x_1 at every n_j; recall_lag k:
+x_{n_j-k}; recall_window: x_{n_j}, ..., x_{n_j-k+1}; two_sequence and latch: the class).
+:meth:`Task.output_lengths` says which length each output step belongs to, so an error
+can be reported per length and then aggregated (``aggregate``: ``"worst"``, the largest
+per-length error, or ``"mean"``). Tasks with several output steps or with a
+length-dependent layout (next_value, copy, adding, parity) take one length only.
+One length given as a list is the same task as ``length=n``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -27,6 +43,8 @@ from .errors import LstmsearchError, require
 
 TRAIN_STREAM = 0
 HELDOUT_STREAM = 1
+#: How the per-length errors of a several-length task become one objective value.
+AGGREGATES = ("worst", "mean")
 
 
 def as_float32(a: np.ndarray) -> np.ndarray:
@@ -191,17 +209,55 @@ def _construct(cls, kwargs, what):
 # ------------------------------------------------------------------------ tasks
 @dataclass(frozen=True)
 class Task:
-    """Base class: ``length`` is the number of time steps T of one sequence."""
+    """Base class: ``length`` is the number of time steps T of one sequence.
+
+    ``lengths`` (None, or a sorted tuple of two or more distinct lengths whose largest is
+    ``length``) makes a several-length task (see the module doc); ``aggregate`` ("worst"
+    or "mean") says how its per-length errors become one. ``scored_lengths`` is
+    ``lengths`` or ``(length,)``.
+    """
 
     length: int
+    lengths: Optional[Tuple[int, ...]] = None
+    aggregate: str = "worst"
     name = "task"
+    #: Whether the task can be scored at several lengths from one simulation.
+    several_lengths = False
 
     def __post_init__(self):
-        require(isinstance(self.length, (int, np.integer)) and not isinstance(self.length, bool)
-                and self.length >= self.min_length,
-                f"task {self.name} needs length >= {self.min_length}, got {self.length!r}")
+        if self.lengths is not None:
+            lengths = normalise_lengths(self.lengths, self.name)
+            if len(lengths) == 1:  # one length given as a list is that length
+                require(self.length == lengths[0], f"task {self.name} has length={self.length!r} but "
+                        f"lengths={list(lengths)}; give one of them")
+                lengths = None
+            else:
+                require(self.several_lengths, f"task {self.name} takes one length only (its targets or layout "
+                        f"depend on the length); give length = n, or use recall_first, recall_lag, "
+                        f"recall_window, two_sequence or latch")
+                require(self.length == lengths[-1], f"task {self.name} has length={self.length!r}, which must be "
+                        f"the longest of lengths={list(lengths)}; give lengths only")
+            object.__setattr__(self, "lengths", lengths)
+        require(self.aggregate in AGGREGATES,
+                f"task aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
+        require(self.lengths is not None or self.aggregate == "worst",
+                f"task aggregate={self.aggregate!r} needs several lengths; give lengths = [n1, n2, ...] "
+                "or drop aggregate")
+        for n in self.scored_lengths:
+            require(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= self.min_length,
+                    f"task {self.name} needs length >= {self.min_length}, got {n!r}")
 
     min_length = 1
+
+    @property
+    def scored_lengths(self) -> Tuple[int, ...]:
+        """The lengths the task is scored at: ``lengths``, or ``(length,)``."""
+        return self.lengths if self.lengths is not None else (self.length,)
+
+    @property
+    def shortest(self) -> int:
+        """The shortest scored length (per-length parameters such as a lag must fit it)."""
+        return self.scored_lengths[0]
 
     # ---- to be provided by each task
     @property
@@ -218,34 +274,67 @@ class Task:
         raise NotImplementedError
 
     def output_steps(self) -> np.ndarray:
-        """Time indices (0-based) at which the readout is scored. Default: the last step."""
-        return np.array([self.length - 1], dtype=np.int64)
+        """Time indices (0-based) at which the readout is scored. Default: the last step of
+        every scored length, n_j - 1 (one step for a one-length task)."""
+        return np.array([n - 1 for n in self.scored_lengths], dtype=np.int64)
+
+    def output_lengths(self) -> np.ndarray:
+        """(S,) the scored length each output step belongs to (all ``length`` for one length)."""
+        if self.lengths is None:
+            return np.full(len(self.output_steps()), self.length, dtype=np.int64)
+        return np.asarray(self.lengths, dtype=np.int64)
 
     def _make(self, rng, B) -> Tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
+    def _target_at(self, x, y, n) -> np.ndarray:
+        """(1, B, O) target at length n, given x (T, B, I) and the target y at T (several-length tasks)."""
+        raise NotImplementedError
+
     # ---- shared
     def sample(self, n_sequences: int, seed: int, stream: int = TRAIN_STREAM):
-        """(x (T, B, I) float32, y (S, B, O) float64) for B = n_sequences."""
+        """(x (T, B, I) float32, y (S, B, O) float64) for B = n_sequences.
+
+        For a several-length task T is the longest length and y[j] the target at the j-th
+        scored length n_j, computed from the same sequences' prefix x_1..x_{n_j}."""
         require(isinstance(n_sequences, (int, np.integer)) and n_sequences >= 1,
                 f"n_sequences must be a positive integer, got {n_sequences!r}")
         x, y = self._make(rng_for(seed, stream), int(n_sequences))
+        if self.lengths is not None:
+            y = np.concatenate([self._target_at(x, y, n) for n in self.lengths], axis=0)
         return np.ascontiguousarray(x, dtype=np.float32), np.asarray(y, dtype=np.float64)
 
     def with_length(self, length: int) -> "Task":
-        """The same task at another sequence length (for length generalisation)."""
-        return dataclasses.replace(self, length=int(length))
+        """The same task at one other sequence length (for length generalisation)."""
+        return dataclasses.replace(self, length=int(length), lengths=None, aggregate="worst")
+
+    def with_lengths(self, lengths, aggregate: Optional[str] = None) -> "Task":
+        """The same task scored at several lengths (one length gives :meth:`with_length`)."""
+        lengths = normalise_lengths(lengths, self.name)
+        agg = self.aggregate if aggregate is None else aggregate
+        if len(lengths) == 1:
+            return dataclasses.replace(self.with_length(lengths[0]), aggregate=agg)
+        return dataclasses.replace(self, length=lengths[-1], lengths=lengths, aggregate=agg)
 
     def spec(self) -> Dict:
-        """A plain dict that :func:`make_task` turns back into this task."""
+        """A plain dict that :func:`make_task` turns back into this task.
+
+        A one-length task gives ``length`` (as it always did); a several-length one gives
+        ``lengths`` (a list) and ``aggregate`` instead."""
         out = {"kind": self.name}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
+            if f.name in ("length", "lengths", "aggregate"):
+                if (f.name == "length") == (self.lengths is None):
+                    out[f.name] = list(v) if f.name == "lengths" else v
+                continue
             out[f.name] = distribution_spec(v) if f.name == "dist" else v
         return out
 
     def describe(self) -> str:
-        return (f"{self.name}: T={self.length}, I={self.n_inputs}, O={self.n_outputs}, "
+        at = f"T={self.length}" if self.lengths is None else \
+            f"lengths {', '.join(map(str, self.lengths))} ({self.aggregate} of their errors)"
+        return (f"{self.name}: {at}, I={self.n_inputs}, O={self.n_outputs}, "
                 f"scored at {len(self.output_steps())} step(s), baseline MSE={self.baseline:.6g}")
 
 
@@ -280,10 +369,14 @@ class RecallFirst(_DistTask):
     """Read x_1..x_n, output x_1 at step n (the canonical question)."""
 
     name = "recall_first"
+    several_lengths = True
 
     def _make(self, rng, B):
         x = self._inputs(rng, B)
         return x, x[:1]
+
+    def _target_at(self, x, y, n):
+        return x[:1]
 
 
 @dataclass(frozen=True)
@@ -292,16 +385,21 @@ class RecallLag(_DistTask):
 
     lag: int = 1
     name = "recall_lag"
+    several_lengths = True
 
     def __post_init__(self):
         super().__post_init__()
-        require(isinstance(self.lag, (int, np.integer)) and 0 <= self.lag < self.length,
-                f"recall_lag needs 0 <= lag < length, got lag={self.lag!r}, length={self.length}")
+        require(isinstance(self.lag, (int, np.integer)) and 0 <= self.lag < self.shortest,
+                f"recall_lag needs 0 <= lag < length (the shortest length), got lag={self.lag!r}, "
+                f"length={self.shortest}")
 
     def _make(self, rng, B):
         x = self._inputs(rng, B)
-        k = self.length - 1 - self.lag
-        return x, x[k:k + 1]
+        return x, self._target_at(x, None, self.length)
+
+    def _target_at(self, x, y, n):
+        k = n - 1 - self.lag
+        return x[k:k + 1]
 
 
 @dataclass(frozen=True)
@@ -316,11 +414,13 @@ class RecallWindow(_DistTask):
 
     k: int = 1
     name = "recall_window"
+    several_lengths = True
 
     def __post_init__(self):
         super().__post_init__()
-        require(isinstance(self.k, (int, np.integer)) and not isinstance(self.k, bool) and 1 <= self.k <= self.length,
-                f"recall_window needs 1 <= k <= length, got k={self.k!r}, length={self.length}")
+        require(isinstance(self.k, (int, np.integer)) and not isinstance(self.k, bool) and 1 <= self.k <= self.shortest,
+                f"recall_window needs 1 <= k <= length (the shortest length), got k={self.k!r}, "
+                f"length={self.shortest}")
 
     @property
     def n_outputs(self) -> int:
@@ -328,8 +428,11 @@ class RecallWindow(_DistTask):
 
     def _make(self, rng, B):
         x = self._inputs(rng, B)
-        window = x[self.length - self.k:][::-1]  # (k, B, I): x_n first
-        return x, np.transpose(window, (1, 0, 2)).reshape(1, B, -1)
+        return x, self._target_at(x, None, self.length)
+
+    def _target_at(self, x, y, n):
+        window = x[n - self.k:n][::-1]  # (k, B, I): x_n first
+        return np.transpose(window, (1, 0, 2)).reshape(1, x.shape[1], -1)
 
 
 @dataclass(frozen=True)
@@ -498,6 +601,7 @@ class TwoSequence(_TwoClass):
     relevant: int = 1
     noise_var: float = 0.2
     name = "two_sequence"
+    several_lengths = True
 
     def __post_init__(self):
         require(isinstance(self.relevant, (int, np.integer)) and self.relevant >= 1,
@@ -514,6 +618,9 @@ class TwoSequence(_TwoClass):
         x[self.relevant:, :, 0] = as_float32(
             rng.normal(0.0, np.sqrt(self.noise_var), size=(self.length - self.relevant, B)))
         return x, self._target(c)
+
+    def _target_at(self, x, y, n):
+        return y  # the class, fixed by the first inputs, is the target at every length
 
 
 @dataclass(frozen=True)
@@ -552,10 +659,28 @@ TASKS = {cls.name: cls for cls in (RecallFirst, RecallLag, RecallWindow, NextVal
                                    Parity)}
 
 
+def normalise_lengths(lengths, what: str = "task") -> Tuple[int, ...]:
+    """``lengths`` checked (a non-empty list of distinct positive integers) and sorted."""
+    ok = isinstance(lengths, (list, tuple, np.ndarray)) and len(lengths) >= 1 and all(
+        isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in lengths)
+    require(ok, f"{what} lengths must be a non-empty list of positive integers such as [20, 21], got {lengths!r}")
+    out = tuple(sorted(int(n) for n in lengths))
+    require(len(set(out)) == len(out), f"{what} lengths has a repeated length: {list(lengths)}; give each once")
+    return out
+
+
 def make_task(kind: str, **params) -> Task:
-    """A task by name: ``make_task("recall_first", length=20, dist={"kind": "uniform"})``."""
+    """A task by name: ``make_task("recall_first", length=20, dist={"kind": "uniform"})``.
+
+    ``lengths=(20, 21)`` instead of ``length`` scores it at several lengths from one
+    simulation (see the module doc), with ``aggregate="worst"`` (default) or ``"mean"``."""
     require(kind in TASKS, f"unknown task {kind!r}; expected one of {', '.join(TASKS)}")
-    require("length" in params, f"task {kind!r} needs a length")
+    require(("length" in params) != ("lengths" in params),
+            f"task {kind!r} needs a length (length = 20) or a list of lengths (lengths = [20, 21]), not both")
+    if "lengths" in params:
+        params = dict(params)
+        params["lengths"] = normalise_lengths(params["lengths"], f"task {kind!r}")
+        params["length"] = params["lengths"][-1]
     return _construct(TASKS[kind], params, f"task {kind!r}")
 
 

@@ -1,5 +1,6 @@
 """Small study files for the search/store/study tests (tiny cells, short sequences)."""
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -62,3 +63,15 @@ def write_study(tmp_path, name="s", **kw):
     p = Path(tmp_path) / f"{name}.toml"
     p.write_text(study_text(name, out, **kw))
     return p, out
+
+
+def one_line(capsys, rc, pattern):
+    """The command failed with status 2 and one line ``lstmsearch: error: ...`` matching ``pattern``
+    (no traceback); returns the line."""
+    assert rc == 2, rc
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("lstmsearch: error: "), err
+    assert "Traceback" not in err
+    assert re.search(pattern, lines[0]), lines[0]
+    return lines[0]

@@ -18,7 +18,7 @@ from lstmsearch.reproduction import row_setting
 from lstmsearch.tasks import make_task
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "data" / "examples"
+EXAMPLES = ROOT / "tests" / "fixtures" / "v1"  # the first release's parity-exploit tanh RNN (see its README)
 BUDGET = 256
 
 

@@ -16,6 +16,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from lstmsearch.config import load_study
+
 from lstmsearch.analysis.explain import weight_name
 from lstmsearch.cli import main
 from lstmsearch.reproduction import row_setting
@@ -126,9 +128,11 @@ def test_report_markdown_has_the_studys_numbers_and_plots(studies, capsys):
     rows_pq = pq.read_table(data / "qs" / "rows", columns=["row"]).column("row").to_numpy()
     order = np.lexsort((rows_pq, nmse))
     assert [int(t[0]) for t in top] == [int(rows_pq[i]) for i in order[:3]]
-    # the length table has n, 2n, 10n for both readouts
+    # the length table has n, 2n, 10n for both readouts (n: the longest trained length, 21 for lengths [20, 21])
     head, lens = _table(text, "study | cell | row | readout")
-    assert head.endswith("| nmse n=20 | nmse n=40 | nmse n=200 |") and [x[3] for x in lens] == ["given", "refit"]
+    n = load_study(ROOT / "studies" / "quickstart.toml").task.length
+    assert n == 21 and head.endswith(f"| nmse n={n} | nmse n={2 * n} | nmse n={10 * n} |")
+    assert [x[3] for x in lens] == ["given", "refit"]
     # the pruned table lists weights of the best row's setting, by name
     cfg, _, setting = row_setting(data / "qs", row)
     _, pruned = _table(text, "index")

@@ -137,6 +137,7 @@ TASKS = [
     ("next_value", dict(length=5), "rnn_tanh"),
     ("copy", dict(length=7, symbols=2, m=2), "rnn_relu"),
     ("adding", dict(length=6), "lstm"),
+    ("recall_first", dict(lengths=(4, 7)), "rnn_tanh"),  # several lengths: states read at steps 3 and 6
 ]
 
 
@@ -154,6 +155,10 @@ def test_evaluate_matches_cpu(task_name, task_args, kind, readout):
     for col in ("mse", "nmse", "max_abs_err") + (("train_mse", "train_nmse") if readout == "fit" else ()):
         np.testing.assert_allclose(got.column(col).to_numpy(), want.column(col).to_numpy(),
                                    rtol=1e-4, atol=ATOL, err_msg=col)
+    if task.lengths is not None:
+        by = lambda t: np.array(t.column("nmse_by_length").to_pylist())
+        assert by(got).shape == (3, len(task.lengths))
+        np.testing.assert_allclose(by(got), by(want), rtol=1e-4, atol=ATOL)
     ro = lambda t: np.stack(t.column("readout").to_numpy(zero_copy_only=False))
     if readout == "given":
         np.testing.assert_array_equal(ro(got), ro(want))

@@ -18,7 +18,7 @@ from lstmsearch.cli import main
 from lstmsearch.config import parse_study
 from lstmsearch.errors import ConfigError, LstmsearchError, check_output, redact_url
 
-from search_helpers import study_text, write_study
+from search_helpers import one_line, study_text, write_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,16 +29,6 @@ def study(tmp_path_factory):
     path, out = write_study(tmp, "h", strategy="sweep", budget=100, keep_weights=5)
     run_study(path, progress=False)
     return path, out
-
-
-def one_line(capsys, rc, pattern):
-    assert rc == 2
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("lstmsearch: error: "), err
-    assert "Traceback" not in err
-    assert re.search(pattern, lines[0]), lines[0]
-    return lines[0]
 
 
 # ------------------------------------------------------------ 1. nothing of the user's is destroyed

@@ -13,7 +13,7 @@ from lstmsearch.analysis.verdict import (ALL, CHECK_SEQUENCES, FRESH_SEED, N_ONL
                                          check_lengths, precision_check, row_verdicts, verdict)
 from lstmsearch.reproduction import row_setting
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "v1"  # the first release: a parity exploit, a solved LSTM
 LSTM, RNN = EXAMPLES / "recall_first_lstm32", EXAMPLES / "recall_first_rnn32"
 SEQ = 128
 
@@ -171,8 +171,15 @@ def test_top_has_a_solved_column(capsys):
 def test_report_leads_with_the_verdict(tmp_path):
     from lstmsearch.report import build_report
 
-    rep = build_report([LSTM, RNN], out=tmp_path, top=2, n_sequences=16, plots=False, max_refine=8)
+    rep = build_report([LSTM, RNN], out=tmp_path, top=2, n_sequences=16, plots=False, max_refine=8,
+                       certificates=False)
     text = rep.text
+    # the page leads with the answer table: per cell, solved at every checked length or not
+    lines = text.splitlines()
+    assert lines.index(next(ln for ln in lines if ln.startswith("## Answer"))) < \
+        lines.index(next(ln for ln in lines if ln.startswith("## Studies")))
+    assert next(ln for ln in lines if ln.startswith("| lstm H=32 |")).split(" | ")[2] == "yes"
+    assert next(ln for ln in lines if ln.startswith("| rnn_tanh H=32 |")).split(" | ")[2].startswith("no")
     head = next(ln for ln in text.splitlines() if ln.startswith("| study | cell | H |"))
     assert head.rstrip(" |").endswith("verdict (best row)")
     assert "| recall_first_lstm32 |" in text and ALL in next(ln for ln in text.splitlines()

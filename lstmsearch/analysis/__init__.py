@@ -13,8 +13,8 @@ A library only: the report page is :mod:`lstmsearch.report`, the anchor studies 
 from .constructions import construct, error_bound
 from .explain import ablate, explain, prune, traces, unit_roles
 from .length import format_length_curve, length_curve
-from .verdict import check_lengths, precision_check, row_verdicts, verdict, verdicts
+from .verdict import check_lengths, precision_check, row_verdicts, task_check_lengths, verdict, verdicts
 
 __all__ = ["construct", "error_bound", "length_curve", "format_length_curve", "traces", "unit_roles",
-           "ablate", "prune", "explain", "check_lengths", "verdict", "verdicts", "row_verdicts",
+           "ablate", "prune", "explain", "check_lengths", "task_check_lengths", "verdict", "verdicts", "row_verdicts",
            "precision_check"]

@@ -42,7 +42,7 @@ from ..cells import Cell
 from ..errors import require
 from ..evaluate import simulate
 from ..tasks import Task
-from .verdict import FRESH_SEED, check_lengths
+from .verdict import FRESH_SEED, task_check_lengths
 
 __all__ = ["WorstCase", "worst_inputs", "sequence_errors", "structured_candidates", "format_worst",
            "DEFAULT_BUDGET", "DEFAULT_POPULATION"]
@@ -217,7 +217,7 @@ def worst_inputs(cell: Cell, setting, task: Task, lengths: Optional[Sequence[int
     """The worst recall-first inputs found for one full setting (D,) (recurrent weights and readout).
 
     Maximises ``|y_T - x_1|`` over sequences in the task's input box [low, high] at each length T
-    (default: the verdict's checked lengths :func:`~.verdict.check_lengths` for the task's n) by
+    (default: the verdict's checked lengths :func:`~.verdict.task_check_lengths` for the task) by
     structured candidates, then a seeded (mu + lambda) evolution of ``budget`` children in
     generations of ``population`` (see the module doc). float32 simulation on ``backend``
     (default ``cpu``); the setting's stored readout, never refitted. A search: the worst found is a
@@ -231,7 +231,7 @@ def worst_inputs(cell: Cell, setting, task: Task, lengths: Optional[Sequence[int
             f"the cell has inputs={cell.inputs}, outputs={cell.outputs}")
     for name, v, least in (("budget", budget, 0), ("population", population, 1), ("keep", keep, 1)):
         require(isinstance(v, (int, np.integer)) and v >= least, f"{name} must be an integer >= {least}, got {v!r}")
-    lengths = check_lengths(task.length, task.min_length) if lengths is None else [int(L) for L in lengths]
+    lengths = task_check_lengths(task) if lengths is None else [int(L) for L in lengths]
     require(lengths and all(L >= task.min_length for L in lengths),
             f"lengths must be at least {task.min_length}, got {lengths}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7]))

@@ -173,7 +173,7 @@ def _errors_of(cell, population, task, n_sequences, seed, backend, readout, stat
         if state_mask is not None:
             h_tr = h_tr * state_mask[:, None, :]
         ro = fit_readouts(cell, h_tr, y_tr, ridge)
-    mse, _, _ = score(cell, h_te, y_te, ro)
+    mse, _, _ = score(cell, h_te, y_te, ro, task)
     return mse
 
 

@@ -30,6 +30,7 @@ import pyarrow as pa
 from .. import readout as readout_mod
 from ..cells import Cell
 from ..errors import require
+from ..evaluate import aggregate_lengths
 from ..kernels import get_backend
 from ..tasks import HELDOUT_STREAM, TRAIN_STREAM, Task
 
@@ -81,13 +82,22 @@ def collect_states(cell: Cell, params: np.ndarray, task: Task, n_sequences: int,
     return h.reshape(P, -1, cell.hidden), y.reshape(-1, cell.outputs)
 
 
-def score(cell: Cell, states: np.ndarray, targets: np.ndarray, readouts: np.ndarray):
-    """(mse, max_abs_err, finite) per setting for readouts (P, O*H+O) on states (P, N, H)."""
+def score(cell: Cell, states: np.ndarray, targets: np.ndarray, readouts: np.ndarray, task: Optional[Task] = None):
+    """(mse, max_abs_err, finite) per setting for readouts (P, O*H+O) on states (P, N, H).
+
+    With a several-length ``task`` (states in the order of :func:`collect_states`: scored length
+    major) the mse is taken per length and aggregated as the task says (its ``aggregate``: the
+    worst length by default), as :func:`lstmsearch.evaluate.evaluate` scores it."""
     finite = np.isfinite(states).all(axis=(1, 2)) & np.isfinite(readouts).all(axis=1)
     st = np.where(finite[:, None, None], states, 0.0)
     with np.errstate(over="ignore", invalid="ignore"):
         d = readout_mod.apply(st, readouts, cell.outputs) - targets[None]
-        mse = np.mean(d * d, axis=(1, 2))
+        if task is not None and task.lengths is not None:
+            k = len(task.lengths)
+            per_length = np.mean((d * d).reshape(d.shape[0], k, -1), axis=2)
+            mse = aggregate_lengths(per_length, task.aggregate)
+        else:
+            mse = np.mean(d * d, axis=(1, 2))
         mae = np.max(np.abs(d), axis=(1, 2))
     finite &= np.isfinite(mse)
     return np.where(finite, mse, np.inf), np.where(finite, mae, np.inf), finite

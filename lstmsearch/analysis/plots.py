@@ -64,9 +64,19 @@ def _positive(v):
     return np.where(np.isfinite(v), np.maximum(v, floor), np.nan)
 
 
+def _reference_lines(ax, threshold: Optional[float], baseline: Optional[float]):
+    """Horizontal lines, each in the legend: the solved threshold and the predict-the-mean baseline."""
+    if threshold is not None:
+        ax.axhline(threshold, color="k", ls="--", lw=1, label=f"solved: nmse < {threshold:g}")
+    if baseline is not None:
+        ax.axhline(baseline, color="0.5", ls=":", lw=1, label=f"predict the mean (nmse = {baseline:g})")
+
+
 def plot_length_curve(table, path, label: str = "setting", labels: Optional[Dict] = None,
-                      metric: str = "nmse", title: str = "error against sequence length") -> Path:
-    """Error against length, one line per (``label`` column value, readout); log-log axes.
+                      metric: str = "nmse", title: str = "error against sequence length",
+                      threshold: Optional[float] = None, baseline: Optional[float] = 1.0) -> Path:
+    """Error against length, one line per (``label`` column value, readout); log-log axes; the
+    ``threshold`` (solved below it) and the predict-the-mean ``baseline`` as dashed lines.
 
     ``table`` has columns ``length``, ``metric``, ``label`` (e.g. "setting" or "cell") and
     optionally ``readout`` (as :func:`~lstmsearch.analysis.length.length_curve` returns, with a
@@ -82,6 +92,7 @@ def plot_length_curve(table, path, label: str = "setting", labels: Optional[Dict
         o = np.argsort(L)
         name = str(labels.get(key[0], key[0]) if labels else key[0]) + (f" ({key[1]})" if key[1] else "")
         ax.plot(L[o], _positive(cols[metric][m][o]), marker="o", label=name)
+    _reference_lines(ax, threshold, baseline if metric == "nmse" else None)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("sequence length n")
@@ -106,8 +117,10 @@ def best_so_far(values) -> np.ndarray:
 
 
 def plot_best_so_far(values, path, groups=None, order=None, metric: str = "nmse",
-                     title: str = "best error against settings evaluated") -> Path:
-    """Best-so-far ``metric`` against the number of settings evaluated.
+                     title: str = "best error against settings evaluated", threshold: Optional[float] = None,
+                     baseline: Optional[float] = 1.0) -> Path:
+    """Best-so-far ``metric`` against the number of settings evaluated (log-log), with the
+    ``threshold`` and the predict-the-mean ``baseline`` as dashed lines in the legend.
 
     ``values``: the errors in evaluation order, or a table with a ``metric`` column (and
     an optional ``order`` column to sort by, e.g. "trial"). ``groups``: one label per
@@ -131,15 +144,15 @@ def plot_best_so_far(values, path, groups=None, order=None, metric: str = "nmse"
     for key in dict.fromkeys(g.tolist()):
         m = g == key
         b = best_so_far(v[m])
-        ax.step(np.arange(1, b.size + 1), _positive(b), where="post", label=str(key) or None)
+        ax.step(np.arange(1, b.size + 1), _positive(b), where="post", label=str(key) or f"best {metric} so far")
+    _reference_lines(ax, threshold, baseline if metric == "nmse" else None)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("settings evaluated")
     ax.set_ylabel(f"best {metric} so far")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    if any(str(k) for k in dict.fromkeys(g.tolist())):
-        ax.legend(fontsize=8)
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 
@@ -202,11 +215,13 @@ def plot_nmse_hist(nmse, path, bins: int = 60, title: str = "nmse over the sweep
     if ok.any():
         lo, hi = np.log10(v[ok].min()), np.log10(v[ok].max())
         edges = np.logspace(lo, hi if hi > lo else lo + 1, bins + 1)
-        ax.hist(v[ok], bins=edges)
+        ax.hist(v[ok], bins=edges, label="settings")
     ax.set_xscale("log")
+    ax.set_yscale("log")  # the tail (the few good settings) matters
     if solved is not None:
-        ax.axvline(solved, color="k", ls="--", lw=1, label=f"solved < {solved:g}")
-        ax.legend(fontsize=8)
+        ax.axvline(solved, color="k", ls="--", lw=1, label=f"solved: nmse < {solved:g}")
+    ax.axvline(1.0, color="0.5", ls=":", lw=1, label="predict the mean (nmse = 1)")
+    ax.legend(fontsize=8)
     ax.set_xlabel("nmse")
     ax.set_ylabel("settings")
     extra = ", ".join(s for s in (f"{n_bad} non-finite" if n_bad else "", f"{n_zero} exactly 0" if n_zero else "") if s)

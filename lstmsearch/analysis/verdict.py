@@ -13,6 +13,10 @@ n + 1      not a multiple of n: a setting that decodes the parity of n fails her
 100n + 3   very long (2003 steps at n = 20), not a multiple of n
 =========  =======================================================================
 
+A task trained at several lengths (``lengths = [20, 21]``, :mod:`lstmsearch.tasks`) is checked
+at every trained length, then at the lengths above computed from the longest trained one
+(n = max of them): :func:`task_check_lengths`. "At n" then reads "at every trained length".
+
 An offset k that would make ``m n + k`` a multiple of n (n = 3: 10n + 3 = 33) is raised to the
 next length that is not (34). The sequences are fresh: seed :data:`FRESH_SEED`, never the
 study's, held-out stream; by default :data:`CHECK_SEQUENCES` (256) of them per length, a modest
@@ -24,11 +28,11 @@ The verdict (:class:`Verdict`) is one of
 ``solved at every checked length``
     under the threshold at n and at every checked length;
 ``solved at n only``
-    under it at n, over it at every other checked length;
+    under it at n (at every trained length), over it at every other checked length;
 ``solved at some lengths``
-    under it at n and some (not all) other lengths;
+    under it at n (at every trained length) and some (not all) other lengths;
 ``not solved``
-    over it at n (the trained length) -- whatever the other lengths give.
+    over it at n (at some trained length) -- whatever the other lengths give.
 
 :func:`precision_check` scores a setting at one (long) length three ways -- float32 on our
 kernels, float64 on the NumPy reference backend, and PyTorch's own ``nn.LSTM/GRU/RNN`` after
@@ -84,19 +88,31 @@ def check_lengths(n: int, min_length: int = 1) -> List[int]:
     return out
 
 
+def task_check_lengths(task: Task) -> List[int]:
+    """The lengths checked for ``task``: its trained lengths (``task.scored_lengths``, all of
+    them), then :func:`check_lengths` of the longest trained length beyond n itself."""
+    trained = list(task.scored_lengths)
+    return trained + [L for L in check_lengths(task.length, task.min_length)[1:] if L not in trained]
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Whether one setting is solved at every checked length (see the module doc)."""
 
     status: str                     # ALL, SOME, N_ONLY or NONE
-    n: int                          # the trained length
-    lengths: Tuple[int, ...]        # the checked lengths (n first)
+    n: int                          # the trained length (the longest, for several)
+    lengths: Tuple[int, ...]        # the checked lengths (the trained ones first)
     nmse: Tuple[float, ...]         # held-out nmse with the stored readout, per length
     max_abs_err: Tuple[float, ...]
     threshold: float
     n_sequences: int
     seed: int = FRESH_SEED
     backend: str = "cpu"
+    trained: Tuple[int, ...] = ()   # the trained lengths when several (empty: n alone)
+
+    @property
+    def trained_lengths(self) -> Tuple[int, ...]:
+        return self.trained or (self.n,)
 
     @property
     def solved(self) -> bool:
@@ -117,47 +133,53 @@ class Verdict:
         if self.status == ALL:
             return f"{ALL} ({', '.join(map(str, self.lengths))})"
         worst = max(range(len(self.nmse)), key=lambda i: (not np.isfinite(self.nmse[i]), self.nmse[i]))
+        k = len(self.trained_lengths)
+        at_n = f"n = {self.n}" if k == 1 else f"the trained lengths {', '.join(map(str, self.trained_lengths))}"
         if self.status == NONE:
-            return f"{NONE}: nmse {self.nmse[0]:.3g} at n = {self.n}" + (
-                f", up to {self.nmse[worst]:.3g} at {self.lengths[worst]}" if worst else "")
+            i = max(range(k), key=lambda i: (not np.isfinite(self.nmse[i]), self.nmse[i]))
+            return f"{NONE}: nmse {self.nmse[i]:.3g} at " + (f"n = {self.n}" if k == 1 else f"trained length "
+                                                             f"{self.lengths[i]}") + (
+                f", up to {self.nmse[worst]:.3g} at {self.lengths[worst]}" if worst >= k else "")
         ok = [L for L in self.lengths if L not in self.failing]
-        head = f"solved at n = {self.n} only" if self.status == N_ONLY else f"solved at {', '.join(map(str, ok))} only"
+        head = f"solved at {at_n} only" if self.status == N_ONLY else f"solved at {', '.join(map(str, ok))} only"
         return f"{head}: fails at {', '.join(map(str, self.failing))} (nmse up to {self.nmse[worst]:.3g} at " \
                f"{self.lengths[worst]})"
 
     def describe(self) -> str:
         """How the verdict was reached, in one line."""
         return (f"nmse < {self.threshold:g} with the stored readout at lengths {', '.join(map(str, self.lengths))} "
-                f"(n = {self.n}), {self.n_sequences} fresh sequences (seed {self.seed}), float32 on the "
+                f"({'n = ' + str(self.n) if len(self.trained_lengths) == 1 else 'trained at ' + ', '.join(map(str, self.trained_lengths))}), {self.n_sequences} fresh sequences (seed {self.seed}), float32 on the "
                 f"{self.backend} backend")
 
     def as_dict(self) -> Dict:
         return {"status": self.status, "text": self.text, "solved": self.solved, "n": self.n,
                 "lengths": list(self.lengths), "nmse": list(self.nmse), "max_abs_err": list(self.max_abs_err),
                 "threshold": self.threshold, "n_sequences": self.n_sequences, "seed": self.seed,
-                "backend": self.backend}
+                "backend": self.backend, **({"trained": list(self.trained)} if self.trained else {})}
 
 
-def _status(ok: Sequence[bool]) -> str:
-    if not ok[0]:
+def _status(ok: Sequence[bool], k: int = 1) -> str:
+    """The status from per-length passes, the first ``k`` at the trained lengths."""
+    if not all(ok[:k]):
         return NONE
     if all(ok):
         return ALL
-    return N_ONLY if not any(ok[1:]) else SOME
+    return N_ONLY if not any(ok[k:]) else SOME
 
 
 def verdicts(cell: Cell, params, task: Task, threshold: float, n_sequences: int = CHECK_SEQUENCES,
              seed: int = FRESH_SEED, backend: str = "cpu", lengths: Optional[Sequence[int]] = None) -> List[Verdict]:
-    """The verdict of each setting of ``params`` (P, D) or (D,), trained at ``task.length``.
+    """The verdict of each setting of ``params`` (P, D) or (D,), trained at ``task.scored_lengths``.
 
-    ``lengths`` (default :func:`check_lengths`) must start with the trained length. One
+    ``lengths`` (default :func:`task_check_lengths`) must start with the trained length(s). One
     simulation per length for all P settings (:func:`~lstmsearch.analysis.length.length_curve`,
     readout ``given``).
     """
     require(np.isfinite(threshold) and threshold > 0, f"the solve threshold must be positive, got {threshold!r}")
-    n = task.length
-    lengths = [int(L) for L in (lengths if lengths is not None else check_lengths(n, task.min_length))]
-    require(lengths and lengths[0] == n, f"the checked lengths must start with the trained length {n}, got {lengths}")
+    n, trained = task.length, [int(L) for L in task.scored_lengths]
+    lengths = [int(L) for L in (lengths if lengths is not None else task_check_lengths(task))]
+    require(lengths[:len(trained)] == trained,
+            f"the checked lengths must start with the trained length(s) {trained}, got {lengths}")
     t = length_curve(cell, params, task, lengths=lengths, readout="given", n_sequences=n_sequences, seed=seed,
                      backend=backend).to_pydict()
     P = max(t["setting"]) + 1
@@ -165,9 +187,10 @@ def verdicts(cell: Cell, params, task: Task, threshold: float, n_sequences: int 
     for p in range(P):
         by = {L: (e, m) for s, L, e, m in zip(t["setting"], t["length"], t["nmse"], t["max_abs_err"]) if s == p}
         nmse = tuple(float(by[L][0]) for L in lengths)
-        out.append(Verdict(status=_status([e < threshold for e in nmse]), n=n, lengths=tuple(lengths), nmse=nmse,
-                           max_abs_err=tuple(float(by[L][1]) for L in lengths), threshold=float(threshold),
-                           n_sequences=int(n_sequences), seed=int(seed), backend=backend))
+        out.append(Verdict(status=_status([e < threshold for e in nmse], len(trained)), n=n, lengths=tuple(lengths),
+                           nmse=nmse, max_abs_err=tuple(float(by[L][1]) for L in lengths), threshold=float(threshold),
+                           n_sequences=int(n_sequences), seed=int(seed), backend=backend,
+                           trained=tuple(trained) if len(trained) > 1 else ()))
     return out
 
 
@@ -192,8 +215,8 @@ def row_verdicts(study, rows: Sequence[int], data_dir="data", n_sequences: int =
     if not rows:
         return {}
     cfg, store = open_study(study, data_dir)
-    t = store.read()
-    t = t.filter(pc.is_in(t.column("row"), value_set=pa.array(rows, pa.int64())))
+    # only the asked rows are read (a blind study holds GBs of weights)
+    t = store.read(filter=pc.field("row").isin(pa.array(rows, pa.int64())))
     ids = t.column("row").to_pylist()
     missing = sorted(set(rows) - set(ids))
     require(not missing, f"study {cfg.name} has no row {missing[0] if missing else ''}")

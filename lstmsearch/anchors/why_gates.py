@@ -17,7 +17,11 @@ Every variant gets the same space as the shipped studies (``studies/recall_first
 per gate one input weight, one diagonal recurrent weight and one bias (tied over the units;
 the region jitter makes the units differ), minus the held gate; the same Optuna CMA-ES
 strategy and the same budget of settings. The task is ``recall_first`` (x_t ~ U[-1, 1],
-output x_1 at step n) at n = 10, 100, 1000.
+output x_1 at step n) at n = 10, 100, 1000, each scored at n and n + 1 (``lengths = [n, n + 1]``,
+the worst of the two: a setting that only works at even n, or only at one n, scores badly), and
+a grid point counts as solved only when its best row is solved at every checked length
+(:mod:`lstmsearch.analysis.verdict`: n, n + 1, then 2n + 1, 10n + 3, 100n + 3 beyond the longest
+trained length) with its stored readout.
 
 :func:`study_text` writes one study file per (variant, n) (the committed files under
 ``studies/why_gates/`` are its output, :func:`write_studies`); :func:`run_grid` runs them and
@@ -73,7 +77,7 @@ def study_text(variant: str, length: int, hidden: int = HIDDEN, budget: int = BU
     ]
     comments = {
         "": f"Why gates (written by studies/why_gates.py --write; see lstmsearch/analysis/why_gates.py):\n"
-            f"{label}, H = {hidden}, recall x_1 after {length} numbers uniform in [-1, 1].\n"
+            f"{label}, H = {hidden}, recall x_1 after {length} (and {length + 1}) numbers uniform in [-1, 1].\n"
             f"  lstmsearch run studies/why_gates/{variant}_n{length}.toml",
         "space": "Gate-tied space of the shipped studies: per gate one input weight, one diagonal\n"
                  "recurrent weight, one bias; off-diagonal recurrence and bias_hh fixed at 0.",
@@ -88,7 +92,7 @@ def study_text(variant: str, length: int, hidden: int = HIDDEN, budget: int = BU
         "study": {"name": study_name(variant, length),
                   "description": f"why gates: {label}, H={hidden}, recall_first n={length}"},
         "cell": {"kind": kind, "hidden": hidden},
-        "task": {"kind": "recall_first", "length": length, "dist": {"kind": "uniform", "low": -1.0, "high": 1.0}},
+        "task": {"kind": "recall_first", "lengths": [length, length + 1], "dist": {"kind": "uniform", "low": -1.0, "high": 1.0}},
         "eval": {"sequences": sequences, "heldout": sequences, "seed": seed, "readout": "fit", "solved": 1e-5},
         "space": {"kind": "masked", "default": "fixed", "value": 0.0, "rule": rules},
         "strategy": {"kind": "optuna", "sampler": "cmaes", "batch": 16, "objectives": ["nmse"],
@@ -121,6 +125,7 @@ SCHEMA = pa.schema([
     ("nmse", pa.float64()),
     ("settings", pa.int64()),
     ("solved", pa.bool_()),
+    ("verdict", pa.string()),
     ("best_row", pa.int64()),
     ("wall_s", pa.float64()),
 ])
@@ -132,9 +137,11 @@ def run_grid(study_files: Sequence, data_dir="data/why_gates", budget: Optional[
 
     Each study's results go to ``data_dir/<study name>``. ``budget`` overrides the files'
     ``[budget] settings``. Columns: variant, label, length, nmse (best held-out), settings
-    (rows in the store), solved (nmse < the study's ``[eval] solved``), best_row, wall_s
-    (this run's wall time).
+    (rows in the store), solved (the best row is solved at every checked length with its stored
+    readout: :func:`lstmsearch.analysis.verdict.row_verdicts`), verdict (its short form: "every
+    length", "n only", "some lengths", "no"), best_row, wall_s (this run's wall time).
     """
+    from ..analysis.verdict import ALL, SHORT, row_verdicts
     from ..config import load_study
     from ..query import load_results
     from ..run import run_study
@@ -151,15 +158,18 @@ def run_grid(study_files: Sequence, data_dir="data/why_gates", budget: Optional[
         best = int(np.argmin(nmse))
         variant = cfg.name[len("why_gates_"):].rsplit("_n", 1)[0]
         label = VARIANTS.get(variant, (None, None, variant))[2]
-        rows.append(dict(variant=variant, label=label, length=cfg.task.length, nmse=float(nmse[best]),
-                         settings=t.num_rows, solved=bool(nmse[best] < cfg.eval.solved),
-                         best_row=int(t.column("row")[best].as_py()), wall_s=wall))
-        echo(f"{cfg.name:<28} nmse {nmse[best]:.3g}  settings {t.num_rows}  {wall:.1f} s")
+        best_row = int(t.column("row")[best].as_py())
+        v = row_verdicts(out, [best_row])[best_row]
+        n = cfg.task.lengths[0] if cfg.task.lengths else cfg.task.length
+        rows.append(dict(variant=variant, label=label, length=n, nmse=float(nmse[best]),
+                         settings=t.num_rows, solved=v.status == ALL, verdict=SHORT[v.status],
+                         best_row=best_row, wall_s=wall))
+        echo(f"{cfg.name:<28} nmse {nmse[best]:.3g}  settings {t.num_rows}  {SHORT[v.status]}  {wall:.1f} s")
     return pa.Table.from_pylist(rows, schema=SCHEMA)
 
 
 def format_table(table: pa.Table) -> str:
-    """Markdown: one row per variant, per length 'best nmse / settings / solved'."""
+    """Markdown: one row per variant, per n 'best nmse / settings / solved at every checked length'."""
     d = table.to_pylist()
     lengths = sorted({r["length"] for r in d})
     variants = list(dict.fromkeys(r["variant"] for r in d))

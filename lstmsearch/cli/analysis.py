@@ -46,6 +46,13 @@ def _add_setting_args(p, positional=False):
         p.add_argument("--index", type=int, default=0, help="row of params in the .npz (default 0)")
 
 
+def _add_row_task_args(p):
+    """--task/--length/--dist for commands that also take STUDY ROW (None: not given)."""
+    p.add_argument("--task", default=None, help="task (default recall_first; not with STUDY ROW)")
+    p.add_argument("--length", type=int, default=None, help="base sequence length n (default 20; not with STUDY ROW)")
+    p.add_argument("--dist", default=None, help="input distribution (default uniform; not with STUDY ROW)")
+
+
 def _add_task_args(p, length=20):
     p.add_argument("--task", default="recall_first", help="task (default recall_first)")
     p.add_argument("--length", type=int, default=length, help=f"base sequence length n (default {length})")
@@ -176,13 +183,16 @@ def cmd_lengths(args) -> int:
     for option, path in (("--out", args.out), ("--plot", args.plot)):
         if path:
             check_output(path, args.force, option)
+    from ..analysis.verdict import task_check_lengths
+
     cell, params, what, task, seed, sequences = setting_and_task(args, "lengths", sequences=64)
-    factors = parse_list(args.factors, float, "--factors")
+    # default: the verdict's checked lengths (trained ones, n+1, 2n+1, 10n+3, 100n+3), not only multiples of n
+    factors = parse_list(args.factors, float, "--factors") if args.factors else None
     readouts = ["given", "refit"] if args.readout.strip() == "both" else parse_list(args.readout, str, "--readout")
     bad = [r for r in readouts if r not in ("given", "refit")]
     require(not bad, f"--readout takes given, refit or both (or given,refit), got {args.readout!r}")
-    table = length_curve(cell, params, task, factors=factors, readout=readouts,
-                         n_sequences=sequences, seed=seed, backend=args.backend)
+    table = length_curve(cell, params, task, factors=factors or (), lengths=None if factors else task_check_lengths(task),
+                         readout=readouts, n_sequences=sequences, seed=seed, backend=args.backend)
     print(f"{cell.kind} H={cell.hidden} ({what}) on {task.describe()}")
     print(format_length_curve(table, labels=[f"{args.study} row {args.row}" if args.study else what]))
     if args.out:
@@ -279,6 +289,32 @@ def cmd_worst(args) -> int:
     return 0
 
 
+def cmd_certify(args) -> int:
+    from ..certify import certify
+
+    cell, params, what, task, _, _ = setting_and_task(args, "certify", sequences=0)
+    if args.box:
+        low, high = args.box
+    else:
+        dist = task.dist
+        require(task.name == "recall_first", f"certify is defined for recall_first, got task {task.name}")
+        require(hasattr(dist, "low") and hasattr(dist, "high"),
+                f"the {dist.kind} input distribution is unbounded; pass --box LOW HIGH (the inputs' range to certify)")
+        low, high = float(dist.low), float(dist.high)
+    print(f"{what}")
+    for arith in (["float32", "real"] if args.arithmetic == "both" else [args.arithmetic]):
+        c = certify(cell, params, low, high, arithmetic=arith, tol=args.tol, slices=args.slices,
+                    max_length=args.max_length, counterexample=not args.no_search, task=None,
+                    budget=args.budget, seed=0 if args.seed is None else args.seed, min_length=args.min_length)
+        print(f"[{arith}] {c.kind}: eps {c.eps:.3g}, N {'all' if c.N < 0 else c.N}, {c.slices} slices")
+        print(f"  {c.statement}")
+        for note in c.notes:
+            print(f"  note: {note}")
+        if c.counterexample is not None and args.show_sequence:
+            print("  counterexample: " + " ".join(f"{v:.6g}" for v in c.counterexample))
+    return 0
+
+
 def cmd_guess(args) -> int:
     from ..anchors.guessing import LENGTHS, format_table, guess
 
@@ -312,7 +348,7 @@ def cmd_guess(args) -> int:
 
 
 def add_commands(subparsers) -> None:
-    """Register ``construct``, ``lengths``, ``explain``, ``worst``, ``guess`` and ``report`` on an argparse sub-parsers object."""
+    """Register ``construct``, ``lengths``, ``explain``, ``worst``, ``certify``, ``guess`` and ``report`` on an argparse sub-parsers object."""
     p = subparsers.add_parser("construct", help="build a hand-made setting that solves recall_first")
     _add_setting_args(p, positional=True)
     _add_task_args(p)
@@ -329,7 +365,9 @@ def add_commands(subparsers) -> None:
     _add_study_row_args(p)
     _add_setting_args(p)
     _add_task_args(p)
-    p.add_argument("--factors", default="1,2,10,100,1000", help="lengths as multiples of --length")
+    p.add_argument("--factors", default=None,
+                   help="lengths as multiples of n, e.g. 1,2,10,100,1000 (default: the verdict's checked lengths "
+                        "n, n+1, 2n+1, 10n+3, 100n+3, which are not multiples of n)")
     p.add_argument("--readout", default="both", help="given, refit or both (default both)")
     p.add_argument("--out", default=None, help="write the table to this Parquet file")
     p.add_argument("--plot", default=None, help="write a PNG of error against length")
@@ -354,9 +392,7 @@ def add_commands(subparsers) -> None:
                                             "|y - x_1| (a study row, a construction or an .npz), beside random ones")
     _add_study_row_args(p)
     _add_setting_args(p)
-    p.add_argument("--task", default=None, help="task (default recall_first; not with STUDY ROW)")
-    p.add_argument("--length", type=int, default=None, help="base sequence length n (default 20; not with STUDY ROW)")
-    p.add_argument("--dist", default=None, help="input distribution (default uniform; not with STUDY ROW)")
+    _add_row_task_args(p)
     p.add_argument("--lengths", default=None,
                    help="lengths to search at, e.g. 20,21,41 (default: the checked lengths n, n+1, 2n+1, 10n+3, 100n+3)")
     p.add_argument("--budget", type=int, default=1280, help="searched sequences per length (default 1280: 20 x 64)")
@@ -364,6 +400,27 @@ def add_commands(subparsers) -> None:
     p.add_argument("--save", default=None, help="write the worst sequences to this .npz")
     p.add_argument("--force", action="store_true", help="overwrite an existing --save file")
     p.set_defaults(func=cmd_worst, sequences=None)
+
+    p = subparsers.add_parser("certify", help="prove a bound on |y - x_1| for all recall_first inputs in the box "
+                                              "(all n, or n <= N), or give a counterexample (a study row, a construction or an .npz)")
+    _add_study_row_args(p)
+    _add_setting_args(p)
+    _add_row_task_args(p)
+    p.add_argument("--box", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
+                   help="inputs' range (default: the task's uniform box; needed for unbounded distributions)")
+    p.add_argument("--arithmetic", default="both", choices=["float32", "real", "both"],
+                   help="float32 (the cpu kernel), real (exact arithmetic) or both (default)")
+    p.add_argument("--tol", type=float, default=1e-3, help="tolerance on |y - x_1| for n <= N (default 1e-3)")
+    p.add_argument("--slices", type=int, default=None,
+                   help="slices of x_1 (default: width about tol / 4, at most 2^20 / (gates x H), odd)")
+    p.add_argument("--max-length", type=int, default=1000, help="longest unrolled propagation (default 1000)")
+    p.add_argument("--min-length", type=int, default=1,
+                   help="claim only n >= this (a row searched at n = 20 need not answer at n = 1; default 1)")
+    p.add_argument("--budget", type=int, default=640, help="counterexample search: sequences (default 640)")
+    p.add_argument("--no-search", action="store_true", help="skip the counterexample search")
+    p.add_argument("--show-sequence", action="store_true", help="print the counterexample sequence")
+    p.add_argument("--seed", type=int, default=None, help="seed of the counterexample search (default 0)")
+    p.set_defaults(func=cmd_certify, sequences=None)
 
     p = subparsers.add_parser("guess", help="weight guessing: draws until a random setting solves latch/two_sequence/parity")
     p.add_argument("--cell", default="lstm", help="cell kind(s), comma-separated (default lstm)")
@@ -395,7 +452,7 @@ def cmd_report(args) -> int:
     factors = parse_list(args.lengths, float, "--lengths") if args.lengths is not None else None
     rep = build_report(args.studies, data_dir=args.data, out=args.out, fmt=args.format, top=args.top,
                        factors=factors, n_sequences=args.sequences, backend=args.backend, plots=not args.no_plots,
-                       force=args.force)
+                       force=args.force, answers=not args.no_answer, certificates=not args.no_certificates)
     for n in rep.notes:
         print(n)
     for s in rep.summaries:
@@ -419,5 +476,10 @@ def add_report_command(subparsers) -> None:
     p.add_argument("--sequences", type=int, default=64, help="sequences per length and for explain (default 64)")
     p.add_argument("--backend", default="cpu", help="backend of the re-simulations (default cpu)")
     p.add_argument("--no-plots", action="store_true", help="tables only")
+    p.add_argument("--no-answer", action="store_true",
+                   help="leave out the answer table (verdict, roles, construction, certificate, worst input, "
+                        "float64 and PyTorch per cell)")
+    p.add_argument("--no-certificates", action="store_true",
+                   help="answer table without the certificates (the slowest part: interval propagation)")
     p.add_argument("--force", action="store_true", help="overwrite a report page already in --out")
     p.set_defaults(func=cmd_report)

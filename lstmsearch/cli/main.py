@@ -158,10 +158,11 @@ def cmd_top(args) -> int:
     import pyarrow as pa
 
     from ..analysis.verdict import row_verdicts
-    from ..query import SUMMARY_COLUMNS, top_rows
+    from ..query import open_study, spread_by_length, summary_columns, top_rows
 
-    t = top_rows(args.study, args.k, where=args.where, data_dir=args.data)
-    cols = list(SUMMARY_COLUMNS)
+    cfg, _ = open_study(args.study, args.data)
+    t = spread_by_length(top_rows(cfg, args.k, where=args.where, data_dir=args.data), cfg.task.scored_lengths)
+    cols = [c for c in t.column_names if c in summary_columns(cfg) or c.startswith("nmse@")]
     if not args.no_check and t.num_rows:
         # solved means solved: the rows shown, at n, n+1, 2n+1, 10n+3, 100n+3 (one batch per length)
         vs = row_verdicts(args.study, t.column("row").to_pylist(), data_dir=args.data)
@@ -263,13 +264,26 @@ def cmd_check(args) -> int:
     from ..query import open_study
     from ..store import Store
 
+    cfg = None
     try:
-        _, store = open_study(args.study, args.data)
+        cfg, store = open_study(args.study, args.data)
     except LstmsearchError:
+        if args.repair:
+            raise  # re-evaluating rows needs the study (its manifest)
         roots = [r for r in (Path(args.study), Path(args.data) / str(args.study)) if (r / "rows").is_dir()]
         if not roots:
             raise
         store = Store(roots[0])  # a folder whose manifest is gone: its parts are still checked
+    if args.repair:
+        from ..run.restore import repair_store
+
+        store.acquire("check")  # no run may be writing meanwhile
+        try:
+            for line in repair_store(cfg, store):
+                print(line)
+        finally:
+            store.release()
+        store = Store(store.root)
     results = store.check()
     problems = [r for r in results if not r["status"].startswith("ok")]
     if args.quarantine and problems:
@@ -285,7 +299,10 @@ def cmd_check(args) -> int:
         for r in results:
             rows = "?" if r["rows"] is None else str(r["rows"])
             print(f"{r['part']:<{width}}  {rows:>10}  {r['status']}")
-    notes = [] if store.exists() else ["no manifest.json (a run of the same study rebuilds it from the parts)"]
+    damaged = store.manifest_problem()
+    notes = ([f"manifest.json is damaged ({damaged}; a run of the study file keeps it aside and rebuilds it "
+              "from the parts)"] if damaged else
+             [] if store.exists() else ["no manifest.json (a run of the same study rebuilds it from the parts)"])
     total = sum(r["rows"] or 0 for r in results if r["status"].startswith("ok"))
     if problems or notes:
         print(f"{store.root}: {len(problems)} of {len(results)} parts not ok" + "".join(f"; {n}" for n in notes)
@@ -386,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study_arg(p)
     p.add_argument("--quarantine", action="store_true",
                    help="move the parts found damaged to rows/damaged/ (they are left out of every read and run)")
+    p.add_argument("--repair", action="store_true",
+                   help="quarantine the damaged parts, then re-evaluate the rows of quarantined parts where they "
+                        "can be regenerated (sweep: from their keys, bit for bit) and write them back")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("top", help="the best rows of a study")
@@ -485,6 +505,7 @@ def _main(argv) -> int:
         return 0
     _warn_damaged()
     try:
+        _refuse_control_characters(args)
         return args.func(args)
     except BrokenPipeError:
         raise
@@ -501,6 +522,17 @@ def _main(argv) -> int:
     except KeyboardInterrupt:
         print("lstmsearch: interrupted", file=sys.stderr)
         return 130
+
+
+def _refuse_control_characters(args) -> None:
+    """A NUL (or another control character) in a study name, a path, a storage URL or a row id is
+    a one-line error before any work; SQL and filters may hold tabs and newlines."""
+    from ..errors import check_text
+
+    for dest, value in vars(args).items():
+        what = {"study": "STUDY", "studies": "STUDY", "row": "ROW", "kind": "KIND"}.get(dest, "--" + dest.replace("_", "-"))
+        for v in value if isinstance(value, list) else [value]:
+            check_text(v, what, allow="\t\n\r" if dest in ("sql", "where") else "")
 
 
 def _raise_stop(signum, frame):

@@ -19,6 +19,7 @@ from .cluster import DaskEvaluator
 from .coordinator import Coordinator
 from .loop import run_loop, study_config
 from .report import RunReport
+from .restore import repair_cma_state, repair_store
 from .workers import run_workers
 
 
@@ -54,10 +55,16 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
     plots : after the run, write ``best_so_far.png`` and ``nmse_hist.png`` into the study
         folder's ``plots/`` (default: the study file's ``[store] plots``, false); without
         matplotlib the report says they were skipped
-    repair : strategy optuna: if the Optuna storage lost trials that the rows come from (a
-        journal cut short or deleted), rebuild them from the rows (see
+    repair : the rows are the truth; for every strategy, first verify every part (as the
+        command ``check`` does), quarantine the damaged ones and re-evaluate their rows where they can be
+        regenerated (sweep; see :mod:`lstmsearch.run.restore`). Then, strategy optuna: if the
+        Optuna storage lost trials that the rows come from (a journal cut short or deleted),
+        rebuild them from the rows (see
         :meth:`~lstmsearch.search.optuna_search.OptunaStrategy.rebuild_from_rows`) instead of
-        refusing to continue; one process only (not with ``workers``)
+        refusing to continue; strategy cmaes: set the optimizer's state file aside and replay it
+        from the stored generations (a damaged state file, or generations whose rows were lost,
+        are evaluated again); strategy sweep: it resumes after the largest stored setting index.
+        One process only (not with ``workers``)
     """
     if workers is not None:
         require(isinstance(workers, int) and workers >= 1, f"workers must be a positive integer, got {workers!r}")
@@ -81,6 +88,10 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
     messages = store.acquire()
     evaluator = None
     try:
+        if repair:  # the rows are the truth: verify them, re-evaluate lost ones, rebuild the strategy's state
+            messages.extend(repair_store(cfg, store))
+            if cfg.strategy["kind"] == "cmaes":
+                messages.extend(repair_cma_state(store))
         if dask is not None:
             evaluator = DaskEvaluator(dask, cfg, echo=echo)
             messages.append(evaluator.describe())

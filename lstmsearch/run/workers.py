@@ -231,7 +231,9 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
         messages.extend(store.verify_counts())
         messages.extend(store.quarantine())
         live = {d["slot"] for d in store.leases() if d["alive"]}
-        sup = make_strategy(cfg, cfg.space_obj, store, echo=echo)  # recovers trials; asks none
+        # recovers trials; asks none; with no worker running it may cut a journal's partial last record
+        # (said by its resume below)
+        sup = make_strategy(cfg, cfg.space_obj, store, echo=echo, sole_writer=not live)
         dead = [d for d in store.leases() if not d["alive"]]
         if not live:
             msg = sup.resume()  # nobody else runs: every RUNNING trial is a dead process's

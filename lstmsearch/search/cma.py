@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow.dataset as ds
 from cmaes import CMA, SepCMA
 
+from ..errors import LstmsearchError
 from ..store import atomic_write_bytes
 from ..store.generations import GenerationStore, state_table
 from . import sepcma
@@ -89,8 +90,12 @@ class CmaStrategy(Strategy):
         self._pool = None  # the helper thread that draws the next generation's normals
         self._next = None  # (key, shape, future) of the prefetched draw
         if self.state_path.is_file():
-            with open(self.state_path, "rb") as fh:
-                self.state = pickle.load(fh)
+            try:
+                with open(self.state_path, "rb") as fh:
+                    self.state = pickle.load(fh)
+            except Exception as exc:  # noqa: BLE001 - cut short, garbage: any unpickling error
+                raise LstmsearchError(f"{self.state_path} is damaged ({type(exc).__name__}); run again with "
+                                      "--repair to rebuild it by replaying the stored generations") from exc
             # cmaes leaves its RandomState out of pickles (and re-seeds it at random); restore it
             # so that a resumed run asks exactly the population an uninterrupted run would
             rng = np.random.RandomState()

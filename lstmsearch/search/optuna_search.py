@@ -225,7 +225,6 @@ class OptunaStrategy(Strategy):
             return None
         if storage == "journal":
             from optuna.storages import JournalStorage
-            from optuna.storages.journal import JournalFileBackend
 
             self.store.root.mkdir(parents=True, exist_ok=True)
             path = self.store.root / "optuna.journal"
@@ -233,7 +232,7 @@ class OptunaStrategy(Strategy):
                 msg = repair_journal_tail(path)
                 if msg:
                     self.start_messages.append(msg)
-            return JournalStorage(JournalFileBackend(str(path)))
+            return JournalStorage(SafeJournalFile(str(path), echo=self.echo))
         if storage == "sqlite":
             self.store.root.mkdir(parents=True, exist_ok=True)
             storage = f"sqlite:///{(self.store.root / 'optuna.db').resolve()}"
@@ -634,6 +633,59 @@ class OptunaStrategy(Strategy):
     def summary(self):
         n = len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         return f"Optuna study {self.cfg.name!r}: {n} complete trials, sampler {self.sampler_name}"
+
+
+class SafeJournalFile(optuna.storages.journal.JournalFileBackend):
+    """Optuna's journal file, safe for workers that may be killed (SIGKILL) or meet a full disk.
+
+    Optuna appends a record under a lock file that outlives a killed holder (the others wait out
+    its 30 s grace period), and appends after whatever the file ends with: a record half written
+    by a killed worker or a full disk gets the next record glued to it, and from then on every
+    read of the journal fails (a JSONDecodeError). Here the lock is ``flock`` on
+    ``<journal>.flock`` (it dies with its holder), and each append first cuts a partial record
+    at the end of the file (no reader ever took it: Optuna reads only newline-terminated
+    records), saying so in one line through ``echo``. The file format is Optuna's.
+    """
+
+    def __init__(self, file_path: str, echo=None):
+        super().__init__(file_path)
+        self.path = file_path
+        self.echo = echo or (lambda s: None)
+
+    def append_logs(self, logs) -> None:
+        import fcntl
+        import json
+
+        data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode("utf-8")
+        with open(self.path + ".flock", "a") as lk:
+            fcntl.flock(lk.fileno(), fcntl.LOCK_EX)
+            try:
+                with open(self.path, "r+b") as f:
+                    end = f.seek(0, os.SEEK_END)
+                    whole = _last_newline_end(f, end)
+                    if whole < end:  # a killed or disk-full writer's partial record: never read by anyone
+                        f.truncate(whole)
+                        self.echo(f"cut a partial record ({end - whole} bytes) at the end of the Optuna journal "
+                                  f"{self.path}, left by a killed or disk-full write")
+                    f.seek(whole)
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            finally:
+                fcntl.flock(lk.fileno(), fcntl.LOCK_UN)
+
+
+def _last_newline_end(f, end: int, chunk: int = 1 << 16) -> int:
+    """The offset just after the last newline of the open file ``f`` of size ``end`` (0 if none)."""
+    pos = end
+    while pos > 0:
+        start = max(0, pos - chunk)
+        f.seek(start)
+        i = f.read(pos - start).rfind(b"\n")
+        if i >= 0:
+            return start + i + 1
+        pos = start
+    return 0
 
 
 def repair_journal_tail(path) -> str:

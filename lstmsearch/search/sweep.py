@@ -134,13 +134,17 @@ class SweepStrategy(Strategy):
         n = min(self.spec["batch"], n_max)
         if n <= 0:
             return None
-        index = np.arange(self.next_index, self.next_index + n, dtype=np.int64)
+        return self.batch_at(np.arange(self.next_index, self.next_index + n, dtype=np.int64), self.next_chunk)
+
+    def batch_at(self, index: np.ndarray, chunk: int) -> Batch:
+        """The batch of the settings with these global indices, as chunk ``chunk`` (what :meth:`ask`
+        hands out, and what re-evaluating a lost part needs: the same settings, bit for bit)."""
         z = round_z(self.z_at(index))
         keep_z = self.space.dim <= self.spec["store_z"]
-        b = Batch(params=self.space.to_params(z), z=z.astype(np.float32) if keep_z else None,
-                  batch=np.full(n, self.next_chunk, np.int64), index=index,
-                  key_seed=np.full(n, self.seed, np.int64), key_index=index)
-        return b
+        n = len(index)
+        return Batch(params=self.space.to_params(z), z=z.astype(np.float32) if keep_z else None,
+                     batch=np.full(n, chunk, np.int64), index=index,
+                     key_seed=np.full(n, self.seed, np.int64), key_index=index)
 
     def tell(self, batch, table):
         self.next_index = int(batch.index[-1]) + 1
@@ -157,8 +161,12 @@ class SweepStrategy(Strategy):
 
     @classmethod
     def regenerate_z(cls, cfg, space, store, rows):
-        centre = store.read_manifest().get("sweep_centre")
-        return cls(cfg, space, store, cfg.strategy, centre=centre).keyed_z(rows)
+        return cls.of_store(cfg, space, store).keyed_z(rows)
+
+    @classmethod
+    def of_store(cls, cfg, space, store) -> "SweepStrategy":
+        """The sweep of a stored study (its Gaussian centre from the manifest), to rebuild settings."""
+        return cls(cfg, space, store, cfg.strategy, centre=store.read_manifest().get("sweep_centre"))
 
     def summary(self):
         return f"sweep ({self.method}, dim {self.space.dim}): next setting {self.next_index}"

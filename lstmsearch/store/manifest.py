@@ -60,6 +60,10 @@ def prepare_manifest(cfg, store: Store) -> Dict:
     updated (budget and backend changes are recorded).
     """
     store.identity = cfg.identity()  # written into every part this store writes
+    why = store.manifest_problem()
+    if why:  # damaged, not deleted: refuse another study's parts first, then keep it aside and rebuild
+        _check_part_identities(cfg, store, manifest=False)
+        why = f"was damaged ({why}); it is kept as {store.set_aside_manifest().name}"
     if store.exists():
         m = store.read_manifest()
         if m.get("extracted_from"):
@@ -93,11 +97,14 @@ def prepare_manifest(cfg, store: Store) -> Dict:
         "runs": [],
     }
     if store.parts():  # the manifest is gone, the parts (all of this study: checked above) are not
-        m = _rebuild(m, store)
+        m = _rebuild(m, store, why or "was missing")
+    elif why:
+        warnings.warn(f"lstmsearch: {store.manifest_path} {why}; the study has no rows, so a new one is written",
+                      ManifestRebuiltWarning, stacklevel=2)
     return m
 
 
-def _check_part_identities(cfg, store: Store):
+def _check_part_identities(cfg, store: Store, manifest: Optional[bool] = None):
     """Refuse a folder whose parts belong to another study, whatever its manifest says (or if it has none)."""
     ids = store.part_identities()
     mine = cfg.identity()
@@ -108,14 +115,16 @@ def _check_part_identities(cfg, store: Store):
             f"{store.root} holds rows of another study ({n} part(s) with identity {other[0]}, not {mine} of "
             f"{cfg.source}); nothing was written: give this study another [study] name or out, or move "
             f"{store.root} away")
-    if ids and not store.exists() and any(i is None for i in ids.values()):
+    if manifest is None:
+        manifest = store.exists()
+    if ids and not manifest and any(i is None for i in ids.values()):
         raise LstmsearchError(
-            f"{store.root} has rows but no {store.manifest_path.name}, and {sum(i is None for i in ids.values())} "
+            f"{store.root} has rows but no usable {store.manifest_path.name}, and {sum(i is None for i in ids.values())} "
             "part(s) do not say which study wrote them (written before lstmsearch kept it); nothing was written: "
             f"restore {store.manifest_path}, or move {store.rows_dir} away")
 
 
-def _rebuild(m: Dict, store: Store) -> Dict:
+def _rebuild(m: Dict, store: Store, why: str) -> Dict:
     """A manifest rebuilt from the parts of this study (rows, hashes, the runs that wrote them); says so."""
     from .parts import file_sha256
 
@@ -125,7 +134,7 @@ def _rebuild(m: Dict, store: Store) -> Dict:
     n_runs = int(runs.max()) + 1 if runs.size else 0
     m["runs"] = [{"run": i, "rebuilt": True} for i in range(n_runs)]
     m["rebuilt"] = now()
-    warnings.warn(f"lstmsearch: {store.manifest_path} was missing; rebuilt it from the {len(parts)} part(s) in "
+    warnings.warn(f"lstmsearch: {store.manifest_path} {why}; rebuilt it from the {len(parts)} part(s) in "
                   f"{store.rows_dir}, which carry this study's identity {m['identity']} ({store.count()} rows, "
                   f"{n_runs} earlier run(s)); the earlier runs' records are lost", ManifestRebuiltWarning,
                   stacklevel=3)

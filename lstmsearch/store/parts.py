@@ -40,7 +40,8 @@ hidden        int32                      H
 inputs        int32                      I
 outputs       int32                      O
 task          string                     task kind (recall_first, ...)
-length        int32                      sequence length T the setting was scored at
+length        int32                      sequence length T the setting was scored at (the longest
+                                         of ``[task] lengths``)
 seed          int64                      evaluation seed (training stream 0, held-out stream 1)
 sequences     int32                      training sequences (readout fit)
 heldout       int32                      held-out sequences (mse/nmse/max_abs_err)
@@ -64,6 +65,10 @@ wall_s        float64                    this row's share of its batch's wall ti
 time          timestamp[ms, UTC]         when its batch was written
 run           int32                      which ``run`` invocation wrote it (0, 1, ...)
 ============  =========================  ============================================
+
+A study whose task has several lengths (``[task] lengths``) has one more column, after
+``train_nmse``: ``nmse_by_length`` (list<float64>), the held-out nmse at each trained length in
+order (``nmse`` is their worst, or mean: :mod:`lstmsearch.evaluate`).
 """
 
 from __future__ import annotations
@@ -84,7 +89,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from ..errors import DamagedPartWarning, DiskFullError, LstmsearchError, require
+from ..errors import DamagedPartWarning, DiskFullError, LstmsearchError, check_text, require
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -92,13 +97,16 @@ ROWS = "rows"
 WORKERS = "workers"
 #: The part's Parquet key-value metadata: the identity of the study that wrote it
 IDENTITY_KEY = "lstmsearch.study_identity"
+#: What a manifest must hold (key -> type); without one of them it is damaged
+MANIFEST_KEYS = {"schema_version": int, "identity": str, "study_text": str, "runs": list}
 #: Row ids of writer slot s are s * ROW_SLOT + 0, 1, 2, ...
 ROW_SLOT = 10 ** 12
 _PART = re.compile(r"part-w(\d+)-(\d+)\.parquet")
 
 
-def schema(n_params: int, n_readout: int) -> pa.Schema:
-    """The row schema for a cell with D = n_params and a readout of n_readout floats."""
+def schema(n_params: int, n_readout: int, by_length: bool = False) -> pa.Schema:
+    """The row schema for a cell with D = n_params and a readout of n_readout floats
+    (``by_length``: with the ``nmse_by_length`` column of a several-length task)."""
     f32 = pa.float32()
     fields = [
         ("study", pa.string()), ("strategy", pa.string()), ("row", pa.int64()), ("batch", pa.int64()),
@@ -108,7 +116,7 @@ def schema(n_params: int, n_readout: int) -> pa.Schema:
         ("key_seed", pa.int64()), ("key_index", pa.int64()), ("weights", pa.list_(f32, n_params)),
         ("readout", pa.list_(f32, n_readout)), ("mse", pa.float64()), ("nmse", pa.float64()),
         ("max_abs_err", pa.float64()), ("train_mse", pa.float64()), ("train_nmse", pa.float64()),
-        ("nmse_long", pa.float64()), ("long_length", pa.int32()), ("finite", pa.bool_()),
+        *([("nmse_by_length", pa.list_(pa.float64()))] if by_length else []), ("nmse_long", pa.float64()), ("long_length", pa.int32()), ("finite", pa.bool_()),
         ("wall_s", pa.float64()), ("time", pa.timestamp("ms", tz="UTC")), ("run", pa.int32()),
     ]
     return pa.schema(fields, metadata={"lstmsearch.schema_version": str(SCHEMA_VERSION)})
@@ -192,7 +200,7 @@ class Store:
     """
 
     def __init__(self, root, slot: int = 0):
-        self.root = Path(root)
+        self.root = Path(check_text(str(root), "the study folder"))
         self.rows_dir = self.root / ROWS
         self.slot = int(slot)
         self.writer = f"w{self.slot}"
@@ -214,12 +222,43 @@ class Store:
         return self.manifest_path.is_file()
 
     def read_manifest(self) -> Dict:
+        """The manifest; a missing or damaged one (see :meth:`manifest_problem`) is a one-line error."""
         require(self.exists(), f"no study results in {str(self.root)!r} (no {MANIFEST}); "
                                "run the study first or pass its folder, study file or name")
+        m, why = self._load_manifest()
+        if why:
+            raise LstmsearchError(
+                f"{self.manifest_path} is damaged ({why}); its rows are intact: run the study file "
+                f"(lstmsearch run STUDY.toml --out {self.root}) to rebuild it from the parts, or restore it "
+                f"(lstmsearch check {self.root} lists the parts)")
+        return m
+
+    def manifest_problem(self) -> Optional[str]:
+        """Why the manifest cannot be used (not JSON, cut short, not an object, a key missing or of
+        the wrong type), or None when it is whole (or absent)."""
+        return self._load_manifest()[1] if self.exists() else None
+
+    def _load_manifest(self):
         try:
-            return json.loads(self.manifest_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise LstmsearchError(f"{self.manifest_path}: cannot be read ({exc}); the file is damaged") from exc
+            m = json.loads(self.manifest_path.read_bytes())
+        except (OSError, ValueError) as exc:  # cut short, garbage, not UTF-8
+            return None, f"not readable JSON: {str(exc).splitlines()[0][:120]}"
+        if not isinstance(m, dict):
+            return None, f"a JSON {type(m).__name__}, not an object"
+        for key, kind in MANIFEST_KEYS.items():
+            if key not in m:
+                return None, f"the key {key!r} is missing"
+            if not isinstance(m[key], kind) or isinstance(m[key], bool):
+                return None, f"the key {key!r} is not {kind.__name__}"
+        if not all(isinstance(r, dict) for r in m["runs"]) or not isinstance(m.get("parts", {}), dict):
+            return None, "its runs or parts are not records"
+        return m, None
+
+    def set_aside_manifest(self) -> Path:
+        """Move a damaged manifest to ``manifest.json.damaged-<time>`` (never silently replaced)."""
+        dst = self.root / f"{MANIFEST}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        os.replace(self.manifest_path, dst)
+        return dst
 
     def write_manifest(self, manifest: Dict):
         """Write the manifest atomically. Its ``parts`` (name -> rows, sha256: one entry per part
@@ -420,7 +459,8 @@ class Store:
             dst_dir = self.rows_dir / "damaged"
             dst_dir.mkdir(exist_ok=True)
             os.replace(src, dst_dir / name)
-            out.append(f"moved the damaged part {name} to {dst_dir} ({why}); {part_rows_text(name)}")
+            out.append(f"moved the damaged part {name} to {dst_dir} ({why}); {part_rows_text(name)} "
+                       "(run --repair re-evaluates them where they can be regenerated)")
         return out
 
     def clean_temporaries(self) -> int:
@@ -444,12 +484,31 @@ class Store:
                 m = _PART.fullmatch(p.name)
                 if m and int(m.group(1)) == self.slot:
                     last = max(last, int(m.group(2)) + self._rows[p.name])
-            for name in self.damaged:  # never reuse the ids of a damaged part
+            quarantined = self.quarantined()
+            for name in set(self.damaged) | set(quarantined):  # never reuse the ids of a damaged part
                 m = _PART.fullmatch(name)
                 if m and int(m.group(1)) == self.slot:
-                    last = max(last, int(m.group(2)) + 1)
+                    last = max(last, int(m.group(2)) + (quarantined.get(name) or 1))
             self._next_local = last
         return self._next_local
+
+    def quarantined(self) -> Dict[str, Optional[int]]:
+        """The parts in ``rows/damaged/`` -> their row count (the manifest's record, else the file's
+        footer where it still reads; None when neither says)."""
+        d = self.rows_dir / "damaged"
+        if not d.is_dir():
+            return {}
+        recorded = self.recorded_parts()
+        out = {}
+        for p in sorted(d.glob("part-*.parquet")):
+            n = (recorded.get(p.name) or {}).get("rows")
+            if n is None:
+                try:
+                    n = pq.read_metadata(p).num_rows
+                except (OSError, pa.ArrowException):
+                    n = None
+            out[p.name] = n
+        return out
 
     def append(self, table: pa.Table) -> Path:
         """Write one part atomically (temporary file, fsync, rename); returns its path."""
@@ -517,8 +576,7 @@ class Store:
                     status.append(f"belongs to another study (identity {ident.decode()}, the manifest's {identity})")
             except (OSError, pa.ArrowException) as exc:
                 status.append("unreadable: " + (str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
-            if info.get("sha256") and file_sha256(p) != info["sha256"]:
-                status.append("content hash differs from the manifest's")
+            status.extend(_hash_problem(p, info))
             if rows is not None and info.get("rows") is not None and rows != info["rows"]:
                 status.append(f"{rows} rows, the manifest records {info['rows']}")
             if not status and recorded and not info:
@@ -590,6 +648,24 @@ class Store:
         parts = self.parts()
         require(parts, f"the study in {str(self.root)!r} has no rows yet")
         return ds.dataset([str(p) for p in parts], format=parquet_format())
+
+    def verified_dataset(self) -> ds.Dataset:
+        """The dataset of the parts that pass verification (what ``query --sql`` reads): a part
+        whose content hash the manifest records must match it; one without a recorded hash is read
+        through once with its page checksums verified. A part that fails is named in
+        :attr:`damaged` with a warning and left out, as :meth:`read` leaves out unreadable parts."""
+        recorded = self.recorded_parts()
+        for p in self.parts():
+            info = recorded.get(p.name, {})
+            why = _hash_problem(p, info)
+            if not why and not info.get("sha256"):
+                try:
+                    pq.ParquetFile(p, page_checksum_verification=True).read()
+                except (OSError, pa.ArrowException) as exc:
+                    why = [str(exc).splitlines()[0] if str(exc) else type(exc).__name__]
+            if why:
+                self._mark_damaged(p, why[0])
+        return self.dataset()
 
     def read(self, columns: Optional[List[str]] = None, filter=None) -> pa.Table:
         """Rows (all, or those matching a pyarrow compute expression), sorted by row id.
@@ -709,6 +785,19 @@ def _schema_diff(old: pa.Schema) -> List[str]:
     missing = [f"{n} missing" for n in now.names if n not in old.names]
     extra = [f"{n} unknown" for n in old.names if n not in now.names]
     return (missing + extra) or ["of other types"]
+
+
+def _hash_problem(path: Path, info: Dict) -> List[str]:
+    """["content hash differs from the manifest's"] when the manifest records a hash the file no longer has."""
+    if info.get("sha256") and file_sha256(path) != info["sha256"]:
+        return ["content hash differs from the manifest's"]
+    return []
+
+
+def part_slot_first(name: str) -> Optional[tuple]:
+    """(writer slot, first row id) from a part file's name, or None for another name."""
+    m = _PART.fullmatch(name)
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def part_rows_text(name: str) -> str:

@@ -73,13 +73,14 @@ def rows_table(cfg, strategy: str, batch, table: pa.Table, row0: int, keep: np.n
         "mse": table.column("mse"), "nmse": table.column("nmse"), "max_abs_err": table.column("max_abs_err"),
         "train_mse": table.column("train_mse") if "train_mse" in has else pa.nulls(P, pa.float64()),
         "train_nmse": table.column("train_nmse") if "train_nmse" in has else pa.nulls(P, pa.float64()),
+        "nmse_by_length": table.column("nmse_by_length") if "nmse_by_length" in has else None,
         "nmse_long": opt(extra.get("nmse_long"), pa.float64()),
         "long_length": opt(extra.get("long_length"), pa.int32()),
         "finite": table.column("finite"), "wall_s": const(wall / P, pa.float64()),
         "time": const(_dt.datetime.now(_dt.timezone.utc), pa.timestamp("ms", tz="UTC")),
         "run": const(run, pa.int32()),
     }
-    sch = schema(cell.n_params, cell.n_readout)
+    sch = schema(cell.n_params, cell.n_readout, by_length=task.lengths is not None)
     return pa.Table.from_arrays([cols[f.name].cast(f.type) if cols[f.name].type != f.type else cols[f.name]
                                  for f in sch], schema=sch)
 

@@ -1,0 +1,187 @@
+r"""One step of a cell over boxes of states and inputs, in real or in float32-cpu arithmetic.
+
+A state box is a dict of intervals ``{"h": (lo, hi), "c": (lo, hi)}`` over K boxes (arrays
+(K, H)); the input box is (K, 1) (one input). :func:`step` returns an enclosure of every state
+that one step of the cell can reach from a state in the box with an input in the input box
+(Moore 1966: the natural interval extension of the cell's equations; inclusion-isotone, so
+``B' subset B`` implies ``step(B') subset step(B)``).
+
+Equations (PyTorch's, see :mod:`lstmsearch.cells`):
+
+- rnn:  h' = act(W_ih x + b_ih + W_hh h + b_hh)
+- lstm: c' = sigma(f) c + sigma(i) tanh(g),  h' = sigma(o) tanh(c')
+- gru:  n = tanh(W_in x + b_in + sigma(r) (W_hn h + b_hn)),  h' = (1 - z) n + z h
+
+``arithmetic="real"``: exact real arithmetic (outward float64, :mod:`.intervals`).
+
+``arithmetic="float32"``: the float32 evaluation of the ``cpu`` backend, operation by
+operation as :mod:`lstmsearch.kernels._codegen` and :mod:`lstmsearch.kernels._vecsum` write
+it: pre-activations ``acc = b_ih + b_hh`` then ``acc = fma(w, v, acc)`` over the input and
+h_0, h_1, ... (explicit fused multiply-adds, in that order); the LSTM's c' and h' by the
+one-division formulas of :func:`lstmsearch.kernels._fastmath.lstm_cell` /
+``lstm_hidden``; the GRU's ``n = tanh((b_in + w x) + sigma(r) pre_n)`` and
+``h' = n + z (h - n)``. Every activation is the kernel's own float32 function, applied at the
+box's ends (monotone: proved exhaustively, :mod:`.float32_facts`). For the GRU update the
+dependency on n is kept by bounding the real lerp and adding the two roundings
+(|RN(h - n) - (h - n)| <= half an ulp of max|h - n|, and the product's).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..cells import Cell
+from . import float32_facts as facts
+from . import intervals as iv
+
+ARITHMETICS = ("real", "float32")
+
+
+def weights(cell: Cell, params):
+    p = cell.unflatten(np.asarray(params, np.float32).reshape(1, -1))
+    return {k: np.asarray(v[0], np.float64) for k, v in p.items()}
+
+
+def _rows(lohi, rows):
+    return lohi[0][:, rows], lohi[1][:, rows]
+
+
+def _hstack(a, b):
+    """A box over (state, input) columns."""
+    return np.concatenate([a[0], b[0]], axis=1), np.concatenate([a[1], b[1]], axis=1)
+
+
+def pre_activations(cell: Cell, w, h, x, arithmetic: str, rows=None):
+    """Boxes (K, G*H) of b_ih + b_hh + W_ih x + W_hh h (rows ``rows``; the GRU's n rows get
+    b_hh + W_hh h only: its input term is added later)."""
+    Wih, Whh = w["weight_ih_l0"], w["weight_hh_l0"]
+    bih, bhh = w["bias_ih_l0"], w["bias_hh_l0"]
+    GH = Whh.shape[0]
+    rows = np.arange(GH) if rows is None else rows
+    hh_only = np.zeros(GH, bool)
+    if cell.kind == "gru":
+        hh_only[cell.gate_rows("n")] = True
+    hh_only = hh_only[rows]
+    Wih = np.where(hh_only[:, None], 0.0, Wih[rows])
+    if arithmetic == "real":
+        bias = np.where(hh_only, bhh[rows], bih[rows] + bhh[rows])  # float32 + float32: exact in float64
+        return iv.r_matvec(np.concatenate([Whh[rows], Wih], axis=1), _hstack(h, x), bias)
+    b = np.where(hh_only, bhh[rows], iv.rn32(bih[rows] + bhh[rows]))
+    # inputs first, then h_0 .. h_{H-1}: the kernel's order
+    W = np.concatenate([Wih, Whh[rows]], axis=1)
+    return iv.f_matvec_chain(W, _hstack(x, h), (b, b))
+
+
+def _act(name, box, arithmetic):
+    if arithmetic == "real":
+        return {"sigmoid": iv.r_sigmoid, "tanh": iv.r_tanh, "relu": iv.r_relu}[name](box)
+    if name == "relu":
+        return iv.r_relu(box)
+    return facts.image(name, box)
+
+
+def step(cell: Cell, w, state, x, arithmetic: str):
+    """The box of states after one step from ``state`` with inputs in ``x`` (see module doc)."""
+    H = cell.hidden
+    pre = pre_activations(cell, w, state["h"], x, arithmetic)
+    gate = lambda g: _rows(pre, cell.gate_rows(g))  # noqa: E731
+    if cell.kind in ("rnn_tanh", "rnn_relu"):
+        return {"h": _act("tanh" if cell.kind == "rnn_tanh" else "relu", pre, arithmetic)}
+    if cell.kind == "lstm":
+        if arithmetic == "real":
+            c = iv.r_add(iv.r_mul(iv.r_sigmoid(gate("f")), state["c"]),
+                         iv.r_mul(iv.r_sigmoid(gate("i")), iv.r_tanh(gate("g"))))
+            return {"c": c, "h": iv.r_mul(iv.r_sigmoid(gate("o")), iv.r_tanh(c))}
+        c = lstm_cell32(gate("i"), gate("f"), gate("g"), state["c"])
+        return {"c": c, "h": lstm_hidden32(gate("o"), c)}
+    # gru
+    Win, bin_ = w["weight_ih_l0"][cell.gate_rows("n")], w["bias_ih_l0"][cell.gate_rows("n")]
+    r, z, pn = gate("r"), gate("z"), gate("n")
+    h = state["h"]
+    if arithmetic == "real":
+        ax = iv.r_add(iv.r_mul((np.broadcast_to(Win[:, 0], (len(x[0]), H)),) * 2, x),
+                      (bin_, bin_))
+        n = iv.r_tanh(iv.r_add(ax, iv.r_mul(iv.r_sigmoid(r), pn)))
+        return {"h": iv.r_lerp(iv.r_sigmoid(z), h, n)}
+    u = np.broadcast_to(Win[:, 0], (len(x[0]), H))
+    ax = iv.f_fma_either((u, u), (np.broadcast_to(x[0], u.shape), np.broadcast_to(x[1], u.shape)), (bin_, bin_))
+    n = facts.image("tanh", iv.f_fma_either(facts.image("sigmoid", r), pn, ax))
+    return {"h": gru_update32(facts.image("sigmoid", z), h, n)}
+
+
+def gru_update32(z, h, n):
+    """Enclosure of the kernel's ``n + z (h - n)`` in float32: the real lerp over the boxes,
+    widened by the two roundings (of h - n, and of the product when not fused), then the final
+    rounding (monotone) at the ends."""
+    L = iv.r_lerp(z, h, n)
+    D = np.maximum(np.abs(h[1] - n[0]), np.abs(h[0] - n[1]))
+    e1 = z[1] * iv.half_ulp32(D)
+    exact_z = (z[0] == z[1]) & ((z[0] == 1.0) | (z[0] == 0.0))
+    e2 = np.where(exact_z, 0.0, iv.half_ulp32(z[1] * (D + iv.half_ulp32(D))))
+    E = iv.up(e1 + e2)
+    return iv.rd32(iv.dn(L[0] - E)), iv.ru32(iv.up(L[1] + E))
+
+
+_ONE, _TWO, _ZERO = (np.float64(1.0),) * 2, (np.float64(2.0),) * 2, (np.float64(0.0),) * 2
+
+
+def _signed_where(cond_pos, cond_neg, pos, neg):
+    """Per-element case split on a sign: pos where cond_pos, neg where cond_neg, else the hull."""
+    both = iv.hull(pos, neg)
+    lo = np.where(cond_pos, pos[0], np.where(cond_neg, neg[0], both[0]))
+    hi = np.where(cond_pos, pos[1], np.where(cond_neg, neg[1], both[1]))
+    return lo, hi
+
+
+def _copysign(mag, s):
+    """copysign over boxes: |mag| with the sign of s (an s box touching 0 gives both signs)."""
+    m = iv.f_abs(mag)
+    return _signed_where(s[0] > 0, s[1] < 0, m, iv.f_neg(m))
+
+
+def lstm_cell32(ai, af, ag, c):
+    """Enclosure of :func:`lstmsearch.kernels._fastmath.lstm_cell` (float32, ``contract``)::
+
+        ei = exp_neg(|ai|); ni = 1 if ai >= 0 else ei; ef = exp_neg(|af|)
+        mg = expm1_neg(2 |ag|); tg = copysign(ni mg, ag); df = 1 + ef; x = (1 + ei)(2 + mg)
+        u, base = (-ef, c) if af >= 0 else (ef, 0)
+        c' = base + (c u x + tg df) / (df x)
+    """
+    ei = facts.image("exp_neg", iv.f_abs(ai))
+    ni = _signed_where(ai[0] >= 0, ai[1] < 0, _ONE, ei)
+    ef = facts.image("exp_neg", iv.f_abs(af))
+    a2 = iv.f_abs(ag)
+    mg = facts.image("expm1_neg", (iv.rn32(2 * a2[0]), iv.rn32(2 * a2[1])))
+    tg = _copysign(iv.f_mul(ni, mg), ag)
+    df = iv.f_add(_ONE, ef)
+    x = iv.f_mul(iv.f_add(_ONE, ei), iv.f_add(_TWO, mg))
+    den = iv.f_mul(df, x)
+
+    def branch(u, base):
+        num = iv.f_sum_of_products_either(iv.f_mul(c, u), x, tg, df)
+        return iv.f_add(base, iv.f_div(num, den))
+
+    return _signed_where(af[0] >= 0, af[1] < 0, branch(iv.f_neg(ef), c), branch(ef, _ZERO))
+
+
+def lstm_hidden32(ao, cn):
+    """Enclosure of ``lstm_hidden``: copysign(no mc / ((1 + eo)(2 + mc)), c'), mc = expm1_neg(2|c'|)."""
+    eo = facts.image("exp_neg", iv.f_abs(ao))
+    no = _signed_where(ao[0] >= 0, ao[1] < 0, _ONE, eo)
+    a2 = iv.f_abs(cn)
+    mc = facts.image("expm1_neg", (iv.rn32(2 * a2[0]), iv.rn32(2 * a2[1])))
+    # |no mc| / ((1 + eo)(2 + mc)) is monotone in mc: take each end of mc through both parts
+    num_lo, num_hi = iv.f_mul(no, (mc[1], mc[1])), iv.f_mul(no, (mc[0], mc[0]))  # mc <= 0
+    den_at = lambda m: iv.f_mul(iv.f_add(_ONE, eo), iv.f_add(_TWO, (m, m)))  # noqa: E731
+    small = iv.f_div(iv.f_abs(num_lo), den_at(mc[1]))
+    large = iv.f_div(iv.f_abs(num_hi), den_at(mc[0]))
+    mag = (np.minimum(small[0], large[0]), np.maximum(small[1], large[1]))
+    return _copysign(mag, cn)
+
+
+def readout_error(w_out, b_out, h, x1):
+    """Upper bound of |W_out h + b_out - x_1| (exact real readout) over boxes h (K, H) and x1 (K,)."""
+    W = np.asarray(w_out, np.float64).reshape(1, -1)
+    b = np.asarray(b_out, np.float64).reshape(1)
+    y = iv.r_matvec(W, h, b)
+    return np.maximum(iv.up(y[1][:, 0] - x1[0]), iv.up(x1[1] - y[0][:, 0]))

@@ -1,0 +1,86 @@
+"""The answer page (lstmsearch.answer): each fact checked against an independent computation --
+the verdict against row_verdicts, the named values against the stored z and the space's names,
+the worst input against a re-simulation of its sequence, the certificates against simulation."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lstmsearch import make_task, run_study
+from lstmsearch.analysis.adversary import sequence_errors
+from lstmsearch.analysis.verdict import row_verdicts
+from lstmsearch.answer import ANSWER_HEADER, answer, answer_lines, answer_row
+from lstmsearch.errors import LstmsearchError
+from lstmsearch.reproduction import row_setting
+
+ROOT = Path(__file__).resolve().parents[1]
+V1 = ROOT / "tests" / "fixtures" / "v1"
+
+
+@pytest.fixture(scope="module")
+def small_study(tmp_path_factory):
+    """The quickstart (LSTM H=8, gate-tied, lengths 20 and 21) at a small budget."""
+    tmp = tmp_path_factory.mktemp("answer")
+    text = (ROOT / "studies" / "quickstart.toml").read_text()
+    text = text.replace("sequences = 256", "sequences = 32").replace("heldout = 256", "heldout = 32")
+    text = text.replace("settings = 32768", "settings = 512").replace("size = 256", "size = 32")
+    p = tmp / "q.toml"
+    p.write_text(text)
+    run_study(p, out=tmp / "q")
+    return tmp / "q"
+
+
+def test_parity_row_is_not_an_answer_and_every_fact_matches_its_oracle():
+    a = answer(V1 / "recall_first_rnn32", 32586, n_sequences=64, with_certificate=False, worst_budget=128)
+    v = row_verdicts(V1 / "recall_first_rnn32", [32586], n_sequences=64)[32586]
+    assert a.verdict == v and not a.verdict.solved
+    cfg, stored, setting = row_setting(V1 / "recall_first_rnn32", 32586)
+    assert [n for n, _ in a.named] == list(cfg.space_obj.names) and a.n_searched == 3
+    np.testing.assert_array_equal([x for _, x in a.named], np.asarray(stored["z"], np.float64))
+    assert sum(a.roles.values()) == cfg.cell.hidden
+    for w in a.worst:  # the reported worst input really gives that error when simulated again
+        again = sequence_errors(cfg.cell, setting, w.sequence[:, None, :].astype(np.float32)).max()
+        assert again == pytest.approx(w.worst, rel=1e-6) and w.worst >= w.random_max
+    assert a.worst_error > 0.5  # the parity exploit misses x_1 at n = 21
+    assert a.construction is not None and a.construction.solved and a.construction_units == 4
+    row = dict(zip(ANSWER_HEADER, answer_row(a)))
+    assert row["solved at every checked length"].startswith("no") and row["cell"] == "rnn_tanh H=32"
+    assert row["float64 nmse (longest)"] == f"{a.precision.float64:.2g}"
+    assert any("not solved" in ln for ln in answer_lines(a))
+
+
+def test_certificates_hold_against_simulation(small_study):
+    a = answer(small_study, n_sequences=64, certify_length=22, worst_budget=128, with_torch=False)
+    cfg, _, setting = row_setting(small_study, a.row)
+    c = a.certificate
+    assert c.min_length == 20  # a row searched at n = 20, 21 is not asked to answer at n = 1
+    if c.kind in ("all_n", "up_to_n"):
+        x, _ = make_task("recall_first", length=max(c.N, 30)).sample(256, seed=11)
+        for T in (20, 21, min(c.N, 22) if c.N > 0 else 25):
+            assert sequence_errors(cfg.cell, setting, x[:T]).max() <= c.eps
+    else:
+        seq = c.counterexample.reshape(-1, 1, 1).astype(np.float32)
+        assert sequence_errors(cfg.cell, setting, seq).max() == pytest.approx(c.counterexample_error, rel=1e-6)
+    # the LSTM construction (2 units) is certified for every n in float32
+    assert a.construction_certificate.kind == "all_n"
+    x, _ = make_task("recall_first", length=200).sample(128, seed=12)
+    from lstmsearch.analysis.constructions import construct
+
+    cell, params = construct("lstm", 2)
+    for T in (1, 7, 200):
+        assert sequence_errors(cell, params, x[:T]).max() <= a.construction_certificate.eps
+    assert any(ln.startswith("Certificate of the construction: For every n >= 1") for ln in answer_lines(a))
+    assert a.precision.torch is None and "not asked" in a.precision.torch_skipped
+
+
+def test_answer_refuses_other_tasks(tmp_path):
+    text = (ROOT / "studies" / "adding_lstm.toml").read_text()
+    import re
+
+    text = re.sub(r"settings = \d+", "settings = 64", text)
+    p = tmp_path / "a.toml"
+    p.write_text(text)
+    run_study(p, out=tmp_path / "a")
+    with pytest.raises(LstmsearchError, match="recall_first"):
+        answer(tmp_path / "a")
