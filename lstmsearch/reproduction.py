@@ -35,6 +35,7 @@ from .analysis.verdict import FRESH_SEED, precision_check, task_check_lengths, v
 from .errors import LstmsearchError, check_output, import_optional, require
 from .evaluate import evaluate
 from .query import open_study, settings_of
+from .search import regenerate_search_z
 
 __all__ = ["FRESH_SEED", "row_setting", "reproduce", "format_reproduction", "export", "FORMATS"]
 
@@ -47,6 +48,11 @@ def row_setting(study, row: int, data_dir="data"):
     r = store.row(row)
     t = store.read(filter=ds.field("row") == int(row))
     setting = settings_of(cfg, store, t)[0]
+    if r.get("z") is None and r.get("strategy") in ("cmaes", "optuna"):  # rows keep keys, not z
+        try:
+            r["z"] = regenerate_search_z(cfg, store, t)[0].astype(np.float32)
+        except LstmsearchError:  # the row keeps its weights, its state is gone: show it without z
+            pass
     return cfg, r, setting
 
 

@@ -179,3 +179,22 @@ def test_vector_sep_cma_update_is_the_librarys_bit_for_bit():
             assert np.array_equal(getattr(lib, a), getattr(ours, a)), a
         assert lib._sigma == ours._sigma and lib.generation == ours.generation
     assert lib._sigma < 0.5  # it did move
+
+
+def test_show_and_answer_name_the_searched_values_of_a_keyed_row(tmp_path):
+    """A row that keeps no z still shows its searched values: rebuilt from its trial's stored centre
+    (the Optuna trial's parameters, checked against the journal)."""
+    import optuna
+
+    from lstmsearch.answer import named_values
+    from lstmsearch.reproduction import row_setting
+
+    p, out = write_study(tmp_path, strategy="optuna", budget=32)
+    run_study(p)
+    rows = load_results(out).sort_by("nmse")
+    row, trial = rows.column("row")[0].as_py(), rows.column("batch")[0].as_py()
+    assert rows.column("z")[0].as_py() is None
+    cfg, r, _ = row_setting(out, row)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "optuna.journal")))
+    params = optuna.load_study(study_name="s", storage=storage).trials[trial].params
+    assert named_values(cfg, r) == [(n, float(np.float32(params[n]))) for n in cfg.space_obj.names]

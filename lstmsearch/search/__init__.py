@@ -50,6 +50,13 @@ def regenerate_settings(cfg, store, rows) -> np.ndarray:
     return strategy_class(cfg).regenerate_rows(cfg, cfg.space_obj, store, rows)
 
 
+def regenerate_search_z(cfg, store, rows) -> np.ndarray:
+    """The search vectors z (P, d) of stored rows of ``cfg``'s study: the row's z where kept, else
+    rebuilt from its key and the state stored once per generation or trial (an Optuna row's z is
+    its trial's centre)."""
+    return strategy_class(cfg).regenerate_z(cfg, cfg.space_obj, store, rows)
+
+
 def best_z(cfg, store, k: int, dim: int, source: str) -> np.ndarray:
     """The z (k, d) of the k best rows of ``cfg``'s study in ``store`` (for warm starts), best first:
     from the z column where rows keep it, else rebuilt by the study's strategy from the rows' keys."""
@@ -57,10 +64,9 @@ def best_z(cfg, store, k: int, dim: int, source: str) -> np.ndarray:
 
     t = store.read(columns=["nmse"])
     require(t.num_rows > 0, f"warm start: {source} has no rows")
-    cls = strategy_class(cfg)
     best = store.read(filter=pc.field("row").isin(t.sort_by("nmse").slice(0, k).column("row"))).sort_by("nmse")
     try:
-        z = cls.regenerate_z(cfg, cfg.space_obj, store, best)
+        z = regenerate_search_z(cfg, store, best)
     except LstmsearchError as exc:
         raise LstmsearchError(f"warm start: {source} keeps no z for its best rows ({exc})") from exc
     if z.shape[1] != dim:
@@ -69,5 +75,5 @@ def best_z(cfg, store, k: int, dim: int, source: str) -> np.ndarray:
     return z
 
 
-__all__ = ["Batch", "best_z", "Strategy", "Space", "build_space", "check_strategy", "make_strategy", "regenerate_settings",
+__all__ = ["Batch", "best_z", "Strategy", "Space", "build_space", "check_strategy", "make_strategy", "regenerate_search_z", "regenerate_settings",
            "strategy_class", "STRATEGIES"]
