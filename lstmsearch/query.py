@@ -12,6 +12,7 @@ from typing import List, Optional, Union
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .config import DATA_DIR, StudyConfig, load_study, parse_study
 from .errors import LstmsearchError, install_hint, require
@@ -151,11 +152,18 @@ def top_rows(study, k: int = 10, where=None, data_dir=DATA_DIR, columns=SUMMARY_
     """The ``k`` best rows by nmse then row id (``columns``: default :data:`SUMMARY_COLUMNS`,
     None for all; with the default, ``nmse_by_length`` too when the task has several lengths:
     :func:`summary_columns`): what ``lstmsearch top`` prints."""
-    cfg, _ = open_study(study, data_dir)
+    cfg, store = open_study(study, data_dir)
     if columns is SUMMARY_COLUMNS:
         columns = summary_columns(cfg)
-    t = load_results(cfg, columns=columns, where=where, data_dir=data_dir)
-    return t.sort_by([("nmse", "ascending"), ("row", "ascending")]).slice(0, k)
+    # rank on (row, nmse) alone, then read the k winners' other columns: a blind study's weight
+    # and z columns are GBs, and memory stays flat whatever the study's size
+    ranked = load_results(cfg, columns=["row", "nmse"], where=where, data_dir=data_dir)
+    best = ranked.sort_by([("nmse", "ascending"), ("row", "ascending")]).slice(0, k)
+    if columns is not None and set(columns) <= {"row", "nmse"}:
+        return best.select(columns) if list(columns) != ["row", "nmse"] else best
+    ids = best.column("row")
+    t = load_results(cfg, columns=columns, where=pc.field("row").isin(ids), data_dir=data_dir)
+    return t.sort_by([("nmse", "ascending"), ("row", "ascending")])
 
 
 def sql(study, query: str, data_dir=DATA_DIR) -> pa.Table:

@@ -57,6 +57,9 @@ def test_extracted_folder_serves_the_result_commands(study, tmp_path, capsys):
     np.testing.assert_array_equal(a, b)
     assert main(["top", "ex", "--data", str(tmp_path / "ex")]) == 0
     assert "250" in capsys.readouterr().out
+    # its manifest records its own part, not the source's: the store check passes
+    assert main(["check", str(dest)]) == 0
+    assert "missing" not in capsys.readouterr().out
 
 
 def test_extract_refuses_bad_requests(study, tmp_path):
@@ -115,6 +118,7 @@ def test_lengths_of_a_study_row_starts_at_the_stored_error(tmp_path, capsys):
                  "--factors", "1,10", "--out", str(out)]) == 0
     rows = {(r["factor"], r["readout"]): r for r in pq.read_table(out).to_pylist()}
     assert rows[(1.0, "given")]["nmse"] == pytest.approx(best["nmse"], rel=1e-3)
-    assert rows[(10.0, "given")]["length"] == 200 and rows[(10.0, "given")]["n_sequences"] == best["heldout"]
+    n = open_study(folder)[0].task.length  # the longest trained length (21 for lengths [20, 21])
+    assert rows[(10.0, "given")]["length"] == 10 * n and rows[(10.0, "given")]["n_sequences"] == best["heldout"]
     assert main(["lengths", "recall_first_gru32", "--data", str(EXAMPLES)]) == 2
     assert "needs a ROW too" in capsys.readouterr().err
