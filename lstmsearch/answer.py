@@ -168,7 +168,7 @@ def answer_row(a: Answer) -> List:
         f"{max(a.construction.nmse):.2g}"
         + ("" if a.construction_certificate is None else f"; {_certificate_short(a.construction_certificate)}"))
     torch = ("skipped" if pc.torch is None else f"{pc.torch:.2g}") if pc is not None else ""
-    return [a.cell, f"{a.study} row {a.row}", "yes" if v.solved else f"no ({v.short})", per_length, a.mechanism,
+    return [a.cell, f"{a.study} row {a.row}", "yes" if v.solved else ("no" if v.short == "no" else f"no ({v.short})"), per_length, a.mechanism,
             built, cert, worst, "" if pc is None else f"{pc.float64:.2g}", torch]
 
 

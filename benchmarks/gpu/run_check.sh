@@ -191,7 +191,7 @@ step_run() {
         # every GPU thread in Python).
         study="$SCRATCH/quickstart.toml"
         sed -e 's/^sequences = 256 /sequences = 6 /' -e 's/^heldout = 256 /heldout = 6 /' \
-            -e 's/^length = 20$/length = 5/' -e 's/^batch = 16$/batch = 4/' \
+            -e 's/^lengths = \[20, 21\].*$/lengths = [5, 6]/' -e 's/^batch = 16$/batch = 4/' \
             -e 's/region = { size = 256,/region = { size = 2,/' -e 's/popsize = 16/popsize = 4/' \
             "$ROOT/studies/quickstart.toml" > "$study"
         [ "$(diff "$ROOT/studies/quickstart.toml" "$study" | grep -c '^>')" = 6 ] \
