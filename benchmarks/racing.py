@@ -2,15 +2,14 @@
 
 For each blind study (every weight free, sep-CMA-ES, population 1024, readout fitted on 128
 sequences and scored on 128 held-out ones at n = 20 and 21, the worst of the two) the same seed
-is run twice, without racing and with it, one generation per ``run`` (continuations are
-bit-identical to one run) until a full-fidelity row is solved at every checked length, or the cap
-of loop wall time is spent. Reported per run: the settings and the wall time (summed loop wall
-time of the runs up to the generation that wrote the row) until (a) the first full-fidelity row with
-held-out nmse <= 1e-5 at both trained lengths and (b) the first row solved at every checked length
-(its verdict: re-scored on 256 fresh held-out sequences at n, n+1, 2n+1, 10n+3, 100n+3), and the
-rows stored. The machine is shared: compare the ratios within one run of this script only.
+is run twice in one process, without racing and with it, for the same number of generations.
+Reported per run: the settings and the wall time until (a) the first full-fidelity row with
+held-out nmse <= 1e-5 at both trained lengths and (b) the first row solved at every checked
+length (its verdict: re-scored on 256 fresh held-out sequences at n, n+1, 2n+1, 10n+3, 100n+3),
+from the rows' write times; and the rows stored. The machine is shared: compare the ratios
+within one run of this script only.
 
-Run:  ``python benchmarks/racing.py [--cap 300] [--studies lstm8,gru8] [--rungs 32x10] [--keep 0.25]``
+Run:  ``python benchmarks/racing.py [--generations 80] [--studies lstm8,gru8] [--rungs 32x10] [--keep 0.25]``
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ POP = 1024
 SOLVED = 1e-5
 
 
-def study(kind: str, hidden: int, racing) -> dict:
+def study(kind: str, hidden: int, racing, generations: int) -> dict:
     ev = {"sequences": 128, "heldout": 128, "seed": 0, "backend": "cpu", "readout": "fit", "solved": SOLVED}
     if racing:
         ev["racing"] = racing
@@ -45,50 +44,45 @@ def study(kind: str, hidden: int, racing) -> dict:
             "task": {"kind": "recall_first", "lengths": [20, 21], "dist": {"kind": "uniform", "low": -1.0, "high": 1.0}},
             "eval": ev, "space": {"kind": "full", "scale": 30.0, "bias_scale": 30.0},
             "strategy": {"kind": "cmaes", "variant": "sep", "popsize": POP, "sigma": 0.3, "seed": 0},
-            "budget": {"settings": 10 * POP}, "store": {"keep_weights": 10}}
+            "budget": {"settings": generations * POP}, "store": {"keep_weights": 10}}
 
 
-def first_solutions(out: Path, racing: bool, checked: set):
-    """(row, settings) of the first full-fidelity row with held-out nmse <= SOLVED at the trained
-    lengths, and of the first whose verdict is solved at every checked length (None if none yet).
-    ``checked`` caches the verdicts already computed (row -> solved)."""
-    t = load_results(str(out), columns=["row", "nmse"] + (["fidelity"] if racing else []))
+def first_solutions(out: Path, racing: bool):
+    """(row, settings, seconds) of the first full-fidelity row with held-out nmse <= SOLVED at the
+    trained lengths, and of the first solved at every checked length (its verdict), or None.
+
+    Seconds: the row's write time minus the first row's, plus the first batch's evaluate time (the
+    rows' ``time`` is when the writer thread took their batch, in ms)."""
+    t = load_results(str(out), columns=["row", "nmse", "time", "wall_s"] + (["fidelity"] if racing else []))
     fid = t.column("fidelity").to_numpy() if racing else np.zeros(t.num_rows, int)
     rows, nmse = t.column("row").to_numpy(), t.column("nmse").to_numpy()
-    full = fid == (fid.max() if fid.size else 0)
-    hits = rows[full & (nmse <= SOLVED)]
-    todo = [int(r) for r in hits[:64] if int(r) not in checked]
-    if todo:
-        checked.update({r: v.solved for r, v in row_verdicts(str(out), todo).items()})
-    settings = (lambda row: int(np.sum((fid == 0) & (rows <= row))))  # every setting is a rung-0 row
-    first = int(hits[0]) if hits.size else None
-    every = next((int(r) for r in hits[:64] if checked.get(int(r))), None)
-    return [(r, settings(r)) if r is not None else None for r in (first, every)]
+    times = t.column("time").to_numpy(zero_copy_only=False).astype("datetime64[ms]").astype(np.int64) / 1e3
+    wall = t.column("wall_s").to_numpy()
+    t0 = times[0] - wall[times == times[0]].sum()  # the first batch's rows share its write time
+    hits = [int(r) for r in rows[(fid == fid.max()) & (nmse <= SOLVED)][:256]]
+    ok = row_verdicts(str(out), hits) if hits else {}
+    first = hits[0] if hits else None
+    every = next((r for r in hits if ok[r].solved), None)
+    out = []
+    for r in (first, every):
+        k = int(np.searchsorted(rows, r)) if r is not None else None
+        out.append(None if r is None else (r, int(np.sum((fid == 0) & (rows <= r))), float(times[k] - t0)))
+    return out
 
 
-def race_one(doc: dict, tmp: Path, cap: float, echo):
-    """One study, one generation per run (continuations are bit-identical to one run), until a row is
-    solved at every checked length or ``cap`` seconds of loop wall time are spent. The wall time to a
-    solution is the summed wall time of the runs up to the generation that wrote it."""
+def race_one(doc: dict, tmp: Path, echo):
+    """One run of a study; the solutions found in it (see :func:`first_solutions`)."""
     p = tmp / f"{doc['study']['name']}.toml"
     p.write_text(study_toml(doc))
     out = tmp / doc["study"]["name"]
-    racing = "racing" in doc["eval"]
-    budget, wall, checked, found = 0, 0.0, {}, [None, None]
-    while wall < cap and found[1] is None:
-        budget += POP
-        rep = lstmsearch.run_study(str(p), out=str(out), budget=budget, progress=False)
-        wall += rep.wall_s
-        now = first_solutions(out, racing, checked)
-        found = [f if f is not None else (None if n is None else (*n, wall)) for f, n in zip(found, now)]
-        if budget % (10 * POP) == 0:
-            echo(f"  {doc['study']['name']}: {budget} settings, {wall:.1f} s, best {rep.best_nmse:.3g}")
-    return found, Store(out).count()
+    rep = lstmsearch.run_study(str(p), out=str(out), progress=False)
+    echo(f"  {doc['study']['name']}: {rep.settings} settings, {rep.wall_s:.1f} s, best {rep.best_nmse:.3g}")
+    return first_solutions(out, "racing" in doc["eval"]), Store(out).count(), rep.wall_s
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cap", type=float, default=300.0, help="seconds per run before giving up")
+    ap.add_argument("--generations", type=int, default=80, help="generations of 1024 per run")
     ap.add_argument("--studies", default="lstm8,gru8", help="cell kind and H: lstm8,gru8,lstm32,gru32")
     ap.add_argument("--rungs", default="32x10", help="low rungs SEQUENCESxLENGTH, comma-separated")
     ap.add_argument("--keep", type=float, default=0.25, help="fraction promoted at each rung")
@@ -96,7 +90,7 @@ def main(argv=None):
     rungs = [[int(v) for v in r.split("x")] for r in a.rungs.split(",")]
     racing = {"rungs": rungs, "keep": a.keep}
     print(f"racing = {{ rungs = {rungs}, keep = {a.keep} }}; population {POP}; NUMBA_NUM_THREADS="
-          f"{os.environ.get('NUMBA_NUM_THREADS', 'default')}; cap {a.cap:.0f} s per run")
+          f"{os.environ.get('NUMBA_NUM_THREADS', 'default')}; {a.generations} generations per run")
     lines = ["| study | racing | settings to nmse <= 1e-5 at n = 20, 21 | wall | settings to solved at every "
              "checked length | wall | rows stored |", "|---|---|---|---|---|---|---|"]
     fmt = (lambda f, i: "-" if f is None else (f"{f[1]:,}" if i == 1 else f"{f[2]:.1f} s"))
@@ -105,7 +99,8 @@ def main(argv=None):
         res = {}
         with tempfile.TemporaryDirectory() as tmp:
             for on in (False, True):
-                res[on], rows = race_one(study(kind, hidden, racing if on else None), Path(tmp), a.cap, print)
+                res[on], rows, _ = race_one(study(kind, hidden, racing if on else None, a.generations), Path(tmp),
+                                            print)
                 lines.append(f"| {kind} H={hidden} | {'on' if on else 'off'} | {fmt(res[on][0], 1)} | "
                              f"{fmt(res[on][0], 2)} | {fmt(res[on][1], 1)} | {fmt(res[on][1], 2)} | {rows:,} |")
         ratio = [f"{res[False][k][i] / res[True][k][i]:.2f}x" if res[False][k] and res[True][k] else "-"
