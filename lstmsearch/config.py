@@ -8,7 +8,9 @@ A study file (``studies/*.toml``, read with Python's ``tomllib``) has these tabl
     [task]       kind, length (or lengths = [20, 21] and aggregate = "worst" | "mean": scored at
                  several lengths from one simulation, see :mod:`lstmsearch.tasks`),
                  dist = {kind = "uniform", ...} and the task's own parameters
-    [eval]       sequences, heldout, seed, backend, readout ("fit" | "given"), ridge, solved
+    [eval]       sequences, heldout, seed, backend, readout ("fit" | "given"), ridge, solved,
+                 racing = { rungs = [[16, 10]], keep = 0.125 } (successive halving, off by
+                 default: :class:`Racing`)
     [space]      kind = "full" | "masked" | "subspace" | "template" and its keys
     [strategy]   kind = "optuna" | "cmaes" | "sweep" and its keys
     [budget]     settings (total for the study), seconds (per run)
@@ -37,7 +39,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from .cells import Cell
 from .errors import (MAX_COUNT, ConfigError, LstmsearchError, check_memory, check_text, control_character, has_password,
@@ -134,6 +136,26 @@ SOLVED_NMSE = 1e-5
 
 # ------------------------------------------------------------------------- config
 @dataclass(frozen=True)
+class Racing:
+    """``[eval] racing``: successive halving of every batch (:mod:`lstmsearch.run.racing`).
+
+    ``rungs`` are the low-fidelity rungs, cheapest first: (sequences, length) pairs, each scored
+    on ``sequences`` training and as many held-out sequences of the one length ``length``. The
+    last rung, *full fidelity*, is always the study's own ``[eval]`` scoring (sequences, heldout,
+    every length of ``[task]``): its index is ``len(rungs)``. ``keep`` is the fraction of a rung's
+    settings promoted to the next (eta = 1 / keep in Jamieson & Talwalkar 2016).
+    """
+
+    rungs: Tuple[Tuple[int, int], ...]
+    keep: float
+
+    @property
+    def full(self) -> int:
+        """The fidelity (rung index) of full-fidelity rows."""
+        return len(self.rungs)
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """How every setting is scored (see :func:`lstmsearch.evaluate`)."""
 
@@ -144,6 +166,7 @@ class EvalConfig:
     readout: str = "fit"
     ridge: float = 1e-6
     solved: float = SOLVED_NMSE
+    racing: Optional[Racing] = None  # successive halving; None: every setting at full fidelity
 
 
 @dataclass(frozen=True)
@@ -194,7 +217,10 @@ _CELL = {"kind": ((str,), REQUIRED), "hidden": ((int,), REQUIRED), "inputs": ((i
          "outputs": ((int,), None)}
 _EVAL = {"sequences": ((int,), 256), "heldout": ((int,), None), "seed": ((int,), 0),
          "backend": ((str,), "cpu"), "readout": ((str,), "fit"), "ridge": ((float,), 1e-6),
-         "solved": ((float,), SOLVED_NMSE)}
+         "solved": ((float,), SOLVED_NMSE), "racing": ((dict,), None)}
+_RACING = {"rungs": ((list,), REQUIRED), "keep": ((float,), REQUIRED)}
+#: Strategies that ask whole batches and rank them, which racing needs (see lstmsearch.run.racing)
+RACING_STRATEGIES = ("cmaes", "sweep")
 _BUDGET = {"settings": ((int,), None), "seconds": ((float,), None)}
 _STORE = {"keep_weights": ((int, str), 100), "max_part_rows": ((int,), 65536), "plots": ((bool,), False)}
 _WARM = {"study": ((str,), REQUIRED), "k": ((int,), 8)}
@@ -294,8 +320,10 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
     chk.choice("[eval]", "backend", e["backend"], tuple(dict.fromkeys(tuple(BACKENDS) + ("auto", "cuda"))))
     if e["readout"] == "fit" and e["sequences"] < 2:
         chk.fail("[eval] sequences", "must be >= 2 to fit a readout")
-    ev = EvalConfig(sequences=e["sequences"], heldout=e["heldout"] or e["sequences"], seed=e["seed"],
-                    backend=e["backend"], readout=e["readout"], ridge=e["ridge"], solved=e["solved"])
+    heldout = e["heldout"] or e["sequences"]
+    racing = _check_racing(chk, e["racing"], e["readout"], min(e["sequences"], heldout), task, doc.get("strategy"))
+    ev = EvalConfig(sequences=e["sequences"], heldout=heldout, seed=e["seed"],
+                    backend=e["backend"], readout=e["readout"], ridge=e["ridge"], solved=e["solved"], racing=racing)
 
     b = chk.table(doc, "budget", _BUDGET, required=False)
     chk.positive("[budget]", "settings", b["settings"])
@@ -352,6 +380,46 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
         max_part_rows=s["max_part_rows"], warm_start=warm, space_obj=space_obj, base_dir=base_dir,
         plots=s["plots"],
     )
+
+
+def _check_racing(chk: Checker, spec, readout: str, max_sequences: int, task: Task, strategy) -> Optional[Racing]:
+    """``[eval] racing`` checked: rungs strictly cheaper (sequences x length) one after another and
+    than full fidelity, at most the study's sequences and longest length; 0 < keep < 1."""
+    if spec is None:
+        return None
+    where = "[eval] racing"
+    r = chk.keys(spec, where, _RACING)
+    kind = strategy.get("kind") if isinstance(strategy, dict) else None
+    if kind not in RACING_STRATEGIES:
+        chk.fail(where, f"needs a strategy that ranks whole batches ({', '.join(RACING_STRATEGIES)}), not {kind!r}; "
+                        "an Optuna study prunes with its own pruners: remove racing")
+    if not 0.0 < r["keep"] < 1.0:
+        chk.fail(f"{where} keep", f"must be between 0 and 1 (the fraction promoted to the next rung), got {r['keep']!r}")
+    rungs = r["rungs"]
+    least = 2 if readout == "fit" else 1
+    if not rungs:
+        chk.fail(f"{where} rungs", "must list at least one low-fidelity rung [sequences, length], e.g. [[16, 10]]")
+    full_cost = max_sequences * task.length
+    out, prev = [], 0
+    for rung in rungs:
+        if not (isinstance(rung, list) and len(rung) == 2 and all(_type_ok(v, (int,)) for v in rung)):
+            chk.fail(f"{where} rungs", f"must be pairs [sequences, length] of integers, got {rung!r}")
+        s, n = rung
+        if not least <= s <= max_sequences:
+            chk.fail(f"{where} rungs", f"has {s} sequences in {rung}; give {least} to {max_sequences} "
+                                       "(at most the study's sequences and heldout)")
+        if not 1 <= n <= task.length:
+            chk.fail(f"{where} rungs", f"has length {n} in {rung}; give 1 to {task.length} (the task's longest length)")
+        if s * n <= prev or s * n >= full_cost:
+            chk.fail(f"{where} rungs", f"{rung} costs {s} x {n} sequence steps; each rung must cost more than the one "
+                                       f"before and less than full fidelity ({max_sequences} x {task.length})")
+        try:
+            task.with_length(n)
+        except LstmsearchError as exc:
+            chk.wrap(f"{where} rungs {rung}", exc)
+        out.append((int(s), int(n)))
+        prev = s * n
+    return Racing(rungs=tuple(out), keep=float(r["keep"]))
 
 
 def _check_length(chk: Checker, where: str, n) -> None:

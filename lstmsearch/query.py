@@ -18,6 +18,7 @@ from .config import DATA_DIR, StudyConfig, load_study, parse_study
 from .errors import LstmsearchError, install_hint, require
 from .search import regenerate_settings
 from .store import Store, schema
+from .store.rows import full_fidelity
 
 
 def open_study(ref: Union[str, Path, StudyConfig], data_dir: Union[str, Path] = DATA_DIR):
@@ -138,7 +139,7 @@ def load_results(study, where=None, columns: Optional[List[str]] = None, data_di
     if isinstance(where, str):
         where = parse_where(where)
     if columns is not None:
-        names = schema(1, 1, by_length=cfg.task.lengths is not None).names
+        names = schema(1, 1, by_length=cfg.task.lengths is not None, racing=cfg.eval.racing is not None).names
         bad = [c for c in columns if c not in set(names)]
         if bad:
             raise LstmsearchError(f"unknown column {bad[0]!r}; the store has {', '.join(names)}")
@@ -151,12 +152,18 @@ def load_results(study, where=None, columns: Optional[List[str]] = None, data_di
 def top_rows(study, k: int = 10, where=None, data_dir=DATA_DIR, columns=SUMMARY_COLUMNS) -> pa.Table:
     """The ``k`` best rows by nmse then row id (``columns``: default :data:`SUMMARY_COLUMNS`,
     None for all; with the default, ``nmse_by_length`` too when the task has several lengths:
-    :func:`summary_columns`): what ``lstmsearch top`` prints."""
+    :func:`summary_columns`): what ``lstmsearch top`` prints. In a racing study only rows scored
+    at full fidelity are ranked (:func:`lstmsearch.store.rows.full_fidelity`)."""
     cfg, store = open_study(study, data_dir)
     if columns is SUMMARY_COLUMNS:
         columns = summary_columns(cfg)
     # rank on (row, nmse) alone, then read the k winners' other columns: a blind study's weight
     # and z columns are GBs, and memory stays flat whatever the study's size
+    if isinstance(where, str):
+        where = parse_where(where)
+    full = full_fidelity(cfg)  # racing: low-fidelity rows are never ranked with full-fidelity ones
+    if full is not None:
+        where = full if where is None else where & full
     ranked = load_results(cfg, columns=["row", "nmse"], where=where, data_dir=data_dir)
     best = ranked.sort_by([("nmse", "ascending"), ("row", "ascending")]).slice(0, k)
     if columns is not None and set(columns) <= {"row", "nmse"}:

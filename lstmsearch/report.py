@@ -55,6 +55,7 @@ from .analysis.verdict import ALL, N_ONLY, NONE, SOME, row_verdicts, task_check_
 from .errors import LstmsearchError, check_output, require
 from .query import SUMMARY_COLUMNS, load_results, open_study, top_rows
 from .reproduction import FRESH_SEED, row_setting
+from .store.rows import full_fidelity
 
 FORMATS = ("md", "html")
 #: Length factors of the length table when asked for multiples (``--lengths 1,2,10,100``); by default
@@ -199,11 +200,12 @@ def summarize(study, data_dir="data") -> StudySummary:
     cfg, store = open_study(study, data_dir)
     require(store.parts(), f"the study {cfg.name} in {store.root} has no rows yet; run it first "
                            "(lstmsearch run STUDY.toml)")
-    t = load_results(cfg, columns=["row", "strategy", "nmse", "finite", "time"])
+    # racing: best, median and share solved of the full-fidelity rows only (rows counts them all)
+    t = load_results(cfg, columns=["row", "strategy", "nmse", "finite", "time"], where=full_fidelity(cfg))
     nmse = np.nan_to_num(t.column("nmse").to_numpy(zero_copy_only=False).astype(np.float64), nan=np.inf)
     i = int(np.argmin(nmse))  # rows are in row order: ties go to the smallest row, as in `top`
     strategies = t.column("strategy").to_pylist()
-    return StudySummary(cfg=cfg, rows=t.num_rows, best_row=int(t.column("row")[i].as_py()),
+    return StudySummary(cfg=cfg, rows=store.count(), best_row=int(t.column("row")[i].as_py()),
                         best_nmse=float(nmse[i]), median_nmse=float(np.median(nmse)),
                         solved_share=float(np.mean(nmse < cfg.eval.solved)),
                         finite_share=float(np.mean(t.column("finite").to_numpy(zero_copy_only=False))),

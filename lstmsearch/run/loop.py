@@ -32,7 +32,8 @@ from ..query import open_study
 from ..search import best_z, make_strategy, strategy_class
 from ..store.manifest import now, storage_key, versions
 from ..store.generations import GenerationStore
-from ..store.rows import TopK, rows_table
+from ..store.rows import TopK, full_fidelity, rows_table
+from . import racing as racing_mod
 from .coordinator import Coordinator
 from .report import Progress, RunReport
 from .writer import Writer
@@ -115,13 +116,16 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
     before the strategy is told of them, so a kill at any point loses no written row.
     """
     coordinator = coordinator or Coordinator()
+    require(cfg.eval.racing is None or evaluator is None,
+            "[eval] racing runs in this process: remove --dask, or remove racing from the study file")
     evaluator = evaluator or LocalEvaluator(cfg)
+    racing = cfg.eval.racing
     strategy = _start_strategy(cfg, store, coordinator, messages, echo)
     run_entry, io_s = _register_run(cfg, store, manifest, strategy, coordinator)
     topk, best = _best_so_far(cfg, store)
     target = cfg.budget_settings
     bar = Progress(cfg, store, progress)
-    done0 = store.count()
+    done0 = racing_mod.settings_stored(cfg, store)  # racing: settings, not rows of every rung
     bar.show(done0, best[0])
     evaluate_long = _long_evaluator(cfg)
     evaluator.bind(strategy)
@@ -156,30 +160,41 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
                 break
             if batch.stored is not None:  # rows written by a killed run: tell, do not re-evaluate
                 t0 = time.perf_counter()
-                strategy.tell(batch, batch.stored)
+                strategy.tell(batch, batch.stored if racing is None else racing_mod.replay(cfg, batch.stored))
                 replay_s += time.perf_counter() - t0
                 continue
             coordinator.in_flight(batch)
             t0 = time.perf_counter()
-            table = evaluator.evaluate(batch)
-            extra_cols = strategy.augment(batch, table, evaluate_long)
+            if racing is None:
+                table = evaluator.evaluate(batch)
+                pieces = [racing_mod.Piece(None, batch, table)]
+            else:  # successive halving: every rung's rows are stored, the strategy is told ranks
+                pieces, told = racing_mod.race(cfg, batch, evaluator.evaluate)
+                table = pieces[-1].table if pieces[-1].rung.fidelity == racing.full else None
+            extra_cols = strategy.augment(pieces[-1].batch, table, evaluate_long) if table is not None else {}
             t1 = time.perf_counter()
             eval_s += t1 - t0
-            nmse = table.column("nmse").to_numpy()
-            P = len(nmse)
-            writer.submit(_write_batch, cfg, store, gens, strategy.name, batch, table, next_row, topk.keep(nmse),
+            P = len(batch)
+            # the rows of each rung, low rungs first; only full-fidelity rows keep weights or are the best
+            keeps = [topk.keep(p.table.column("nmse").to_numpy()) if p.table is table
+                     else np.zeros(p.table.num_rows, bool) for p in pieces]
+            writer.submit(_write_batch, cfg, store, gens, strategy.name, batch, pieces, next_row, keeps,
                           extra_cols, t1 - t0, run_entry["run"])
             if strategy.shared_storage:  # other workers read the rows of told trials: write them first
                 writer.flush()
-            told = table if "nmse_long" not in extra_cols else table.append_column(
-                "nmse_long", pa.array(extra_cols["nmse_long"], pa.float64()))
+            if racing is None:
+                told = table if "nmse_long" not in extra_cols else table.append_column(
+                    "nmse_long", pa.array(extra_cols["nmse_long"], pa.float64()))
             _disk_guard(strategy.tell, batch, told)
             coordinator.in_flight(None)
             n_run += P
-            i = int(np.argmin(nmse))
-            if nmse[i] < best[0]:
-                best = (float(nmse[i]), next_row + i)
-            next_row += P
+            full_row0 = next_row + sum(p.table.num_rows for p in pieces[:-1])
+            next_row += sum(p.table.num_rows for p in pieces)
+            if table is not None and table.num_rows:
+                nmse = table.column("nmse").to_numpy()
+                i = int(np.argmin(nmse))
+                if nmse[i] < best[0]:
+                    best = (float(nmse[i]), full_row0 + i)
             bar.show(done0 + n_run if not strategy.shared_storage else store.count(), best[0], added=P)
     finally:
         try:
@@ -202,11 +217,20 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
                            evaluate_s=eval_s, strategy_s=strat_s, io_s=io_s, messages=messages)
 
 
-def _write_batch(cfg, store, gens, strategy_name, batch, table, row0, keep, extra_cols, wall, run) -> None:
-    """One batch on disk (on the writer thread): its generation state first, then its rows."""
+def _write_batch(cfg, store, gens, strategy_name, batch, pieces, row0, keeps, extra_cols, wall, run) -> None:
+    """One batch on disk (on the writer thread): its generation state first, then its rows, in one
+    part (a raced batch: the rows of every rung, cheapest first; ``extra_cols`` go to the last)."""
     if batch.state is not None:
         gens.write(batch.state)
-    store.append(rows_table(cfg, strategy_name, batch, table, row0, keep, extra_cols, wall, run))
+    tables = []
+    n_rows = sum(p.table.num_rows for p in pieces)
+    for k, (p, keep) in enumerate(zip(pieces, keeps)):
+        tables.append(rows_table(cfg, strategy_name, p.batch, p.table, row0, keep,
+                                 extra_cols if k == len(pieces) - 1 else {},
+                                 wall if len(pieces) == 1 else wall * p.table.num_rows / n_rows, run,
+                                 rung=None if p.rung is None else p.rung.key()))
+        row0 += p.table.num_rows
+    store.append(tables[0] if len(tables) == 1 else pa.concat_tables(tables))
 
 
 def _start_strategy(cfg, store, coordinator: Coordinator, messages: List[str], echo):
@@ -269,7 +293,7 @@ def _close_run(store, manifest, strategy, coordinator: Coordinator, run_entry: D
 
 def _best_so_far(cfg, store):
     """(which rows keep full weights, (best nmse, its row)) from the rows already stored."""
-    prev = store.read(columns=["nmse"]) if store.count() else None
+    prev = store.read(columns=["nmse"], filter=full_fidelity(cfg)) if store.count() else None  # racing: full rows
     nmse_prev = prev.column("nmse").to_numpy() if prev is not None else np.empty(0)
     best = (float(np.min(nmse_prev)), int(prev.column("row")[int(np.argmin(nmse_prev))].as_py())) \
         if nmse_prev.size else (np.inf, None)

@@ -85,6 +85,10 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
     live = [d for d in store.leases() if d["alive"]]
     require(not live, f"{len(live)} worker(s) are running this study (e.g. process {live[0].get('pid') if live else ''} "
                       f"on {live[0].get('host') if live else ''}); add more with lstmsearch worker, or wait for them")
+    require(not (dask is not None and cfg.eval.racing), "[eval] racing runs in this process: remove --dask, or "
+                                                        "remove racing from the study file")
+    require(not (repair and cfg.eval.racing), "--repair re-evaluates lost rows at full fidelity only: remove "
+                                              "[eval] racing from the study file to repair it")
     messages = store.acquire()
     evaluator = None
     try:

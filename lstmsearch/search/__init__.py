@@ -11,6 +11,7 @@ from typing import Dict
 import numpy as np
 
 from ..errors import LstmsearchError, require
+from ..store.rows import full_fidelity
 from . import cma, optuna_search, sweep
 from .base import Batch, Strategy
 from .spaces import Space, build_space
@@ -62,7 +63,7 @@ def best_z(cfg, store, k: int, dim: int, source: str) -> np.ndarray:
     from the z column where rows keep it, else rebuilt by the study's strategy from the rows' keys."""
     import pyarrow.compute as pc
 
-    t = store.read(columns=["nmse"])
+    t = store.read(columns=["nmse"], filter=full_fidelity(cfg))  # racing: full-fidelity rows only
     require(t.num_rows > 0, f"warm start: {source} has no rows")
     best = store.read(filter=pc.field("row").isin(t.sort_by("nmse").slice(0, k).column("row"))).sort_by("nmse")
     try:

@@ -54,6 +54,15 @@ def objective(nmse) -> np.ndarray:
     return np.where(np.isfinite(out), np.minimum(out, 6.0), 6.0)
 
 
+def told_values(table: pa.Table) -> np.ndarray:
+    """The values a ranking strategy is told for a batch: :func:`objective` of its ``nmse``, or,
+    when the run raced the batch (``[eval] racing``), its ``told`` column: values that rank every
+    full-fidelity setting above every one stopped at a lower rung (:mod:`lstmsearch.run.racing`)."""
+    if "told" in table.column_names:
+        return table.column("told").to_numpy()
+    return objective(table.column("nmse").to_numpy())
+
+
 class Strategy(abc.ABC):
     """The contract between a strategy (optuna, cmaes, sweep) and the run loop.
 

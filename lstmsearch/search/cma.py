@@ -44,7 +44,7 @@ from ..errors import LstmsearchError
 from ..store import atomic_write_bytes
 from ..store.generations import GenerationStore, state_table
 from . import sepcma
-from .base import Batch, Strategy, objective, round_z
+from .base import Batch, Strategy, round_z, told_values
 from .sepcma import VectorSepCMA
 
 STREAM = 204  # rng stream of the population draws
@@ -168,7 +168,10 @@ class CmaStrategy(Strategy):
         if g <= self.replay_until:
             stored = self.store.read(filter=(ds.field("strategy") == "cmaes") & (ds.field("batch") == g))
             stored = stored.sort_by("index")
-            if stored.num_rows != P:
+            # (a raced generation also has rows of the settings it promoted: count its rung-0 rows)
+            n = stored.num_rows if "fidelity" not in stored.column_names else \
+                int(np.sum(stored.column("fidelity").to_numpy() == 0))
+            if n != P:
                 stored = None  # cannot happen unless the state file was replaced; evaluate again
         # the settings of z rounded to float32, as regenerate_z rebuilds them (round_z)
         return Batch(params=self.space.to_params(xs.astype(np.float32)), batch=np.full(P, g, np.int64), index=np.arange(P, dtype=np.int64),
@@ -177,7 +180,7 @@ class CmaStrategy(Strategy):
     def tell(self, batch, table):
         t0 = time.perf_counter()
         st = self.state
-        values = objective(table.column("nmse").to_numpy())
+        values = told_values(table)  # objective(nmse), or a raced batch's rank-comparable values
         tell(st["opt"], batch.info, values)
         st["generation"] += 1
         st["evals"][st["regime"]] += len(values)

@@ -69,6 +69,13 @@ run           int32                      which ``run`` invocation wrote it (0, 1
 A study whose task has several lengths (``[task] lengths``) has one more column, after
 ``train_nmse``: ``nmse_by_length`` (list<float64>), the held-out nmse at each trained length in
 order (``nmse`` is their worst, or mean: :mod:`lstmsearch.evaluate`).
+
+A study with ``[eval] racing`` (successive halving, :mod:`lstmsearch.run.racing`) has one more
+column, after ``heldout``: ``fidelity`` (int32), the rung its row was scored at, 0 the cheapest
+and ``len(rungs)`` full fidelity. Its ``sequences``, ``heldout`` and ``length`` are the rung's
+(a low rung scores one length; its ``nmse_by_length`` is null). A setting promoted to a higher rung
+has one row per rung it reached, with the same ``batch`` and ``index``; only full-fidelity rows
+count for ``top``, the best row and the verdict.
 """
 
 from __future__ import annotations
@@ -104,15 +111,17 @@ ROW_SLOT = 10 ** 12
 _PART = re.compile(r"part-w(\d+)-(\d+)\.parquet")
 
 
-def schema(n_params: int, n_readout: int, by_length: bool = False) -> pa.Schema:
+def schema(n_params: int, n_readout: int, by_length: bool = False, racing: bool = False) -> pa.Schema:
     """The row schema for a cell with D = n_params and a readout of n_readout floats
-    (``by_length``: with the ``nmse_by_length`` column of a several-length task)."""
+    (``by_length``: with the ``nmse_by_length`` column of a several-length task; ``racing``: with
+    the ``fidelity`` column of a study with ``[eval] racing``)."""
     f32 = pa.float32()
     fields = [
         ("study", pa.string()), ("strategy", pa.string()), ("row", pa.int64()), ("batch", pa.int64()),
         ("index", pa.int64()), ("cell", pa.string()), ("hidden", pa.int32()), ("inputs", pa.int32()),
         ("outputs", pa.int32()), ("task", pa.string()), ("length", pa.int32()), ("seed", pa.int64()),
-        ("sequences", pa.int32()), ("heldout", pa.int32()), ("z", pa.list_(f32)), ("scale", f32),
+        ("sequences", pa.int32()), ("heldout", pa.int32()), *([("fidelity", pa.int32())] if racing else []),
+        ("z", pa.list_(f32)), ("scale", f32),
         ("key_seed", pa.int64()), ("key_index", pa.int64()), ("weights", pa.list_(f32, n_params)),
         ("readout", pa.list_(f32, n_readout)), ("mse", pa.float64()), ("nmse", pa.float64()),
         ("max_abs_err", pa.float64()), ("train_mse", pa.float64()), ("train_nmse", pa.float64()),

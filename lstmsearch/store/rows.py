@@ -36,11 +36,25 @@ class TopK:
         return finite & (nmse <= kth)
 
 
+def full_fidelity(cfg):
+    """The filter (a pyarrow expression) of the rows scored at full fidelity, or None when every
+    row is (a study without ``[eval] racing``): what ``top``, the best row and the verdict rank."""
+    if cfg.eval.racing is None:
+        return None
+    import pyarrow.dataset as ds
+
+    return ds.field("fidelity") == cfg.eval.racing.full
+
+
 def rows_table(cfg, strategy: str, batch, table: pa.Table, row0: int, keep: np.ndarray,
-               extra: Dict, wall: float, run: int) -> pa.Table:
+               extra: Dict, wall: float, run: int, rung: Optional[tuple] = None) -> pa.Table:
     """The store rows of one evaluated batch of ``cfg`` (a :class:`~lstmsearch.config.StudyConfig`;
-    see :mod:`lstmsearch.store.parts` for the schema)."""
+    see :mod:`lstmsearch.store.parts` for the schema). ``rung`` = (fidelity, sequences, heldout,
+    length) of a racing study's rows (default: full fidelity)."""
     cell, task, ev = cfg.cell, cfg.task, cfg.eval
+    racing = ev.racing is not None
+    fidelity, sequences, heldout, length = rung or (ev.racing.full if racing else None, ev.sequences, ev.heldout,
+                                                    task.length)
     P = table.num_rows
     ro = table.column("readout").combine_chunks()
     ro_np = ro.flatten().to_numpy().reshape(P, cell.n_readout)
@@ -65,22 +79,24 @@ def rows_table(cfg, strategy: str, batch, table: pa.Table, row0: int, keep: np.n
         "index": pa.array(batch.index, pa.int64()), "cell": const(cell.kind, pa.string()),
         "hidden": const(cell.hidden, pa.int32()), "inputs": const(cell.inputs, pa.int32()),
         "outputs": const(cell.outputs, pa.int32()), "task": const(task.name, pa.string()),
-        "length": const(task.length, pa.int32()), "seed": const(ev.seed, pa.int64()),
-        "sequences": const(ev.sequences, pa.int32()), "heldout": const(ev.heldout, pa.int32()),
+        "length": const(length, pa.int32()), "seed": const(ev.seed, pa.int64()),
+        "sequences": const(sequences, pa.int32()), "heldout": const(heldout, pa.int32()),
+        "fidelity": const(fidelity, pa.int32()),
         "z": var_list(batch.z, P), "scale": opt(batch.scale, pa.float32()),
         "key_seed": opt(batch.key_seed, pa.int64()), "key_index": opt(batch.key_index, pa.int64()),
         "weights": fixed_list(weights, cell.n_params, keep, P), "readout": ro,
         "mse": table.column("mse"), "nmse": table.column("nmse"), "max_abs_err": table.column("max_abs_err"),
         "train_mse": table.column("train_mse") if "train_mse" in has else pa.nulls(P, pa.float64()),
         "train_nmse": table.column("train_nmse") if "train_nmse" in has else pa.nulls(P, pa.float64()),
-        "nmse_by_length": table.column("nmse_by_length") if "nmse_by_length" in has else None,
+        "nmse_by_length": table.column("nmse_by_length") if "nmse_by_length" in has else
+        pa.nulls(P, pa.list_(pa.float64())),  # (a racing study's low rung scores one length)
         "nmse_long": opt(extra.get("nmse_long"), pa.float64()),
         "long_length": opt(extra.get("long_length"), pa.int32()),
         "finite": table.column("finite"), "wall_s": const(wall / P, pa.float64()),
         "time": const(_dt.datetime.now(_dt.timezone.utc), pa.timestamp("ms", tz="UTC")),
         "run": const(run, pa.int32()),
     }
-    sch = schema(cell.n_params, cell.n_readout, by_length=task.lengths is not None)
+    sch = schema(cell.n_params, cell.n_readout, by_length=task.lengths is not None, racing=racing)
     return pa.Table.from_arrays([cols[f.name].cast(f.type) if cols[f.name].type != f.type else cols[f.name]
                                  for f in sch], schema=sch)
 
