@@ -141,9 +141,14 @@ def test_old_stores_with_z_stay_readable_and_continue(tmp_path, name):
     assert np.array_equal(cfg.cell.with_readout(params, ro), np.asarray(rows.column("weights").to_pylist(), np.float32))
 
 
-def test_a_damaged_state_file_is_named_not_used(tmp_path):
+def test_a_damaged_state_file_is_named_not_used(tmp_path, capsys):
+    from lstmsearch.cli.main import main
+
     p, out = write_study(tmp_path, **CASES["cmaes_full_masked"])
     run_study(p)
+    n_states = len(GenerationStore(out).files())
+    assert main(["check", str(out)]) == 0
+    assert f"{n_states} generation state file(s) ok" in capsys.readouterr().out
     f = GenerationStore(out).files()[0]
     data = bytearray(f.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -154,6 +159,10 @@ def test_a_damaged_state_file_is_named_not_used(tmp_path):
 
     with pytest.raises(LstmsearchError, match="does not match the checksum in its name"):
         regenerate_settings(cfg, store, rows.slice(0, 1))
+    # lstmsearch check names the damaged state file and fails
+    assert main(["check", str(out)]) == 1
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(f"generations/{f.name}"))
+    assert "content hash differs" in line
     assert pq.read_metadata(sorted((out / "rows").glob("*.parquet"))[0]).num_rows > 0
 
 

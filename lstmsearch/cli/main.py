@@ -263,6 +263,7 @@ def cmd_check(args) -> int:
 
     from ..query import open_study
     from ..store import Store
+    from ..store.generations import GenerationStore
 
     cfg = None
     try:
@@ -286,6 +287,8 @@ def cmd_check(args) -> int:
         store = Store(store.root)
     results = store.check()
     problems = [r for r in results if not r["status"].startswith("ok")]
+    states = GenerationStore(store.root).check()  # the per-generation state that keyed rows are rebuilt from
+    bad_states = [r for r in states if r["status"] != "ok"]
     if args.quarantine and problems:
         store.acquire("check")  # no run may be writing meanwhile
         try:
@@ -293,10 +296,10 @@ def cmd_check(args) -> int:
                 print(line)
         finally:
             store.release()
-    if results:
-        width = max(len("part"), *(len(r["part"]) for r in results))
+    if results or states:
+        width = max(len("part"), *(len(r["part"]) for r in results + states))
         print(f"{'part':<{width}}  {'rows':>10}  status")
-        for r in results:
+        for r in results + states:
             rows = "?" if r["rows"] is None else str(r["rows"])
             print(f"{r['part']:<{width}}  {rows:>10}  {r['status']}")
     damaged = store.manifest_problem()
@@ -304,11 +307,15 @@ def cmd_check(args) -> int:
               "from the parts)"] if damaged else
              [] if store.exists() else ["no manifest.json (a run of the same study rebuilds it from the parts)"])
     total = sum(r["rows"] or 0 for r in results if r["status"].startswith("ok"))
+    state_text = f", {len(states)} generation state file(s) ok" if states and not bad_states else ""
+    if bad_states:
+        notes.append(f"{len(bad_states)} of {len(states)} generation state files not ok (the rows of their batches "
+                     "cannot be rebuilt from keys; their best rows keep full weights)")
     if problems or notes:
         print(f"{store.root}: {len(problems)} of {len(results)} parts not ok" + "".join(f"; {n}" for n in notes)
               + f"; {total} rows readable (a run quarantines damaged parts to rows/damaged/ and leaves them out)")
         return 1
-    print(f"{store.root}: {len(results)} parts ok, {total} rows")
+    print(f"{store.root}: {len(results)} parts ok, {total} rows{state_text}")
     return 0
 
 

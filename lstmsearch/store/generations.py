@@ -125,6 +125,25 @@ class GenerationStore:
             tmp.unlink(missing_ok=True)
         return final
 
+    def check(self) -> List[dict]:
+        """Verify every state file (``lstmsearch check``): its content hash against the one in its
+        name, then readable with page checksums. One dict per file, as
+        :meth:`lstmsearch.store.Store.check` gives per part: part (``generations/<name>``), rows, status."""
+        out = []
+        for p in self.files():
+            status, rows = [], None
+            if file_sha256(p)[:16] != _NAME.fullmatch(p.name).group(4):
+                status.append("content hash differs from the one in its name (damaged): the rows of its "
+                              "batches cannot be rebuilt from their keys")
+            try:
+                f = pq.ParquetFile(p, page_checksum_verification=True)
+                rows = f.metadata.num_rows
+                f.read()
+            except (OSError, pa.ArrowException) as exc:
+                status.append("unreadable: " + (str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            out.append({"part": f"{FOLDER}/{p.name}", "rows": rows, "status": "; ".join(status) or "ok"})
+        return out
+
     def read(self, strategy: str, batches: Optional[Iterable[int]] = None) -> pa.Table:
         """The records of ``strategy`` (for the given batch numbers, or all), checked against the
         sha256 in each file's name; the last record wins where a batch appears twice."""
