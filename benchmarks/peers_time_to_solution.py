@@ -105,12 +105,21 @@ def set_threads(n: int) -> str:
 
 # ------------------------------------------------------------------ the shared problem
 def study(cell: str, hidden: int, seed: int, popsize: int = 1024):
-    """The blind study at ``hidden`` units: studies/blind_{cell}32.toml with H, seed and popsize replaced."""
-    from lstmsearch.config import load_study
+    """The blind study at ``hidden`` units: studies/blind_{cell}32.toml with H, name, seed and popsize
+    replaced in its text (the run loop re-reads the text)."""
+    import re
 
-    return load_study(ROOT / "studies" / f"blind_{cell}32.toml",
-                      {"cell.hidden": hidden, "study.name": f"peers_{cell}{hidden}_s{seed}",
-                       "strategy.seed": seed, "strategy.popsize": popsize, "budget.settings": 10 ** 9})
+    from lstmsearch.config import parse_study
+
+    src = ROOT / "studies" / f"blind_{cell}32.toml"
+    text = src.read_text()
+    for key, value in (("hidden", hidden), ("name", f'"peers_{cell}{hidden}_s{seed}"'), ("popsize", popsize),
+                       ("settings", 10 ** 9)):
+        text, n = re.subn(rf"(?m)^{key} = \S+", f"{key} = {value}", text)
+        assert n == 1, key
+    head, strategy = text.split("[strategy]")  # the strategy's seed, not the sequences' ([eval] seed)
+    text = head + "[strategy]" + re.sub(r"(?m)^seed = \S+", f"seed = {seed}", strategy, count=1)
+    return parse_study(text, str(src), src.parent)
 
 
 def sequences(cfg):
@@ -215,59 +224,104 @@ class Checker:
         return self.last.solved
 
 
-def result(name, settings, wall, solved, best, check, compile_s, note=""):
-    return {"contender": name, "settings": settings, "wall": wall, "solved": solved, "best": best,
-            "check_s": check.seconds, "checks": check.calls, "compile_s": compile_s, "note": note,
-            "verdict": check.last.text if check.last is not None else ""}
+class Contender:
+    """One search, run a generation at a time (:meth:`step`) so that the contenders can take turns.
+
+    ``wall`` counts this contender's own generations only, without the checks; ``done`` once
+    solved, stopped, or out of budget (``budget`` settings or ``seconds`` of its own wall).
+    """
+
+    name = ""
+
+    def __init__(self, cfg, budget, seconds):
+        self.cfg, self.budget, self.seconds = cfg, budget, seconds
+        self.P = cfg.strategy["popsize"]
+        self.check = Checker(cfg)
+        self.settings, self.wall, self.best, self.solved, self.done = 0, 0.0, np.inf, False, False
+        self.compile_s, self.note = 0.0, ""
+
+    def step(self) -> None:
+        if self.done:
+            return
+        if self.settings + self.P > self.budget or self.wall >= self.seconds:
+            self.done = True
+            return
+        c0 = self.check.seconds
+        t0 = time.perf_counter()
+        self.generation()
+        self.wall += time.perf_counter() - t0 - (self.check.seconds - c0)
+
+    def seen(self, nmse: float, recurrent) -> bool:
+        """A generation's best member: checked when under the threshold; True once solved."""
+        self.settings += self.P
+        self.best = min(self.best, nmse)
+        if nmse < self.cfg.eval.solved and self.check(recurrent):
+            self.solved = self.done = True
+        return self.solved
+
+    def row(self) -> dict:
+        c = self.check
+        return {"contender": self.name, "settings": self.settings, "wall": self.wall, "solved": self.solved,
+                "best": self.best, "check_s": c.seconds, "checks": c.calls, "compile_s": self.compile_s,
+                "note": self.note, "verdict": c.last.text if c.last is not None else ""}
 
 
 # ------------------------------------------------------------------ contender 1: lstmsearch
-def run_lstmsearch(cfg, budget, seconds):
-    """lstmsearch's run loop on a fresh store, stopped once a generation's best passes the check."""
+def run_lstmsearch(cfg, budget, seconds, others=()):
+    """lstmsearch's run loop on a fresh store, stopped once a generation's best passes the check.
+
+    After each of its generations the ``others`` take one generation each (their time is not
+    counted here), so that a change in the machine's load falls on every contender alike.
+    """
     from lstmsearch import evaluate
     from lstmsearch.run.coordinator import Coordinator
     from lstmsearch.run.loop import LocalEvaluator, run_loop, study_config
     from lstmsearch.store import Store
     from lstmsearch.store.manifest import prepare_manifest
 
+    me = Contender(cfg, budget, seconds)
+    me.name = "lstmsearch"
     t0 = time.perf_counter()  # warm-up: the kernels compiled (or loaded from the cache) before the clock
     evaluate(cfg.cell, cfg.cell.init(8, seed=0), cfg.task, n_sequences=8, n_heldout=8)
-    compile_s = time.perf_counter() - t0
-    check = Checker(cfg)
-    state = {"best": np.inf}
+    me.compile_s = time.perf_counter() - t0
+    away = [0.0]
+
+    def turns():
+        t = time.perf_counter()
+        for o in others:
+            o.step()
+        away[0] += time.perf_counter() - t
 
     class Stop(Coordinator):
-        solved = False
-
         def stop_requested(self):
-            return self.solved or super().stop_requested()
-
-    coord = Stop()
+            own = time.perf_counter() - t_start - away[0] - me.check.seconds
+            return me.solved or own >= seconds or super().stop_requested()
 
     class Watch(LocalEvaluator):
         def evaluate(self, batch):
             table = super().evaluate(batch)
             nmse = table.column("nmse").to_numpy()
             i = int(np.argmin(nmse))
-            state["best"] = min(state["best"], float(nmse[i]))
-            if nmse[i] < cfg.eval.solved and check(batch.params[i, :cfg.cell.n_recurrent]):
-                coord.solved = True
+            me.seen(float(nmse[i]), batch.params[i, :cfg.cell.n_recurrent])
+            turns()
             return table
 
     with tempfile.TemporaryDirectory(prefix="peers-") as tmp:
-        run_cfg = study_config(cfg, budget=budget, seconds=seconds, out=Path(tmp) / cfg.name)
-        t0 = time.perf_counter()
+        run_cfg = study_config(cfg, budget=budget, out=Path(tmp) / cfg.name)
+        t_start = time.perf_counter()
         store = Store(run_cfg.out)
         manifest = prepare_manifest(run_cfg, store)
         messages = store.acquire()
         try:
-            rep = run_loop(run_cfg, store, manifest, messages, False, lambda s: None, coordinator=coord,
+            rep = run_loop(run_cfg, store, manifest, messages, False, lambda s: None, coordinator=Stop(),
                            evaluator=Watch(run_cfg))
         finally:
             store.release()
-        wall = time.perf_counter() - t0 - check.seconds
-    return result("lstmsearch", rep.settings, wall, coord.solved, state["best"], check, compile_s,
-                  f"outside evaluate {100 * (rep.wall_s - rep.evaluate_s) / max(rep.wall_s, 1e-9):.0f}%")
+        me.wall = time.perf_counter() - t_start - away[0] - me.check.seconds
+    me.note = f"outside evaluate {100 * (1 - rep.evaluate_s / max(me.wall + away[0], 1e-9)):.0f}%"
+    while any(not o.done for o in others):  # the others go on alone
+        turns()
+    return me
 
 
 # ------------------------------------------------------------------ the JAX population
@@ -287,87 +341,77 @@ def jax_problem(cfg):
     return f, space.dim, space.low, space.high, sigma0
 
 
-def run_jax_cmaes(cfg, budget, seconds):
+class JaxCmaes(Contender):
     """``cmaes.SepCMA`` on the host (ask per member, tell the list), the generation evaluated by JAX."""
-    import jax
-    import jax.numpy as jnp
-    from cmaes import SepCMA
 
-    from lstmsearch.search.base import objective
+    name = "jax+cmaes"
 
-    f, d, low, high, sigma0 = jax_problem(cfg)
-    P = cfg.strategy["popsize"]
-    nmse_of = jax.jit(f)
-    t0 = time.perf_counter()
-    nmse_of(jnp.zeros((P, d), jnp.float32)).block_until_ready()
-    compile_s = time.perf_counter() - t0
-    check = Checker(cfg)
-    opt = SepCMA(mean=(low + high) / 2, sigma=sigma0, bounds=np.stack([low, high], 1), seed=cfg.strategy["seed"],
-                 n_max_resampling=1, population_size=P)
-    n, best, solved, note = 0, np.inf, False, ""
-    t0 = time.perf_counter()
-    while n + P <= budget and time.perf_counter() - t0 - check.seconds < seconds:
-        xs = np.stack([opt.ask() for _ in range(P)])
-        nmse = np.asarray(nmse_of(jnp.asarray(xs, jnp.float32)), np.float64)
-        n += P
+    def __init__(self, cfg, budget, seconds):
+        import jax
+        import jax.numpy as jnp
+        from cmaes import SepCMA
+
+        super().__init__(cfg, budget, seconds)
+        f, d, low, high, sigma0 = jax_problem(cfg)
+        self.nmse_of, self.jnp = jax.jit(f), jnp
+        t0 = time.perf_counter()
+        self.nmse_of(jnp.zeros((self.P, d), jnp.float32)).block_until_ready()
+        self.compile_s = time.perf_counter() - t0
+        self.opt = SepCMA(mean=(low + high) / 2, sigma=sigma0, bounds=np.stack([low, high], 1),
+                          seed=cfg.strategy["seed"], n_max_resampling=1, population_size=self.P)
+
+    def generation(self):
+        from lstmsearch.search.base import objective
+
+        xs = np.stack([self.opt.ask() for _ in range(self.P)])
+        nmse = np.asarray(self.nmse_of(self.jnp.asarray(xs, self.jnp.float32)), np.float64)
         i = int(np.argmin(nmse))
-        best = min(best, float(nmse[i]))
-        if nmse[i] < cfg.eval.solved and check(xs[i]):
-            solved = True
-            break
-        opt.tell(list(zip(xs, objective(nmse))))
-        if opt.should_stop():
-            note = "sep-CMA stopped (no restarts)"
-            break
-    wall = time.perf_counter() - t0 - check.seconds
-    return result("jax+cmaes", n, wall, solved, best, check, compile_s, note)
+        if self.seen(float(nmse[i]), xs[i]):
+            return
+        self.opt.tell(list(zip(xs, objective(nmse))))
+        if self.opt.should_stop():
+            self.note, self.done = "sep-CMA stopped (no restarts)", True
 
 
-def run_evosax(cfg, budget, seconds):
+class Evosax(Contender):
     """evosax's Sep_CMA_ES: ask, clip, evaluate and tell in one jit-compiled step per generation."""
-    import jax
-    import jax.numpy as jnp
-    from evosax.algorithms import Sep_CMA_ES
 
-    f, d, low, high, sigma0 = jax_problem(cfg)
-    P = cfg.strategy["popsize"]
-    es = Sep_CMA_ES(population_size=P, solution=jnp.zeros(d, jnp.float32))
-    params = es.default_params.replace(std_init=jnp.asarray(sigma0, jnp.float32))
-    lo, hi = jnp.asarray(low, jnp.float32), jnp.asarray(high, jnp.float32)
+    name = "evosax"
 
-    @jax.jit
-    def generation(key, state):
-        k_ask, k_tell = jax.random.split(key)
-        pop, state = es.ask(k_ask, state, params)
-        pop = jnp.clip(pop, lo, hi)
-        nmse = f(pop)
-        state, _ = es.tell(k_tell, pop, objective_of(jnp, nmse), state, params)
-        i = jnp.argmin(nmse)
-        return state, nmse[i], pop[i]
+    def __init__(self, cfg, budget, seconds):
+        import jax
+        import jax.numpy as jnp
+        from evosax.algorithms import Sep_CMA_ES
 
-    key = jax.random.key(cfg.strategy["seed"])
-    key, k0 = jax.random.split(key)
-    state0 = es.init(k0, jnp.asarray((low + high) / 2, jnp.float32), params)
-    t0 = time.perf_counter()
-    jax.block_until_ready(generation(key, state0))  # compile (the state is not kept)
-    compile_s = time.perf_counter() - t0
-    check = Checker(cfg)
-    state, n, best, solved = state0, 0, np.inf, False
-    t0 = time.perf_counter()
-    while n + P <= budget and time.perf_counter() - t0 - check.seconds < seconds:
-        key, k = jax.random.split(key)
-        state, b, member = generation(k, state)
-        b = float(b)
-        n += P
-        best = min(best, b)
-        if b < cfg.eval.solved and check(np.asarray(member)):
-            solved = True
-            break
-    wall = time.perf_counter() - t0 - check.seconds
-    return result("evosax", n, wall, solved, best, check, compile_s)
+        super().__init__(cfg, budget, seconds)
+        f, d, low, high, sigma0 = jax_problem(cfg)
+        es = Sep_CMA_ES(population_size=self.P, solution=jnp.zeros(d, jnp.float32))
+        params = es.default_params.replace(std_init=jnp.asarray(sigma0, jnp.float32))
+        lo, hi = jnp.asarray(low, jnp.float32), jnp.asarray(high, jnp.float32)
+
+        def generation(key, state):
+            k_ask, k_tell = jax.random.split(key)
+            pop, state = es.ask(k_ask, state, params)
+            pop = jnp.clip(pop, lo, hi)
+            nmse = f(pop)
+            state, _ = es.tell(k_tell, pop, objective_of(jnp, nmse), state, params)
+            i = jnp.argmin(nmse)
+            return state, nmse[i], pop[i]
+
+        self.jit_generation, self.jax = jax.jit(generation), jax
+        self.key, k0 = jax.random.split(jax.random.key(cfg.strategy["seed"]))
+        self.state = es.init(k0, jnp.asarray((low + high) / 2, jnp.float32), params)
+        t0 = time.perf_counter()
+        jax.block_until_ready(self.jit_generation(self.key, self.state))  # compile (the result is dropped)
+        self.compile_s = time.perf_counter() - t0
+
+    def generation(self):
+        self.key, k = self.jax.random.split(self.key)
+        self.state, b, member = self.jit_generation(k, self.state)
+        self.seen(float(b), np.asarray(member))
 
 
-RUNNERS = {"lstmsearch": run_lstmsearch, "jax+cmaes": run_jax_cmaes, "evosax": run_evosax}
+PEERS = {"jax+cmaes": JaxCmaes, "evosax": Evosax}
 
 
 # ------------------------------------------------------------------ report
@@ -427,12 +471,20 @@ def main(argv=None) -> int:
         for H in a.hidden:
             for seed in a.seeds:
                 cfg = study(cell, H, seed, a.popsize)
-                for name in a.contenders:
-                    r = RUNNERS[name](cfg, a.max_settings, a.max_seconds)
+                others = [PEERS[n](cfg, a.max_settings, a.max_seconds) for n in a.contenders if n in PEERS]
+                if "lstmsearch" in a.contenders:
+                    done = [run_lstmsearch(cfg, a.max_settings, a.max_seconds, others)] + others
+                else:
+                    while any(not o.done for o in others):
+                        for o in others:
+                            o.step()
+                    done = others
+                for c in done:
+                    r = c.row()
                     r.update(problem=f"{cell} H = {H} (d = {cfg.cell.n_recurrent})", seed=seed)
                     rows.append(r)
-                    print(f"{r['problem']} seed {seed} {name}: {'solved' if r['solved'] else 'not solved'} after "
-                          f"{r['settings']:,} settings, {r['wall']:.1f} s (best nmse {r['best']:.3g}; "
+                    print(f"{r['problem']} seed {seed} {r['contender']}: {'solved' if r['solved'] else 'not solved'}"
+                          f" after {r['settings']:,} settings, {r['wall']:.1f} s (best nmse {r['best']:.3g}; "
                           f"{r['verdict'] or 'no check'}) {r['note']}", flush=True)
     cmd = "python benchmarks/peers_time_to_solution.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = "\n".join([
