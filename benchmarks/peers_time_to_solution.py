@@ -24,7 +24,8 @@ goes on. Contenders:
     the bounds, the JAX evaluation and tell in ONE jit-compiled generation step.
 
 The JAX evaluation, float32: the population's weights (P, G H, H) are batched in an einsum inside
-``lax.scan`` over time, in PyTorch's gate order and equations (:mod:`lstmsearch.cells`):
+``lax.scan`` over time (state (P, H, B), sequences innermost: the fastest of three layouts tried,
+with (P, B, H) and ``vmap`` over settings), in PyTorch's gate order and equations (:mod:`lstmsearch.cells`):
 
 .. math::
     \text{LSTM:}\quad (i, f, g, o) = W_{ih} x_t + b_{ih} + W_{hh} h + b_{hh},\;
@@ -35,8 +36,9 @@ The JAX evaluation, float32: the population's weights (P, G H, H) are batched in
 
 then the ridge readout of :mod:`lstmsearch.readout` in jnp: :math:`W = (\Phi^T\Phi + \lambda
 D)^{-1}\Phi^T Y` over the states at both lengths of the training sequences, :math:`D` the units'
-variances (bias unpenalised), :math:`\lambda = 10^{-6}`, and nmse = max over lengths of the held-out
-mse / the baseline (1/3). sep-CMA-ES: Ros & Hansen (2008), "A Simple Modification in CMA-ES
+variances (bias unpenalised), :math:`\lambda = 10^{-6}`, lstmsearch's floor for constant units
+raised from 1e-12 (1 + sum phi_j^2) to 1e-6 (1 + sum phi_j^2) in float32 (else such a unit makes
+the system singular), and nmse = max over lengths of the held-out mse / the baseline (1/3). sep-CMA-ES: Ros & Hansen (2008), "A Simple Modification in CMA-ES
 Achieving Linear Time and Space Complexity", PPSN X. All contenders minimise log10(nmse) capped
 at 6 (:func:`lstmsearch.search.base.objective`; the updates only use the ranks).
 
@@ -150,17 +152,17 @@ def population_nmse(xp, kind, H, params, x, steps, y_tr, y_te, n_train, baseline
     def sig(v):
         return 1.0 / (1.0 + xp.exp(-v))
 
-    def step(carry, x_t):                                        # x_t (B,)
+    def step(carry, x_t):                        # x_t (B,); states (P, H, B): sequences innermost
         h = carry[0]
-        gi = x_t[None, :, None] * w_ih[:, None, :] + b_ih[:, None, :]
-        gh = xp.einsum("pbk,pgk->pbg", h, w_hh) + b_hh[:, None, :]
+        gi = x_t[None, None, :] * w_ih[:, :, None] + b_ih[:, :, None]
+        gh = xp.einsum("pgk,pkb->pgb", w_hh, h) + b_hh[:, :, None]
         if kind == "lstm":
             a = gi + gh
-            c = sig(a[..., H:2 * H]) * carry[1] + sig(a[..., :H]) * xp.tanh(a[..., 2 * H:3 * H])
-            return (sig(a[..., 3 * H:]) * xp.tanh(c), c), None
-        r = sig(gi[..., :H] + gh[..., :H])
-        z = sig(gi[..., H:2 * H] + gh[..., H:2 * H])
-        n = xp.tanh(gi[..., 2 * H:] + r * gh[..., 2 * H:])
+            c = sig(a[:, H:2 * H]) * carry[1] + sig(a[:, :H]) * xp.tanh(a[:, 2 * H:3 * H])
+            return (sig(a[:, 3 * H:]) * xp.tanh(c), c), None
+        r = sig(gi[:, :H] + gh[:, :H])
+        z = sig(gi[:, H:2 * H] + gh[:, H:2 * H])
+        n = xp.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
         return ((1.0 - z) * n + z * h,), None
 
     def loop(f, carry, xs):
@@ -170,13 +172,13 @@ def population_nmse(xp, kind, H, params, x, steps, y_tr, y_te, n_train, baseline
 
     run = run or loop
     B = x.shape[1]
-    zero = xp.zeros((P, B, H), params.dtype)
+    zero = xp.zeros((P, H, B), params.dtype)
     carry = (zero, zero) if kind == "lstm" else (zero,)
     states, t = [], 0
     for s in steps:                                              # the states after steps s (0-based)
         carry, _ = run(step, carry, x[t:s + 1, :, 0])
         t = s + 1
-        states.append(carry[0])
+        states.append(xp.swapaxes(carry[0], 1, 2))     # (P, B, H)
     ones = xp.ones((P, B, 1), params.dtype)
     phi = [xp.concatenate([h, ones], axis=2) for h in states]   # (P, B, H + 1) per length
     tr = xp.concatenate([f[:, :n_train] for f in phi], axis=1)  # (P, S n_train, H + 1)
@@ -184,7 +186,8 @@ def population_nmse(xp, kind, H, params, x, steps, y_tr, y_te, n_train, baseline
     gram = xp.einsum("pni,pnj->pij", tr, tr)
     diag = xp.einsum("pii->pi", gram)
     mean = tr.mean(axis=1)
-    reg = ridge * (diag - N * mean * mean) + 1e-12 * (1.0 + diag)
+    floor = 1e-12 if params.dtype == xp.float64 else 1e-6     # 1e-12 is below float32's resolution
+    reg = ridge * (diag - N * mean * mean) + floor * (1.0 + diag)
     reg = reg * (xp.arange(H + 1) < H)                          # the bias is not penalised
     eye = xp.eye(H + 1, dtype=params.dtype)
     rhs = xp.einsum("pni,n->pi", tr, y_tr)[..., None]
