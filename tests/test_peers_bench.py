@@ -47,3 +47,12 @@ def test_problem_matches_evaluate(cell):
     ref = evaluate(cfg.cell, full, cfg.task, n_sequences=128, n_heldout=128, seed=0, backend="reference")
     np.testing.assert_allclose(ours, ref.column("nmse").to_numpy(), rtol=1e-4)
     assert np.all(pt.objective_of(np, np.array([1e-8, np.inf])) == np.array([-8.0, 6.0]))
+
+
+def test_without_jax_says_how_to_install(monkeypatch, capsys):
+    pt = _script()
+    monkeypatch.setitem(__import__("sys").modules, "jax", None)  # as if jax were not installed
+    monkeypatch.setattr(pt, "set_threads", lambda n: "")
+    assert pt.main(["--contenders", "evosax", "--out", "unused.md"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['this benchmark needs jax and evosax: pip install -e ".[bench]"']
