@@ -23,15 +23,15 @@ from lstmsearch.anchors import smallest as sm  # noqa: E402
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--write", action="store_true", help="write the study files and stop")
-    ap.add_argument("--studies", default=str(ROOT / "studies" / "smallest"), help="folder of the study files")
-    ap.add_argument("--data", default="data/smallest", help="result folder (one study folder per run)")
     ap.add_argument("--tasks", default=",".join(sm.TASKS))
     ap.add_argument("--cells", default=",".join(sm.CELLS))
     ap.add_argument("--start", type=int, default=1, help="first H tried (default 1)")
     ap.add_argument("--cap", type=int, default=sm.CAP, help="largest H tried")
     ap.add_argument("--seeds", default=",".join(map(str, sm.SEEDS)))
     ap.add_argument("--budget", type=int, default=None, help="override [budget] settings of every study")
+    ap.add_argument("--write", action="store_true", help="write the study files and stop")
+    ap.add_argument("--studies", default=str(ROOT / "studies" / "smallest"), help="folder of the study files")
+    ap.add_argument("--data", default="data/smallest", help="result folder (one study folder per run)")
     ap.add_argument("--extract", action="store_true",
                     help="copy the first solved row at each smallest H into data/examples/smallest_<task>_<cell>")
     args = ap.parse_args(argv)
@@ -49,7 +49,7 @@ def main(argv=None):
 
     pacsv.write_csv(runs, data / "runs.csv")
     pacsv.write_csv(sm.smallest_table(runs), data / "summary.csv")
-    md = sm.format_table(runs) + "\n\n" + sm.format_runs(runs)
+    md = "\n\n".join([sm.format_table(runs), sm.format_ladder(runs), sm.format_runs(runs)])
     (data / "table.md").write_text(md + "\n")
     print(md)
     print("total wall", f"{sum(runs.column('wall_s').to_pylist()):.0f} s")

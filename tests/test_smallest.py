@@ -118,6 +118,7 @@ def test_tiny_grid_table_agrees_with_the_stores_and_solved_is_the_verdict(tmp_pa
     solved_h = [r["hidden"] for r in runs.to_pylist() if r["solved"]]
     assert table[0]["smallest"] == (min(solved_h) if solved_h else None)
     assert "| recall-first | LSTM |" in sm.format_table(runs)
+    assert ("**solved 1/1**" in sm.format_ladder(runs)) == bool(solved_h)
 
 
 def test_rows_under_the_threshold_at_n_are_not_solved_when_the_verdict_says_no(tmp_path, monkeypatch):
@@ -138,6 +139,7 @@ def test_rows_under_the_threshold_at_n_are_not_solved_when_the_verdict_says_no(t
         assert r["rejected"] == int(np.sum(store.read(columns=["nmse"]).column("nmse").to_numpy() < 0.5)) > 0
     assert sm.smallest_table(runs).to_pylist()[0]["smallest"] is None
     assert "none up to H = 2" in sm.format_table(runs)
+    assert sm.format_ladder(runs).count("(n only: 1/1)") == 2
 
 
 def test_script_writes_table_and_csv(tmp_path):

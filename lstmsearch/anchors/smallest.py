@@ -373,3 +373,24 @@ def first_solved_runs(runs: pa.Table) -> list:
         h = min(r["hidden"] for r in mine)
         out.append(min((r for r in mine if r["hidden"] == h), key=lambda r: (r["settings_to_solve"], r["seed"])))
     return out
+
+
+def format_ladder(runs: pa.Table) -> str:
+    """Markdown: per (task, cell) and H, "solved k/s" or the best held-out nmse at n over the seeds
+    (with "n only" when some row under the threshold at n was rejected by the verdict)."""
+    d = runs.to_pylist()
+    hs = sorted({r["hidden"] for r in d})
+    lines = ["| task | cell | " + " | ".join(f"H = {h}" for h in hs) + " |", "|" + " --- |" * (len(hs) + 2)]
+    for task, kind in dict.fromkeys((r["task"], r["cell"]) for r in d):
+        cells = []
+        for h in hs:
+            at = [r for r in d if r["task"] == task and r["cell"] == kind and r["hidden"] == h]
+            if not at:
+                cells.append("")
+            elif any(r["solved"] for r in at):
+                cells.append(f"**solved {sum(r['solved'] for r in at)}/{len(at)}**")
+            else:
+                rej = sum(r["rejected"] > 0 for r in at)
+                cells.append(f"{min(r['best_nmse'] for r in at):.2g}" + (f" (n only: {rej}/{len(at)})" if rej else ""))
+        lines.append(f"| {TASKS[task][1]} | {CELLS[kind]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
