@@ -113,6 +113,9 @@ def test_tiny_grid_table_agrees_with_the_stores_and_solved_is_the_verdict(tmp_pa
             assert r["rejected"] == int(np.sum(cand < row))
         else:  # every candidate was checked (at most 64 per chunk) and rejected
             assert r["rejected"] >= min(len(cand), 64)
+    again = sm.run_grid(folder, ["recall_first"], ["lstm"], cap=2, seeds=[0], data_dir=data, chunk=512,
+                        max_checks=64, echo=lambda s: None)  # a re-read: nothing run, the same table
+    assert again.drop(["wall_s"]).equals(runs.drop(["wall_s"]))
     table = sm.smallest_table(runs).to_pylist()
     assert len(table) == 1 and table[0]["construction"] == 2
     solved_h = [r["hidden"] for r in runs.to_pylist() if r["solved"]]

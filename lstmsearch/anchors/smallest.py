@@ -183,8 +183,9 @@ SCHEMA = pa.schema([
 ])
 
 
-def first_solved(out, rows_from: int = 0, max_checks: int = MAX_CHECKS, threshold: Optional[float] = None):
-    """(first solved row or None, rows rejected): the verdict of the rows >= ``rows_from`` under the threshold.
+def first_solved(out, rows_from: int = 0, max_checks: int = MAX_CHECKS, threshold: Optional[float] = None,
+                 rows_to: Optional[int] = None):
+    """(first solved row or None, rows rejected): the verdict of the rows in [rows_from, rows_to) under the threshold.
 
     Candidates are the rows with stored nmse under the study's ``[eval] solved`` (or ``threshold``),
     checked in row order, in batches, at most ``max_checks`` of them; the first whose verdict is
@@ -198,7 +199,10 @@ def first_solved(out, rows_from: int = 0, max_checks: int = MAX_CHECKS, threshol
 
     cfg, store = open_study(out)
     thr = cfg.eval.solved if threshold is None else threshold
-    t = store.read(columns=["row", "nmse"], filter=pc.field("row") >= rows_from)
+    where = pc.field("row") >= rows_from
+    if rows_to is not None:
+        where = where & (pc.field("row") < rows_to)
+    t = store.read(columns=["row", "nmse"], filter=where)
     rows = np.sort(t.column("row").to_numpy()[t.column("nmse").to_numpy() < thr])[:max_checks]
     for i in range(0, len(rows), 128):
         batch = [int(r) for r in rows[i:i + 128]]
@@ -213,7 +217,8 @@ def run_one(path, data_dir="data/smallest", budget: Optional[int] = None, chunk:
             max_checks: int = MAX_CHECKS) -> dict:
     """Run one study file in chunks until its first solved row or its budget; returns its table row.
 
-    A study run before is continued, and its stored rows are checked again from the first one.
+    A study run before is continued, and its stored rows are checked again from the first one,
+    chunk by chunk as the run checked them (so a re-read gives the run's table).
     Keys: the :data:`SCHEMA` fields; ``wall_s`` is this call's wall time (runs and checks).
     """
     from ..config import load_study
@@ -223,18 +228,19 @@ def run_one(path, data_dir="data/smallest", budget: Optional[int] = None, chunk:
     target = cfg.budget_settings if budget is None else int(budget)
     out = Path(data_dir) / cfg.name
     t0 = time.perf_counter()
-    solved, rejected, checked_to, done = None, 0, 0, 0
+    solved, rejected, checked_to = None, 0, 0
     while True:
-        if (out / "manifest.json").exists():
-            solved, n = first_solved(out, checked_to, max_checks)
-            rejected += n
-            checked_to = done = _count(out)
+        done = _count(out) if (out / "manifest.json").exists() else 0
+        while solved is None and checked_to < min(done, target):  # chunk by chunk, as the run checked them
+            upto = min(checked_to + chunk, done, target)
+            solved, n = first_solved(out, checked_to, max_checks, rows_to=upto)
+            rejected, checked_to = rejected + n, upto
         if solved is not None or done >= target:
             break
         run_study(cfg, budget=min(done + chunk, target), out=out)
         if _count(out) == done:  # the next generation does not fit the budget
             break
-    row = study_row(out, solved)
+    row = study_row(out, solved, target)
     row.update(rejected=rejected, wall_s=time.perf_counter() - t0)
     return row
 
@@ -245,17 +251,22 @@ def _count(out) -> int:
     return open_study(out)[1].count()
 
 
-def study_row(out, solved: Optional[int]) -> dict:
-    """The table row of a study folder whose first solved row is ``solved`` (None: none found).
+def study_row(out, solved: Optional[int], budget: Optional[int] = None) -> dict:
+    """The table row of a study folder whose first solved row is ``solved`` (None: none found),
+    from its first ``budget`` rows (default all: a store run further counts as run to ``budget``).
 
     Everything but ``rejected`` and ``wall_s`` (left 0) is read from the store: settings (rows
     stored), settings_to_solve (rows up to and including the solved one), evaluate_s_to_solve
     (their summed ``wall_s``: kernel, readout and sampling seconds), best_nmse and best_row.
     """
+    import pyarrow.compute as pc
+
     from ..query import open_study
 
     cfg, store = open_study(out)
     t = store.read(columns=["row", "nmse", "wall_s"])
+    if budget is not None:
+        t = t.filter(pc.less(t.column("row"), budget))
     rows = t.column("row").to_numpy()
     nmse = t.column("nmse").to_numpy()
     nmse = np.where(np.isfinite(nmse), nmse, np.inf)
