@@ -5,8 +5,9 @@ A study file (``studies/*.toml``, read with Python's ``tomllib``) has these tabl
     [study]      name, description, out (result folder; default DATA/<name>, DATA = data unless
                  the caller passes another ``data_dir``, e.g. ``lstmsearch run --data``)
     [cell]       kind, hidden, inputs, outputs  (inputs/outputs default to the task's)
-    [task]       kind, length (or lengths = [20, 21] and aggregate = "worst" | "mean": scored at
-                 several lengths from one simulation, see :mod:`lstmsearch.tasks`),
+    [task]       kind, length (or lengths = [20, 21], or a range lengths = { from = 20, to = 40,
+                 step = 1 }, and aggregate = "worst" | "mean": scored at several lengths from one
+                 simulation, see :mod:`lstmsearch.tasks`),
                  dist = {kind = "uniform", ...} and the task's own parameters
     [eval]       sequences, heldout, seed, backend, readout ("fit" | "given"), ridge, solved,
                  racing = { rungs = [[16, 10]], keep = 0.125 } (successive halving, off by
@@ -278,14 +279,19 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
         _check_length(chk, "[task] length", task_doc["length"])
     else:
         lengths = task_doc["lengths"]
+        if isinstance(lengths, dict):  # a range: every length from .. to, one simulation to the longest
+            lengths = _length_range(chk, lengths)
         if not isinstance(lengths, list) or not lengths:
-            chk.fail("[task] lengths", f"must be a non-empty array of integers such as [20, 21], got {lengths!r}")
+            chk.fail("[task] lengths", f"must be a non-empty array of integers such as [20, 21], or a range "
+                                       f"{{ from = 20, to = 40 }}, got {lengths!r}")
         for n in lengths:
             _check_length(chk, "[task] lengths", n)
         if len(set(lengths)) != len(lengths):
             chk.fail("[task] lengths", f"has a repeated length: {lengths}; give each length once")
     try:
         params = {k: v for k, v in task_doc.items() if k != "kind"}
+        if "lengths" in params:
+            params["lengths"] = lengths
         task = make_task(task_doc["kind"], **params)
     except LstmsearchError as exc:
         chk.wrap("[task]", exc)
@@ -420,6 +426,28 @@ def _check_racing(chk: Checker, spec, readout: str, max_sequences: int, task: Ta
         out.append((int(s), int(n)))
         prev = s * n
     return Racing(rungs=tuple(out), keep=float(r["keep"]))
+
+
+#: Most lengths one task may score (a range { from, to } included): the states kept per setting grow with them.
+MAX_SCORED_LENGTHS = 256
+
+
+def _length_range(chk, spec: dict) -> list:
+    """``{ from = a, to = b, step = s }`` (step 1 by default) -> [a, a + s, ..., <= b]."""
+    if set(spec) - {"from", "to", "step"} or not {"from", "to"} <= set(spec):
+        chk.fail("[task] lengths", f"a range is written {{ from = 20, to = 40 }} (optional step = 1), got {spec!r}")
+    lo, hi, step = spec["from"], spec["to"], spec.get("step", 1)
+    for n in (lo, hi):
+        _check_length(chk, "[task] lengths", n)
+    if not _type_ok(step, (int,)) or step < 1:
+        chk.fail("[task] lengths", f"step must be a positive integer, got {step!r}")
+    if not lo < hi:
+        chk.fail("[task] lengths", f"a range needs from < to, got from = {lo}, to = {hi}")
+    out = list(range(lo, hi + 1, step))
+    if len(out) > MAX_SCORED_LENGTHS:
+        chk.fail("[task] lengths", f"the range scores {len(out)} lengths; at most {MAX_SCORED_LENGTHS}: "
+                                   "use a larger step")
+    return out
 
 
 def _check_length(chk: Checker, where: str, n) -> None:

@@ -193,6 +193,16 @@ def test_toml_lengths_round_trip_and_identity(tmp_path):
         study_toml(_doc(tmp_path, {"kind": "recall_first", "lengths": [5, 6]}))).identity()
 
 
+def test_a_range_of_lengths_scores_every_length_in_it(tmp_path):
+    cfg = parse_study(study_toml(_doc(tmp_path, {"kind": "recall_first", "lengths": {"from": 5, "to": 11, "step": 3}})))
+    assert cfg.task.lengths == (5, 8, 11) and cfg.task.length == 11
+    # the same task as the list written out, and the spec (what extract writes) is that list
+    listed = parse_study(study_toml(_doc(tmp_path, {"kind": "recall_first", "lengths": [5, 8, 11]})))
+    assert listed.task == cfg.task and cfg.task.spec()["lengths"] == [5, 8, 11]
+    assert parse_study(study_toml(_doc(tmp_path, {"kind": "recall_first", "lengths": {"from": 5, "to": 7}}))
+                       ).task.lengths == (5, 6, 7)
+
+
 @pytest.mark.parametrize("task,msg", [
     ({"kind": "recall_first", "length": 6, "lengths": [5, 6]}, r"\[task\] needs the key 'length'.*not both"),
     ({"kind": "recall_first"}, r"\[task\] needs the key 'length'"),
@@ -204,6 +214,11 @@ def test_toml_lengths_round_trip_and_identity(tmp_path):
     ({"kind": "recall_first", "lengths": [5, 6], "aggregate": "median"}, r"\[task\].*aggregate must be one of"),
     ({"kind": "recall_first", "length": 6, "aggregate": "mean"}, r"\[task\].*needs several lengths"),
     ({"kind": "copy", "lengths": [9, 10], "m": 2}, r"\[task\].*takes one length only"),
+    ({"kind": "recall_first", "lengths": {"from": 9}}, r"\[task\] lengths a range is written"),
+    ({"kind": "recall_first", "lengths": {"from": 9, "to": 12, "by": 1}}, r"\[task\] lengths a range is written"),
+    ({"kind": "recall_first", "lengths": {"from": 12, "to": 9}}, r"\[task\] lengths a range needs from < to"),
+    ({"kind": "recall_first", "lengths": {"from": 9, "to": 12, "step": 0}}, r"\[task\] lengths step must be"),
+    ({"kind": "recall_first", "lengths": {"from": 1, "to": 1000}}, r"\[task\] lengths the range scores 1000"),
 ])
 def test_bad_task_tables_are_refused(tmp_path, task, msg):
     with pytest.raises(ConfigError, match=msg) as e:
