@@ -28,6 +28,7 @@ sequences (:data:`lstmsearch.analysis.verdict.FRESH_SEED`). Nothing here prints.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -39,7 +40,7 @@ from .analysis.constructions import CONSTRUCTIONS, construct
 from .analysis.explain import traces, unit_roles
 from .analysis.verdict import FRESH_SEED, precision_check, task_check_lengths, verdict
 from .certify import certify
-from .errors import LstmsearchError, require
+from .errors import require
 from .reproduction import row_setting
 
 #: Searched values listed by name when the space has at most this many.
@@ -146,15 +147,21 @@ def answer(study, row: Optional[int] = None, data_dir="data", n_sequences: int =
         out.notes.append("no certificate: the input distribution has no bounded box")
     units = CONSTRUCTION_UNITS.get(cell.kind)
     if units is not None and ("flag_memory", cell.kind) in CONSTRUCTIONS and units <= cell.hidden:
-        c_cell, c_params = construct(cell.kind, units)
         out.construction_units = units
-        out.construction = verdict(c_cell, c_params, task, threshold, n_sequences=n_sequences)
-        if with_certificate and box:
-            try:
-                out.construction_certificate = certify(c_cell, c_params, low, high, max_length=200, task=task)
-            except LstmsearchError as exc:  # pragma: no cover - a construction is always certifiable input
-                out.notes.append(f"construction not certified: {exc}")
+        out.construction, out.construction_certificate = construction_facts(
+            cell.kind, task, threshold, n_sequences, with_certificate and box)
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def construction_facts(kind: str, task, threshold: float, n_sequences: int, with_certificate: bool):
+    """(verdict, certificate or None) of the hand-built construction of ``kind`` on ``task``; kept
+    per process, so a report of several studies of one cell kind checks and certifies it once."""
+    c_cell, c_params = construct(kind, CONSTRUCTION_UNITS[kind])
+    v = verdict(c_cell, c_params, task, threshold, n_sequences=n_sequences)
+    cert = certify(c_cell, c_params, task.dist.low, task.dist.high, max_length=200, task=task) \
+        if with_certificate else None
+    return v, cert
 
 
 def answer_row(a: Answer) -> List:

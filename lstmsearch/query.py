@@ -167,7 +167,7 @@ def top_rows(study, k: int = 10, where=None, data_dir=DATA_DIR, columns=SUMMARY_
     ranked = load_results(cfg, columns=["row", "nmse"], where=where, data_dir=data_dir)
     best = ranked.sort_by([("nmse", "ascending"), ("row", "ascending")]).slice(0, k)
     if columns is not None and set(columns) <= {"row", "nmse"}:
-        return best.select(columns) if list(columns) != ["row", "nmse"] else best
+        return best.select(list(columns))
     ids = best.column("row")
     t = load_results(cfg, columns=columns, where=pc.field("row").isin(ids), data_dir=data_dir)
     return t.sort_by([("nmse", "ascending"), ("row", "ascending")])

@@ -151,6 +151,16 @@ def var_list(values: Optional[np.ndarray], n: int):
     return pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1), pa.float32()))
 
 
+#: (path, size, mtime_ns, sha256) of the part files this process has hashed or written: a part
+#: is hashed once per process, whatever Store object reads it (parts are immutable).
+_HASHED: set = set()
+
+
+def _hash_key(path: Path, sha: str):
+    st = path.stat()
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, sha)
+
+
 def file_sha256(path: Path) -> str:
     """sha256 (hex) of a file's bytes: the content hash recorded per part in the manifest."""
     h = hashlib.sha256()
@@ -215,7 +225,6 @@ class Store:
         self.writer = f"w{self.slot}"
         self._rows: Dict[str, int] = {}  # part file name -> rows (parts are immutable)
         self.damaged: Dict[str, str] = {}  # part file name -> why it cannot be read
-        self._verified: set = set()  # (name, size, mtime_ns) of parts whose content hash matched the manifest
         self._next_local = None
         self._lock_fd: Optional[int] = None
         self._identity: Dict[str, Optional[str]] = {}  # part file name -> study identity in its metadata
@@ -557,6 +566,7 @@ class Store:
         self._rows[final.name] = table.num_rows
         self._identity[final.name] = identity
         self._written[final.name] = {"rows": table.num_rows, "sha256": digest}
+        _HASHED.add(_hash_key(final, digest))  # its hash is known: a later read need not compute it
         last = int(table.column("row")[table.num_rows - 1].as_py())
         self._next_local = max(self.next_row(), last + 1)
         if self.exists():  # record the part's rows and hash (merged by write_manifest, under the manifest lock)
@@ -667,40 +677,37 @@ class Store:
         whose content hash the manifest records must match it; one without a recorded hash is read
         through once with its page checksums verified. A part that fails is named in
         :attr:`damaged` with a warning and left out, as :meth:`read` leaves out unreadable parts."""
-        recorded = self.recorded_parts()
+        recorded = self.verify_hashes()  # the parts with a recorded hash
         for p in self.parts():
-            info = recorded.get(p.name, {})
-            why = _hash_problem(p, info)
-            if not why and not info.get("sha256"):
-                try:
-                    pq.ParquetFile(p, page_checksum_verification=True).read()
-                except (OSError, pa.ArrowException) as exc:
-                    why = [str(exc).splitlines()[0] if str(exc) else type(exc).__name__]
-            if why:
-                self._mark_damaged(p, why[0])
+            if (recorded.get(p.name) or {}).get("sha256"):
+                continue
+            try:  # no recorded hash: read it through with its page checksums verified
+                pq.ParquetFile(p, page_checksum_verification=True).read()
+            except (OSError, pa.ArrowException) as exc:
+                self._mark_damaged(p, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return self.dataset()
 
-    def verify_hashes(self) -> None:
+    def verify_hashes(self) -> Dict[str, Dict]:
         """Check every part whose content hash the manifest records against it (once per part file
-        and process: the result is kept by name, size and modification time); a part that differs
-        is named in :attr:`damaged` with a warning and left out. Page checksums cover page data,
-        not page headers: the hash is what makes any flipped bit visible."""
+        and process: see ``_HASHED``); a part that differs is named in :attr:`damaged` with a
+        warning and left out. Page checksums cover page data, not page headers: the hash is what
+        makes any flipped bit visible. Returns the manifest's part records."""
         recorded = self.recorded_parts()
         for p in self.parts():
             want = (recorded.get(p.name) or {}).get("sha256")
             if not want:
                 continue
             try:
-                st = p.stat()
+                key = _hash_key(p, want)
             except OSError:
                 continue
-            key = (p.name, st.st_size, st.st_mtime_ns)
-            if key in self._verified:
+            if key in _HASHED:
                 continue
             if file_sha256(p) != want:
                 self._mark_damaged(p, "content hash differs from the manifest's")
             else:
-                self._verified.add(key)
+                _HASHED.add(key)
+        return recorded
 
     def read(self, columns: Optional[List[str]] = None, filter=None) -> pa.Table:
         """Rows (all, or those matching a pyarrow compute expression), sorted by row id.
