@@ -2,7 +2,8 @@
 
 :func:`open_study` finds a study (a study file, a folder, or a name under ``data/``);
 :func:`load_results`, :func:`top_rows` and :func:`sql` read its rows (pyarrow tables);
-:func:`settings_of` rebuilds the full settings of stored rows.
+:func:`settings_of` rebuilds the full settings of stored rows (:func:`refit_readouts` the readouts
+that rows below the best ``keep_weights`` do not keep).
 """
 
 from __future__ import annotations
@@ -220,7 +221,10 @@ def sql(study, query: str, data_dir=DATA_DIR) -> pa.Table:
 
 def settings_of(cfg: StudyConfig, store: Store, rows: pa.Table) -> np.ndarray:
     """Full settings (P, D) of stored rows, readout included: the stored weights where kept,
-    else rebuilt from z or the sweep key with the stored readout spliced in."""
+    else rebuilt from z or the sweep key with the stored readout spliced in -- or, where the row
+    keeps no readout (rows that are not among the best ``keep_weights``), the readout fitted
+    again (:func:`refit_readouts`); a searched readout (``[eval] readout = "given"``) is part
+    of the rebuilt setting already."""
     P = rows.num_rows
     out = np.empty((P, cfg.cell.n_params), np.float32)
     w = rows.column("weights").to_pylist()
@@ -231,7 +235,44 @@ def settings_of(cfg: StudyConfig, store: Store, rows: pa.Table) -> np.ndarray:
     if missing:
         sub = rows.take(pa.array(missing))
         params = regenerate_settings(cfg, store, sub)
-        ro = sub.column("readout").combine_chunks().flatten().to_numpy().reshape(len(missing), -1)
-        out[missing] = cfg.cell.with_readout(params, ro)
+        ro_col = sub.column("readout").combine_chunks()
+        have = ro_col.is_valid().to_numpy(zero_copy_only=False)
+        if have.any():
+            ro = ro_col.filter(pa.array(have)).flatten().to_numpy().reshape(int(have.sum()), -1)
+            params[have] = cfg.cell.with_readout(params[have], ro)
+        if cfg.eval.readout == "fit" and not have.all():
+            lost = np.flatnonzero(~have)
+            params[lost] = cfg.cell.with_readout(params[lost], refit_readouts(cfg, params[lost], sub.take(pa.array(lost))))
+        out[missing] = params
+    return out
+
+
+def refit_readouts(cfg: StudyConfig, params: np.ndarray, rows: pa.Table) -> np.ndarray:
+    """The readouts (P, O*H+O) of stored rows, fitted again as the study fitted them: the
+    closed-form least-squares fit (:mod:`lstmsearch.readout`) on the row's own training
+    sequences -- its ``sequences`` and ``length`` (a racing study's low rung scores one
+    length; a full-fidelity row, the task's lengths) from the study's seed -- on the study's
+    backend (``cpu`` where CUDA is not available) with its ridge. On the machine and backend that
+    evaluated the row this is the stored fit bit for bit; under another BLAS kernel the last bits
+    of the fit may differ (``reproduce`` reports ``identical`` either way)."""
+    from .evaluate import evaluate
+    from .kernels import resolve_backend
+
+    ev = cfg.eval
+    backend = resolve_backend("auto") if ev.backend in ("cuda", "auto") else ev.backend
+    out = np.empty((rows.num_rows, cfg.cell.n_readout), np.float32)
+    seq = rows.column("sequences").to_numpy(zero_copy_only=False)
+    held = rows.column("heldout").to_numpy(zero_copy_only=False)
+    length = rows.column("length").to_numpy(zero_copy_only=False)
+    full = (rows.column("fidelity").to_numpy(zero_copy_only=False) == ev.racing.full
+            if ev.racing is not None and "fidelity" in rows.column_names else np.ones(rows.num_rows, bool))
+    keys = np.stack([seq, held, length, full]).T
+    for key in np.unique(keys, axis=0):
+        sel = np.flatnonzero((keys == key).all(axis=1))
+        s, h, n, is_full = (int(v) for v in key)
+        task = cfg.task if is_full else cfg.task.with_length(n)
+        t = evaluate(cfg.cell, params[sel], task, n_sequences=s, seed=ev.seed, backend=backend, readout="fit",
+                     n_heldout=h, ridge=ev.ridge)
+        out[sel] = t.column("readout").combine_chunks().flatten().to_numpy().reshape(len(sel), -1)
     return out
 

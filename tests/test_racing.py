@@ -6,6 +6,7 @@ import math
 import pathlib
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -14,7 +15,7 @@ import lstmsearch
 from lstmsearch.config import parse_study, study_toml
 from lstmsearch.errors import ConfigError
 from lstmsearch.evaluate import evaluate
-from lstmsearch.query import best_row, load_results, settings_of, top_rows
+from lstmsearch.query import best_row, load_results, open_study, settings_of, top_rows
 from lstmsearch.run import racing
 from lstmsearch.search import regenerate_settings
 
@@ -76,6 +77,8 @@ def test_every_rung_equals_a_plain_evaluate_of_the_same_settings(raced):
     cfg, store = lstmsearch.open_study(str(out))
     t = load_results(out)
     settings = regenerate_settings(cfg, store, t)  # from the keys: the rung does not change the setting
+    with_readout = settings_of(cfg, store, t)
+    assert 0 < t.column("readout").null_count < t.num_rows
     fid = t.column("fidelity").to_numpy()
     for r, (s, n) in enumerate(RUNGS + [[None, None]]):
         sel = np.flatnonzero(fid == r)
@@ -84,7 +87,8 @@ def test_every_rung_equals_a_plain_evaluate_of_the_same_settings(raced):
         else:  # full fidelity: exactly the study's own scoring
             ref = evaluate(cfg.cell, settings[sel], cfg.task, n_sequences=16, n_heldout=12, seed=3)
         np.testing.assert_array_equal(t.column("nmse").to_numpy()[sel], ref.column("nmse").to_numpy())
-        np.testing.assert_array_equal(np.stack(t.column("readout").to_numpy(zero_copy_only=False)[sel]),
+        # the readout of each row (stored with kept weights, else fitted again at the row's rung)
+        np.testing.assert_array_equal(with_readout[sel, cfg.cell.n_recurrent:],
                                       np.stack(ref.column("readout").to_numpy(zero_copy_only=False)))
     # one setting promoted to full fidelity has the same settings (batch, index) at every rung
     full = t.filter(pc.field("fidelity") == 2)
@@ -171,7 +175,18 @@ def test_racing_off_is_bit_identical_to_before(tmp_path, key):
     got = load_results(str(tmp_path / "out")).drop(["time", "wall_s"])
     want = pq.read_table(FIXTURE / f"{key}.parquet")
     assert got.schema.names == want.schema.names and "fidelity" not in got.schema.names
-    assert got.equals(want)
+    # the rows now keep the readout only with the weights (the others fit it again when needed)
+    assert got.drop(["readout"]).equals(want.drop(["readout"]))
+    kept = got.column("weights").is_valid()
+    assert got.column("readout").is_valid().equals(kept)
+    assert got.column("readout").filter(kept).equals(want.column("readout").filter(kept))
+    lost = pa.array(np.flatnonzero(~np.array(kept)))
+    if not len(lost):  # (a fixture that keeps every row's weights)
+        return
+    cfg, store = open_study(str(tmp_path / "out"))
+    settings = settings_of(cfg, store, got.take(lost))
+    assert np.array_equal(settings[:, cfg.cell.n_recurrent:],
+                          np.stack(want.column("readout").take(lost).to_numpy(zero_copy_only=False)))
 
 
 @pytest.mark.parametrize("spec, words", [

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lstmsearch import load_results, run_study
-from lstmsearch.query import open_study
+from lstmsearch.query import open_study, settings_of
 from lstmsearch.run import loop
 from lstmsearch.search import regenerate_settings
 from lstmsearch.store.generations import GenerationStore
@@ -41,9 +41,12 @@ def _capture(monkeypatch):
     orig = loop.local_evaluate
 
     def spy(cfg, batch):
-        for b, i, p in zip(batch.batch, batch.index, batch.params):
+        table = orig(cfg, batch)
+        ro = table.column("readout").combine_chunks().flatten().to_numpy().reshape(table.num_rows, -1)
+        for b, i, p, r in zip(batch.batch, batch.index, batch.params, ro):
             seen[(int(b), int(i))] = p.copy()
-        return orig(cfg, batch)
+            seen[("readout", int(b), int(i))] = r.copy()
+        return table
 
     monkeypatch.setattr(loop, "local_evaluate", spy)
     return seen
@@ -56,34 +59,43 @@ def test_random_rows_regenerate_bit_for_bit(tmp_path, monkeypatch, case):
     run_study(p)
     cfg, store = open_study(out)
     rows = load_results(out)
-    assert rows.num_rows == CASES[case]["budget"] == len(seen)
+    assert rows.num_rows == CASES[case]["budget"] == len(seen) // 2
     assert rows.column("z").null_count == rows.num_rows  # no row keeps its search vector
+    assert rows.column("readout").null_count == rows.num_rows  # nor its readout (keep_weights = 0)
     pick = np.random.default_rng(0).choice(rows.num_rows, 12, replace=False)
     sub = rows.take(pa.array(np.sort(pick)))
     got = regenerate_settings(cfg, store, sub)
-    want = np.stack([seen[(b, i)] for b, i in zip(sub.column("batch").to_pylist(), sub.column("index").to_pylist())])
+    keys = list(zip(sub.column("batch").to_pylist(), sub.column("index").to_pylist()))
+    want = np.stack([seen[k] for k in keys])
     assert got.dtype == np.float32 and np.array_equal(got, want)
     assert GenerationStore(out).files()  # the state they came from is stored once per batch
+    # the full setting: the readout fitted again from the stored seed is the one evaluated, bit for bit
+    fitted = np.stack([seen[("readout", *k)] for k in keys])
+    assert np.array_equal(settings_of(cfg, store, sub), cfg.cell.with_readout(want, fitted))
 
 
-def test_rows_cost_bytes_for_an_lstm_with_32_units_in_the_full_space(tmp_path):
-    """LSTM H = 32, full weight space (4,480 dimensions), sep-CMA, population 1024: the rows and
-    the generation state together cost under 200 + 80 bytes per row, not 16 KB (z as float32)."""
+@pytest.mark.parametrize("hidden", [32, 64])
+def test_rows_cost_bytes_whatever_the_hidden_size(tmp_path, hidden):
+    """LSTM H = 32 and 64, full weight space (4,480 and 16,896 dimensions), sep-CMA, population 1024:
+    a row costs the same few dozen bytes at either size (keys and errors; neither z nor the fitted
+    readout, 4 (H + 1) bytes, is kept below the best ``keep_weights``); the generation state
+    (mean and sqrt(diag C) in float64, once per generation) costs 16 d / 1024 bytes a row."""
     st = '[strategy]\nkind = "cmaes"\nvariant = "sep"\npopsize = 1024\nrestarts = "none"\n'
     p = tmp_path / "big.toml"
     out = tmp_path / "big"
-    p.write_text(study_text("big", out, strategy_text=st, space=FULL, hidden=32, length=3, budget=1024,
+    p.write_text(study_text("big", out, strategy_text=st, space=FULL, hidden=hidden, length=3, budget=1024,
                             keep_weights=0).replace("sequences = 24", "sequences = 8").replace("heldout = 24",
                                                                                                 "heldout = 8"))
     run_study(p)
     cfg, _ = open_study(out)
-    assert cfg.space_obj.dim == 4480
+    d = cfg.space_obj.dim
+    assert d == 4 * hidden * (hidden + 3)
     n = load_results(out, columns=["row"]).num_rows
     row_bytes = sum(q.stat().st_size for q in (out / "rows").glob("*.parquet")) / n
     state_bytes = sum(q.stat().st_size for q in GenerationStore(out).files()) / n
-    assert row_bytes < 200, row_bytes  # the readout (33 float32) and the errors are most of it
-    assert state_bytes < 80, state_bytes  # mean and sqrt(diag C) in float64, once per 1024 rows
-    assert row_bytes + state_bytes < 4480 * 4 / 40
+    assert row_bytes < 64, row_bytes  # 49 B measured at both sizes: no term grows with H
+    assert state_bytes < 16 * d / 1024 + 8, state_bytes
+    assert row_bytes + state_bytes < d * 4 / 40  # the z that rows kept before: 4 d bytes
 
 
 def test_sigkill_mid_study_leaves_rows_that_all_regenerate(tmp_path):

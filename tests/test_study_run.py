@@ -55,8 +55,14 @@ def test_run_writes_rows_that_match_an_independent_evaluation(tmp_path, strategy
     recurrent[:, cfg.cell.n_recurrent:] = 0
     again = evaluate(cfg.cell, recurrent, cfg.task, n_sequences=24, seed=3, n_heldout=24)
     assert np.array_equal(again.column("nmse").to_numpy(), nmse)
-    ro = np.asarray(full.column("readout").to_pylist(), np.float32)
-    assert np.array_equal(settings[:, cfg.cell.n_recurrent:], ro)
+    # the readout of every setting is the fit again (refitted where the row keeps none), and the
+    # stored one where it is kept (with the weights)
+    fitted = np.stack(again.column("readout").to_numpy(zero_copy_only=False)).astype(np.float32)
+    assert np.array_equal(settings[:, cfg.cell.n_recurrent:], fitted)
+    has_ro = np.array(full.column("readout").is_valid())
+    assert np.array_equal(has_ro, has_w)
+    assert np.array_equal(np.asarray([v for v in full.column("readout").to_pylist() if v is not None], np.float32),
+                          fitted[has_ro])
 
 
 def test_continue_and_budget_override(tmp_path):

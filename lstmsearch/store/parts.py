@@ -51,8 +51,9 @@ key_seed      int64, nullable            sweep regeneration key: seed ...
 key_index     int64, nullable            ... and setting index
 weights       fixed_size_list<float32>   the full setting (D floats, readout spliced in); kept
               [D], nullable              for the best ``keep_weights`` rows as they arrive
-readout       fixed_size_list<float32>   O*H+O: fitted (or searched) readout
-              [O*H+O]
+readout       fixed_size_list<float32>   O*H+O: fitted (or searched) readout; kept with the
+              [O*H+O], nullable          weights (older stores: every row); a null one is
+                                         fitted again from the row's seed when needed
 mse           float64                    held-out mean squared error
 nmse          float64                    mse / task baseline (predict-the-mean)
 max_abs_err   float64                    held-out largest absolute error

@@ -1,7 +1,9 @@
 """The rows of one evaluated batch, as the store keeps them.
 
 :func:`rows_table` turns a batch and its evaluation table into rows of the store's schema;
-:class:`TopK` decides which rows keep their full weights (the best ``keep_weights`` so far).
+:class:`TopK` decides which rows keep their full weights and their readout (the best
+``keep_weights`` so far); the other rows keep the keys their setting is rebuilt from, and their
+readout is fitted again when needed (:func:`lstmsearch.query.refit_readouts`).
 """
 
 from __future__ import annotations
@@ -56,8 +58,7 @@ def rows_table(cfg, strategy: str, batch, table: pa.Table, row0: int, keep: np.n
     fidelity, sequences, heldout, length = rung or (ev.racing.full if racing else None, ev.sequences, ev.heldout,
                                                     task.length)
     P = table.num_rows
-    ro = table.column("readout").combine_chunks()
-    ro_np = ro.flatten().to_numpy().reshape(P, cell.n_readout)
+    ro_np = table.column("readout").combine_chunks().flatten().to_numpy().reshape(P, cell.n_readout)
     weights = None
     if keep.any():
         weights = cell.with_readout(batch.params, ro_np)
@@ -84,7 +85,10 @@ def rows_table(cfg, strategy: str, batch, table: pa.Table, row0: int, keep: np.n
         "fidelity": const(fidelity, pa.int32()),
         "z": var_list(batch.z, P), "scale": opt(batch.scale, pa.float32()),
         "key_seed": opt(batch.key_seed, pa.int64()), "key_index": opt(batch.key_index, pa.int64()),
-        "weights": fixed_list(weights, cell.n_params, keep, P), "readout": ro,
+        "weights": fixed_list(weights, cell.n_params, keep, P),
+        # the readout only where the weights are kept: the others refit it from the stored seed
+        # (lstmsearch.query.refit_readouts), 4 (H + 1) bytes a row saved (132 B at H = 32)
+        "readout": fixed_list(ro_np if keep.any() else None, cell.n_readout, keep, P),
         "mse": table.column("mse"), "nmse": table.column("nmse"), "max_abs_err": table.column("max_abs_err"),
         "train_mse": table.column("train_mse") if "train_mse" in has else pa.nulls(P, pa.float64()),
         "train_nmse": table.column("train_nmse") if "train_nmse" in has else pa.nulls(P, pa.float64()),
