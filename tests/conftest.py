@@ -11,6 +11,18 @@ import pytest
 _COUNTS = defaultdict(lambda: np.zeros(2, dtype=np.int64))
 
 
+@pytest.fixture(autouse=True)
+def part_per_batch(request, monkeypatch):
+    """Most store tests damage, count, or stop a run between the parts of a small study: their
+    in-process runs write one part per batch (lstmsearch.run.writer.MIN_PART_ROWS = 1). Tests
+    marked ``gathered`` (and every ``lstmsearch`` subprocess) gather small batches into parts of
+    2,048 rows, as a real run does."""
+    if request.node.get_closest_marker("gathered") is None:
+        from lstmsearch.run import writer
+
+        monkeypatch.setattr(writer, "MIN_PART_ROWS", 1)
+
+
 @pytest.fixture
 def conformance_counts():
     return _COUNTS

@@ -32,6 +32,9 @@ CASES = {
     "cmaes_full_masked": dict(strategy_text='[strategy]\nkind = "cmaes"\nvariant = "full"\npopsize = 8\n'
                                             'restarts = "ipop"\n', budget=80),
     "optuna_region": dict(strategy="optuna", budget=96),
+    # 28 dimensions, population 6: the eigendecomposition (and B D in the store) every 9 generations
+    "cmaes_full_lazy": dict(strategy_text='[strategy]\nkind = "cmaes"\nvariant = "full"\npopsize = 6\n'
+                                          'restarts = "none"\n', cell="rnn_tanh", hidden=4, space=FULL, budget=6 * 25),
 }
 
 
@@ -74,6 +77,7 @@ def test_random_rows_regenerate_bit_for_bit(tmp_path, monkeypatch, case):
     assert np.array_equal(settings_of(cfg, store, sub), cfg.cell.with_readout(want, fitted))
 
 
+@pytest.mark.gathered
 @pytest.mark.parametrize("hidden", [32, 64])
 def test_rows_cost_bytes_whatever_the_hidden_size(tmp_path, hidden):
     """LSTM H = 32 and 64, full weight space (4,480 and 16,896 dimensions), sep-CMA, population 1024:
@@ -96,6 +100,42 @@ def test_rows_cost_bytes_whatever_the_hidden_size(tmp_path, hidden):
     assert row_bytes < 64, row_bytes  # 49 B measured at both sizes: no term grows with H
     assert state_bytes < 16 * d / 1024 + 8, state_bytes
     assert row_bytes + state_bytes < d * 4 / 40  # the z that rows kept before: 4 d bytes
+
+
+@pytest.mark.gathered
+def test_full_cma_stores_its_matrix_once_per_eigendecomposition(tmp_path):
+    """A full CMA-ES refreshes B D every eigen_gap generations (the lazy update) and stores it then
+    only; the generations between name the one that holds it. A study run in three pieces asks
+    and stores exactly what one uninterrupted run does."""
+    from lstmsearch.search.cma import eigen_gap
+
+    case = dict(CASES["cmaes_full_lazy"], budget=6 * 40)
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    pa_, outa = write_study(a, keep_weights=0, **case)
+    run_study(pa_)
+    pb, outb = write_study(b, keep_weights=0, **case)
+    for budget in (6 * 7, 6 * 23, 6 * 40):
+        run_study(pb, budget=budget)
+    cols = ["batch", "index", "nmse"]
+    order = [("batch", "ascending"), ("index", "ascending")]
+    assert load_results(outa, columns=cols).sort_by(order).equals(load_results(outb, columns=cols).sort_by(order))
+    cfg, store = open_study(outa)
+    d, gap = cfg.space_obj.dim, eigen_gap(cfg.space_obj.dim, 6)
+    assert d == 28 and gap == 9  # ceil(8 * 28^2 / (6 * 128)): B D costs at most 128 bytes a row
+    ta, tb = (GenerationStore(o).read("cmaes").sort_by("batch") for o in (outa, outb))
+    assert ta.equals(tb)
+    recs = ta.to_pylist()
+    assert [r["batch"] for r in recs] == list(range(40))
+    held = [r["batch"] for r in recs if r["matrix"] is not None]
+    assert held == [0, 9, 18, 27, 36]  # one decomposition per gap (a lazy update at generation g sets eigen_at = g)
+    assert all(r["matrix_batch"] == r["batch"] // gap * gap for r in recs)
+    # the sampling matrices differ across refreshes (C adapts) and are filled in for every record
+    full = GenerationStore(outa).records("cmaes", range(40))
+    assert all(np.array_equal(full[g]["matrix"], full[g // gap * gap]["matrix"]) for g in range(40))
+    assert not np.array_equal(full[0]["matrix"], full[9]["matrix"])
+    state_bytes = sum(q.stat().st_size for q in GenerationStore(outa).files()) / (6 * 40)
+    assert state_bytes < 8 * d * d / (6 * gap) + 8 * d / 6 + 200, state_bytes
 
 
 def test_sigkill_mid_study_leaves_rows_that_all_regenerate(tmp_path):

@@ -3,7 +3,7 @@
 :func:`run_loop` asks the strategy for a batch, evaluates it in one
 :func:`lstmsearch.evaluate` call, hands its rows to the writer thread (:mod:`.writer`: the
 batch's generation state, then its part file, then the strategy's state file, in that order,
-while the next batch is evaluated), then tells the strategy -- until the budget (total settings in the store, or wall
+while the next batch is evaluated; small batches are gathered into one part first), then tells the strategy -- until the budget (total settings in the store, or wall
 seconds of this run) is spent. Running a study again continues it: the rows already
 stored count against the budget, and the strategy resumes from its own saved state (see
 :mod:`lstmsearch.search.base` for why no row is lost or duplicated when a run is killed).
@@ -36,7 +36,7 @@ from ..store.rows import TopK, full_fidelity, rows_table
 from . import racing as racing_mod
 from .coordinator import Coordinator
 from .report import Progress, RunReport
-from .writer import Writer
+from .writer import PartGatherer, Writer
 
 
 def study_config(study, budget=None, seconds=None, backend=None, out=None, storage=None, data_dir=None) -> StudyConfig:
@@ -130,7 +130,9 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
     evaluate_long = _long_evaluator(cfg)
     evaluator.bind(strategy)
     writer = Writer()
-    strategy.persist = writer.submit  # the strategy's state files go behind the rows they were told
+    gather = PartGatherer(writer, lambda jobs: _write_batches(cfg, store, gens, strategy.name, jobs),
+                          cfg.max_part_rows)
+    strategy.persist = gather.persist  # the strategy's state files go behind the rows they were told
     gens = GenerationStore(store.root)
     next_row = store.next_row()
     t_start = time.perf_counter()
@@ -178,9 +180,10 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
             # the rows of each rung, low rungs first; only full-fidelity rows keep weights or are the best
             keeps = [topk.keep(p.table.column("nmse").to_numpy()) if p.table is table
                      else np.zeros(p.table.num_rows, bool) for p in pieces]
-            writer.submit(_write_batch, cfg, store, gens, strategy.name, batch, pieces, next_row, keeps,
-                          extra_cols, t1 - t0, run_entry["run"])
+            gather.add((batch, pieces, next_row, keeps, extra_cols, t1 - t0, run_entry["run"]),
+                       sum(p.table.num_rows for p in pieces))
             if strategy.shared_storage:  # other workers read the rows of told trials: write them first
+                gather.flush()
                 writer.flush()
             if racing is None:
                 told = table if "nmse_long" not in extra_cols else table.append_column(
@@ -198,7 +201,10 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
             bar.show(done0 + n_run if not strategy.shared_storage else store.count(), best[0], added=P)
     finally:
         try:
-            writer.close()  # the batches handed over are written (or the writer's error is raised)
+            try:
+                gather.flush()  # every evaluated batch goes to the writer, also when the loop failed
+            finally:
+                writer.close()  # the batches handed over are written (or the writer's error is raised)
         finally:
             bar.close()
             wall = time.perf_counter() - t_start
@@ -217,19 +223,22 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
                            evaluate_s=eval_s, strategy_s=strat_s, io_s=io_s, messages=messages)
 
 
-def _write_batch(cfg, store, gens, strategy_name, batch, pieces, row0, keeps, extra_cols, wall, run) -> None:
-    """One batch on disk (on the writer thread): its generation state first, then its rows, in one
-    part (a raced batch: the rows of every rung, cheapest first; ``extra_cols`` go to the last)."""
-    if batch.state is not None:
-        gens.write(batch.state)
+def _write_batches(cfg, store, gens, strategy_name, jobs) -> None:
+    """Gathered batches on disk (on the writer thread): their generation state first, in one file,
+    then their rows, in one part (a raced batch: the rows of every rung, cheapest first;
+    ``extra_cols`` go to the last). ``jobs``: (batch, pieces, row0, keeps, extra_cols, wall, run)."""
+    states = [job[0].state for job in jobs if job[0].state is not None]
+    if states:
+        gens.write(states[0] if len(states) == 1 else pa.concat_tables(states))
     tables = []
-    n_rows = sum(p.table.num_rows for p in pieces)
-    for k, (p, keep) in enumerate(zip(pieces, keeps)):
-        tables.append(rows_table(cfg, strategy_name, p.batch, p.table, row0, keep,
-                                 extra_cols if k == len(pieces) - 1 else {},
-                                 wall if len(pieces) == 1 else wall * p.table.num_rows / n_rows, run,
-                                 rung=None if p.rung is None else p.rung.key()))
-        row0 += p.table.num_rows
+    for batch, pieces, row0, keeps, extra_cols, wall, run in jobs:
+        n_rows = sum(p.table.num_rows for p in pieces)
+        for k, (p, keep) in enumerate(zip(pieces, keeps)):
+            tables.append(rows_table(cfg, strategy_name, p.batch, p.table, row0, keep,
+                                     extra_cols if k == len(pieces) - 1 else {},
+                                     wall if len(pieces) == 1 else wall * p.table.num_rows / n_rows, run,
+                                     rung=None if p.rung is None else p.rung.key()))
+            row0 += p.table.num_rows
     store.append(tables[0] if len(tables) == 1 else pa.concat_tables(tables))
 
 

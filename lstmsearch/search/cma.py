@@ -1,6 +1,7 @@
 """Strategy ``cmaes``: CMA-ES over z with the ``cmaes`` library, a generation per kernel call.
 
-``variant = "full"`` uses :class:`cmaes.CMA` (full covariance, for small dimensions),
+``variant = "full"`` uses :class:`cmaes.CMA` (full covariance, for small dimensions; as
+:class:`LazyCMA`, with the eigendecomposition refreshed every :func:`eigen_gap` generations),
 ``"sep"`` :class:`cmaes.SepCMA` (diagonal covariance: linear cost per dimension, for the
 full weight space), ``"auto"`` picks full up to 100 dimensions. ``popsize`` is the
 population (large populations fill the kernels); ``sigma`` the initial step size as a
@@ -25,7 +26,8 @@ draws one standard-normal matrix ``Y`` (population x d) from the key
 (full, ``C = B D^2 B^T``), the same sampling ``cmaes`` does one member at a time; ``cmaes``
 then updates m, sigma and C from the told solutions as usual. The generation's m, sigma, A
 and key are stored once in ``generations/`` (:mod:`lstmsearch.store.generations`) before its
-rows, and each row keeps only (generation, index): :func:`generation_z` rebuilds its z bit
+rows (a full CMA's B D once per eigendecomposition: the generations in between name the one that
+holds it), and each row keeps only (generation, index): :func:`generation_z` rebuilds its z bit
 for bit. Rows of older stores keep z and are rebuilt from it.
 """
 
@@ -48,9 +50,49 @@ from .base import Batch, Strategy, round_z, told_values
 from .sepcma import VectorSepCMA
 
 STREAM = 204  # rng stream of the population draws
-STATE_FIELDS = ("strategy", "batch", "kind", "key", "restart", "popsize", "sigma", "mean", "matrix")
+STATE_FIELDS = ("strategy", "batch", "kind", "key", "restart", "popsize", "sigma", "mean", "matrix", "matrix_batch")
 
 STATE = "cmaes-state.pkl"
+
+#: A full CMA-ES stores its d x d sampling matrix B D (float64) once per eigendecomposition; the
+#: decompositions are spaced so that it costs at most about this many bytes per row.
+MATRIX_BYTES_PER_ROW = 128
+
+
+def eigen_gap(dim: int, popsize: int) -> int:
+    """Generations between two eigendecompositions of a full CMA-ES of ``dim`` dimensions and
+    population ``popsize``: ``ceil(8 dim^2 / (popsize * MATRIX_BYTES_PER_ROW))``, at least 1
+    (1 up to 12 dimensions at the default population; 37 at 100 dimensions, population 17)."""
+    return max(1, math.ceil(8 * dim * dim / (popsize * MATRIX_BYTES_PER_ROW)))
+
+
+class LazyCMA(CMA):
+    """:class:`cmaes.CMA` whose eigendecomposition ``C = B D^2 B^T`` is refreshed every
+    ``eigen_gap`` generations instead of every generation: the *lazy update* of Hansen (2016),
+    "The CMA Evolution Strategy: A Tutorial", appendix B.2, there to save the O(d^3)
+    decomposition, here to store the sampling matrix ``B D`` once per refresh instead of once per
+    generation (:func:`eigen_gap`). C itself is updated every generation as in CMA; between
+    refreshes the population is drawn from, and C^(-1/2) in the step-size path taken from, the
+    last decomposition. The adaptation of C is slow (time scale about d^2 / mu_eff generations:
+    1,300 at d = 100), so a gap of a few dozen generations changes little
+    (``python benchmarks/bench_lazy_cma.py`` measures it). ``eigen_at`` is the generation of
+    the decomposition in use."""
+
+    def __init__(self, *args, eigen_gap: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eigen_gap = int(eigen_gap)
+        self.eigen_at = None
+        self._eigen_cache = None
+
+    def _eigen_decomposition(self):
+        if self._B is not None and self._D is not None:
+            return self._B, self._D
+        if self._eigen_cache is not None and self._g - self.eigen_at < self.eigen_gap:
+            self._B, self._D = self._eigen_cache
+            return self._B, self._D
+        B, D = super()._eigen_decomposition()
+        self._eigen_cache, self.eigen_at = (B, D), self._g
+        return B, D
 
 
 def check(spec: Dict, space, chk) -> Dict:
@@ -115,11 +157,13 @@ class CmaStrategy(Strategy):
                           "opt": self._new(mean, self.sigma0, self.pop0, 0)}
 
     def _new(self, mean, sigma, popsize, restart):
-        cls = CMA if self.variant == "full" else VectorSepCMA if popsize >= sepcma.MIN_POPSIZE else SepCMA
         seed = int(np.random.SeedSequence([self.seed, 203, restart]).generate_state(1)[0] % (2 ** 31))
         # n_max_resampling=1: an infeasible draw is clipped to the bounds instead of redrawn
-        return cls(mean=np.asarray(mean, float), sigma=float(sigma), bounds=self.bounds, seed=seed, n_max_resampling=1,
-                   population_size=int(popsize))
+        kw = dict(mean=np.asarray(mean, float), sigma=float(sigma), bounds=self.bounds, seed=seed, n_max_resampling=1,
+                  population_size=int(popsize))
+        if self.variant == "full":
+            return LazyCMA(eigen_gap=eigen_gap(self.space.dim, int(popsize)), **kw)
+        return (VectorSepCMA if popsize >= sepcma.MIN_POPSIZE else SepCMA)(**kw)
 
     def warm_start(self, z, source):
         if self.state["generation"] > 0:
@@ -141,15 +185,23 @@ class CmaStrategy(Strategy):
     def generation_state(self) -> dict:
         """The record of the next generation (m, sigma, A, key): what its rows are rebuilt from."""
         st, opt = self.state, self.state["opt"]
+        g, holder = st["generation"], st["generation"]
         if self.variant == "sep":
             kind, matrix = "sep", opt._eigen_decomposition()  # sqrt(diag C), as cmaes samples with
         else:
             B, D = opt._eigen_decomposition()
             kind, matrix = "full", (B * D).reshape(-1)  # B diag(D)
+            if isinstance(opt, LazyCMA):  # (a state pickled before LazyCMA holds a CMA: every record its matrix)
+                decomposition = (st["restart"], opt.eigen_at)
+                if st.get("matrix_of", (None, None))[0] == decomposition:
+                    holder, matrix = st["matrix_of"][1], None  # the generation that stored this B D
+                else:
+                    st["matrix_of"] = (decomposition, g)
         # copies: the optimizer updates its arrays in place while the record waits for the writer
-        return {"strategy": "cmaes", "batch": st["generation"], "kind": kind, "restart": st["restart"],
-                "key": generation_key(self.seed, st["restart"], st["generation"]), "popsize": opt.population_size,
-                "sigma": float(opt._sigma), "mean": opt._mean.copy(), "matrix": np.array(matrix, np.float64)}
+        return {"strategy": "cmaes", "batch": g, "kind": kind, "restart": st["restart"],
+                "key": generation_key(self.seed, st["restart"], g), "popsize": opt.population_size,
+                "sigma": float(opt._sigma), "mean": opt._mean.copy(),
+                "matrix": None if matrix is None else np.array(matrix, np.float64), "matrix_batch": holder}
 
     def ask(self, n_max):
         st = self.state
@@ -159,7 +211,8 @@ class CmaStrategy(Strategy):
         t0 = time.perf_counter()
         record = self.generation_state()
         y = self._normals(record["key"], (record["popsize"], self.space.dim))
-        xs = generation_z(record, self.space.low, self.space.high, y=y)
+        sampling = record if record["matrix"] is not None else dict(record, matrix=(opt._B * opt._D).reshape(-1))
+        xs = generation_z(sampling, self.space.low, self.space.high, y=y)
         self._prefetch_normals(st["restart"], st["generation"] + 1, opt.population_size)  # unless a restart
         self.overhead_s += time.perf_counter() - t0
         g = st["generation"]

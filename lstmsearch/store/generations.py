@@ -22,8 +22,17 @@ restart     int32                   CMA-ES restart number (0 for Optuna)
 popsize     int32                   rows of the batch (population, region size)
 sigma       float64                 CMA-ES step size; Optuna jitter scale
 mean        list<float64>           CMA-ES mean; Optuna trial centre z (float32-rounded)
-matrix      list<float64>, null     sqrt(diag C) (sep) or B D row-major (full)
+matrix      list<float64>, null     sqrt(diag C) (sep) or B D row-major (full); null in a
+                                    full CMA-ES generation that samples with the B D
+                                    of an earlier one (``matrix_batch``)
+matrix_bat  int64, null             the generation whose record holds the matrix this
+ch                                  one samples with (itself when it holds one; null in
+                                    files written before the column: then itself)
 ==========  ======================  ===============================================
+
+A full CMA-ES refreshes its eigendecomposition ``C = B D^2 B^T`` every few generations (the
+lazy update of Hansen 2016, :class:`lstmsearch.search.cma.LazyCMA`), so its d x d matrix is
+stored once per refresh, not once per generation: :meth:`GenerationStore.records` fills it in.
 
 Each file is written like a row part (temporary file, fsync, link into place), *before* the
 rows that need it are written, so a run killed at any point leaves no row without its state.
@@ -56,12 +65,14 @@ def state_schema() -> pa.Schema:
     """The schema of a generation-state file (see the module docstring)."""
     return pa.schema([("strategy", pa.string()), ("batch", pa.int64()), ("kind", pa.string()), ("key", pa.int64()),
                       ("restart", pa.int32()), ("popsize", pa.int32()), ("sigma", pa.float64()),
-                      ("mean", pa.list_(pa.float64())), ("matrix", pa.list_(pa.float64()))])
+                      ("mean", pa.list_(pa.float64())), ("matrix", pa.list_(pa.float64())),
+                      ("matrix_batch", pa.int64())])
 
 
 def state_table(strategy: str, batch, kind: str, key, restart, popsize, sigma, mean: np.ndarray,
-                matrix: Optional[np.ndarray]) -> pa.Table:
-    """Records of ``len(batch)`` generations/trials; ``mean`` (n, d), ``matrix`` (n, m) or None."""
+                matrix: Optional[np.ndarray], matrix_batch=None) -> pa.Table:
+    """Records of ``len(batch)`` generations/trials; ``mean`` (n, d), ``matrix`` (n, m) or None;
+    ``matrix_batch`` the batch whose record holds the matrix (None: each record its own)."""
     batch = np.atleast_1d(np.asarray(batch, np.int64))
     n = batch.size
 
@@ -78,7 +89,9 @@ def state_table(strategy: str, batch, kind: str, key, restart, popsize, sigma, m
     return pa.Table.from_arrays([
         pa.array([strategy] * n, pa.string()), pa.array(batch), pa.array([kind] * n, pa.string()),
         pa.array(col(key, np.int64)), pa.array(col(restart, np.int32)), pa.array(col(popsize, np.int32)),
-        pa.array(col(sigma, np.float64)), lists(mean), lists(matrix)], schema=state_schema())
+        pa.array(col(sigma, np.float64)), lists(mean), lists(matrix),
+        pa.nulls(n, pa.int64()) if matrix_batch is None else pa.array(col(matrix_batch, np.int64))],
+        schema=state_schema())
 
 
 class GenerationStore:
@@ -169,7 +182,22 @@ class GenerationStore:
         return pa.concat_tables(tables)
 
     def records(self, strategy: str, batches: Iterable[int]) -> dict:
-        """batch -> record (a dict with numpy ``mean``/``matrix``); refuses a batch without one."""
+        """batch -> record (a dict with numpy ``mean``/``matrix``); refuses a batch without one.
+        A record that samples with an earlier generation's matrix (``matrix_batch``) gets it."""
+        out = self._records(strategy, batches)
+        shared = {int(r["matrix_batch"]) for r in out.values()
+                  if r["matrix"] is None and r.get("matrix_batch") is not None and r["matrix_batch"] != r["batch"]}
+        if shared:
+            holders = self._records(strategy, shared)
+            for r in out.values():
+                if r["matrix"] is None and r.get("matrix_batch") in holders:
+                    r["matrix"] = holders[r["matrix_batch"]]["matrix"]
+                    if r["matrix"] is None:
+                        raise LstmsearchError(f"the stored state of {strategy} batch {r['matrix_batch']} has no matrix, "
+                                              f"but batch {r['batch']} samples with it; generations/ is inconsistent")
+        return out
+
+    def _records(self, strategy: str, batches: Iterable[int]) -> dict:
         batches = sorted(set(int(b) for b in batches))
         t = self.read(strategy, batches)
         out = {}
