@@ -49,7 +49,8 @@ MAX_NAMED = 24
 CONSTRUCTION_UNITS = {"lstm": 2, "gru": 2, "rnn_relu": 3, "rnn_tanh": 4}
 MECHANISMS = {
     "lstm": "flag + memory cell: the flag shuts the memory's input gate after step 1; the forget gate stays open",
-    "gru": "flag + memory: the flag shuts the memory's update gate (z = 1) after step 1",
+    "gru": ("flag + memory: the flag shuts the memory's update gate (z = 1) after step 1; the memory's candidate "
+            "is offset so that float32 keeps it exactly"),
     "rnn_relu": "flag + relay + integrator: the flag's inhibition cuts the relay at 0 after step 1",
     "rnn_tanh": "flag + relay pair + memory: saturation is the only gate; the relays pass x_1 once",
 }

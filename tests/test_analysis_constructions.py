@@ -92,16 +92,41 @@ def test_relu_rnn_exact_formula_with_leaks():
 
 
 def test_lstm_and_gru_follow_their_closed_forms():
-    """LSTM: y = tanh(tanh(g x_1)) / g; GRU: y = tanh(g x_1) / g (float64, up to e^-big leaks)."""
+    """LSTM: y = tanh(tanh(g x_1)) / g; GRU: y = (tanh(beta + g x_1) - tanh(beta)) / (g (1 - tanh(beta)^2))
+    (float64, up to e^-big leaks)."""
     g = 0.05
     x, y = make_task("recall_first", length=30).sample(100, seed=6)
     x1 = y[0, :, 0]
     cell, p = construct("lstm", 3, gain=g)
     np.testing.assert_allclose(outputs(cell, p, x, "reference"), np.tanh(np.tanh(g * x1)) / g, atol=1e-6)
     cell, p = construct("gru", 3, gain=g)
-    np.testing.assert_allclose(outputs(cell, p, x, "reference"), np.tanh(g * x1) / g, atol=1e-6)
-    # and the cubic error is what the bound says it is, not smaller by accident
+    beta, t = 4 * g, np.tanh(4 * g)  # the default offset 4 gain R, R = 1
+    gru = (np.tanh(beta + g * x1) - t) / (g * (1 - t * t))
+    # the weights as stored (float32): the readout's bias -t / (g (1 - t^2)) ~ -4 rounds by ~2e-7
+    b = {k: v.astype(np.float64) for k, v in cell.unflatten(p).items()}
+    assert b["bias_ih_l0"][cell.gate_rows("n").start + 1] == np.float32(beta)
+    stored = b["weight_out"][0, 1] * np.tanh(b["bias_ih_l0"][cell.gate_rows("n").start + 1]
+                                             + b["weight_ih_l0"][cell.gate_rows("n").start + 1, 0] * x1) \
+        + b["bias_out"][0]
+    np.testing.assert_allclose(outputs(cell, p, x, "reference"), stored, atol=1e-6)
+    np.testing.assert_allclose(stored, gru, atol=1e-6)
+    # and the cubic (LSTM) and quadratic (GRU: -tanh(beta) g x_1^2) errors are what the bounds say
+    # they are, not smaller by accident
     assert np.abs(np.tanh(np.tanh(g * x1)) / g - x1).max() > 0.5 * error_bound("lstm", 30, gain=g)
+    assert np.abs(gru - x1).max() > 0.5 * error_bound("gru", 30, gain=g)
+    np.testing.assert_allclose(gru - x1, -t * g * x1 ** 2, atol=g * g / (3 * (1 - t * t)))
+
+
+def test_gru_offset_is_refused_below_sterbenz_range():
+    with pytest.raises(LstmsearchError, match="offset >= 3 gain input_range") as exc:
+        construct("gru", 2, offset=0.02, gain=0.01)
+    assert "\n" not in str(exc.value)
+    with pytest.raises(LstmsearchError, match="offset >= 3 gain input_range"):
+        construct("gru", 2, input_range=2.0, offset=0.04)
+    # the default scales with R, and the bound at n = 1 is ~ tanh(4 gain R) gain R^2
+    cell, p = construct("gru", 2, input_range=2.0)
+    assert cell.unflatten(p)["bias_ih_l0"][cell.gate_rows("n").start + 1] == np.float32(0.08)
+    assert error_bound("gru", 1, input_range=2.0) == pytest.approx(np.tanh(0.08) * 0.01 * 4, rel=0.1)
 
 
 def test_integrator_cannot_shut_out_later_inputs():

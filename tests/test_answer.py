@@ -84,3 +84,18 @@ def test_answer_refuses_other_tasks(tmp_path):
     run_study(p, out=tmp_path / "a")
     with pytest.raises(LstmsearchError, match="recall_first"):
         answer(tmp_path / "a")
+
+
+def test_gru_construction_beside_a_gru_study_is_certified_for_every_n():
+    """The answer page's GRU construction: solved, and its float32 certificate is for every n
+    (the offset memory, kept exactly by the float32 update), checked against simulation."""
+    from lstmsearch.analysis.constructions import construct
+    from lstmsearch.answer import _certificate_short, construction_facts
+
+    task = make_task("recall_first", length=20)
+    v, cert = construction_facts("gru", task, 1e-5, 64, True)
+    assert v.solved and cert.kind == "all_n" and cert.arithmetic == "float32"
+    assert _certificate_short(cert).startswith("every n: |y - x_1| <= ")
+    cell, params = construct("gru", 2)
+    x = np.concatenate([task.with_length(300).sample(64, seed=9)[0], np.ones((300, 1, 1), np.float32)], axis=1)
+    assert sequence_errors(cell, params, x).max() <= cert.eps

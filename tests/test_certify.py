@@ -92,10 +92,10 @@ def _sequences(T, B, seed=0):
     return np.random.default_rng(seed).uniform(-1, 1, (T, B, 1)).astype(np.float32)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "rnn_tanh_random"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh_random"])
 def test_invariant_contains_every_simulated_state_and_bounds_the_error(kind):
-    if kind == "lstm":
-        cell, params = construct("lstm", 2)
+    if kind in ("lstm", "gru"):
+        cell, params = construct(kind, 2)
     else:  # a random contracting RNN with a fitted-looking readout: small weights
         cell = Cell("rnn_tanh", 3)
         params = (np.random.default_rng(3).standard_normal(cell.n_params) * 0.3).astype(np.float32)
@@ -116,7 +116,7 @@ def test_invariant_contains_every_simulated_state_and_bounds_the_error(kind):
         assert sequence_errors(cell, params, x[:T]).max() <= cert.eps
 
 
-@pytest.mark.parametrize("kind,arith", [("gru", "float32"), ("rnn_tanh", "float32"), ("lstm", "real"), ("gru", "real")])
+@pytest.mark.parametrize("kind,arith", [("rnn_tanh", "float32"), ("lstm", "real"), ("gru", "real")])
 def test_bounds_up_to_N_hold_against_simulation(kind, arith):
     cell, params = construct(kind, 4 if kind == "rnn_tanh" else 2)
     cert = certify(cell, params, -1.0, 1.0, arithmetic=arith, slices=2001, tol=3e-3, max_length=40,
@@ -188,3 +188,139 @@ def test_min_length_claims_only_from_n0_on_and_holds_there():
         assert sequence_errors(cell, memory_only, x[:T]).max() <= late.eps
     with pytest.raises(LstmsearchError, match="min_length"):
         certify(cell, memory_only, -1.0, 1.0, max_length=10, min_length=11)
+
+
+# ------------------------------------------------------------------ the GRU's exact update
+def _points_in(box, size, rng):
+    """float32 points of a float32 box (K,): both ends and random points between, (K, size)."""
+    lo, hi = (np.asarray(b, np.float64)[:, None] for b in box)
+    u = rng.uniform(0.0, 1.0, (lo.shape[0], size))
+    u[:, 0], u[:, 1] = 0.0, 1.0
+    return np.clip((lo + u * (hi - lo)).astype(np.float32), lo.astype(np.float32), hi.astype(np.float32))
+
+
+def _gru_update_forms(h, n, z):
+    """The float32 ``n + z (h - n)`` as the cpu kernel may compile it (fused: one rounding of
+    z d + n, computed exactly in float64 and rounded; unfused: RN(RN(z d) + n)) and PyTorch's
+    ``(h - n) * z + n``; h, n, z float32 arrays."""
+    d = (h - n).astype(np.float32)
+    forms = {"fused": (z.astype(np.float64) * d + n.astype(np.float64)).astype(np.float32),
+             "unfused": ((z * d).astype(np.float32) + n).astype(np.float32)}
+    try:
+        import torch
+    except ImportError:
+        return forms
+    th, tn, tz = (torch.from_numpy(np.ascontiguousarray(a)) for a in (h, n, z))
+    forms["torch"] = ((th - tn) * tz + tn).numpy()
+    return forms
+
+
+def _sterbenz_boxes(K, rng):
+    """Random float32 boxes with n/2 <= h <= 2n for every pair of points, half of them negative."""
+    n_lo = iv.rn32(10.0 ** rng.uniform(-40, 30, K))  # subnormal to large
+    n_hi = iv.ru32(n_lo * rng.uniform(1.0, 1.9, K))
+    a = iv.ru32(n_hi / 2)  # rounded up: halving a subnormal float32 is not exact
+    b = iv.rd32(2 * n_lo)
+    t = np.sort(rng.uniform(0.0, 1.0, (2, K)), axis=0)
+    h_lo, h_hi = iv.ru32(a + t[0] * (b - a)), iv.rd32(a + t[1] * (b - a))
+    h_lo, h_hi = np.maximum(h_lo, a), np.minimum(np.maximum(h_hi, h_lo), b)
+    neg = rng.uniform(size=K) < 0.5
+    flip = lambda lo, hi: (np.where(neg, -hi, lo), np.where(neg, -lo, hi))  # noqa: E731
+    return flip(h_lo, h_hi), flip(n_lo, n_hi)
+
+
+def test_gru_update32_exact_case_returns_h_bit_for_bit():
+    """Sterbenz (1974): z == 1.0f and n/2 <= h <= 2n give n + z (h - n) == h exactly, fused or
+    not and in PyTorch's order; gru_update32 returns the h box itself there."""
+    from lstmsearch.certify.steps import gru_update32
+
+    rng = np.random.default_rng(11)
+    K = 400
+    h, n = _sterbenz_boxes(K, rng)
+    assert np.all(h[0] <= h[1]) and np.all(n[0] <= n[1])
+    one = (np.ones(K), np.ones(K))
+    lo, hi = gru_update32(one, h, n)
+    assert np.array_equal(lo, h[0]) and np.array_equal(hi, h[1])  # not widened
+    hp, npt = _points_in(h, 64, rng), _points_in(n, 64, rng)
+    forms = _gru_update_forms(hp, npt, np.ones_like(hp))
+    assert len(forms) == (3 if "torch" in forms else 2)
+    for name, got in forms.items():
+        assert np.array_equal(got.view(np.uint32), hp.view(np.uint32)), name
+        assert np.all((lo[:, None] <= got) & (got <= hi[:, None])), name
+    # the cpu kernel itself (Numba, fastmath contract): one GRU step with z = sigma(20) == 1.0f
+    # from random states h_0 in [0.3, 0.9] and candidates n = tanh(x) in [0.45, 0.6]
+    cell = Cell("gru", 1)
+    p = {k: v[0].copy() for k, v in cell.unflatten(np.zeros((1, cell.n_params), np.float32)).items()}
+    p["bias_ih_l0"][cell.gate_rows("z")] = 20.0
+    p["weight_ih_l0"][cell.gate_rows("n"), 0] = 1.0
+    params = cell.flatten(p)
+    B = 4096
+    h0 = rng.uniform(0.3, 0.9, (B, 1)).astype(np.float32) * np.where(rng.uniform(size=(B, 1)) < 0.5, -1, 1).astype(np.float32)
+    x = (np.arctanh(rng.uniform(0.45, 0.6, (1, B, 1))) * np.sign(h0)[None]).astype(np.float32)
+    h1 = simulate(cell, params, x, backend="cpu", h0=h0)[0]
+    assert np.array_equal(h1.view(np.uint32), h0.view(np.uint32))
+
+
+@pytest.mark.parametrize("case", ["opposite signs", "h above 2n"])
+def test_gru_update32_outside_the_exact_case_still_encloses_but_widens(case):
+    """Just outside the lemma's condition the result is not h in general: the box must still
+    enclose every float32 result, and it is wider than the h box."""
+    from lstmsearch.certify.steps import gru_update32
+
+    rng = np.random.default_rng(12)
+    K = 200
+    if case == "opposite signs":
+        h = (np.full(K, iv.rn32(0.3)), np.full(K, iv.rn32(0.9)))
+        n = (np.full(K, iv.rn32(-0.6)), np.full(K, iv.rn32(-0.45)))
+    else:
+        h = (np.full(K, iv.rn32(2.5)), np.full(K, iv.rn32(3.7)))
+        n = (np.full(K, iv.rn32(1.0)), np.full(K, iv.rn32(1.2)))
+    one = (np.ones(K), np.ones(K))
+    lo, hi = gru_update32(one, h, n)
+    assert np.all((lo < h[0]) | (hi > h[1]))  # widened
+    hp, npt = _points_in(h, 256, rng), _points_in(n, 256, rng)
+    moved = False
+    for name, got in _gru_update_forms(hp, npt, np.ones_like(hp)).items():
+        assert np.all((lo[:, None] <= got) & (got <= hi[:, None])), name
+        moved |= bool(np.any(got != hp))
+    assert moved  # the rounding of h - n does change h here: the condition is needed
+
+
+def test_gru_construction_is_certified_for_every_n_in_float32_not_in_real_arithmetic():
+    from lstmsearch.certify import DEFAULT_TOL
+
+    cell, params = construct("gru", 2)
+    cert = certify(cell, params, -1.0, 1.0, arithmetic="float32", counterexample=False)
+    assert cert.kind == "all_n" and cert.N == -1 and cert.eps <= DEFAULT_TOL, cert.statement
+    assert cert.statement.startswith("For every n >= 1 and every x_1..x_n in [-1, 1], the float32 cpu kernel")
+    # the invariant's memory boxes are those after step 1: the update returns h itself
+    first_hi = cert.state_boxes["h"][1][:, 1]
+    assert np.all(cert.state_boxes["h"][0][:, 1] > 0) and np.all(first_hi < 2 * cert.state_boxes["h"][0][:, 1])
+    # in exact arithmetic z = sigma(20) < 1: the memory leaks, and no bound holds for every n
+    real = certify(cell, params, -1.0, 1.0, arithmetic="real", max_length=50, counterexample=False)
+    assert real.kind == "up_to_n" and real.N == 50 and real.eps <= DEFAULT_TOL
+    assert any("exceeds the tolerance" in note for note in real.notes)
+
+
+def test_gru_construction_keeps_its_memory_bit_for_bit_for_100003_steps():
+    """cpu kernel (and PyTorch's nn.GRU) at n = 100003 on adversarial sequences: h_mem after
+    every step equals h_mem after step 1, and |y - x_1| stays within the all-n certificate."""
+    cell, params = construct("gru", 2)
+    T = 100003
+    x = np.empty((T, 6, 1), np.float32)
+    x[:, 0], x[:, 1] = 1.0, -1.0                            # constant extremes
+    x[:, 2, 0] = np.where(np.arange(T) % 2 == 0, 1.0, -1.0)  # alternating extremes
+    x[:, 3, 0] = -x[:, 2, 0]
+    x[:, 4, 0] = np.random.default_rng(13).uniform(-1, 1, T)
+    x[:, 5], x[0, 5] = 1.0, -1.0                             # x_1 at one end, every later input at the other
+    hs = simulate(cell, params, x, backend="cpu", return_sequence=True)[0]  # (T, B, H)
+    mem = hs[:, :, 1]
+    assert np.all(hs[:, :, 0] == 1.0)  # the flag
+    assert np.array_equal(mem.view(np.uint32), np.broadcast_to(mem[0], mem.shape).view(np.uint32))
+    cert = certify(cell, params, -1.0, 1.0, arithmetic="float32", counterexample=False)
+    assert sequence_errors(cell, params, x).max() <= cert.eps
+    torch = pytest.importorskip("torch")
+    with torch.no_grad():
+        out, _ = cell.torch_model(params).rnn(torch.from_numpy(x))
+    tmem = out.numpy()[:, :, 1]
+    assert np.array_equal(tmem.view(np.uint32), np.broadcast_to(tmem[0], tmem.shape).view(np.uint32))

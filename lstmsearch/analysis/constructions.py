@@ -31,10 +31,36 @@ The derivations, as plain text::
     ``flag_memory`` for ``gru`` (H >= 2; unit 0 flag, unit 1 memory)
         flag:   z = sigma(-big), n = tanh(big): h_flag = 1 from step 1 on.
         memory: z = sigma(-big + 2 big h_flag): ~0 at step 1, sigma(big) afterwards;
-                n = tanh(gain x_t). So h_mem = tanh(gain x_1) from step 1 on.
-        readout: y = h_mem / gain.
-        Bound:  |y - x_1| <= gain^2 |x_1|^3 / 3 + 2 (n + 1) e^{-big} R  (NMSE <= gain^4/21 + ...;
-                the shut update gate lets (1 - z) <= e^{-big} of n_t - h, both <= gain R, in a step).
+                n = tanh(beta + gain x_t), beta = ``offset`` (default 4 gain R). So
+                h_mem = tanh(beta + gain x_1) from step 1 on: positive, in
+                [m, M] = [tanh(beta - gain R), tanh(beta + gain R)].
+        readout: y = (h_mem - t) / (gain s), t = tanh(beta), s = 1 - t^2 = tanh'(beta)
+                (weight_out 1 / (gain s), bias_out -t / (gain s)).
+        Why the offset: the kernels (and PyTorch) compute h' = n + z (h - n). In float32,
+                z = sigma(big) == 1.0f for big >= 17, and by Sterbenz's lemma (1974) h - n is
+                exact when n/2 <= h <= 2n, so then h' = n + (h - n) = h bit for bit: the float32
+                memory is kept *exactly* from step 2 on, for every n
+                (:func:`lstmsearch.certify.steps.gru_update32`). Without the offset, h and n lie
+                around 0 with both signs and a step may round by half an ulp. With it,
+                M <= 2 m holds when beta >= 3 gain R: tanh is subadditive on [0, inf), so
+                tanh(beta + gain R) <= tanh(2 (beta - gain R)) <= 2 tanh(beta - gain R), the last
+                with a relative margin tanh^2(beta - gain R) (float32 rounds by 2^-24); h >= n/2
+                likewise. The certifier checks the condition on the float32 boxes themselves.
+        Bound:  tanh(beta + u) = t + s u - t s u^2 + r with |r| <= |u|^3 / 3 (|tanh^(3)| <= 2),
+                so the readout's error is -t gain x_1^2 + r / (gain s). The leak, e = e^{-big}:
+                step 1 keeps 1 - z >= 1 - e of n_1, so |h_1 - n_1| <= e M; from step 2 on
+                h_t - h_{t-1} = (1 - z)(n_t - h_{t-1}) with both in [(1 - e) m, M], so a step
+                moves h by <= e D, D = M - (1 - e) m <= 2 gain R + e M. Hence
+                |y - x_1| <= t gain x_1^2 + gain^2 |x_1|^3 / (3 s) + e (M + (n - 1) D) / (gain s)
+                (:func:`error_bound`): about 4 gain^2 R x_1^2 at the default beta = 4 gain R
+                (4.0e-4 at gain 0.01, R = 1), plus 4.1e-9 per step from the leak.
+                For x ~ U[-R, R] (E x^4 = R^4 / 5, E x^6 = R^6 / 7; Minkowski's inequality):
+                NMSE <= 3 (t gain R / sqrt(5) + gain^2 R^2 / (3 s sqrt(7)) + L / R)^2, L the
+                leak term, i.e. ~ (3/5) t^2 gain^2 R^2 ~ 9.6 gain^4 R^4 (9.6e-8 at gain 0.01).
+                In exact arithmetic the memory leaks (z = sigma(big) < 1): the bound stays under
+                a tolerance tol only while n <~ (tol - t gain R^2) gain s / (e D) (1.5e5 steps
+                for tol = 1e-3 at the defaults), not for all n. In float32 the leak rounds away
+                and only step 1's roundings remain.
 
     ``flag_memory`` for ``rnn_relu`` (H >= 3; unit 0 flag, unit 1 relay, unit 2 memory)
         flag:   F_t = relu(1) = 1 for t >= 1 (F_0 = 0).
@@ -136,12 +162,29 @@ def recall_first_lstm(hidden: int = 2, gain: float = 0.01, big: float = 20.0) ->
     return cell.flatten(p)
 
 
-def recall_first_gru(hidden: int = 2, gain: float = 0.01, big: float = 20.0) -> np.ndarray:
+def gru_offset(gain: float = 0.01, input_range: float = 1.0, offset: float = None) -> float:
+    """The GRU memory's candidate offset beta (see module doc): ``offset``, or 4 gain R by default;
+    refused below 3 gain R, where Sterbenz's lemma no longer covers every reachable h and n."""
+    require(gain > 0 and input_range > 0,
+            f"the gru construction needs gain > 0 and input_range > 0, got gain={gain}, input_range={input_range}")
+    beta = 4.0 * gain * input_range if offset is None else float(offset)
+    require(beta >= 3.0 * gain * input_range,
+            f"the gru construction needs offset >= 3 gain input_range = {3.0 * gain * input_range:g} "
+            f"(so that n/2 <= h <= 2n and float32 keeps the memory exactly), got offset={offset}")
+    return beta
+
+
+def recall_first_gru(hidden: int = 2, gain: float = 0.01, big: float = 20.0, offset: float = None,
+                     input_range: float = 1.0) -> np.ndarray:
     """The GRU flag/memory construction (see module doc); (D,) float32 for Cell('gru', hidden).
 
-    Unit 0 is the flag, unit 1 the memory; all other units are silent.
+    Unit 0 is the flag, unit 1 the memory; all other units are silent. The memory's candidate
+    is n = tanh(beta + gain x_t) with beta = ``offset`` (default 4 gain R, R = ``input_range``;
+    refused below 3 gain R, :func:`gru_offset`), read out by y = (h_mem - t) / (gain (1 - t^2)),
+    t = tanh(beta).
     """
     _check(hidden, 2, "gru")
+    beta = gru_offset(gain, input_range, offset)
     cell = Cell("gru", hidden)
     p = _blank(cell)
     r, z, n = (cell.gate_rows(k) for k in "rzn")
@@ -152,7 +195,11 @@ def recall_first_gru(hidden: int = 2, gain: float = 0.01, big: float = 20.0) -> 
     b[z.start + mem] = -big
     p["weight_hh_l0"][z.start + mem, flag] = 2 * big
     p["weight_ih_l0"][n.start + mem, 0] = gain
-    p["weight_out"][0, mem] = 1.0 / gain
+    b[n.start + mem] = beta
+    t = np.tanh(beta)
+    slope = gain * (1.0 - t * t)
+    p["weight_out"][0, mem] = 1.0 / slope
+    p["bias_out"][0] = -t / slope
     return cell.flatten(p)
 
 
@@ -300,11 +347,12 @@ def construct(kind: str, hidden: int, name: str = "flag_memory", **options) -> T
 
 
 def error_bound(kind: str, length: int, input_range: float = 1.0, gain: float = None,
-                big: float = 20.0) -> float:
+                big: float = 20.0, offset: float = None) -> float:
     """The exact-arithmetic bound on ``max |y - x_1|`` of the ``flag_memory`` construction.
 
     For ``|x_t| <= R`` = ``input_range`` at sequence length n = ``length``; ``gain`` defaults
-    to each builder's default (ignored for rnn_relu). See the module doc for the formulas.
+    to each builder's default (ignored for rnn_relu); ``offset`` is the GRU's beta (default
+    4 gain R). See the module doc for the formulas.
     """
     n, R = float(length), float(input_range)
     e = np.exp(-big)
@@ -313,7 +361,11 @@ def error_bound(kind: str, length: int, input_range: float = 1.0, gain: float = 
         return 2.0 / 3.0 * g * g * R ** 3 + 2 * n * e * R
     if kind == "gru":
         g = 0.01 if gain is None else gain
-        return g * g * R ** 3 / 3.0 + 2 * (n + 1) * e * R
+        beta = gru_offset(g, R, offset)
+        t, M, m = np.tanh(beta), np.tanh(beta + g * R), np.tanh(beta - g * R)
+        s = 1.0 - t * t
+        leak = e * (M + (n - 1.0) * (M - (1.0 - e) * m))
+        return t * g * R * R + g * g * R ** 3 / (3.0 * s) + leak / (g * s)
     if kind == "rnn_relu":
         require(big > 2 * R, "rnn_relu needs big > 2 input_range")
         return 0.0

@@ -23,7 +23,8 @@ one-division formulas of :func:`lstmsearch.kernels._fastmath.lstm_cell` /
 ``h' = n + z (h - n)``. Every activation is the kernel's own float32 function, applied at the
 box's ends (monotone: proved exhaustively, :mod:`.float32_facts`). For the GRU update the
 dependency on n is kept by bounding the real lerp and adding the two roundings
-(|RN(h - n) - (h - n)| <= half an ulp of max|h - n|, and the product's).
+(|RN(h - n) - (h - n)| <= half an ulp of max|h - n|, and the product's), except where z is
+exactly 1.0f and Sterbenz's lemma makes the update return h bit for bit (:func:`gru_update32`).
 """
 
 from __future__ import annotations
@@ -110,16 +111,43 @@ def step(cell: Cell, w, state, x, arithmetic: str):
 
 
 def gru_update32(z, h, n):
-    """Enclosure of the kernel's ``n + z (h - n)`` in float32: the real lerp over the boxes,
-    widened by the two roundings (of h - n, and of the product when not fused), then the final
-    rounding (monotone) at the ends."""
+    """Enclosure of the kernel's ``n + z (h - n)`` in float32.
+
+    Generally: the real lerp over the boxes, widened by the two roundings (of h - n, and of
+    the product when not fused), then the final rounding (monotone) at the ends.
+
+    **Exact case (a latched unit keeps its state bit for bit).** Sterbenz's lemma (Sterbenz,
+    *Floating-Point Computation*, 1974, thm. 4.3.1; Higham 2002, thm. 2.5): for floating-point
+    h, n with n/2 <= h <= 2n, h - n is a floating-point number, so RN(h - n) = h - n exactly
+    (subnormals included). With z = 1.0f, z (h - n) = h - n is exact too, whether the
+    multiply-add is fused (fma(z, d, n) rounds z d + n once) or not (RN(z d) = d, then
+    RN(d + n)); and n + (h - n) = h is a float32 number, so its rounding is h. Hence, for every
+    point of the boxes, the kernel returns h itself, and the image is the h box, not widened.
+    PyTorch's ``(h - n) * z + n`` (``aten::gru_cell``) is the same three operations in the same
+    order, and the ``cuda`` kernel's ``(1 - z) n + z h`` is 0 n + h = h at z = 1.0f for any
+    finite n. Elementwise, this applies where
+
+    - the z box is exactly [1, 1] (any z < 1 rounds differently: the lerp moves h towards n);
+    - the boxes have one strict sign (h_lo > 0 and n_lo > 0, or h_hi < 0 and n_hi < 0): the
+      lemma is about h and n of the same sign (implied by the next condition; checked so that
+      each branch states its own case);
+    - h_lo >= n_hi / 2 and h_hi <= 2 n_lo (positive boxes; for negative ones the mirror,
+      h_hi <= n_lo / 2 and h_lo >= 2 n_hi): then n/2 <= n_hi/2 <= h_lo <= h <= h_hi <= 2 n_lo
+      <= 2 n for every pair of points, i.e. the lemma's condition holds for all of them, not
+      just at the corners. (Halving and doubling are exact in binary, so these tests in float64
+      are exact for float32 ends.)
+    """
     L = iv.r_lerp(z, h, n)
     D = np.maximum(np.abs(h[1] - n[0]), np.abs(h[0] - n[1]))
     e1 = z[1] * iv.half_ulp32(D)
     exact_z = (z[0] == z[1]) & ((z[0] == 1.0) | (z[0] == 0.0))
     e2 = np.where(exact_z, 0.0, iv.half_ulp32(z[1] * (D + iv.half_ulp32(D))))
     E = iv.up(e1 + e2)
-    return iv.rd32(iv.dn(L[0] - E)), iv.ru32(iv.up(L[1] + E))
+    lo, hi = iv.rd32(iv.dn(L[0] - E)), iv.ru32(iv.up(L[1] + E))
+    kept = (z[0] == 1.0) & (z[1] == 1.0) & (
+        ((h[0] > 0) & (n[0] > 0) & (h[0] >= 0.5 * n[1]) & (h[1] <= 2.0 * n[0]))
+        | ((h[1] < 0) & (n[1] < 0) & (h[1] <= 0.5 * n[0]) & (h[0] >= 2.0 * n[1])))
+    return np.where(kept, h[0], lo), np.where(kept, h[1], hi)
 
 
 _ONE, _TWO, _ZERO = (np.float64(1.0),) * 2, (np.float64(2.0),) * 2, (np.float64(0.0),) * 2

@@ -40,7 +40,7 @@ def _add_setting_args(p, positional=False):
                    help="hand-built setting: flag_memory (all cells) or integrator (RNNs)")
     p.add_argument("--gain", type=float, default=None, help="input weight of the memory (construction)")
     p.add_argument("--big", type=float, default=None, help="saturating pre-activation (construction)")
-    p.add_argument("--input-range", type=float, default=None, help="R, inputs in [-R, R] (rnn_relu construction)")
+    p.add_argument("--input-range", type=float, default=None, help="R, inputs in [-R, R] (rnn_relu and gru constructions)")
     if not positional:
         p.add_argument("--npz", default=None, help="read the setting from this .npz instead")
         p.add_argument("--index", type=int, default=0, help="row of params in the .npz (default 0)")
@@ -157,8 +157,11 @@ def cmd_construct(args) -> int:
         bound = ""
         if args.construction == "flag_memory" and args.task == "recall_first" and args.dist == "uniform":
             opts = _construction_options(args)
-            opts.pop("input_range", None)
-            bound = f"{error_bound(cell.kind, n, **opts):12.3g}"
+            R = opts.pop("input_range", 1.0)
+            if cell.kind != "gru":
+                bound = f"{error_bound(cell.kind, n, **opts):12.3g}"
+            elif R >= 1.0:  # the GRU's R sets its offset: its bound at R >= 1 covers the task's [-1, 1]
+                bound = f"{error_bound(cell.kind, n, input_range=R, **opts):12.3g}"
         print(f"  {n:>8} {t['nmse'][0]:>12.3g} {t['max_abs_err'][0]:>12.3g} {bound}")
     if args.out:
         out = Path(args.out)
