@@ -6,7 +6,7 @@ A study file (``studies/*.toml``, read with Python's ``tomllib``) has these tabl
                  the caller passes another ``data_dir``, e.g. ``lstmsearch run --data``)
     [cell]       kind, hidden, inputs, outputs  (inputs/outputs default to the task's)
     [task]       kind, length (or lengths = [20, 21], or a range lengths = { from = 20, to = 40,
-                 step = 1 }, and aggregate = "worst" | "mean": scored at several lengths from one
+                 step = 1 }, and aggregate = "worst" | "mean" | "per_sequence": scored at several lengths from one
                  simulation, see :mod:`lstmsearch.tasks`),
                  dist = {kind = "uniform", ...} and the task's own parameters
     [eval]       sequences, heldout, seed, backend, readout ("fit" | "given"), ridge, solved,

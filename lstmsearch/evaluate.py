@@ -28,6 +28,11 @@ the held-out error is computed per length, mse_j = mean over sequences and outpu
 mse = max_j mse_j (nmse likewise, the baseline being the same at every length),
 ``"mean"`` gives mse = (1/k) sum_j mse_j. ``train_mse`` is aggregated the same way;
 ``max_abs_err`` is the largest over every length (a maximum either way).
+``"per_sequence"``: sequence b of each stream is scored at ONE length n_(j_b), j_b drawn
+uniformly (:meth:`lstmsearch.tasks.Task.drawn_lengths`); the readout is fitted on the
+training pairs (h at n_(j_b) - 1 of sequence b, its target) and mse is the mean over the
+held-out pairs; ``nmse_by_length`` gives each length's nmse over the held-out sequences that
+drew it (NaN for a length none drew).
 """
 
 from __future__ import annotations
@@ -161,6 +166,7 @@ def length_errors(pred, y, groups, n_seq: int):
 
 def aggregate_lengths(values: np.ndarray, aggregate: str) -> np.ndarray:
     """(P, k) per-length errors -> (P,): the worst (max) or the mean over lengths."""
+    require(aggregate in ("worst", "mean"), f"per-length errors aggregate as worst or mean, not {aggregate!r}")
     with np.errstate(invalid="ignore"):
         return values.max(axis=1) if aggregate == "worst" else values.mean(axis=1)
 
@@ -214,6 +220,13 @@ def evaluate(
     P = params.shape[0]
     chunk = chunk_size or chunk_size_for(cell, task, x.shape[1])
     groups, several = length_groups(task), task.lengths is not None
+    drawn = task.aggregate == "per_sequence"
+    if drawn:  # one (step, target) per sequence: its own drawn length
+        j_te = task.drawn_lengths(n_heldout, seed, HELDOUT_STREAM)
+        y_te = y_te.reshape(len(steps), n_heldout, O)[j_te, np.arange(n_heldout)]
+        if fit:
+            j_tr = task.drawn_lengths(n_sequences, seed, TRAIN_STREAM)
+            y_tr = y_tr.reshape(len(steps), n_train, O)[j_tr, np.arange(n_train)]
     columns = {k: [] for k in _schema(fit, cell.n_readout, several).names}
     bar = _progress(P, progress)
     for start in range(0, P, chunk):
@@ -224,15 +237,24 @@ def evaluate(
         if not finite.all():  # (a copy of all states: only when some setting blew up)
             hs = np.where(finite[:, None, None, None], hs, 0.0)
         if fit:
-            tr = hs[:, :, :n_train].reshape(Pc, -1, H)
+            tr = hs[:, j_tr, np.arange(n_train)] if drawn else hs[:, :, :n_train].reshape(Pc, -1, H)
             ro = readout_mod.fit(tr, y_tr, ridge)  # once, over the states of every scored length
-            tr_mse = aggregate_lengths(length_errors(readout_mod.apply(tr, ro, O), y_tr, groups, n_train)[0],
-                                       task.aggregate)
+            if drawn:
+                tr_mse = _errors(readout_mod.apply(tr, ro, O), y_tr)[0]
+            else:
+                tr_mse = aggregate_lengths(length_errors(readout_mod.apply(tr, ro, O), y_tr, groups, n_train)[0],
+                                           task.aggregate)
         else:
             ro = block[:, cell.n_recurrent:].copy()
-        te = hs[:, :, n_train:].reshape(Pc, -1, H)
-        mse_k, mae_k = length_errors(readout_mod.apply(te, ro, O), y_te, groups, n_heldout)
-        mse, mae = aggregate_lengths(mse_k, task.aggregate), mae_k.max(axis=1)
+        if drawn:
+            pred = readout_mod.apply(hs[:, j_te, n_train + np.arange(n_heldout)], ro, O)
+            mse, mae = _errors(pred, y_te)
+            mse_k = np.stack([_errors(pred[:, j_te == j], y_te[j_te == j])[0] if np.any(j_te == j)
+                              else np.full(Pc, np.nan) for j in range(len(steps))], axis=1)
+        else:
+            te = hs[:, :, n_train:].reshape(Pc, -1, H)
+            mse_k, mae_k = length_errors(readout_mod.apply(te, ro, O), y_te, groups, n_heldout)
+            mse, mae = aggregate_lengths(mse_k, task.aggregate), mae_k.max(axis=1)
         finite &= np.isfinite(mse) & np.isfinite(ro).all(axis=1)
         inf = np.full(Pc, np.inf)
         mse = np.where(finite, mse, inf)

@@ -85,7 +85,8 @@ def reproduce(study, row: int, backend: Optional[str] = None, factors: Optional[
     if r.get("nmse_by_length") is not None:  # a several-length task: held-out nmse per trained length
         by_length = {"lengths": list(cfg.task.scored_lengths), "stored": r["nmse_by_length"],
                      "same": same["nmse_by_length"]}
-        identical = identical and by_length["stored"] == by_length["same"]
+        identical = identical and np.array_equal(np.asarray(by_length["stored"], float),
+                                                 np.asarray(by_length["same"], float), equal_nan=True)
     fresh = []
     n = n_sequences or ev.heldout
     n0 = cfg.task.length

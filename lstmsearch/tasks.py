@@ -26,7 +26,10 @@ target for the prefix x_1..x_{n_j} (recall_first: x_1 at every n_j; recall_lag k
 x_{n_j-k}; recall_window: x_{n_j}, ..., x_{n_j-k+1}; two_sequence and latch: the class).
 :meth:`Task.output_lengths` says which length each output step belongs to, so an error
 can be reported per length and then aggregated (``aggregate``: ``"worst"``, the largest
-per-length error, or ``"mean"``). Tasks with several output steps or with a
+per-length error, or ``"mean"``; or ``"per_sequence"``: each sequence is scored at ONE of the
+lengths, drawn uniformly for it (:meth:`Task.drawn_lengths`), the readout fitted and the error
+taken over those (sequence, own length) pairs -- "n drawn per sequence", at the cost of the same
+one simulation). Tasks with several output steps or with a
 length-dependent layout (next_value, copy, adding, parity) take one length only.
 One length given as a list is the same task as ``length=n``.
 """
@@ -44,7 +47,10 @@ from .errors import LstmsearchError, require
 TRAIN_STREAM = 0
 HELDOUT_STREAM = 1
 #: How the per-length errors of a several-length task become one objective value.
-AGGREGATES = ("worst", "mean")
+AGGREGATES = ("worst", "mean", "per_sequence")
+#: The drawn lengths of the sequences of stream s come from stream LENGTHS_STREAM + s (the
+#: sequences themselves do not change with the aggregate).
+LENGTHS_STREAM = 1000
 
 
 def as_float32(a: np.ndarray) -> np.ndarray:
@@ -304,6 +310,13 @@ class Task:
             y = np.concatenate([self._target_at(x, y, n) for n in self.lengths], axis=0)
         return np.ascontiguousarray(x, dtype=np.float32), np.asarray(y, dtype=np.float64)
 
+    def drawn_lengths(self, n_sequences: int, seed: int, stream: int = TRAIN_STREAM) -> np.ndarray:
+        """(n_sequences,) for ``aggregate = "per_sequence"``: the index into ``lengths`` each
+        sequence of (seed, stream) is scored at, uniform over the lengths, from its own stream
+        (``LENGTHS_STREAM + stream``)."""
+        require(self.lengths is not None, f"task {self.name} has one length; drawn lengths need lengths = [...]")
+        return rng_for(seed, LENGTHS_STREAM + stream).integers(0, len(self.lengths), size=int(n_sequences))
+
     def with_length(self, length: int) -> "Task":
         """The same task at one other sequence length (for length generalisation)."""
         return dataclasses.replace(self, length=int(length), lengths=None, aggregate="worst")
@@ -333,7 +346,9 @@ class Task:
 
     def describe(self) -> str:
         at = f"T={self.length}" if self.lengths is None else \
-            f"lengths {', '.join(map(str, self.lengths))} ({self.aggregate} of their errors)"
+            f"lengths {', '.join(map(str, self.lengths))} (" + ("one drawn per sequence"
+                                                              if self.aggregate == "per_sequence" else
+                                                              f"{self.aggregate} of their errors") + ")"
         return (f"{self.name}: {at}, I={self.n_inputs}, O={self.n_outputs}, "
                 f"scored at {len(self.output_steps())} step(s), baseline MSE={self.baseline:.6g}")
 

@@ -67,7 +67,8 @@ def test_task_lengths_sample_targets_and_spec_round_trip():
     (dict(lengths=[3, 4.5]), "positive integers"),
     (dict(length=3, lengths=[3, 4]), "not both"),
     (dict(length=20, aggregate="mean"), "needs several lengths"),
-    (dict(lengths=[3, 4], aggregate="max"), "aggregate must be one of worst, mean"),
+    (dict(lengths=[3, 4], aggregate="max"), "aggregate must be one of worst, mean, per_sequence"),
+    (dict(length=20, aggregate="per_sequence"), "needs several lengths"),
 ])
 def test_bad_lengths_are_refused(params, msg):
     with pytest.raises(LstmsearchError, match=msg) as e:
@@ -109,6 +110,52 @@ def test_evaluate_equals_each_length_on_its_own(aggregate):
     mae = np.max([evaluate(cell, solutions(t, params, cell), task.with_length(n), n_sequences=32, seed=4,
                            readout="given").column("max_abs_err").to_numpy() for n in LENGTHS], axis=0)
     np.testing.assert_allclose(t.column("max_abs_err").to_numpy(), mae, rtol=1e-6)
+
+
+def test_lengths_drawn_per_sequence_equal_each_sequence_on_its_own():
+    """aggregate = "per_sequence": sequence b is scored at its own drawn length n_b only. Oracle:
+    the float64 reference backend run on each sequence truncated to n_b, a numpy lstsq readout
+    over the (state at n_b, x_1) training pairs, and the mean over held-out pairs."""
+    cell, params = _population(P=3, seed=7)
+    lengths = (5, 6, 7, 8, 9, 11)
+    task = make_task("recall_first", lengths=lengths, aggregate="per_sequence")
+    assert "one drawn per sequence" in task.describe()
+    t = evaluate(cell, params, task, n_sequences=64, seed=6, ridge=0.0, backend="reference")
+
+    def pairs(stream):
+        x, _ = task.sample(64, 6, stream)
+        j = task.drawn_lengths(64, 6, stream)
+        assert set(j.tolist()) == set(range(len(lengths)))  # every length drawn by some sequence
+        h = np.stack([reference.run(cell, params, x[:lengths[jb], b:b + 1], [lengths[jb] - 1])[0][:, 0, 0]
+                      for b, jb in enumerate(j)], axis=1)  # (P, 64, H): each sequence at its own length
+        return h, x[0, :, 0].astype(np.float64), j
+
+    h_tr, y_tr, _ = pairs(TRAIN_STREAM)
+    h_te, y_te, j_te = pairs(HELDOUT_STREAM)
+    for p in range(3):
+        phi = np.concatenate([h_tr[p], np.ones((64, 1))], axis=1)
+        w = np.linalg.lstsq(phi, y_tr, rcond=None)[0]
+        np.testing.assert_allclose(_readouts(t, cell)[p], w, rtol=1e-3, atol=1e-4)
+        d = _predict(h_te[p], _readouts(t, cell)[p], cell.hidden) - y_te
+        np.testing.assert_allclose(t.column("nmse")[p].as_py(), np.mean(d * d) * 3, rtol=1e-6)
+        by = t.column("nmse_by_length")[p].as_py()
+        for k in range(len(lengths)):
+            np.testing.assert_allclose(by[k], np.mean(d[j_te == k] ** 2) * 3, rtol=1e-6)
+    # the drawn lengths are a subset of every (sequence, length) pair: not the mean aggregate's number
+    mean = evaluate(cell, params, task.with_lengths(lengths, "mean"), n_sequences=64, seed=6, ridge=0.0,
+                    backend="reference")
+    assert not np.allclose(mean.column("nmse").to_numpy(), t.column("nmse").to_numpy())
+    # the float32 kernel agrees with the float64 reference
+    k = evaluate(cell, params, task, n_sequences=64, seed=6, ridge=0.0)
+    np.testing.assert_allclose(k.column("nmse").to_numpy(), t.column("nmse").to_numpy(), rtol=1e-3)
+
+
+def test_a_parity_exploit_fails_lengths_drawn_per_sequence():
+    cell, flip = _flipper(-20.0)
+    drawn = make_task("latch", lengths=(20, 21), aggregate="per_sequence")
+    assert evaluate(cell, flip, drawn, n_sequences=64).column("nmse")[0].as_py() > 0.5
+    _, latch = _flipper(20.0)
+    assert evaluate(cell, latch, drawn, n_sequences=64).column("nmse")[0].as_py() < 1e-4
 
 
 def test_one_length_keeps_the_schema_and_numbers():
@@ -201,6 +248,22 @@ def test_a_range_of_lengths_scores_every_length_in_it(tmp_path):
     assert listed.task == cfg.task and cfg.task.spec()["lengths"] == [5, 8, 11]
     assert parse_study(study_toml(_doc(tmp_path, {"kind": "recall_first", "lengths": {"from": 5, "to": 7}}))
                        ).task.lengths == (5, 6, 7)
+
+
+def test_a_study_with_lengths_drawn_per_sequence_runs_and_reproduces(tmp_path):
+    doc = _doc(tmp_path, {"kind": "recall_first", "lengths": {"from": 5, "to": 30}, "aggregate": "per_sequence"})
+    cfg = parse_study(study_toml(doc))
+    assert cfg.task.aggregate == "per_sequence" and len(cfg.task.lengths) == 26
+    assert parse_study(study_toml(dict(doc, task=cfg.task.spec()))).task == cfg.task
+    p = tmp_path / "ml.toml"
+    p.write_text(study_toml(doc))
+    run_study(p)
+    rows = load_results(tmp_path / "data" / "ml")
+    by = np.array(rows.column("nmse_by_length").to_pylist(), float)
+    assert by.shape == (60, 26) and np.isnan(by).any()  # 24 held-out sequences: some lengths drawn by none
+    best = int(rows.column("row")[int(np.argmin(rows.column("nmse").to_numpy()))].as_py())
+    rep = reproduce(str(tmp_path / "data" / "ml"), best, check=False)
+    assert rep["identical"] and np.array_equal(rep["by_length"]["stored"], rep["by_length"]["same"], equal_nan=True)
 
 
 @pytest.mark.parametrize("task,msg", [

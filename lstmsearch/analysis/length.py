@@ -87,7 +87,9 @@ def score(cell: Cell, states: np.ndarray, targets: np.ndarray, readouts: np.ndar
 
     With a several-length ``task`` (states in the order of :func:`collect_states`: scored length
     major) the mse is taken per length and aggregated as the task says (its ``aggregate``: the
-    worst length by default), as :func:`lstmsearch.evaluate.evaluate` scores it."""
+    worst length by default), as :func:`lstmsearch.evaluate.evaluate` scores it. A task whose
+    lengths are drawn per sequence (``aggregate = "per_sequence"``) is scored here with every
+    sequence at every length, their mean: the pairs ``evaluate`` scores are a random subset of them."""
     finite = np.isfinite(states).all(axis=(1, 2)) & np.isfinite(readouts).all(axis=1)
     st = np.where(finite[:, None, None], states, 0.0)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -95,7 +97,7 @@ def score(cell: Cell, states: np.ndarray, targets: np.ndarray, readouts: np.ndar
         if task is not None and task.lengths is not None:
             k = len(task.lengths)
             per_length = np.mean((d * d).reshape(d.shape[0], k, -1), axis=2)
-            mse = aggregate_lengths(per_length, task.aggregate)
+            mse = aggregate_lengths(per_length, "mean" if task.aggregate == "per_sequence" else task.aggregate)
         else:
             mse = np.mean(d * d, axis=(1, 2))
         mae = np.max(np.abs(d), axis=(1, 2))
