@@ -8,9 +8,12 @@ strategy was told). One thread and first-in, first-out order keep the order on d
 a killed run safe: a batch's state before its rows, its rows before the strategy state that was
 told about them. Each write is atomic as before (temporary file, fsync, link or rename).
 
-The queue holds one job (:data:`DEPTH`): the loop hands over batch g's rows only once batch
-g-1's are written, so besides the batch being evaluated a SIGKILL loses at most one evaluated
-batch (the one being written), and nothing else. A write that fails
+Small batches are first gathered (:class:`PartGatherer`) into parts of at least
+:data:`MIN_PART_ROWS` rows or :data:`MAX_GATHER_S` seconds of results, one job each. The queue
+holds one job (:data:`DEPTH`): the loop hands over a part only once the one before is written,
+so besides the batch being evaluated a SIGKILL loses at most the part being gathered and the one
+being written (about a second of results, evaluated again, the same, when the study continues),
+and nothing else. A write that fails
 (a full disk, say) stops the thread; the loop's next :meth:`submit` or :meth:`close` raises the
 error in the main thread as one line.
 """
@@ -136,9 +139,14 @@ class PartGatherer:
             self.writer.submit(fn, *args)
 
     def flush(self) -> None:
-        """Hand the gathered batches, then the strategy state held behind them, to the writer."""
-        if self.jobs:
-            self.writer.submit(self.write, self.jobs)
-        for fn, args in self.held:
-            self.writer.submit(fn, *args)
+        """Hand the gathered batches, then the strategy state held behind them, to the writer, as
+        one job (the loop does not wait for the writer to take a second one)."""
+        if self.jobs or self.held:
+            self.writer.submit(self._write_all, self.jobs, self.held)
         self.jobs, self.held, self.rows, self.since = [], [], 0, None
+
+    def _write_all(self, jobs, held) -> None:
+        if jobs:
+            self.write(jobs)
+        for fn, args in held:
+            fn(*args)
