@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lstmsearch import Cell, run_study
+from lstmsearch import Cell, evaluate, run_study
 from lstmsearch.config import parse_study, study_toml
 from lstmsearch.errors import ConfigError
 from lstmsearch.errors import LstmsearchError
@@ -219,6 +219,13 @@ def test_settings_round_trip_through_the_store(tmp_path_factory, kind, hidden, n
     store.append(rows)
     back = Store(cfg.out).read()
     got = settings_of(cfg, Store(cfg.out), back)
+    if not keep:  # a row below the best keep_weights keeps no readout: it is fitted again, as evaluate fits it
+        ev = cfg.eval
+        fitted = evaluate(cell, batch.params, cfg.task, n_sequences=ev.sequences, seed=ev.seed, n_heldout=ev.heldout,
+                          ridge=ev.ridge).column("readout").combine_chunks().flatten().to_numpy().reshape(n, -1)
+        assert back.column("readout").null_count == n
+        full = cell.with_readout(batch.params, fitted)
+        blocks = cell.unflatten(full)
     assert np.array_equal(got, full)
     for name, block in cell.unflatten(got).items():
         assert np.array_equal(block, blocks[name])
