@@ -138,6 +138,25 @@ def test_full_cma_stores_its_matrix_once_per_eigendecomposition(tmp_path):
     assert state_bytes < 8 * d * d / (6 * gap) + 8 * d / 6 + 200, state_bytes
 
 
+@pytest.mark.gathered
+def test_the_run_says_what_a_small_population_costs_in_state(tmp_path):
+    """sep-CMA over 1,120 dimensions with a population of 16 stores the mean and sqrt(diag C) once per
+    16 rows: about 16 d / 16 = 1,120 bytes a row. The run's summary says so, and the estimate is
+    within a quarter of what the store holds."""
+    from lstmsearch.search.cma import state_bytes_per_row
+
+    st = '[strategy]\nkind = "cmaes"\nvariant = "sep"\npopsize = 16\nrestarts = "none"\n'
+    p, out = write_study(tmp_path, strategy_text=st, cell="rnn_tanh", hidden=32, space=FULL, budget=16 * 20,
+                         keep_weights=0)
+    rep = run_study(p)
+    d = open_study(out)[0].space_obj.dim
+    assert d == 1120
+    line = next(m for m in rep.messages if m.startswith("CMA-ES"))
+    assert "generation state costs about 1120 bytes a row (popsize >= 90 keeps it under 200)" in line, line
+    stored = sum(q.stat().st_size for q in GenerationStore(out).files()) / (16 * 20)
+    assert 0.75 < stored / state_bytes_per_row("sep", d, 16) < 1.25, stored  # "about": Parquet adds its own bytes
+
+
 def test_sigkill_mid_study_leaves_rows_that_all_regenerate(tmp_path):
     """SIGKILL a real run between any two writes: every row on disk regenerates (its state was
     written before it), and the continued study's rows do too."""

@@ -292,8 +292,15 @@ class CmaStrategy(Strategy):
 
     def summary(self):
         st = self.state
-        return (f"CMA-ES ({self.variant}, dim {self.space.dim}): generation {st['generation']}, "
-                f"restart {st['restart']}, population {st['opt'].population_size}")
+        d, pop = self.space.dim, st["opt"].population_size
+        line = (f"CMA-ES ({self.variant}, dim {d}): generation {st['generation']}, "
+                f"restart {st['restart']}, population {pop}")
+        per_row = state_bytes_per_row(self.variant, d, pop)
+        if per_row > 200:  # the mean (and sqrt(diag C)) is stored once per generation: say what it costs
+            hint = f"popsize >= {math.ceil(16 * d / 200)} keeps it under 200" if self.variant == "sep" else \
+                "a larger popsize lowers it"
+            line += f"; its generation state costs about {per_row:.0f} bytes a row ({hint})"
+        return line
 
     @classmethod
     def regenerate_z(cls, cfg, space, store, rows):
@@ -317,6 +324,14 @@ class CmaStrategy(Strategy):
     @classmethod
     def regenerate_rows(cls, cfg, space, store, rows):
         return space.to_params(cls.regenerate_z(cfg, space, store, rows))
+
+
+def state_bytes_per_row(variant: str, dim: int, popsize: int) -> float:
+    """About what the stored generation state costs per row (before compression): the mean in
+    float64, and sqrt(diag C) (sep) or B D once per :func:`eigen_gap` generations (full)."""
+    if variant == "sep":
+        return 16.0 * dim / popsize
+    return 8.0 * dim / popsize + 8.0 * dim * dim / (popsize * eigen_gap(dim, popsize))
 
 
 def generation_key(seed: int, restart: int, generation: int) -> int:
