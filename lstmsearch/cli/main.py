@@ -219,6 +219,8 @@ def cmd_show(args) -> int:
         for n, v in list(zip(names, r["z"]))[:64]:
             print(f"    {n:24s} {v: .6g}")
     print(f"  weights      {'stored' if r.get('weights') is not None else 'rebuilt from z / key'}")
+    if r.get("weights") is None and r.get("readout") is None and cfg.eval.readout == "fit":
+        print("  readout      fitted again from the stored seed (rows below the best keep_weights do not store it)")
     np.set_printoptions(precision=4, suppress=True, linewidth=110, threshold=200)
     for name, block in cfg.cell.unflatten(setting).items():
         print(f"  {name} {block.shape}:")
