@@ -130,10 +130,10 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
     evaluate_long = _long_evaluator(cfg)
     evaluator.bind(strategy)
     writer = Writer()
+    gens = GenerationStore(store.root)
     gather = PartGatherer(writer, lambda jobs: _write_batches(cfg, store, gens, strategy.name, jobs),
                           cfg.max_part_rows)
     strategy.persist = gather.persist  # the strategy's state files go behind the rows they were told
-    gens = GenerationStore(store.root)
     next_row = store.next_row()
     t_start = time.perf_counter()
     eval_s = replay_s = 0.0

@@ -183,7 +183,9 @@ class CmaStrategy(Strategy):
         return f"resuming CMA-ES at generation {self.state['generation']} (restart {self.state['restart']})"
 
     def generation_state(self) -> dict:
-        """The record of the next generation (m, sigma, A, key): what its rows are rebuilt from."""
+        """The record of the next generation (m, sigma, A, key): what its rows are rebuilt from.
+        ``matrix_batch`` is the generation whose stored record holds A (a full CMA-ES stores B D
+        once per eigendecomposition: :meth:`ask` stores it only when that is this generation)."""
         st, opt = self.state, self.state["opt"]
         g, holder = st["generation"], st["generation"]
         if self.variant == "sep":
@@ -194,14 +196,14 @@ class CmaStrategy(Strategy):
             if isinstance(opt, LazyCMA):  # (a state pickled before LazyCMA holds a CMA: every record its matrix)
                 decomposition = (st["restart"], opt.eigen_at)
                 if st.get("matrix_of", (None, None))[0] == decomposition:
-                    holder, matrix = st["matrix_of"][1], None  # the generation that stored this B D
+                    holder = st["matrix_of"][1]  # the generation that stored this B D
                 else:
                     st["matrix_of"] = (decomposition, g)
         # copies: the optimizer updates its arrays in place while the record waits for the writer
         return {"strategy": "cmaes", "batch": g, "kind": kind, "restart": st["restart"],
                 "key": generation_key(self.seed, st["restart"], g), "popsize": opt.population_size,
-                "sigma": float(opt._sigma), "mean": opt._mean.copy(),
-                "matrix": None if matrix is None else np.array(matrix, np.float64), "matrix_batch": holder}
+                "sigma": float(opt._sigma), "mean": opt._mean.copy(), "matrix": np.array(matrix, np.float64),
+                "matrix_batch": holder}
 
     def ask(self, n_max):
         st = self.state
@@ -211,8 +213,7 @@ class CmaStrategy(Strategy):
         t0 = time.perf_counter()
         record = self.generation_state()
         y = self._normals(record["key"], (record["popsize"], self.space.dim))
-        sampling = record if record["matrix"] is not None else dict(record, matrix=(opt._B * opt._D).reshape(-1))
-        xs = generation_z(sampling, self.space.low, self.space.high, y=y)
+        xs = generation_z(record, self.space.low, self.space.high, y=y)
         self._prefetch_normals(st["restart"], st["generation"] + 1, opt.population_size)  # unless a restart
         self.overhead_s += time.perf_counter() - t0
         g = st["generation"]
@@ -226,9 +227,11 @@ class CmaStrategy(Strategy):
                 int(np.sum(stored.column("fidelity").to_numpy() == 0))
             if n != P:
                 stored = None  # cannot happen unless the state file was replaced; evaluate again
+        # what is stored: the matrix only in the generation that holds it (matrix_batch)
+        kept = record if record["matrix_batch"] == g else dict(record, matrix=None)
         # the settings of z rounded to float32, as regenerate_z rebuilds them (round_z)
         return Batch(params=self.space.to_params(xs.astype(np.float32)), batch=np.full(P, g, np.int64), index=np.arange(P, dtype=np.int64),
-                     stored=stored, info=xs, state=state_table(*(record[k] for k in STATE_FIELDS)))
+                     stored=stored, info=xs, state=state_table(*(kept[k] for k in STATE_FIELDS)))
 
     def tell(self, batch, table):
         t0 = time.perf_counter()
