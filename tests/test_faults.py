@@ -226,3 +226,48 @@ def test_part_file_deleted_its_trials_are_requeued(tmp_path):
     assert set(lost) <= retried
     again = run_study(p, budget=96)  # said once, not on every start
     assert not [m for m in again.messages if "have no stored rows" in m]
+
+
+def _flaky(failures, then):
+    """A storage call that fails ``failures`` times as with a lost connection, then does ``then``."""
+    import optuna
+
+    calls = []
+
+    def call():
+        calls.append(1)
+        if len(calls) <= failures:
+            raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.")
+        return then()
+
+    return call
+
+
+@pytest.mark.parametrize("then", ["returns", "already finished"])
+def test_a_storage_outage_is_reported_when_it_ends_whatever_the_next_answer(tmp_path, then):
+    """The database comes back either with the call's result or with an error of its own (a
+    retried tell whose first attempt was committed: "Cannot tell a COMPLETE trial"). Both end
+    the outage: it is said ("is back after") and recorded, and only the second error is raised."""
+    from lstmsearch.run.loop import study_config
+    from lstmsearch.search import make_strategy
+
+    path, _ = write_study(tmp_path, "o", strategy="optuna", budget=8)
+    cfg = study_config(path)
+    said = []
+    strategy = make_strategy(cfg, cfg.space_obj, Store(cfg.out), echo=said.append)
+
+    def answer():
+        if then == "returns":
+            return 7
+        raise ValueError("Cannot tell a COMPLETE trial.")
+
+    if then == "returns":
+        assert strategy.db(_flaky(2, answer)) == 7
+    else:
+        with pytest.raises(ValueError, match="COMPLETE"):
+            strategy.db(_flaky(2, answer))
+    assert len(said) == 2 and said[0].startswith("lost the Optuna storage") and "is back after" in said[1], said
+    assert len(strategy.outages) == 1 and strategy.run_stats().get("storage_outages_s")
+    with pytest.raises(ValueError):  # an error with no outage before it is raised as it is, and says nothing
+        strategy.db(answer if then != "returns" else _flaky(0, lambda: int("x")))
+    assert len(said) == 2 and len(strategy.outages) == 1

@@ -189,7 +189,8 @@ def test_database_lost_mid_study_and_back(pg, tmp_path):
         n_down = Store(out).count()
         pg.start()
         # the workers went on after the outage: more rows, and a worker that lost the storage found it again
-        assert wait_for(lambda: said("is back after") and Store(out).count() >= n_down + 64, 120, 0.1)
+        assert wait_for(lambda: said("is back after") and Store(out).count() >= n_down + 64, 120, 0.1), \
+            (n_down, Store(out).count(), [log.read_text() for log in logs])
     finally:
         for pr in procs:
             pr.send_signal(signal.SIGTERM)

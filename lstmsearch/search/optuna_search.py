@@ -283,12 +283,12 @@ class OptunaStrategy(Strategy):
             try:
                 out = fn(*args, **kwargs)
                 if t0 is not None:
-                    self.outages.append((t0, time.time() - t0))
-                    self._outage_end = time.time()
-                    self.echo(f"the Optuna storage is back after {time.time() - t0:.1f} s")
+                    self._storage_back(t0)
                 return out
             except Exception as exc:  # noqa: BLE001
                 if not _transient(exc):
+                    if t0 is not None:  # the database answered (for example "trial already finished": a
+                        self._storage_back(t0)  # retried tell whose first attempt had been committed)
                     raise
                 now = time.time()
                 if t0 is None:
@@ -302,6 +302,12 @@ class OptunaStrategy(Strategy):
                         "when the database is back") from exc
                 time.sleep(delay)
                 delay = min(2.0, delay * 1.5)
+
+    def _storage_back(self, t0: float):
+        """Record an outage that began at ``t0`` and has just ended, and say so."""
+        self.outages.append((t0, time.time() - t0))
+        self._outage_end = time.time()
+        self.echo(f"the Optuna storage is back after {time.time() - t0:.1f} s")
 
     def trials_of(self, batch):
         return list(batch.info) if batch.info is not None else []
