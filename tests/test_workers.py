@@ -150,13 +150,23 @@ def test_sigkill_a_worker_mid_batch_its_trials_are_retried(pg, tmp_path):
     # bigger sequences: a batch takes long enough to be killed in the middle of it
     p, out = write_study(tmp_path, strategy_text=OPTUNA, budget=100000, length=300)
     victim = _worker(p, url, "--slot", "1")
-    survivor = _worker(p, url, "--slot", "2", "--seconds", "10")
-    assert wait_for(lambda: Store(out).count() > 0, 60, 0.02)
-    assert wait_for(lambda: _lease(out, 1).get("trials"), 60, 0.002)
-    victim.send_signal(signal.SIGKILL)
-    in_flight = _lease(out, 1)["trials"]
-    victim.wait()
-    o, e = survivor.communicate(timeout=120)
+    survivor = _worker(p, url, "--slot", "2")
+    try:
+        assert wait_for(lambda: Store(out).count() > 0, 60, 0.02)
+        assert wait_for(lambda: _lease(out, 1).get("trials"), 60, 0.002)
+        victim.send_signal(signal.SIGKILL)
+        in_flight = _lease(out, 1)["trials"]
+        victim.wait()
+
+        def killed_trials():
+            return [tr for tr in optuna.load_study(study_name="s", storage=url).trials if tr.number in in_flight]
+
+        # the survivor fails them once their heartbeat is older than the grace period (4 s); it is
+        # stopped when that has happened, not after a fixed time that a loaded machine may overrun
+        assert wait_for(lambda: all(tr.state.name != "RUNNING" for tr in killed_trials()), 90, 0.2)
+    finally:
+        survivor.send_signal(signal.SIGTERM)
+        o, e = survivor.communicate(timeout=120)
     assert survivor.returncode == 0, e
     st = optuna.load_study(study_name="s", storage=url)
     killed = [tr for tr in st.trials if tr.number in in_flight]
