@@ -58,15 +58,15 @@ def row_setting(study, row: int, data_dir="data"):
 
 def reproduce(study, row: int, backend: Optional[str] = None, factors: Optional[Sequence[float]] = None,
               fresh_seed: int = FRESH_SEED, n_sequences: Optional[int] = None, data_dir="data",
-              check: bool = True) -> Dict:
+              check: bool = True, lengths: Optional[Sequence[int]] = None) -> Dict:
     """Re-simulate a stored row; returns a dict with ``stored``, ``same``, ``fresh``, ``verdict``, ``precision``.
 
     ``same``: errors on the stored sequences with the readout fitted again (as the study did);
     ``identical`` is true when they equal the stored ones exactly. ``by_length`` (several-length
     tasks only): the trained lengths with the stored and reproduced nmse at each. ``fresh``: one entry per
     length -- the checked lengths n, n+1, 2n+1, 10n+3, 100n+3 by default (every trained length first
-    for a several-length task, n the longest), else n * factor for
-    ``factors`` -- length, nmse, mse, max_abs_err on ``n_sequences`` (default: the study's
+    for a several-length task, n the longest), else n * factor for ``factors``, or exactly
+    ``lengths`` -- length, nmse, mse, max_abs_err on ``n_sequences`` (default: the study's
     held-out count) fresh sequences with the stored readout, on ``backend``. ``verdict``
     (:class:`~lstmsearch.analysis.verdict.Verdict` as a dict) and ``precision``
     (:class:`~lstmsearch.analysis.verdict.PrecisionCheck` as a dict) on the same fresh
@@ -90,7 +90,13 @@ def reproduce(study, row: int, backend: Optional[str] = None, factors: Optional[
     fresh = []
     n = n_sequences or ev.heldout
     n0 = cfg.task.length
-    if factors is None:
+    require(factors is None or lengths is None, "give fresh lengths either as factors of n or as lengths, not both")
+    if lengths is not None:
+        for L in lengths:
+            require(isinstance(L, (int, np.integer)) and not isinstance(L, bool) and L >= cfg.task.min_length,
+                    f"fresh lengths must be whole numbers >= {cfg.task.min_length} (this task's shortest), got {L!r}")
+        lengths = [int(L) for L in lengths]
+    elif factors is None:
         lengths = task_check_lengths(cfg.task)
     else:
         for f in factors:

@@ -184,3 +184,33 @@ def test_lengths_readout_both_as_its_help_says(study, tmp_path):
     assert sorted(set(pq.read_table(tmp_path / "b.parquet").column("readout").to_pylist())) == ["given", "refit"]
     one_line_error(cli("lengths", "s", best, "--data", "d", "--readout", "all", cwd=cwd, ok=False),
                    "--readout takes given, refit or both")
+
+
+def test_reproduce_at_lengths_the_user_names(study):
+    """``--lengths`` scores fresh sequences at exactly those lengths (odd ones, far from n = 6),
+    and each nmse is what a float64 NumPy simulation of the stored setting with its stored
+    readout gives on the same sequences."""
+    from lstmsearch.analysis.verdict import FRESH_SEED
+    from lstmsearch.kernels import reference
+    from lstmsearch.reproduction import row_setting
+    from lstmsearch.tasks import HELDOUT_STREAM
+
+    cwd, folder, best = study
+    out = cli("reproduce", "s", best, "--data", "d", "--lengths", "7,37,613", "--sequences", "64",
+              "--no-check", cwd=cwd).stdout
+    table = [ln.split() for ln in out.split("readout as stored:")[1].splitlines()[2:] if ln.strip()]
+    assert [int(r[0]) for r in table] == [7, 37, 613]
+    cfg, _, setting = row_setting(folder, best)
+    cell, H = cfg.cell, cfg.cell.hidden
+    for (length, nmse, _), L in zip(table, (7, 37, 613)):
+        task = cfg.task.with_length(L)
+        x, y = task.sample(64, FRESH_SEED, HELDOUT_STREAM)
+        h = reference.run(cell, setting[None], x, [L - 1])[0][0, 0]  # float64, (B, H) after the last step
+        w_out = setting[cell.n_recurrent:cell.n_recurrent + H].astype(np.float64)
+        y_hat = h @ w_out + float(setting[-1])
+        oracle = np.mean((y_hat - y[-1, :, 0]) ** 2) / task.baseline
+        assert float(nmse) == pytest.approx(oracle, rel=1e-3), (L, nmse, oracle)
+    one_line_error(cli("reproduce", "s", best, "--data", "d", "--lengths", "7", "--factors", "2", cwd=cwd, ok=False),
+                   "not both")
+    one_line_error(cli("reproduce", "s", best, "--data", "d", "--lengths", "0", cwd=cwd, ok=False),
+                   "fresh lengths must be whole numbers")

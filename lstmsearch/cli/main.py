@@ -232,8 +232,9 @@ def cmd_reproduce(args) -> int:
     from ..reproduction import format_reproduction, reproduce
 
     factors = parse_list(args.factors, float, "--factors") if args.factors is not None else None
+    lengths = parse_list(args.lengths, int, "--lengths") if args.lengths is not None else None
     args.row = parse_row(args.row, args.study, args.data)
-    rep = reproduce(args.study, args.row, backend=args.backend, factors=factors,
+    rep = reproduce(args.study, args.row, backend=args.backend, factors=factors, lengths=lengths,
                     n_sequences=args.sequences, data_dir=args.data, check=not args.no_check)
     for line in format_reproduction(rep):
         print(line)
@@ -453,6 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--factors", default=None,
                    help="fresh sequences at n * these factors instead of the checked lengths n, n+1, 2n+1, 10n+3, "
                         "100n+3 (e.g. 1,10,100); the verdict always uses the checked lengths")
+    p.add_argument("--lengths", default=None,
+                   help="fresh sequences at exactly these lengths instead (e.g. 7,37,1001); not with --factors")
     p.add_argument("--sequences", type=int, default=None, help="fresh sequences (default: the study's held-out count)")
     p.add_argument("--no-check", action="store_true",
                    help="skip the verdict and the float64 / PyTorch precision check")
