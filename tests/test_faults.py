@@ -271,3 +271,27 @@ def test_a_storage_outage_is_reported_when_it_ends_whatever_the_next_answer(tmp_
     with pytest.raises(ValueError):  # an error with no outage before it is raised as it is, and says nothing
         strategy.db(answer if then != "returns" else _flaky(0, lambda: int("x")))
     assert len(said) == 2 and len(strategy.outages) == 1
+
+
+def test_a_damaged_best_file_is_reported_and_its_rows_rebuilt_from_keys(tmp_path):
+    """best/w0.parquet (the best rows' weights) cut short: reading warns once per read and names
+    the file; the rows read as before with null weights, and reproduce rebuilds the best row from
+    its keys, identical to what the study stored; the next run writes the file again."""
+    from lstmsearch import reproduce
+    from lstmsearch.store.best import best_path
+
+    p, out = write_study(tmp_path, "b", strategy="optuna", budget=48, keep_weights=3)
+    run_study(p)
+    f = best_path(out, 0)
+    good = load_results(out, columns=["row", "nmse", "weights"])
+    assert good.column("weights").null_count == good.num_rows - 3
+    f.write_bytes(f.read_bytes()[:100])
+    with pytest.warns(DamagedPartWarning, match=r"damaged file .*best.*w0\.parquet"):
+        t = load_results(out, columns=["row", "nmse", "weights"])
+    assert t.column("weights").null_count == t.num_rows and t.column("nmse").equals(good.column("nmse"))
+    best = int(t.sort_by("nmse").column("row")[0].as_py())
+    with pytest.warns(DamagedPartWarning):
+        assert reproduce(out, best, factors=(1,), n_sequences=8, check=False)["identical"]
+    with pytest.warns(DamagedPartWarning):
+        run_study(p, budget=96)
+    assert load_results(out, columns=["weights"]).column("weights").null_count == 96 - 3

@@ -77,6 +77,51 @@ def test_random_rows_regenerate_bit_for_bit(tmp_path, monkeypatch, case):
     assert np.array_equal(settings_of(cfg, store, sub), cfg.cell.with_readout(want, fitted))
 
 
+def test_the_best_k_rows_and_no_other_keep_their_weights_as_evaluated(tmp_path, monkeypatch):
+    """``keep_weights = 5``: after a run, and after it is continued, exactly the 5 rows with the
+    smallest nmse (then row id) have weights and a readout, each exactly the setting evaluated with
+    the readout fitted then; no part holds weights; a row that has left the best 5 is rebuilt from
+    its keys like any other."""
+    from lstmsearch.store import Store
+    from lstmsearch.store.best import best_path
+
+    seen = _capture(monkeypatch)
+    case = CASES["cmaes_sep_full_space"]
+    p, out = write_study(tmp_path, keep_weights=5, **case)
+
+    def check():
+        rows = load_results(out)
+        has = rows.column("weights").is_valid().to_numpy(zero_copy_only=False)
+        best5 = np.lexsort((rows.column("row").to_numpy(), rows.column("nmse").to_numpy()))[:5]
+        assert sorted(np.flatnonzero(has).tolist()) == sorted(best5.tolist())
+        assert np.array_equal(has, rows.column("readout").is_valid().to_numpy(zero_copy_only=False))
+        kept = rows.filter(pa.array(has))
+        keys = list(zip(kept.column("batch").to_pylist(), kept.column("index").to_pylist()))
+        w = np.asarray(kept.column("weights").to_pylist(), np.float32)
+        cfg, store = open_study(out)
+        want = cfg.cell.with_readout(np.stack([seen[k] for k in keys]), np.stack([seen[("readout", *k)] for k in keys]))
+        assert np.array_equal(w, want)
+        assert np.array_equal(np.asarray(kept.column("readout").to_pylist(), np.float32),
+                              np.stack([seen[("readout", *k)] for k in keys]))
+        for q in (out / "rows").glob("*.parquet"):
+            assert pq.read_table(q, columns=["weights"]).column("weights").null_count == pq.read_metadata(q).num_rows
+        return rows, has
+
+    run_study(p, budget=64)
+    rows1, has1 = check()
+    run_study(p, budget=160)
+    rows2, has2 = check()
+    assert pq.read_metadata(best_path(out, 0)).num_rows == 5
+    left = [r for r, h in zip(rows1.column("row").to_pylist(), has1) if h and not has2[r]]
+    assert left  # rows of the first run left the best 5 when better ones came ...
+    cfg, store = open_study(out)
+    sub = Store(out).read(filter=pa.compute.field("row").isin(left))
+    assert sub.column("weights").null_count == len(left)  # ... and are rebuilt like the others
+    keys = list(zip(sub.column("batch").to_pylist(), sub.column("index").to_pylist()))
+    assert np.array_equal(settings_of(cfg, store, sub), cfg.cell.with_readout(
+        np.stack([seen[k] for k in keys]), np.stack([seen[("readout", *k)] for k in keys])))
+
+
 @pytest.mark.gathered
 @pytest.mark.parametrize("hidden", [32, 64])
 def test_rows_cost_bytes_whatever_the_hidden_size(tmp_path, hidden):

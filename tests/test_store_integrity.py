@@ -289,5 +289,7 @@ def test_a_deleted_manifest_is_rebuilt_for_the_same_study(stored, capsys):
     store = Store(out)
     assert store.count() == 200
     t = store.read()
-    assert t.slice(0, 150).equals(rows_before)
+    # the rows are as they were; weights and readout are those of the best keep_weights rows now
+    same = [c for c in rows_before.column_names if c not in ("weights", "readout")]
+    assert t.slice(0, 150).select(same).equals(rows_before.select(same))
     assert main(["check", str(out)]) == 0

@@ -93,11 +93,16 @@ def test_duckdb_reads_the_store_as_it_is(study):
     p, out = study
     t = load_results(out, columns=["row", "nmse"])
     con = duckdb.connect()
-    n, best, nw, width = con.execute(
-        f"SELECT count(*), min(nmse), count(weights), max(len(readout)) "
-        f"FROM read_parquet('{out.as_posix()}/rows/*.parquet')").fetchone()
+    n, best, nw = con.execute(
+        f"SELECT count(*), min(nmse), count(weights) FROM read_parquet('{out.as_posix()}/rows/*.parquet')").fetchone()
     assert n == t.num_rows == 150 and best == pytest.approx(t.column("nmse").to_numpy().min(), rel=0, abs=0)
-    assert 3 <= nw < 150 and width == 3 + 1
+    assert nw == 0  # the parts keep keys; the best keep_weights rows' weights are in best/
+    kept = con.execute(
+        f"SELECT b.row, b.nmse, len(b.weights), len(b.readout), r.nmse FROM read_parquet('{out.as_posix()}/best/*.parquet') b "
+        f"JOIN read_parquet('{out.as_posix()}/rows/*.parquet') r ON r.row = b.row ORDER BY b.nmse, b.row").fetchall()
+    three = t.sort_by([("nmse", "ascending"), ("row", "ascending")]).slice(0, 3)
+    assert [k[0] for k in kept] == three.column("row").to_pylist()  # exactly the best 3, joined to their rows
+    assert all(k[1] == k[4] and k[2] == 4 * 3 * (1 + 3 + 2) + 3 + 1 and k[3] == 3 + 1 for k in kept)  # LSTM H = 3
     q = sql(out, "SELECT count(*) AS n FROM rows WHERE nmse < 0.9")
     assert q.column("n")[0].as_py() == int((t.column("nmse").to_numpy() < 0.9).sum())
 

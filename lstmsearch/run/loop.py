@@ -32,7 +32,7 @@ from ..query import open_study
 from ..search import best_z, make_strategy, strategy_class
 from ..store.manifest import now, storage_key, versions
 from ..store.generations import GenerationStore
-from ..store.rows import TopK, full_fidelity, rows_table
+from ..store.rows import BestRows, TopK, full_fidelity, rows_table
 from . import racing as racing_mod
 from .coordinator import Coordinator
 from .report import Progress, RunReport
@@ -131,7 +131,8 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
     evaluator.bind(strategy)
     writer = Writer()
     gens = GenerationStore(store.root)
-    gather = PartGatherer(writer, lambda jobs: _write_batches(cfg, store, gens, strategy.name, jobs),
+    kept = _kept_rows(cfg, store)
+    gather = PartGatherer(writer, lambda jobs: _write_batches(cfg, store, gens, kept, strategy.name, jobs),
                           cfg.max_part_rows)
     strategy.persist = gather.persist  # the strategy's state files go behind the rows they were told
     next_row = store.next_row()
@@ -223,10 +224,18 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
                            evaluate_s=eval_s, strategy_s=strat_s, io_s=io_s, messages=messages)
 
 
-def _write_batches(cfg, store, gens, strategy_name, jobs) -> None:
+def _kept_rows(cfg, store) -> Optional[BestRows]:
+    """Where the best ``keep_weights`` rows keep their weights: the writer's file under ``best/``
+    (None: ``keep_weights`` is 0, or "all", which keeps every row's weights in the parts)."""
+    k = cfg.keep_weights
+    return BestRows(store.root, store.slot, k, cfg.cell.n_params, cfg.cell.n_readout) if k else None
+
+
+def _write_batches(cfg, store, gens, kept, strategy_name, jobs) -> None:
     """Gathered batches on disk (on the writer thread): their generation state first, in one file,
     then their rows, in one part (a raced batch: the rows of every rung, cheapest first;
-    ``extra_cols`` go to the last). ``jobs``: (batch, pieces, row0, keeps, extra_cols, wall, run)."""
+    ``extra_cols`` go to the last), then the best rows' weights (``kept``, a :class:`BestRows`,
+    when the parts do not hold them). ``jobs``: (batch, pieces, row0, keeps, extra_cols, wall, run)."""
     states = [job[0].state for job in jobs if job[0].state is not None]
     if states:
         gens.write(states[0] if len(states) == 1 else pa.concat_tables(states))
@@ -234,12 +243,20 @@ def _write_batches(cfg, store, gens, strategy_name, jobs) -> None:
     for batch, pieces, row0, keeps, extra_cols, wall, run in jobs:
         n_rows = sum(p.table.num_rows for p in pieces)
         for k, (p, keep) in enumerate(zip(pieces, keeps)):
-            tables.append(rows_table(cfg, strategy_name, p.batch, p.table, row0, keep,
+            if kept is not None and keep.any():
+                readout = p.table.column("readout").combine_chunks().flatten().to_numpy().reshape(
+                    p.table.num_rows, cfg.cell.n_readout)[keep]
+                kept.offer(row0 + np.flatnonzero(keep), p.table.column("nmse").to_numpy()[keep],
+                           cfg.cell.with_readout(p.batch.params[keep], readout), readout)
+            tables.append(rows_table(cfg, strategy_name, p.batch, p.table, row0,
+                                     keep if kept is None else np.zeros_like(keep),
                                      extra_cols if k == len(pieces) - 1 else {},
                                      wall if len(pieces) == 1 else wall * p.table.num_rows / n_rows, run,
                                      rung=None if p.rung is None else p.rung.key()))
             row0 += p.table.num_rows
     store.append(tables[0] if len(tables) == 1 else pa.concat_tables(tables))
+    if kept is not None:
+        kept.write()  # after the part: the file never names a row that is not on disk
 
 
 def _start_strategy(cfg, store, coordinator: Coordinator, messages: List[str], echo):

@@ -49,8 +49,11 @@ z             list<float32>, nullable    search vector the setting came from
 scale         float32, nullable          Optuna region jitter scale (0 for the centre)
 key_seed      int64, nullable            sweep regeneration key: seed ...
 key_index     int64, nullable            ... and setting index
-weights       fixed_size_list<float32>   the full setting (D floats, readout spliced in); kept
-              [D], nullable              for the best ``keep_weights`` rows as they arrive
+weights       fixed_size_list<float32>   the full setting (D floats, readout spliced in): for
+              [D], nullable              the best ``keep_weights`` rows, held in ``best/`` and
+                                         filled in by :meth:`Store.read` (older stores: in the
+                                         parts, for the rows that were among the best as they
+                                         arrived); a null one is rebuilt from the row's keys
 readout       fixed_size_list<float32>   O*H+O: fitted (or searched) readout; kept with the
               [O*H+O], nullable          weights (older stores: every row); a null one is
                                          fitted again from the row's seed when needed
@@ -98,6 +101,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from ..errors import DamagedPartWarning, DiskFullError, LstmsearchError, check_text, require
+from .best import fill_best
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -738,7 +742,7 @@ class Store:
             if not tables:
                 return pa.table({c: [] for c in cols})
             table = pa.concat_tables(tables, promote_options="permissive")
-        return table.sort_by("row")
+        return fill_best(self.root, table.sort_by("row"))
 
     def row(self, row: int) -> Dict:
         """One row as a dict (weights/readout/z as numpy arrays)."""

@@ -9,12 +9,15 @@ readout is fitted again when needed (:func:`lstmsearch.query.refit_readouts`).
 from __future__ import annotations
 
 import datetime as _dt
+import io
 from typing import Dict, Optional
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from .parts import fixed_list, schema, var_list
+from .best import best_path, read_best_file
+from .parts import atomic_write_bytes, fixed_list, schema, var_list
 
 
 class TopK:
@@ -36,6 +39,61 @@ class TopK:
         kth = combined[self.k - 1] if combined.size >= self.k else np.inf
         self.best = combined[: self.k]
         return finite & (nmse <= kth)
+
+
+class BestRows:
+    """The best ``k`` rows of one writer with their weights and readouts (see the module doc)."""
+
+    def __init__(self, root, slot: int, k: int, n_params: int, n_readout: int):
+        self.path = best_path(root, slot)
+        self.k = int(k)
+        self.n_params, self.n_readout = int(n_params), int(n_readout)
+        self.rows = np.empty(0, np.int64)
+        self.nmse = np.empty(0, np.float64)
+        self.weights = np.empty((0, self.n_params), np.float32)
+        self.readout = np.empty((0, self.n_readout), np.float32)
+        self.changed = False
+        t = read_best_file(self.path)
+        if t is not None and t.num_rows:
+            self.rows = t.column("row").to_numpy().astype(np.int64)
+            self.nmse = t.column("nmse").to_numpy().astype(np.float64)
+            self.weights = _matrix(t.column("weights"), self.n_params)
+            self.readout = _matrix(t.column("readout"), self.n_readout)
+
+    def offer(self, rows: np.ndarray, nmse: np.ndarray, weights: np.ndarray, readout: np.ndarray) -> None:
+        """Rows that may be among the best: keep the k smallest nmse (then row id) of all so far."""
+        if not len(rows):
+            return
+        all_rows = np.concatenate([self.rows, np.asarray(rows, np.int64)])
+        all_nmse = np.concatenate([self.nmse, np.asarray(nmse, np.float64)])
+        order = np.lexsort((all_rows, all_nmse))[: self.k]
+        order.sort()  # the kept rows in the order they came: old rows first, then by position
+        if np.array_equal(all_rows[order], self.rows):
+            return
+        self.rows, self.nmse = all_rows[order], all_nmse[order]
+        self.weights = np.concatenate([self.weights, np.asarray(weights, np.float32)])[order]
+        self.readout = np.concatenate([self.readout, np.asarray(readout, np.float32)])[order]
+        self.changed = True
+
+    def table(self) -> pa.Table:
+        n = len(self.rows)
+        return pa.table({"row": pa.array(self.rows, pa.int64()), "nmse": pa.array(self.nmse, pa.float64()),
+                         "weights": fixed_list(self.weights, self.n_params, None, n),
+                         "readout": fixed_list(self.readout, self.n_readout, None, n)})
+
+    def write(self) -> None:
+        """Rewrite the file (atomically) if the set changed since the last write."""
+        if not self.changed:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        pq.write_table(self.table(), buf, compression="zstd")
+        atomic_write_bytes(self.path, buf.getvalue())
+        self.changed = False
+
+
+def _matrix(col, width: int) -> np.ndarray:
+    return col.combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, width)
 
 
 def full_fidelity(cfg):
