@@ -1,7 +1,8 @@
 """Where a blind study's wall time goes: the shipped blind studies (full weight space, sep-CMA-ES,
 population 1024, n = 20 and 21) run for a few generations each, with the share of wall time
-outside ``evaluate`` (the kernels, the readout fit and the sequences), the time split and the
-bytes per row, as ``lstmsearch run`` records them in the manifest.
+outside ``evaluate`` (the kernels, the readout fit and the sequences), the time split as
+``lstmsearch run`` records it in the manifest, and the bytes per row on disk: the row parts, the
+best rows' weights (``best/``) and the generation state.
 
     NUMBA_NUM_THREADS=2 python benchmarks/blind_share.py [--generations 40] [--studies lstm32,gru32,rnn32]
 """
@@ -26,7 +27,7 @@ def main(argv=None):
     ap.add_argument("--studies", default="lstm32,gru32,rnn32")
     args = ap.parse_args(argv)
     print(f"{'study':<14}{'settings':>9}{'wall s':>8}{'evaluate':>9}{'strategy':>9}{'I/O':>6}{'outside':>9}"
-          f"{'row B':>7}{'state B':>8}")
+          f"{'row B':>7}{'best B':>7}{'state B':>8}")
     for name in args.studies.split(","):
         study = ROOT / "studies" / f"blind_{name}.toml"
         out = Path(tempfile.mkdtemp(prefix=f"lstmsearch-blind-{name}-"))
@@ -35,9 +36,10 @@ def main(argv=None):
             run = json.loads((out / "manifest.json").read_text())["runs"][-1]
             n = run["settings"]
             rows = sum(p.stat().st_size for p in (out / "rows").glob("*.parquet")) / n
+            best = sum(p.stat().st_size for p in (out / "best").glob("*.parquet")) / n
             state = sum(p.stat().st_size for p in GenerationStore(out).files()) / n
             print(f"{'blind_' + name:<14}{n:>9,}{run['wall_s']:>8.1f}{run['evaluate_s']:>9.1f}{run['strategy_s']:>9.2f}"
-                  f"{run['io_s']:>6.2f}{100 * run['outside_share']:>8.1f}%{rows:>7.0f}{state:>8.0f}", flush=True)
+                  f"{run['io_s']:>6.2f}{100 * run['outside_share']:>8.1f}%{rows:>7.0f}{best:>7.0f}{state:>8.0f}", flush=True)
         finally:
             shutil.rmtree(out, ignore_errors=True)
 
