@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from ..config import DATA_DIR, StudyConfig, load_study, parse_study
 from ..errors import MAX_COUNT, DiskFullError, LstmsearchError, require
-from ..evaluate import evaluate
+from ..evaluate import evaluate, solutions
 from ..kernels import check_backend, describe_auto
 from ..query import open_study
 from ..search import best_z, make_strategy, strategy_class
@@ -244,10 +244,8 @@ def _write_batches(cfg, store, gens, kept, strategy_name, jobs) -> None:
         n_rows = sum(p.table.num_rows for p in pieces)
         for k, (p, keep) in enumerate(zip(pieces, keeps)):
             if kept is not None and keep.any():
-                readout = p.table.column("readout").combine_chunks().flatten().to_numpy().reshape(
-                    p.table.num_rows, cfg.cell.n_readout)[keep]
                 kept.offer(row0 + np.flatnonzero(keep), p.table.column("nmse").to_numpy()[keep],
-                           cfg.cell.with_readout(p.batch.params[keep], readout), readout)
+                           solutions(p.table.filter(pa.array(keep)), p.batch.params[keep], cfg.cell))
             tables.append(rows_table(cfg, strategy_name, p.batch, p.table, row0,
                                      keep if kept is None else np.zeros_like(keep),
                                      extra_cols if k == len(pieces) - 1 else {},

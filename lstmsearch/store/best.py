@@ -76,11 +76,8 @@ def fill_best(root, table: pa.Table) -> pa.Table:
     for name in names:
         i = hit.schema.get_field_index(name)
         typ = hit.schema.field(i).type
-        stored = hit.column(name)
         held = best.column(name).take(at)
         if held.type != typ:
             held = held.cast(typ)
-        if stored.null_count < hit.num_rows:  # some parts hold their own (older stores): theirs first
-            held = pa.array([s if s is not None else b for s, b in zip(stored.to_pylist(), held.to_pylist())], typ)
-        hit = hit.set_column(i, name, held)
+        hit = hit.set_column(i, name, pc.coalesce(hit.column(name), held))  # a part's own value first
     return pa.concat_tables([rest, hit]).sort_by("row")

@@ -1,9 +1,11 @@
 """The rows of one evaluated batch, as the store keeps them.
 
 :func:`rows_table` turns a batch and its evaluation table into rows of the store's schema;
-:class:`TopK` decides which rows keep their full weights and their readout (the best
-``keep_weights`` so far); the other rows keep the keys their setting is rebuilt from, and their
-readout is fitted again when needed (:func:`lstmsearch.query.refit_readouts`).
+:class:`TopK` picks the rows that may be among the best ``keep_weights`` so far, and
+:class:`BestRows` keeps exactly the best k of them, full weights and readout, in the writer's
+file under ``best/`` (:mod:`lstmsearch.store.best`); every row keeps the keys its setting is
+rebuilt from, and its readout is fitted again when needed (:func:`lstmsearch.query.refit_readouts`).
+With ``keep_weights = "all"`` every row keeps its weights and readout in the parts.
 """
 
 from __future__ import annotations
@@ -51,17 +53,18 @@ class BestRows:
         self.rows = np.empty(0, np.int64)
         self.nmse = np.empty(0, np.float64)
         self.weights = np.empty((0, self.n_params), np.float32)
-        self.readout = np.empty((0, self.n_readout), np.float32)
         self.changed = False
         t = read_best_file(self.path)
         if t is not None and t.num_rows:
             self.rows = t.column("row").to_numpy().astype(np.int64)
             self.nmse = t.column("nmse").to_numpy().astype(np.float64)
-            self.weights = _matrix(t.column("weights"), self.n_params)
-            self.readout = _matrix(t.column("readout"), self.n_readout)
+            self.weights = t.column("weights").combine_chunks().flatten().to_numpy(
+                zero_copy_only=False).astype(np.float32).reshape(-1, self.n_params)
 
-    def offer(self, rows: np.ndarray, nmse: np.ndarray, weights: np.ndarray, readout: np.ndarray) -> None:
-        """Rows that may be among the best: keep the k smallest nmse (then row id) of all so far."""
+    def offer(self, rows: np.ndarray, nmse: np.ndarray, weights: np.ndarray) -> None:
+        """Rows that may be among the best, with their full settings (readout spliced in, as
+        :func:`lstmsearch.evaluate.solutions` gives them): keep the k smallest nmse (then row id)
+        of all so far."""
         if not len(rows):
             return
         all_rows = np.concatenate([self.rows, np.asarray(rows, np.int64)])
@@ -72,14 +75,15 @@ class BestRows:
             return
         self.rows, self.nmse = all_rows[order], all_nmse[order]
         self.weights = np.concatenate([self.weights, np.asarray(weights, np.float32)])[order]
-        self.readout = np.concatenate([self.readout, np.asarray(readout, np.float32)])[order]
         self.changed = True
 
     def table(self) -> pa.Table:
+        """row, nmse, weights and readout (the weights' readout tail, a column of its own for readers)."""
         n = len(self.rows)
+        readout = self.weights[:, self.n_params - self.n_readout:]
         return pa.table({"row": pa.array(self.rows, pa.int64()), "nmse": pa.array(self.nmse, pa.float64()),
                          "weights": fixed_list(self.weights, self.n_params, None, n),
-                         "readout": fixed_list(self.readout, self.n_readout, None, n)})
+                         "readout": fixed_list(readout, self.n_readout, None, n)})
 
     def write(self) -> None:
         """Rewrite the file (atomically) if the set changed since the last write."""
@@ -90,10 +94,6 @@ class BestRows:
         pq.write_table(self.table(), buf, compression="zstd")
         atomic_write_bytes(self.path, buf.getvalue())
         self.changed = False
-
-
-def _matrix(col, width: int) -> np.ndarray:
-    return col.combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, width)
 
 
 def full_fidelity(cfg):
