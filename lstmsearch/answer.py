@@ -38,8 +38,8 @@ import numpy as np
 from .analysis.adversary import worst_inputs
 from .analysis.constructions import CONSTRUCTIONS, construct
 from .analysis.explain import traces, unit_roles
-from .analysis.verdict import FRESH_SEED, precision_check, task_check_lengths, verdict
-from .certify import certify
+from .analysis.verdict import CHECK_SEQUENCES, FRESH_SEED, precision_check, task_check_lengths, verdict
+from .certify import certify, certify_trained
 from .errors import require
 from .reproduction import row_setting
 
@@ -111,7 +111,8 @@ def named_values(cfg, row: Dict) -> Optional[List[tuple]]:
     return [(name, float(v)) for name, v in zip(space.names, z)]
 
 
-def answer(study, row: Optional[int] = None, data_dir="data", n_sequences: int = 256, with_certificate: bool = True,
+def answer(study, row: Optional[int] = None, data_dir="data", n_sequences: int = CHECK_SEQUENCES,
+           with_certificate: bool = True,
            with_torch: bool = True, certify_length: int = CERTIFY_LENGTH, worst_budget: int = WORST_BUDGET,
            verdict_of=None) -> Answer:
     """The :class:`Answer` for one stored row (default: the study's best row) of a recall_first study.
@@ -141,9 +142,9 @@ def answer(study, row: Optional[int] = None, data_dir="data", n_sequences: int =
     low, high = getattr(task.dist, "low", None), getattr(task.dist, "high", None)
     box = low is not None and high is not None
     if with_certificate and box:
-        n0 = min(trained)  # a row searched at n = 20 is not asked to answer at n = 1
-        out.certificate = certify(cell, setting, low, high, max_length=max(certify_length, n0 + 4), task=task,
-                                  min_length=n0)
+        n0 = min(trained)  # every n >= 1 where the proof covers it, else n >= n0 (as lstmsearch certify)
+        out.certificate = certify_trained(cell, setting, low, high, trained_length=n0,
+                                          max_length=max(certify_length, n0 + 4), task=task)
     elif with_certificate:
         out.notes.append("no certificate: the input distribution has no bounded box")
     units = CONSTRUCTION_UNITS.get(cell.kind)
@@ -188,9 +189,9 @@ ANSWER_HEADER = ["cell", "best row", "solved at every checked length", "nmse per
 
 def _certificate_short(c) -> str:
     if c.kind == "all_n":
-        return f"every n: |y - x_1| <= {c.eps:.2g}"
+        return f"every n >= {c.min_length}: |y - x_1| <= {c.eps:.2g}"
     if c.kind == "up_to_n":
-        return f"n <= {c.N}: |y - x_1| <= {c.eps:.2g}"
+        return f"{f'{c.min_length} <= ' if c.min_length > 1 else ''}n <= {c.N}: |y - x_1| <= {c.eps:.2g}"
     if c.counterexample_error is not None:
         return f"not certified; counterexample |y - x_1| = {c.counterexample_error:.2g} at n = {c.counterexample_length}"
     return "not certified"
@@ -217,7 +218,8 @@ def answer_lines(a: Answer) -> List[str]:
         lines.append(f"Worst input found at n = {w.length}: |y - x_1| = {w.worst:.3g} ({w.family}); the random "
                      f"sample's max {w.random_max:.3g} over {w.n_random} sequences.")
     if pc is not None:
-        s = (f"At n = {pc.length}: nmse {pc.float32:.3g} in float32 (cpu), {pc.float64:.3g} in float64 (reference)"
+        s = (f"At n = {pc.length} ({pc.n_sequences} fresh sequences): nmse {pc.float32:.3g} in float32 (cpu), "
+             f"{pc.float64:.3g} in float64 (reference)"
              + ("" if pc.torch is None else f", {pc.torch:.3g} in PyTorch {pc.torch_version}") + ".")
         if pc.saturation:
             s += " It rests on float32 saturation: solved in float32, not in float64."

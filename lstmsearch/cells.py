@@ -265,7 +265,8 @@ class Cell:
 
     # ------------------------------------------------------------------ torch
     def torch_model(self, params: np.ndarray = None):
-        """A ``torch.nn.Module`` with ``.rnn`` (nn.RNN/LSTM/GRU) and ``.readout`` (nn.Linear).
+        """A ``torch.nn.Module`` with ``.rnn`` (nn.RNN/LSTM/GRU, float32) and ``.readout`` (nn.Linear,
+        float64: the readout is applied in float64, as every stored error and verdict applies it).
 
         Its state dict keys are ``rnn.weight_ih_l0``, ..., ``readout.weight``,
         ``readout.bias``; ``forward(x)`` takes time-major (T, B, I) input and returns the
@@ -286,7 +287,8 @@ class Cell:
         require(params.shape[0] == 1, f"torch_state_dict takes one setting, got {params.shape[0]}")
         blocks = self.unflatten(params[0])
         names = {"weight_out": "readout.weight", "bias_out": "readout.bias"}
-        return {names.get(k, "rnn." + k): torch.from_numpy(v.copy()) for k, v in blocks.items()}
+        return {names.get(k, "rnn." + k): torch.from_numpy(v.astype(np.float64) if k in names else v.copy())
+                for k, v in blocks.items()}  # the readout in float64, as it is judged
 
     @classmethod
     def from_torch(cls, rnn, readout=None) -> Tuple["Cell", np.ndarray]:

@@ -45,6 +45,7 @@ from typing import Any, Dict, Optional, Tuple
 from .cells import Cell
 from .errors import (MAX_COUNT, ConfigError, LstmsearchError, check_memory, check_text, control_character, has_password,
                      redact_url)
+from .readout import FIXED_ORDER
 from .tasks import Task, make_task
 
 REQUIRED = object()
@@ -134,6 +135,12 @@ DATA_DIR = "data"
 #: ``lstmsearch evaluate --solved``.
 SOLVED_NMSE = 1e-5
 
+#: Fresh sequences per checked length of a verdict (``lstmsearch.analysis.verdict``, which
+#: re-exports it): the one default of every command that judges a row -- ``reproduce``, ``top``'s
+#: solved column, ``report`` and its answer page, the run summary. Kept here, beside the
+#: threshold, so that the command line's help can name it without importing the analysis.
+CHECK_SEQUENCES = 1024
+
 
 # ------------------------------------------------------------------------- config
 @dataclass(frozen=True)
@@ -168,6 +175,10 @@ class EvalConfig:
     ridge: float = 1e-6
     solved: float = SOLVED_NMSE
     racing: Optional[Racing] = None  # successive halving; None: every setting at full fidelity
+    #: how readouts are fitted (:data:`lstmsearch.readout.FIT_METHODS`): not a study-file key but what
+    #: the manifest records (:func:`lstmsearch.store.manifest.recorded_fit`); "blas" for studies of
+    #: releases <= 0.1.0, whose manifests record none
+    readout_fit: str = FIXED_ORDER
 
 
 @dataclass(frozen=True)
@@ -595,11 +606,53 @@ def _refuse_control_characters(chk: Checker, doc, where: str = "") -> None:
                                          "remove it")
 
 
-def load_study(path, overrides: Optional[Dict[str, Any]] = None, data_dir=DATA_DIR) -> StudyConfig:
-    """Read and validate a study file (results in ``[study] out``, else ``data_dir``/NAME)."""
+def _study_file(path) -> Path:
+    """``path`` as a Path when it is a file; else the one-line error."""
     p = Path(check_text(str(path), "the study file path"))
     if not p.is_file():
         raise ConfigError(f"study file {str(p)!r} not found; pass a path to a .toml study file")
+    return p
+
+
+def locate_study(ref, data_dir=DATA_DIR) -> Path:
+    """Where the study ``ref`` is, found without reading it (nor importing pyarrow or the kernels,
+    so that the command line reports a study that is not there at once): a study file (``.toml``),
+    else a folder with a manifest.json, ``ref`` itself or ``data_dir``/``ref``.
+
+    Anything else is a one-line :class:`~lstmsearch.errors.LstmsearchError`; a name not found
+    under ``data_dir`` but one folder deeper (``data/examples/NAME``) is named in it.
+    """
+    p = Path(ref)
+    if p.suffix == ".toml":
+        return _study_file(p)
+    for root in (p, Path(data_dir) / str(ref)):
+        if (root / "manifest.json").is_file():
+            return root
+    hint = "".join(f"; try --data {d}" for d in _elsewhere(str(ref), data_dir)[:1])
+    raise LstmsearchError(f"no study {str(ref)!r}: expected a study file (.toml), a study folder with a "
+                          f"manifest.json, or a study name under {str(data_dir)!r}/{hint}")
+
+
+def _elsewhere(name: str, data_dir) -> list:
+    """Folders other than ``data_dir`` that hold a study ``name``: the sub-folders of ``data_dir``
+    (``data/examples``) and ``data/examples`` itself."""
+    if not name or Path(name).name != name or name in (".", ".."):
+        return []
+    found = []
+    for parent in [Path(data_dir), Path(DATA_DIR)]:
+        try:
+            subs = sorted(d for d in parent.iterdir() if d.is_dir())
+        except OSError:
+            continue
+        for d in subs:
+            if (d / name / "manifest.json").is_file() and d.as_posix() not in found:
+                found.append(d.as_posix())
+    return found
+
+
+def load_study(path, overrides: Optional[Dict[str, Any]] = None, data_dir=DATA_DIR) -> StudyConfig:
+    """Read and validate a study file (results in ``[study] out``, else ``data_dir``/NAME)."""
+    p = _study_file(path)
     try:
         text = p.read_text()
     except (OSError, UnicodeDecodeError) as exc:

@@ -183,6 +183,7 @@ def evaluate(
     ridge: float = 1e-6,
     chunk_size: Optional[int] = None,
     progress: bool = False,
+    readout_fit: str = readout_mod.FIXED_ORDER,
 ) -> pa.Table:
     """Score a population of settings on a task; one row per setting (see module doc).
 
@@ -190,11 +191,15 @@ def evaluate(
     (:mod:`lstmsearch.readout`) on ``n_sequences`` training sequences (stream 0 of
     ``seed``) and scored on ``n_heldout`` (default: ``n_sequences``) held-out sequences
     (stream 1). With ``readout="given"`` the readout inside each setting is scored on
-    the held-out sequences.
+    the held-out sequences. ``readout_fit`` is the fit's method (:data:`lstmsearch.readout.FIT_METHODS`:
+    ``"fixed-order"``, bit-identical on every machine, or ``"blas"``, that of releases <= 0.1.0, which
+    the studies they made record), used for the fit and for applying the readout.
     """
     _check_cell(cell)
     _check_task(cell, task)
     require(readout in ("fit", "given"), f"readout must be 'fit' or 'given', got {readout!r}")
+    require(readout_fit in readout_mod.FIT_METHODS,
+            f"readout_fit must be one of {', '.join(readout_mod.FIT_METHODS)}, got {readout_fit!r}")
     params = cell.check_params(params)
     backend_mod = get_backend(backend)
     fit = readout == "fit"
@@ -229,6 +234,10 @@ def evaluate(
             y_tr = y_tr.reshape(len(steps), n_train, O)[j_tr, np.arange(n_train)]
     columns = {k: [] for k in _schema(fit, cell.n_readout, several).names}
     bar = _progress(P, progress)
+
+    def apply(states, ro):
+        return readout_mod.apply(states, ro, O, readout_fit)
+
     for start in range(0, P, chunk):
         block = params[start:start + chunk]
         hs, _ = backend_mod.run(cell, block, x, steps)
@@ -238,22 +247,22 @@ def evaluate(
             hs = np.where(finite[:, None, None, None], hs, 0.0)
         if fit:
             tr = hs[:, j_tr, np.arange(n_train)] if drawn else hs[:, :, :n_train].reshape(Pc, -1, H)
-            ro = readout_mod.fit(tr, y_tr, ridge)  # once, over the states of every scored length
+            ro = readout_mod.fit(tr, y_tr, ridge, readout_fit)  # once, over the states of every scored length
             if drawn:
-                tr_mse = _errors(readout_mod.apply(tr, ro, O), y_tr)[0]
+                tr_mse = _errors(apply(tr, ro), y_tr)[0]
             else:
-                tr_mse = aggregate_lengths(length_errors(readout_mod.apply(tr, ro, O), y_tr, groups, n_train)[0],
+                tr_mse = aggregate_lengths(length_errors(apply(tr, ro), y_tr, groups, n_train)[0],
                                            task.aggregate)
         else:
             ro = block[:, cell.n_recurrent:].copy()
         if drawn:
-            pred = readout_mod.apply(hs[:, j_te, n_train + np.arange(n_heldout)], ro, O)
+            pred = apply(hs[:, j_te, n_train + np.arange(n_heldout)], ro)
             mse, mae = _errors(pred, y_te)
             mse_k = np.stack([_errors(pred[:, j_te == j], y_te[j_te == j])[0] if np.any(j_te == j)
                               else np.full(Pc, np.nan) for j in range(len(steps))], axis=1)
         else:
             te = hs[:, :, n_train:].reshape(Pc, -1, H)
-            mse_k, mae_k = length_errors(readout_mod.apply(te, ro, O), y_te, groups, n_heldout)
+            mse_k, mae_k = length_errors(apply(te, ro), y_te, groups, n_heldout)
             mse, mae = aggregate_lengths(mse_k, task.aggregate), mae_k.max(axis=1)
         finite &= np.isfinite(mse) & np.isfinite(ro).all(axis=1)
         inf = np.full(Pc, np.inf)

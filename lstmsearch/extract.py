@@ -19,16 +19,20 @@ The folder is read by every result command (``top``, ``show``, ``reproduce``, ``
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 import pyarrow.dataset as ds
 
 from .errors import LstmsearchError, redact_url, require, study_folder_of
-from .store import Store, fixed_list
+from .evaluate import evaluate, solutions
 from .query import open_study, settings_of, top_rows
+from .readout import FIXED_ORDER
+from .store import Store, fixed_list
+from .store.manifest import versions
 
 
 def extract(study, dest: Union[str, Path], top: Optional[int] = None, rows: Optional[Sequence[int]] = None,
@@ -76,6 +80,66 @@ def extract(study, dest: Union[str, Path], top: Optional[int] = None, rows: Opti
     target.append(picked)
     (out / "study.toml").write_text(manifest["study_text"])  # redacted above
     return out
+
+
+def refit_extracted(folder: Union[str, Path]) -> Dict:
+    """Score the rows of an extracted folder again with this release's readout fit.
+
+    The rows of a study made by release 0.1.0 or older were fitted through BLAS, whose last bits
+    depend on the CPU (:mod:`lstmsearch.readout`); they reproduce as identical only on a machine
+    whose BLAS kernel rounds like the one that ran the study. This re-evaluates every row's setting
+    on the study's own sequences with the fixed-order fit -- the settings (recurrent weights) are
+    kept, their fitted readouts, errors and the readout tail of ``weights`` replaced -- and records
+    ``eval.readout_fit = "fixed-order"`` and a ``refitted`` entry (date, previous fit, best nmse
+    before and after, the package versions that scored them) in the manifest, so that every row
+    reproduces bit for bit on any machine.
+    Returns that entry; a folder fitted this way already is left as it is (``{}``).
+    """
+    root = Path(folder)
+    cfg, store = open_study(root)
+    manifest = store.read_manifest()
+    require(manifest.get("extracted_from"), f"{root} is a study, not a folder of extracted rows: run its study file "
+                                            f"again with this release instead (its search depends on the errors)")
+    if cfg.eval.readout_fit == FIXED_ORDER:
+        return {}
+    ev = cfg.eval
+    rows = store.read().sort_by("row")
+    full = all(rows.column(c).to_numpy(zero_copy_only=False).tolist() == [v] * rows.num_rows
+               for c, v in (("sequences", ev.sequences), ("heldout", ev.heldout)))
+    require(full, f"{root} holds rows scored at another fidelity than the study's: they cannot be refitted")
+    settings = np.stack(rows.column("weights").to_numpy(zero_copy_only=False)).astype(np.float32)
+    t = evaluate(cfg.cell, settings, cfg.task, n_sequences=ev.sequences, seed=ev.seed, backend=ev.backend,
+                 readout=ev.readout, n_heldout=ev.heldout, ridge=ev.ridge, readout_fit=FIXED_ORDER)
+    settings = solutions(t, settings, cfg.cell)
+    for name in ("mse", "nmse", "max_abs_err", "train_mse", "train_nmse", "nmse_by_length", "finite", "readout"):
+        if name in rows.column_names and name in t.column_names:
+            i = rows.schema.get_field_index(name)
+            rows = rows.set_column(i, rows.schema.field(i), t.column(name).cast(rows.schema.field(i).type))
+    i = rows.schema.get_field_index("weights")
+    weights = fixed_list(settings, cfg.cell.n_params).cast(rows.schema.field(i).type)
+    rows = rows.set_column(i, rows.schema.field(i), weights)
+    entry = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "from": ev.readout_fit,
+             "to": FIXED_ORDER, "best_nmse_before": manifest["extracted_from"].get("best_nmse"),
+             "best_nmse_after": float(np.min(t.column("nmse").to_numpy())), "versions": versions()}
+    manifest["eval"] = {**manifest.get("eval", {}), "readout_fit": FIXED_ORDER}
+    manifest["refitted"] = entry
+    manifest["parts"] = {}
+    aside = root.with_name(f".{root.name}.refit-old")
+    root.rename(aside)
+    try:
+        target = Store(root)
+        target.write_manifest(manifest)
+        target.append(rows)
+        for extra in aside.iterdir():  # study.toml and anything else beside the rows
+            if extra.is_file() and extra.name not in ("manifest.json", "manifest.flock"):
+                (root / extra.name).write_bytes(extra.read_bytes())
+    except BaseException:
+        if root.exists():
+            shutil.rmtree(root)
+        aside.rename(root)
+        raise
+    shutil.rmtree(aside)
+    return entry
 
 
 def format_extracted(path: Path) -> str:

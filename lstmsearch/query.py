@@ -15,10 +15,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .config import DATA_DIR, StudyConfig, load_study, parse_study
+from .config import DATA_DIR, StudyConfig, load_study, locate_study, parse_study
 from .errors import LstmsearchError, install_hint, require
 from .search import regenerate_settings
 from .store import Store, schema
+from .store.manifest import recorded_fit
 from .store.rows import full_fidelity
 
 
@@ -35,34 +36,15 @@ def open_study(ref: Union[str, Path, StudyConfig], data_dir: Union[str, Path] = 
     p = Path(ref)
     if p.suffix == ".toml":
         cfg = load_study(p, data_dir=data_dir)
-        return cfg, Store(cfg.out)
-    for root in (p, Path(data_dir) / str(ref)):
-        if (root / "manifest.json").is_file():
-            store = Store(root)
-            m = store.read_manifest()
-            cfg = parse_study(m["study_text"], source=f"{root}/manifest.json", base_dir=Path(m.get("base_dir", ".")),
-                              allow_password=True)  # a manifest written before passwords were refused
-            return cfg.with_out(root), store
-    hint = "".join(f"; try --data {d}" for d in _elsewhere(str(ref), data_dir)[:1])
-    raise LstmsearchError(f"no study {str(ref)!r}: expected a study file (.toml), a study folder with a "
-                          f"manifest.json, or a study name under {str(data_dir)!r}/{hint}")
-
-
-def _elsewhere(name: str, data_dir) -> List[str]:
-    """Folders other than ``data_dir`` that hold a study ``name``: the sub-folders of ``data_dir``
-    (``data/examples``) and ``data/examples`` itself."""
-    if not name or Path(name).name != name or name in (".", ".."):
-        return []
-    found = []
-    for parent in [Path(data_dir), Path(DATA_DIR)]:
-        try:
-            subs = sorted(d for d in parent.iterdir() if d.is_dir())
-        except OSError:
-            continue
-        for d in subs:
-            if (d / name / "manifest.json").is_file() and d.as_posix() not in found:
-                found.append(d.as_posix())
-    return found
+        store = Store(cfg.out)
+        recorded = store.exists() and not store.manifest_problem()
+        return (recorded_fit(cfg, store.read_manifest()) if recorded else cfg), store
+    root = locate_study(ref, data_dir)  # a folder with a manifest.json, or a one-line error
+    store = Store(root)
+    m = store.read_manifest()
+    cfg = parse_study(m["study_text"], source=f"{root}/manifest.json", base_dir=Path(m.get("base_dir", ".")),
+                      allow_password=True)  # a manifest written before passwords were refused
+    return recorded_fit(cfg.with_out(root), m), store
 
 
 def best_row(study, data_dir=DATA_DIR) -> int:
@@ -272,7 +254,7 @@ def refit_readouts(cfg: StudyConfig, params: np.ndarray, rows: pa.Table) -> np.n
         s, h, n, is_full = (int(v) for v in key)
         task = cfg.task if is_full else cfg.task.with_length(n)
         t = evaluate(cfg.cell, params[sel], task, n_sequences=s, seed=ev.seed, backend=backend, readout="fit",
-                     n_heldout=h, ridge=ev.ridge)
+                     n_heldout=h, ridge=ev.ridge, readout_fit=ev.readout_fit)
         out[sel] = t.column("readout").combine_chunks().flatten().to_numpy().reshape(len(sel), -1)
     return out
 

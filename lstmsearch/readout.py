@@ -10,15 +10,36 @@ with :math:`D = \mathrm{diag}(v_1, \dots, v_H, 0)`: each unit's penalty is scale
 its variance :math:`v_j` over the N samples (ridge on standardised units, so the fit does
 not depend on a unit's scale: a memory unit holding 0.01 x_1 is read as well as one
 holding x_1), the bias is not penalised, and :math:`\lambda = \text{ridge} \cdot N`. A
-floor of 1e-12 (1 + sum phi_j^2) keeps constant units (variance 0) solvable. It is solved for a whole population at once in
-float64 (batched normal equations). This removes the O*(H+1) readout parameters from the
-search: only the recurrent weights are searched, and each setting gets its best readout.
+floor of 1e-12 (1 + sum phi_j^2) keeps constant units (variance 0) solvable. This removes the
+O*(H+1) readout parameters from the search: only the recurrent weights are searched, and each
+setting gets its best readout.
+
+Bit for bit on any machine (``method="fixed-order"``, the default): the normal equations are
+accumulated in float64 by a Numba kernel (:mod:`lstmsearch.kernels.fixed_order`) in one fixed
+order -- for each entry, the sum over samples n = 0, 1, ..., N-1, each product rounded, then
+added (no fused multiply-add, no reassociation) -- and solved by a Cholesky factorisation :math:`A = L L^\top` and two
+triangular solves written out in the same way (Golub & Van Loan, *Matrix Computations*, 4th ed.,
+Alg. 4.2.2); a matrix that is not numerically positive definite is solved by Gaussian elimination
+with partial pivoting instead (Alg. 3.4.1), and a singular one gives a non-finite readout. IEEE
+754 float64 with round-to-nearest then gives the same bits whatever the CPU, its vector width, the
+BLAS library, its kernel (``OPENBLAS_CORETYPE``) or the number of threads. :func:`apply` sums
+``b + sum_h W[o, h] h_h`` in the same fixed way.
+
+``method="blas"`` is the fit of releases up to 0.1.0 (NumPy's batched matmul and LAPACK's
+``gesv``): its last bits depend on the BLAS kernel the CPU selects. Studies whose manifest records
+no ``readout_fit`` were fitted that way and are re-fitted that way, so that their rows reproduce
+as identical on a machine like the one that ran them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+#: The readout fit of this release: fixed summation order, bit-identical on every machine.
+FIXED_ORDER = "fixed-order"
+#: The fit of releases up to 0.1.0 (BLAS/LAPACK; its last bits depend on the CPU's BLAS kernel).
+BLAS = "blas"
+FIT_METHODS = (FIXED_ORDER, BLAS)
 
 def design(states: np.ndarray) -> np.ndarray:
     """(P, N, H) states -> (P, N, H+1) float64 design matrix with a trailing ones column."""
@@ -29,7 +50,14 @@ def design(states: np.ndarray) -> np.ndarray:
     return phi
 
 
-def fit(states: np.ndarray, targets: np.ndarray, ridge: float = 1e-6) -> np.ndarray:
+def _as_readout(w: np.ndarray, H: int) -> np.ndarray:
+    """(P, H+1, O) solutions -> (P, O*H + O) float32: weight_out (O, H) row-major, then bias_out."""
+    P = w.shape[0]
+    weight_out = np.swapaxes(w[:, :H, :], 1, 2).reshape(P, -1)
+    return np.concatenate([weight_out, w[:, H, :]], axis=1).astype(np.float32)
+
+
+def fit(states: np.ndarray, targets: np.ndarray, ridge: float = 1e-6, method: str = FIXED_ORDER) -> np.ndarray:
     """Fit readouts for a population.
 
     Parameters
@@ -37,17 +65,38 @@ def fit(states: np.ndarray, targets: np.ndarray, ridge: float = 1e-6) -> np.ndar
     states : (P, N, H) hidden states, all finite
     targets : (N, O) targets shared by the population
     ridge : relative ridge on standardised units (see module doc)
+    method : ``"fixed-order"`` (bit-identical on every machine) or ``"blas"`` (releases <= 0.1.0)
 
     Returns
     -------
     (P, O*H + O) float32: ``weight_out`` (O, H) row-major then ``bias_out`` (O), the
     layout of the readout tail of a setting.
     """
+    if method == BLAS:
+        return _fit_blas(states, targets, ridge)
+    if method != FIXED_ORDER:
+        raise ValueError(f"unknown readout fit {method!r}; expected one of {', '.join(FIT_METHODS)}")
+    P, N, H = states.shape
+    y = np.ascontiguousarray(targets, np.float64).reshape(N, -1)
+    O = y.shape[1]
+    gram = np.empty((P, H + 1, H + 1))
+    rhs = np.empty((P, H + 1, O))
+    w = np.empty((P, H + 1, O))
+    if P:
+        from .kernels.fixed_order import accumulate, solve
+
+        accumulate(np.ascontiguousarray(states, np.float64), y, gram, rhs)
+        solve(gram, rhs, float(ridge), float(N), w)
+    return _as_readout(w, H)
+
+
+def _fit_blas(states: np.ndarray, targets: np.ndarray, ridge: float) -> np.ndarray:
+    """The fit of releases <= 0.1.0: batched BLAS normal equations, LAPACK solve (lstsq if singular)."""
     P, N, H = states.shape
     phi = design(states)
     phi_t = np.swapaxes(phi, 1, 2)
-    gram = phi_t @ phi  # batched BLAS
-    diag = np.einsum("pii->pi", gram)  # sum of phi_j^2
+    gram = phi_t @ phi
+    diag = np.einsum("pii->pi", gram)
     mean = phi.mean(axis=1)
     reg = ridge * (diag - N * mean * mean) + 1e-12 * (1.0 + diag)
     reg[:, H] = 0.0
@@ -58,14 +107,21 @@ def fit(states: np.ndarray, targets: np.ndarray, ridge: float = 1e-6) -> np.ndar
         w = np.linalg.solve(gram, rhs)  # (P, H+1, O)
     except np.linalg.LinAlgError:
         w = np.stack([np.linalg.lstsq(g, r, rcond=None)[0] for g, r in zip(gram, rhs)])
-    weight_out = np.swapaxes(w[:, :H, :], 1, 2).reshape(P, -1)  # (P, O*H)
-    bias_out = w[:, H, :]  # (P, O)
-    return np.concatenate([weight_out, bias_out], axis=1).astype(np.float32)
+    return _as_readout(w, H)
 
 
-def apply(states: np.ndarray, readout: np.ndarray, outputs: int) -> np.ndarray:
-    """Outputs (P, N, O) of readouts (P, O*H+O) on states (P, N, H), in float64."""
+def apply(states: np.ndarray, readout: np.ndarray, outputs: int, method: str = FIXED_ORDER) -> np.ndarray:
+    """Outputs (P, N, O) of readouts (P, O*H+O) on states (P, N, H), in float64: summed in a fixed
+    order (the same bits on every machine), or with ``method="blas"`` by NumPy's batched matmul
+    (releases <= 0.1.0)."""
     P, N, H = states.shape
-    W = readout[:, : outputs * H].reshape(P, outputs, H).astype(np.float64)
-    b = readout[:, outputs * H:].astype(np.float64)
-    return states.astype(np.float64) @ np.swapaxes(W, 1, 2) + b[:, None, :]
+    W = np.ascontiguousarray(readout[:, : outputs * H].reshape(P, outputs, H), np.float64)
+    b = np.ascontiguousarray(readout[:, outputs * H:], np.float64)
+    if method == BLAS:
+        return states.astype(np.float64) @ np.swapaxes(W, 1, 2) + b[:, None, :]
+    out = np.empty((P, N, outputs))
+    if P and N:
+        from .kernels.fixed_order import apply_readout
+
+        apply_readout(np.ascontiguousarray(states, np.float64), W, b, out)
+    return out

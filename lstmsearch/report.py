@@ -14,7 +14,8 @@ r"""Reports: the tables and plots of one or several studies on one page (Markdow
    nmse is the held-out MSE over the MSE of predicting the mean (Var(x_1) for recall_first).
 2. **Length**: the best setting of each study re-simulated at the checked lengths n, n+1,
    2n+1, 10n+3, 100n+3 (or at multiples of n: ``--lengths``) on fresh sequences (seed :data:`lstmsearch.reproduction.FRESH_SEED`,
-   ``--sequences`` of them, 64 by default: few, to stay cheap) by
+   ``--sequences`` of them, by default :data:`~lstmsearch.analysis.verdict.CHECK_SEQUENCES` (1,024) as the
+   verdict, so that its given-readout nmse at the checked lengths are the verdict's digits) by
    :func:`~lstmsearch.analysis.length.length_curve`, with the stored readout (``given``)
    and a refitted one (``refit``); one plot, a line per cell kind.
 3. Per study, first the verdict of its top K rows (per checked length, on
@@ -51,7 +52,7 @@ import numpy as np
 from .analysis.explain import explain, weight_name
 from .analysis.length import length_curve
 from .analysis.plots import plot_best_so_far, plot_length_curve, plot_nmse_hist, plot_traces, pyplot
-from .analysis.verdict import ALL, N_ONLY, NONE, SOME, row_verdicts, task_check_lengths
+from .analysis.verdict import ALL, CHECK_SEQUENCES, N_ONLY, NONE, SOME, row_verdicts, task_check_lengths
 from .errors import LstmsearchError, check_output, require
 from .query import SUMMARY_COLUMNS, load_results, open_study, top_rows
 from .reproduction import FRESH_SEED, row_setting
@@ -375,7 +376,7 @@ def answer_blocks(summaries: Sequence[StudySummary], certificates: bool = True) 
 
 
 def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None, fmt: str = "md", top: int = 5,
-                 factors: Optional[Sequence[float]] = None, n_sequences: int = 64, backend: str = "cpu",
+                 factors: Optional[Sequence[float]] = None, n_sequences: int = CHECK_SEQUENCES, backend: str = "cpu",
                  plots: bool = True, max_refine: Optional[int] = 256, force: bool = False,
                  answers: bool = True, certificates: bool = True) -> Report:
     """Write the report page of ``studies`` (files, folders or names under ``data_dir``).

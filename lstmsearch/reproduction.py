@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .analysis.verdict import FRESH_SEED, precision_check, task_check_lengths, verdict
+from .analysis.verdict import CHECK_SEQUENCES, FRESH_SEED, precision_check, task_check_lengths, verdict
 from .errors import LstmsearchError, check_output, import_optional, require
 from .evaluate import evaluate
 from .query import open_study, settings_of
@@ -66,8 +66,8 @@ def reproduce(study, row: int, backend: Optional[str] = None, factors: Optional[
     tasks only): the trained lengths with the stored and reproduced nmse at each. ``fresh``: one entry per
     length -- the checked lengths n, n+1, 2n+1, 10n+3, 100n+3 by default (every trained length first
     for a several-length task, n the longest), else n * factor for ``factors``, or exactly
-    ``lengths`` -- length, nmse, mse, max_abs_err on ``n_sequences`` (default: the study's
-    held-out count) fresh sequences with the stored readout, on ``backend``. ``verdict``
+    ``lengths`` -- length, nmse, mse, max_abs_err on ``n_sequences`` (default
+    :data:`~lstmsearch.analysis.verdict.CHECK_SEQUENCES`, 1,024) fresh sequences with the stored readout, on ``backend``. ``verdict``
     (:class:`~lstmsearch.analysis.verdict.Verdict` as a dict) and ``precision``
     (:class:`~lstmsearch.analysis.verdict.PrecisionCheck` as a dict) on the same fresh
     sequences; None with ``check=False``.
@@ -77,7 +77,8 @@ def reproduce(study, row: int, backend: Optional[str] = None, factors: Optional[
     backend = backend or ev.backend
     params = setting[None]
     same = evaluate(cfg.cell, params, cfg.task, n_sequences=ev.sequences, seed=ev.seed, backend=backend,
-                    readout=ev.readout, n_heldout=ev.heldout, ridge=ev.ridge).to_pylist()[0]
+                    readout=ev.readout, n_heldout=ev.heldout, ridge=ev.ridge,
+                    readout_fit=ev.readout_fit).to_pylist()[0]
     keys = ("mse", "nmse", "max_abs_err", "train_mse", "train_nmse")
     stored = {k: r[k] for k in keys if r.get(k) is not None}
     identical = all(same.get(k) == v for k, v in stored.items())
@@ -87,8 +88,10 @@ def reproduce(study, row: int, backend: Optional[str] = None, factors: Optional[
                      "same": same["nmse_by_length"]}
         identical = identical and np.array_equal(np.asarray(by_length["stored"], float),
                                                  np.asarray(by_length["same"], float), equal_nan=True)
+    differences = [] if identical else differences_of(stored, same, by_length)
+    cause = None if identical else likely_cause(study, cfg, backend, data_dir)
     fresh = []
-    n = n_sequences or ev.heldout
+    n = n_sequences or CHECK_SEQUENCES  # the one default of every command that judges a row
     n0 = cfg.task.length
     require(factors is None or lengths is None, "give fresh lengths either as factors of n or as lengths, not both")
     if lengths is not None:
@@ -117,7 +120,63 @@ def reproduce(study, row: int, backend: Optional[str] = None, factors: Optional[
     return {"study": cfg.name, "row": int(row), "backend": backend, "seed": ev.seed, "cell": cfg.cell.kind,
             "hidden": cfg.cell.hidden, "task": cfg.task.describe(), "stored": stored,
             "same": {k: same[k] for k in keys if k in same}, "identical": identical,
+            "differences": differences, "cause": cause, "readout_fit": ev.readout_fit,
             "fresh_seed": fresh_seed, "fresh": fresh, **({"by_length": by_length} if by_length else {}), "n_sequences": n, "verdict": v, "precision": pc}
+
+
+def ulps_apart(a: float, b: float) -> Optional[int]:
+    """How many float64 steps (units in the last place) lie between ``a`` and ``b``: 0 when they are
+    equal, None when one is NaN and the other is not."""
+    if np.isnan(a) or np.isnan(b):
+        return 0 if np.isnan(a) and np.isnan(b) else None
+
+    def line(v):  # the float64 bit patterns as one increasing integer line (-0.0 == +0.0)
+        i = int(np.float64(v).view(np.int64))
+        return i if i >= 0 else -(i & 0x7FFFFFFFFFFFFFFF)
+
+    return abs(line(a) - line(b))
+
+
+def differences_of(stored: Dict, same: Dict, by_length: Optional[Dict] = None) -> List[Dict]:
+    """The stored errors that the reproduction does not give bit for bit: quantity, stored value,
+    reproduced value and how many float64 ulps apart (None: one of them NaN)."""
+    pairs = [(k, v, same.get(k)) for k, v in stored.items()]
+    if by_length:
+        pairs += [(f"nmse at trained length {n}", a, b) for n, a, b in
+                  zip(by_length["lengths"], by_length["stored"], by_length["same"])]
+    out = []
+    for k, a, b in pairs:
+        a, b = float(np.nan if a is None else a), float(np.nan if b is None else b)
+        u = ulps_apart(a, b)
+        if u != 0:
+            out.append({"quantity": k, "stored": a, "reproduced": b, "ulps": u})
+    return out
+
+
+def likely_cause(study, cfg, backend: str, data_dir) -> str:
+    """One sentence on why a row does not reproduce bit for bit: the study's readout fit (BLAS, before
+    this release), another backend, other package versions than the manifest records, else a
+    changed file."""
+    from .readout import BLAS
+    from .store.manifest import versions
+
+    if cfg.eval.readout_fit == BLAS:
+        return ("the study's readouts were fitted through BLAS (lstmsearch 0.1.0 or older), whose last bits depend "
+                "on the CPU's BLAS kernel (OPENBLAS_CORETYPE): this release fits in a fixed order, the same on every "
+                "machine; run the study again (an extracted folder: lstmsearch.extract.refit_extracted)")
+    if cfg.eval.backend not in ("auto", backend):
+        return (f"the study was evaluated on the {cfg.eval.backend} backend, this on {backend}: backends agree "
+                f"within 1e-5, not bit for bit")
+    _, store = open_study(study, data_dir)
+    m = store.read_manifest()
+    then = (m.get("refitted") or {}).get("versions") or m.get("versions", {})  # what scored the stored rows
+    now = versions()
+    changed = [f"{k} {then[k]} -> {now[k]}" for k in ("lstmsearch", "numba", "numpy")
+               if k in then and k in now and then[k] != now[k]]
+    if changed:
+        return f"the code changed since the study ran ({', '.join(changed)}): its kernels may round differently"
+    return (f"same readout fit, backend and versions: the stored rows or the study's files may have been changed "
+            f"(lstmsearch check {cfg.name})")
 
 
 #: What the PyTorch module of each cell kind is called, for the precision lines.
@@ -142,6 +201,11 @@ def format_reproduction(rep: Dict) -> List[str]:
     for n, a, b in zip(*(bl["lengths"], bl["stored"], bl["same"]) if bl else ((), (), ())):
         lines.append(f"  {'nmse at trained length ' + str(n):32s}{a:14.6g}{b:14.6g}")
     lines.append("  identical to the stored errors: " + ("yes" if rep["identical"] else "NO"))
+    for d in rep.get("differences") or ():
+        apart = "one is NaN" if d["ulps"] is None else f"{d['ulps']:,} ulp apart"
+        lines.append(f"    {d['quantity']}: {d['stored']!r} stored, {d['reproduced']!r} reproduced ({apart})")
+    if rep.get("cause"):
+        lines.append(f"    likely cause: {rep['cause']}")
     pc = rep.get("precision")
     if pc:
         lines.append(f"precision at length {pc['length']} (nmse with the stored readout, the same "

@@ -1,4 +1,9 @@
-"""Conversion between flat settings and PyTorch modules (torch is imported only here)."""
+"""Conversion between flat settings and PyTorch modules (torch is imported only here).
+
+The exported model is the model that was judged: the cell runs in float32 (PyTorch's
+nn.LSTM/GRU/RNN) and the readout in float64 (``nn.Linear`` with ``dtype=torch.float64`` on the
+float32 hidden state, converted exactly), as :func:`lstmsearch.readout.apply` applies it for every
+stored error and verdict."""
 
 from __future__ import annotations
 
@@ -11,12 +16,12 @@ def _torch():
 
 
 def build_torch_model(cell):
-    """An ``nn.Module`` holding ``rnn`` (the cell) and ``readout`` (``nn.Linear(H, O)``)."""
+    """An ``nn.Module`` holding ``rnn`` (the cell, float32) and ``readout`` (``nn.Linear(H, O)``, float64)."""
     torch = _torch()
     nn = torch.nn
 
     class RecurrentReadout(nn.Module):
-        """``y = readout(h_T)`` where h_T is the final hidden state of ``rnn`` on (T, B, I)."""
+        """``y = readout(h_T)`` (float64) where h_T is the final hidden state of ``rnn`` on (T, B, I)."""
 
         def __init__(self):
             super().__init__()
@@ -27,11 +32,11 @@ def build_torch_model(cell):
                 self.rnn = nn.GRU(I, H)
             else:
                 self.rnn = nn.RNN(I, H, nonlinearity=cell.kind.split("_")[1])
-            self.readout = nn.Linear(H, cell.outputs)
+            self.readout = nn.Linear(H, cell.outputs, dtype=torch.float64)
 
         def forward(self, x):
             seq, _ = self.rnn(x)
-            return self.readout(seq[-1])
+            return self.readout(seq[-1].to(torch.float64))
 
     return RecurrentReadout()
 

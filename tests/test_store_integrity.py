@@ -145,9 +145,10 @@ def test_check_a_clean_store(stored, capsys):
     rc, cap = _check(capsys, out)
     assert rc == 0, cap
     lines = cap.out.strip().splitlines()
-    assert lines[0].split() == ["part", "rows", "status"] and len(lines) == 5
+    assert lines[0].split() == ["part", "rows", "status"] and len(lines) == 6
     assert all(ln.split()[1:] == ["50", "ok"] for ln in lines[1:4])
-    assert lines[-1].endswith("3 parts ok, 150 rows")
+    assert lines[4].split() == ["best/w0.parquet", "150", "ok"]  # the best rows' weights are listed with the parts
+    assert lines[-1].endswith("3 parts ok, 150 rows, 1 best-rows file(s) ok")
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in (ROOT / "data" / "examples").iterdir()

@@ -72,7 +72,7 @@ def test_some_lengths_and_defaults():
     task = make_task("recall_first", length=10)
     cell, p = construct("rnn_tanh", 4, gain=1e-2)
     v = verdict(cell, p, task, 1e-5, n_sequences=32)
-    assert v.n_sequences == 32 and v.seed == FRESH_SEED and v.backend == "cpu" and CHECK_SEQUENCES == 256
+    assert v.n_sequences == 32 and v.seed == FRESH_SEED and v.backend == "cpu" and CHECK_SEQUENCES == 1024
     assert v.status == SOME and v.failing == [1003] and v.nmse[0] < 1e-5 < v.nmse[-1]
     assert v.text.startswith("solved at 10, 11, 21, 103 only: fails at 1003")
     assert v.as_dict()["lengths"] == [10, 11, 21, 103, 1003]
@@ -205,4 +205,4 @@ def test_run_summary_has_the_best_rows_verdict(tmp_path):
     r = run_study(p, out=tmp_path / "q")
     line = next(ln for ln in r.lines() if ln.startswith("verdict"))
     v = row_verdicts(tmp_path / "q", [r.best_row])[r.best_row]
-    assert line.startswith(f"verdict  row {r.best_row}: {v.text}") and "256 fresh sequences" in line
+    assert line.startswith(f"verdict  row {r.best_row}: {v.text}") and f"{CHECK_SEQUENCES} fresh sequences" in line

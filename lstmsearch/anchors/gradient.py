@@ -83,6 +83,7 @@ def train(kind: str, task: Task, hidden: int = 32, steps: int = 3000, batch: int
         losses.append(float(loss.detach()) / task.baseline)
     seconds = time.perf_counter() - t0
     _, params = Cell.from_torch(model.rnn, model.readout)
+    model.load_state_dict(cell.torch_state_dict(params))  # the float64 readout rounded to the float32 setting
     return Trained(cell, params, model, losses, seconds)
 
 

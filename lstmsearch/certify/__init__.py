@@ -14,6 +14,8 @@ x_t in [a, b], :func:`certify` proves one of:
 With ``min_length`` n0 > 1 the claims are about n >= n0 only (a searched setting trained at
 n = 20 need not answer at n = 1): the boxes are propagated through steps 1..n0 first, the
 invariant of (i) must contain the boxes after step n0, and (ii) counts eps(n) from n0 on.
+:func:`certify_trained` picks n0 for a stored row the one way that ``lstmsearch certify`` and the
+report share: n0 = 1 when that proves every n (the stronger claim), else the shortest trained length.
 
 (iii) **not certified** -- with the counterexample search's worst sequence
       (:func:`lstmsearch.analysis.adversary.worst_inputs`) at the first length not certified
@@ -39,7 +41,8 @@ from ..errors import require
 from . import intervals as iv
 from .steps import ARITHMETICS, readout_error, step, weights
 
-__all__ = ["Certificate", "certify", "default_slices", "DEFAULT_MAX_LENGTH", "DEFAULT_TOL", "ARITHMETICS"]
+__all__ = ["Certificate", "certify", "certify_trained", "default_slices", "DEFAULT_MAX_LENGTH", "DEFAULT_TOL",
+           "ARITHMETICS"]
 
 #: Largest (slices x gate rows) of the default slicing.
 MAX_CELLS = 2 ** 20
@@ -237,6 +240,46 @@ def certify(cell: Cell, params, low: float, high: float, arithmetic: str = "floa
                                           counterexample, task, budget, seed, inv_eps=eps)
     return _propagate(cell, w, first, xall, arithmetic, err, tol, max_length, cert, params, counterexample, task,
                       budget, seed)
+
+
+def certify_trained(cell: Cell, params, low: float, high: float, trained_length: int = 1,
+                    min_length: Optional[int] = None, counterexample: bool = True, **kw) -> Certificate:
+    """The one certificate of a setting that ``lstmsearch certify`` and the report both state.
+
+    With ``min_length`` given it is :func:`certify` for n >= ``min_length``, as asked. Without
+    it, the strongest claim the proof gives: **every n >= 1** when the proof from step 1 on covers
+    every n (an invariant; the hand-built constructions, and many searched rows); otherwise the
+    claim about n >= ``trained_length`` (the shortest length the study scored the row at: a row
+    searched at n = 20 need not answer at n = 1), unless the claim from n = 1 reaches as far (the
+    same N: then it is the stronger one, 1 <= n <= N). ``trained_length`` 1 (a construction, an
+    ``.npz``) is one :func:`certify` from n = 1. Other keywords are :func:`certify`'s.
+    """
+    if min_length is not None:
+        return certify(cell, params, low, high, counterexample=counterexample, min_length=int(min_length), **kw)
+    n0 = int(min(max(int(trained_length), 1), kw.get("max_length", DEFAULT_MAX_LENGTH)))
+    if n0 <= 1:
+        return certify(cell, params, low, high, counterexample=counterexample, min_length=1, **kw)
+    from_1 = certify(cell, params, low, high, counterexample=False, min_length=1, **kw)
+    if from_1.kind == "all_n":
+        return from_1
+    from_n0 = certify(cell, params, low, high, counterexample=counterexample, min_length=n0, **kw)
+    if from_1.kind == "up_to_n" and from_n0.kind == "up_to_n" and from_1.N == from_n0.N:
+        for k in ("counterexample", "counterexample_error", "counterexample_length", "refuted"):
+            setattr(from_1, k, getattr(from_n0, k))  # the same search: at N + 1 either way
+        return from_1
+    if from_n0.kind != "not_certified":
+        from_n0.notes.append(f"from n = 1 the proof gives less ({_short(from_1)}); the claim is about n >= {n0}, "
+                             "the shortest length the setting was scored at")
+    return from_n0
+
+
+def _short(c: Certificate) -> str:
+    if c.kind == "all_n":
+        return f"every n >= {c.min_length}"
+    if c.kind == "up_to_n":
+        return f"{c.min_length} <= n <= {c.N}"
+    return "not certified" + (f" (bound {c.eps_by_length[c.min_length - 1]:.3g} at n = {c.min_length})"
+                              if len(c.eps_by_length) >= c.min_length else "")
 
 
 def _propagate(cell, w, first, xall, arithmetic, err, tol, max_length, cert, params, counterexample, task, budget,

@@ -26,8 +26,12 @@ import numpy as np
 
 from ..cells import Cell
 from ..errors import LstmsearchError, check_output, require
-from ..report import FORMATS, build_report
 from .args import STUDY_HELP, add_data_arg, add_row_arg, parse_list, parse_row
+
+#: ``report --format``: :data:`lstmsearch.report.FORMATS`, written out so that building the parser
+#: does not import the report (and with it pyarrow and the kernels); tests/test_startup.py checks
+#: that the two agree.
+REPORT_FORMATS = ("md", "html")
 
 
 # ------------------------------------------------------------------ helpers
@@ -197,6 +201,12 @@ def cmd_lengths(args) -> int:
     table = length_curve(cell, params, task, factors=factors or (), lengths=None if factors else task_check_lengths(task),
                          readout=readouts, n_sequences=sequences, seed=seed, backend=args.backend)
     print(f"{cell.kind} H={cell.hidden} ({what}) on {task.describe()}")
+    if factors:  # n is the verdict's n (reproduce --factors multiplies the same): say which it is
+        trained = list(task.scored_lengths)
+        print(f"--factors multiply n = {task.length}" + (
+            f", the longest trained length ({', '.join(map(str, trained))}), as the n of the checked lengths "
+            "n+1, 2n+1, 10n+3, 100n+3" if len(trained) > 1 else ", the task's length"))
+    print(f"{sequences} held-out sequences per length, seed {seed}")
     print(format_length_curve(table, labels=[f"{args.study} row {args.row}" if args.study else what]))
     if args.out:
         import pyarrow.parquet as pq
@@ -293,9 +303,11 @@ def cmd_worst(args) -> int:
 
 
 def cmd_certify(args) -> int:
-    from ..certify import certify
+    from ..certify import certify_trained
 
     cell, params, what, task, _, _ = setting_and_task(args, "certify", sequences=0)
+    # a study row: every n >= 1 where the proof covers it, else n >= its shortest trained length (as report)
+    trained = min(task.scored_lengths) if args.study is not None else 1
     if args.box:
         low, high = args.box
     else:
@@ -306,9 +318,10 @@ def cmd_certify(args) -> int:
         low, high = float(dist.low), float(dist.high)
     print(f"{what}")
     for arith in (["float32", "real"] if args.arithmetic == "both" else [args.arithmetic]):
-        c = certify(cell, params, low, high, arithmetic=arith, tol=args.tol, slices=args.slices,
-                    max_length=args.max_length, counterexample=not args.no_search, task=None,
-                    budget=args.budget, seed=0 if args.seed is None else args.seed, min_length=args.min_length)
+        c = certify_trained(cell, params, low, high, trained_length=trained, min_length=args.min_length,
+                            arithmetic=arith, tol=args.tol, slices=args.slices, max_length=args.max_length,
+                            counterexample=not args.no_search, task=None, budget=args.budget,
+                            seed=0 if args.seed is None else args.seed)
         print(f"[{arith}] {c.kind}: eps {c.eps:.3g}, N {'all' if c.N < 0 else c.N}, {c.slices} slices")
         print(f"  {c.statement}")
         for note in c.notes:
@@ -369,8 +382,10 @@ def add_commands(subparsers) -> None:
     _add_setting_args(p)
     _add_task_args(p)
     p.add_argument("--factors", default=None,
-                   help="lengths as multiples of n, e.g. 1,2,10,100,1000 (default: the verdict's checked lengths "
-                        "n, n+1, 2n+1, 10n+3, 100n+3, which are not multiples of n)")
+                   help="lengths as multiples of n, e.g. 1,2,10,100,1000; n is the task's length, the longest "
+                        "trained one (21 for lengths = [20, 21]), as for reproduce --factors and the verdict "
+                        "(default: the verdict's checked lengths n, n+1, 2n+1, 10n+3, 100n+3, which are not "
+                        "multiples of n)")
     p.add_argument("--readout", default="both", help="given, refit or both (default both)")
     p.add_argument("--out", default=None, help="write the table to this Parquet file")
     p.add_argument("--plot", default=None, help="write a PNG of error against length")
@@ -417,8 +432,10 @@ def add_commands(subparsers) -> None:
     p.add_argument("--slices", type=int, default=None,
                    help="slices of x_1 (default: width about tol / 4, at most 2^20 / (gates x H), odd)")
     p.add_argument("--max-length", type=int, default=1000, help="longest unrolled propagation (default 1000)")
-    p.add_argument("--min-length", type=int, default=1,
-                   help="claim only n >= this (a row searched at n = 20 need not answer at n = 1; default 1)")
+    p.add_argument("--min-length", type=int, default=None,
+                   help="claim only n >= this (default: every n >= 1 where the proof covers it, else, for a study "
+                        "row, n >= its shortest trained length, as the report says: a row searched at n = 20 "
+                        "need not answer at n = 1)")
     p.add_argument("--budget", type=int, default=640, help="counterexample search: sequences (default 640)")
     p.add_argument("--no-search", action="store_true", help="skip the counterexample search")
     p.add_argument("--show-sequence", action="store_true", help="print the counterexample sequence")
@@ -452,6 +469,8 @@ def add_commands(subparsers) -> None:
 
 
 def cmd_report(args) -> int:
+    from ..report import build_report
+
     factors = parse_list(args.lengths, float, "--lengths") if args.lengths is not None else None
     rep = build_report(args.studies, data_dir=args.data, out=args.out, fmt=args.format, top=args.top,
                        factors=factors, n_sequences=args.sequences, backend=args.backend, plots=not args.no_plots,
@@ -460,7 +479,9 @@ def cmd_report(args) -> int:
         print(n)
     for s in rep.summaries:
         print(f"{s.cfg.name}: {s.cfg.cell.kind} H={s.cfg.cell.hidden}, {s.rows} settings, best nmse "
-              f"{s.best_nmse:.4g} (row {s.best_row}), {s.verdict.text if s.verdict else 'not checked'}")
+              f"{s.best_nmse:.4g} (row {s.best_row}), "
+              + (f"{s.verdict.text} ({s.verdict.n_sequences} fresh sequences per length)" if s.verdict
+                 else "not checked"))
     print(f"wrote {rep.path}" + (f" and {len(rep.files)} PNG(s) beside it" if rep.files else ""))
     return 0
 
@@ -471,12 +492,16 @@ def add_report_command(subparsers) -> None:
     p.add_argument("studies", nargs="+", metavar="STUDY", help=STUDY_HELP)
     add_data_arg(p)
     p.add_argument("--out", default=None, help="folder of the page and its PNGs (default DATA/reports/NAME)")
-    p.add_argument("--format", default="md", choices=FORMATS, help="md (default) or html (self-contained)")
+    p.add_argument("--format", default="md", choices=REPORT_FORMATS, help="md (default) or html (self-contained)")
     p.add_argument("--top", type=int, default=5, help="best rows to list per study (default 5)")
     p.add_argument("--lengths", default=None,
                    help="lengths of the length table, as multiples of the study length, e.g. 1,2,10,100 (default: "
                         "the checked lengths n, n+1, 2n+1, 10n+3, 100n+3 of the verdict)")
-    p.add_argument("--sequences", type=int, default=64, help="sequences per length and for explain (default 64)")
+    from ..config import CHECK_SEQUENCES
+
+    p.add_argument("--sequences", type=int, default=CHECK_SEQUENCES,
+                   help=f"fresh sequences per length of the length table and for explain (default {CHECK_SEQUENCES}, "
+                        "as every verdict; the verdicts and the answer table always use that many)")
     p.add_argument("--backend", default="cpu", help="backend of the re-simulations (default cpu)")
     p.add_argument("--no-plots", action="store_true", help="tables only")
     p.add_argument("--no-answer", action="store_true",

@@ -15,8 +15,6 @@ import sys
 import threading
 import time
 
-import numpy as np
-
 from ..errors import LstmsearchError, StopRequested, check_output
 from ..kernels import check_backend, describe_auto
 from .args import STUDY_HELP, add_data_arg, add_row_arg, parse_list, parse_row
@@ -39,6 +37,8 @@ def _add_task_args(p):
 
 
 def cmd_evaluate(args) -> int:
+    import numpy as np
+
     from ..cells import Cell
     from ..evaluate import evaluate
     from ..tasks import make_task, takes_dist
@@ -52,6 +52,11 @@ def cmd_evaluate(args) -> int:
           f"readout {args.readout}, backend {args.backend}")
     if backend != args.backend:
         print(describe_auto())
+    from ..kernels import compile_notice
+
+    notice = compile_notice(cell, backend)  # a kernel not yet in the disk cache compiles first: say so
+    if notice:
+        print(notice, flush=True)
     t0 = time.perf_counter()
     table = evaluate(cell, params, task, n_sequences=args.sequences, seed=args.seed, backend=args.backend,
                      readout=args.readout, progress=not args.quiet)
@@ -76,7 +81,15 @@ def cmd_layout(args) -> int:
 
 
 # ---------------------------------------------------------------- studies
+def _echo(line: str) -> None:
+    """A status line of a running command, shown when it happens (also when stdout is a pipe, as in CI
+    logs: "compiling the lstm H=8 kernel" must not wait for the end of the run)."""
+    print(line, flush=True)
+
+
 def cmd_run(args) -> int:
+    if args.workers is None and args.budget is None and args.seconds is None and args.storage is None:
+        _locate_study(args)  # then finding the study is run_study's first check
     from ..run import run_study
     from ..run.loop import study_config
     from ..search import strategy_class
@@ -86,7 +99,7 @@ def cmd_run(args) -> int:
         if strategy_class(plain).shared_storage:
             args.storage = os.environ["LSTMSEARCH_STORAGE"]
     report = run_study(args.study, budget=args.budget, seconds=args.seconds, backend=args.backend,
-                       progress=not args.quiet, echo=print, out=args.out, data_dir=args.data, workers=args.workers,
+                       progress=not args.quiet, echo=_echo, out=args.out, data_dir=args.data, workers=args.workers,
                        storage=args.storage, dask=args.dask, heartbeat_s=args.heartbeat, grace_s=args.grace,
                        plots=True if args.plots else None, repair=args.repair)
     for line in report.lines():
@@ -154,7 +167,16 @@ def _print_table(table, columns=None, limit=None):
         print("(no rows)")
 
 
+def _locate_study(args) -> None:
+    """A STUDY that is not there: the one-line error at once, before the command imports pyarrow and
+    the kernels (the command's own first step would raise the same error, a second later)."""
+    from ..config import DATA_DIR, locate_study
+
+    locate_study(args.study, DATA_DIR if args.data is None else args.data)
+
+
 def cmd_top(args) -> int:
+    _locate_study(args)
     import pyarrow as pa
 
     from ..analysis.verdict import row_verdicts
@@ -165,17 +187,24 @@ def cmd_top(args) -> int:
     cols = [c for c in t.column_names if c in summary_columns(cfg) or c.startswith("nmse@")]
     if not args.no_check and t.num_rows:
         # solved means solved: the rows shown, at n, n+1, 2n+1, 10n+3, 100n+3 (one batch per length)
-        vs = row_verdicts(args.study, t.column("row").to_pylist(), data_dir=args.data)
-        t = t.append_column("solved", pa.array([vs[r].short for r in t.column("row").to_pylist()]))
-        cols.append("solved")
+        # on the verdict's CHECK_SEQUENCES fresh sequences: the digits of reproduce, report and the README
+        ids = t.column("row").to_pylist()
+        vs = row_verdicts(args.study, ids, data_dir=args.data)
+        worst = [float("nan") if any(e != e for e in vs[r].nmse) else max(vs[r].nmse) for r in ids]
+        t = t.append_column("fresh_nmse", pa.array(worst, pa.float64()))
+        t = t.append_column("solved", pa.array([vs[r].short for r in ids]))
+        cols += ["fresh_nmse", "solved"]
         v = next(iter(vs.values()))
-        print(f"solved: {v.describe()}; "
-              "every length / some lengths / n only / no (--no-check skips)", file=sys.stderr)
+        print(f"nmse: as stored by the search ({cfg.eval.heldout} held-out sequences, seed {cfg.eval.seed}); "
+              f"fresh_nmse: the worst over the checked lengths; solved: {v.describe()}; "
+              "every length / some lengths / n only / no (--no-check skips both)", file=sys.stderr)
     _print_table(t, cols)
     return 0
 
 
 def cmd_query(args) -> int:
+    if not args.sql:  # sql asks for DuckDB first
+        _locate_study(args)
     from ..query import SUMMARY_COLUMNS, load_results, sql
 
     if args.sql:
@@ -183,22 +212,67 @@ def cmd_query(args) -> int:
         cols = None
     else:
         cols = args.columns.split(",") if args.columns else SUMMARY_COLUMNS
-        t = load_results(args.study, where=args.where, columns=cols, data_dir=args.data)
+        # --output writes every column (the weights too), the screen a summary
+        t = load_results(args.study, where=args.where, columns=None if args.output and not args.columns else cols,
+                         data_dir=args.data)
         if args.sort:
             t = t.sort_by(args.sort)
+    if args.weights:
+        if not args.output or args.sql or args.columns:
+            raise LstmsearchError("--weights fills the weights of every row written by --output (every column): "
+                                  "give --output FILE, without --sql and --columns")
+        t = _with_full_weights(args, t)
     if args.output:
         check_output(args.output, args.force, "--output")
-        import pyarrow.csv as pcsv
+        _write_rows(t, args.output)
+        kept = t.num_rows - t.column("weights").null_count if "weights" in t.column_names else None
+        print(f"{t.num_rows} rows written to {args.output}, {t.num_columns} columns"
+              + ("" if kept is None or kept == t.num_rows else
+                 f" (weights stored for {kept} of them; the others keep the keys reproduce rebuilds them from: "
+                 "--weights writes them all)"))
+        return 0
+    print(f"{t.num_rows} matching rows")
+    _print_table(t, cols, args.limit)
+    if args.limit is not None and t.num_rows > max(args.limit, 0):
+        print(f"showing {max(args.limit, 0)} of {t.num_rows} matching rows (--limit N for more, --output FILE "
+              "writes them all)")
+    return 0
+
+
+def _with_full_weights(args, t):
+    """``t`` with the full setting of every row in ``weights`` (and its tail in ``readout``)."""
+    import pyarrow as pa
+
+    from ..query import open_study, settings_of
+
+    cfg, store = open_study(args.study, args.data)
+    if not t.num_rows:
+        return t
+    settings = settings_of(cfg, store, t)
+    for name, block in (("weights", settings), ("readout", settings[:, cfg.cell.n_recurrent:])):
+        arr = pa.FixedSizeListArray.from_arrays(pa.array(block.ravel(), pa.float32()), block.shape[1])
+        i = t.column_names.index(name)
+        t = t.set_column(i, t.schema.field(name).with_type(arr.type), arr)
+    return t
+
+
+def _write_rows(t, path: str) -> None:
+    """Every column of ``t`` to Parquet, or to CSV with the list columns as JSON arrays."""
+    if not path.endswith(".csv"):
         import pyarrow.parquet as pq
 
-        t2 = t.select([n for n in t.column_names if not str(t.schema.field(n).type).startswith(("list", "fixed"))]) \
-            if args.output.endswith(".csv") else t
-        (pcsv.write_csv if args.output.endswith(".csv") else pq.write_table)(t2, args.output)
-        print(f"{t.num_rows} rows written to {args.output}")
-        return 0
-    print(f"{t.num_rows} rows")
-    _print_table(t, cols, args.limit)
-    return 0
+        pq.write_table(t, path)
+        return
+    import json
+
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    for i, f in enumerate(t.schema):
+        if pa.types.is_list(f.type) or pa.types.is_fixed_size_list(f.type) or pa.types.is_large_list(f.type):
+            text = [None if v is None else json.dumps(v) for v in t.column(i).to_pylist()]
+            t = t.set_column(i, pa.field(f.name, pa.string()), pa.array(text, pa.string()))
+    pcsv.write_csv(t, path)
 
 
 def cmd_show(args) -> int:
@@ -236,9 +310,23 @@ def cmd_reproduce(args) -> int:
     args.row = parse_row(args.row, args.study, args.data)
     rep = reproduce(args.study, args.row, backend=args.backend, factors=factors, lengths=lengths,
                     n_sequences=args.sequences, data_dir=args.data, check=not args.no_check)
-    for line in format_reproduction(rep):
+    lines = format_reproduction(rep)
+    at = next((i for i, ln in enumerate(lines) if ln.startswith("fresh sequences")), len(lines))
+    lines.insert(at, f"{rep['n_sequences']} fresh sequences per length"  # every output that judges says how many
+                 + (f"; --factors multiply n = {_factor_base(args)}" if factors is not None else ""))
+    for line in lines:
         print(line)
     return 0
+
+
+def _factor_base(args) -> str:
+    """What ``--factors`` multiply (the task's length: the longest trained one), in words."""
+    from ..query import open_study
+
+    task = open_study(args.study, args.data)[0].task
+    trained = list(task.scored_lengths)
+    return f"{task.length}" + (f", the longest trained length ({', '.join(map(str, trained))}), as lengths --factors"
+                               if len(trained) > 1 else ", the task's length")
 
 
 def cmd_export(args) -> int:
@@ -258,6 +346,25 @@ def cmd_extract(args) -> int:
     top = None if rows is not None else args.top
     print(format_extracted(extract(args.study, args.to, top=top, rows=rows, name=args.name, data_dir=args.data)))
     return 0
+
+
+def _check_best(store, cfg):
+    """:func:`lstmsearch.store.best.check_best` of a store, against the (row, nmse) of its readable parts."""
+    import warnings
+
+    import pyarrow as pa
+
+    from ..store.best import BEST_DIR, check_best
+
+    if not (store.root / BEST_DIR).is_dir():
+        return []
+    try:
+        with warnings.catch_warnings():  # damaged parts are in the table already
+            warnings.simplefilter("ignore")
+            stored = store.read(columns=["row", "nmse"])
+    except (LstmsearchError, OSError, pa.ArrowException):
+        stored = None
+    return check_best(store.root, stored, cfg.cell.n_params if cfg is not None else None)
 
 
 def cmd_check(args) -> int:
@@ -292,6 +399,8 @@ def cmd_check(args) -> int:
     problems = [r for r in results if not r["status"].startswith("ok")]
     states = GenerationStore(store.root).check()  # the per-generation state that keyed rows are rebuilt from
     bad_states = [r for r in states if r["status"] != "ok"]
+    bests = _check_best(store, cfg)  # the best rows' weights and readouts, best/w{slot}.parquet
+    bad_bests = [r for r in bests if r["status"] != "ok"]
     if args.quarantine and problems:
         store.acquire("check")  # no run may be writing meanwhile
         try:
@@ -299,10 +408,10 @@ def cmd_check(args) -> int:
                 print(line)
         finally:
             store.release()
-    if results or states:
-        width = max(len("part"), *(len(r["part"]) for r in results + states))
+    if results or states or bests:
+        width = max(len("part"), *(len(r["part"]) for r in results + states + bests))
         print(f"{'part':<{width}}  {'rows':>10}  status")
-        for r in results + states:
+        for r in results + states + bests:
             rows = "?" if r["rows"] is None else str(r["rows"])
             print(f"{r['part']:<{width}}  {rows:>10}  {r['status']}")
     damaged = store.manifest_problem()
@@ -311,6 +420,10 @@ def cmd_check(args) -> int:
              [] if store.exists() else ["no manifest.json (a run of the same study rebuilds it from the parts)"])
     total = sum(r["rows"] or 0 for r in results if r["status"].startswith("ok"))
     state_text = f", {len(states)} generation state file(s) ok" if states and not bad_states else ""
+    state_text += f", {len(bests)} best-rows file(s) ok" if bests and not bad_bests else ""
+    if bad_bests:
+        notes.append(f"{len(bad_bests)} of {len(bests)} best-rows files not ok (the weights of the rows they hold "
+                     "are rebuilt from their keys when read; the next run of the study rewrites them)")
     if bad_states:
         notes.append(f"{len(bad_states)} of {len(states)} generation state files not ok (the rows of their batches "
                      "cannot be rebuilt from keys; their best rows keep full weights)")
@@ -333,7 +446,7 @@ OUT_HELP = "the exact result folder (overrides [study] out and --data)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..config import SOLVED_NMSE
+    from ..config import CHECK_SEQUENCES, SOLVED_NMSE
 
     parser = argparse.ArgumentParser(
         prog="lstmsearch",
@@ -423,8 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, help="how many rows (default 10)")
     p.add_argument("--where", default=None, help='filter, e.g. "finite == true"')
     p.add_argument("--no-check", action="store_true",
-                   help="skip the solved column (each row shown is re-simulated with its stored readout at n, n+1, "
-                        "2n+1, 10n+3, 100n+3 on 256 fresh sequences)")
+                   help="skip the fresh_nmse and solved columns (each row shown is re-simulated with its stored "
+                        f"readout at n, n+1, 2n+1, 10n+3, 100n+3 on {CHECK_SEQUENCES} fresh sequences, as every verdict)")
     p.set_defaults(func=cmd_top)
 
     p = sub.add_parser("query", help="rows matching a filter, or an SQL query (DuckDB)")
@@ -432,11 +545,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--where", default=None, help='filter: column OP value [and ...], e.g. "nmse < 1e-3"')
     p.add_argument("--sql", default=None, help="SQL over the table rows (needs duckdb), e.g. "
                                                "\"SELECT strategy, min(nmse) FROM rows GROUP BY 1\"")
-    p.add_argument("--columns", default=None, help="comma-separated columns to show")
+    p.add_argument("--columns", default=None,
+                   help="comma-separated columns to show or write (default: a summary on screen, every column "
+                        "with --output)")
     p.add_argument("--sort", default=None, help="column to sort by")
-    p.add_argument("--limit", type=int, default=20, help="rows to print (default 20)")
-    p.add_argument("--output", default=None, help="write all matching rows to a .parquet or .csv file "
-                                                  "(never inside a study folder)")
+    p.add_argument("--limit", type=int, default=20, help="rows to print (default 20; --output writes them all)")
+    p.add_argument("--output", default=None,
+                   help="write all matching rows, with every stored column (weights, readout, z and the keys "
+                        "they are rebuilt from included), to a .parquet or .csv file (CSV: list columns as JSON "
+                        "arrays; never inside a study folder)")
+    p.add_argument("--weights", action="store_true",
+                   help="with --output: the full setting of every row in weights (and readout), rebuilt from its "
+                        "keys where the store keeps only those (rows outside the best keep_weights; the readout "
+                        "of a fitted study is fitted again: a re-simulation of those rows)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --output file")
     p.set_defaults(func=cmd_query)
 
@@ -456,7 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "100n+3 (e.g. 1,10,100); the verdict always uses the checked lengths")
     p.add_argument("--lengths", default=None,
                    help="fresh sequences at exactly these lengths instead (e.g. 7,37,1001); not with --factors")
-    p.add_argument("--sequences", type=int, default=None, help="fresh sequences (default: the study's held-out count)")
+    p.add_argument("--sequences", type=int, default=None,
+                   help=f"fresh sequences per length (default {CHECK_SEQUENCES}, as every verdict: top, report, run)")
     p.add_argument("--no-check", action="store_true",
                    help="skip the verdict and the float64 / PyTorch precision check")
     p.set_defaults(func=cmd_reproduce)

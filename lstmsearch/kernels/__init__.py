@@ -63,6 +63,18 @@ def check_backend(name: str) -> str:
     return concrete
 
 
+def compile_notice(cell, backend: str):
+    """One line to show before ``cell`` is first simulated on ``backend`` when that compiles a
+    kernel that is not cached yet (the ``cpu`` kernels: Numba's disk cache, see
+    :func:`lstmsearch.kernels.cpu.compile_notice`), else None. The library prints nothing: a
+    caller shows the line (the run loop hands it to its ``echo``)."""
+    if resolve_backend(backend) != "cpu":
+        return None
+    from . import cpu
+
+    return cpu.compile_notice(cell)
+
+
 def get_backend(name: str):
     """The backend module for ``name`` ("auto" resolves to cuda or cpu)."""
     return importlib.import_module(f"{__name__}.{resolve_backend(name)}")

@@ -311,13 +311,25 @@ def _cache_dir() -> str:
 
 
 def _version_hash() -> str:
-    """Hash of the generator and the fast math it inlines: a change gives new file names,
-    so Numba never reuses a cached kernel compiled from older code."""
+    """Hash of the generator and the fast math it inlines, and of the versions of Numba,
+    llvmlite and NumPy: a change gives new file names, so Numba never reuses a cached kernel
+    compiled from older code, and virtual environments with other versions that share the
+    cache folder keep their own kernels instead of recompiling each other's.
+
+    The rest of the key is Numba's own: its index of a kernel holds the Numba version and the
+    generated file's time stamp and size, and each compiled entry the CPU name and features
+    and the hash of the function's bytecode (a kernel compiled for another CPU is not loaded);
+    the Python version is in the index's file name."""
+    import llvmlite
+    import numba
+    import numpy
+
     here = os.path.dirname(os.path.abspath(__file__))
     h = hashlib.sha256()
     for name in ("_codegen.py", "_fastmath.py", "_vecsum.py"):
         with open(os.path.join(here, name), "rb") as f:
             h.update(f.read())
+    h.update(f"numba {numba.__version__} llvmlite {llvmlite.__version__} numpy {numpy.__version__}".encode())
     return h.hexdigest()[:12]
 
 
@@ -341,9 +353,47 @@ def kernel(code: int, H: int, I: int):
             with open(tmp, "w") as f:
                 f.write(source(code, H, I, lanes))
             os.replace(tmp, path)  # atomic: concurrent processes write the same text
-        fn = load_module(path, modname).simulate
+        fn = load_module(path, modname).simulate  # a dispatcher: nothing is compiled before its first call
         _KERNELS[key] = fn
         return fn
+
+
+def compiled(code: int, H: int, I: int) -> bool:
+    """Whether the kernel for (cell code, H, I) is ready without compiling: compiled in this
+    process, or held by Numba's disk cache for this CPU, this Numba and this generated source.
+
+    Generates and imports the kernel's module (milliseconds, nothing compiled) and reads
+    Numba's index of it, with the key Numba itself would look up (CPU name and features, hash
+    of the bytecode; the index is void for another Numba version or a changed file). Where
+    Numba's cache internals are not as expected, answers False (the caller may say it
+    compiles when it does not, never the reverse)."""
+    return in_cache(kernel(code, H, I))
+
+
+def in_cache(fn) -> bool:
+    """Whether the Numba dispatcher ``fn`` (``cache=True``) is compiled in this process or held
+    by Numba's disk cache for this CPU and this bytecode (see :func:`compiled`)."""
+    if fn.overloads:
+        return True
+    try:
+        cache = fn._cache
+        want = cache._index_key(None, fn.targetctx.codegen())[1:]  # all but the signature
+        return any(tuple(k[1:]) == want for k in cache._cache_file._load_index())
+    except Exception:  # noqa: BLE001 - a private Numba API: any failure means "not known to be cached"
+        return False
+
+
+def cache_location(code: int, H: int, I: int) -> str:
+    """The folder that holds the compiled kernel for (cell code, H, I): the kernels folder
+    (``$LSTMSEARCH_CACHE_DIR/kernels``, default ``~/.cache/lstmsearch/kernels``), or Numba's
+    own folder where ``NUMBA_CACHE_DIR`` moves it elsewhere."""
+    root = _cache_dir()
+    try:
+        where = kernel(code, H, I)._cache.cache_path
+    except Exception:  # noqa: BLE001 - a private Numba API
+        return root
+    root, where = os.path.abspath(root), os.path.abspath(where)
+    return root if os.path.commonpath([root, where]) == root else where
 
 
 def load_module(path, name: str):

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import _codegen
 from ._codegen import kernel
 
 name = "cpu"
@@ -71,6 +72,21 @@ def _parallel(fn, P, args_for, work):
     futures = [_pool(n).submit(fn, *args_for(a, b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
     for f in futures:
         f.result()
+
+
+def compile_notice(cell):
+    """One line saying that ``cell``'s kernel is compiled at its first use, and where it is
+    cached; None when Numba's disk cache already holds it (or this process compiled it).
+    Numba takes 5-30 s for one kernel: a caller says so before the first batch stands still."""
+    from . import fixed_order
+
+    H, I = cell.hidden, cell.inputs
+    sums = not all(_codegen.in_cache(f) for f in (fixed_order.accumulate, fixed_order.solve, fixed_order.apply_readout))
+    if _codegen.compiled(cell.code, H, I):
+        return "compiling the readout's fixed-order sums (first run only, some seconds)" if sums else None
+    what = f"{cell.kind} H={H}" + (f" I={I}" if I != 1 else "")
+    return (f"compiling the {what} kernel{' and the readout sums' if sums else ''} (first run only, some seconds; "
+            f"cached in {_codegen.cache_location(cell.code, H, I)})")
 
 
 def _state_hb(state, P, B, H):

@@ -34,7 +34,7 @@ _LOCK = threading.Lock()  # one kernel call at a time per worker process (each u
 def _evaluate_params(cell, task, ev, params):
     with _LOCK:
         return evaluate(cell, params, task, n_sequences=ev.sequences, seed=ev.seed, backend=ev.backend,
-                        readout=ev.readout, n_heldout=ev.heldout, ridge=ev.ridge)
+                        readout=ev.readout, n_heldout=ev.heldout, ridge=ev.ridge, readout_fit=ev.readout_fit)
 
 
 def _evaluate_sweep_range(cell, task, ev, make, start, stop):

@@ -27,10 +27,11 @@ import pyarrow as pa
 from ..config import DATA_DIR, StudyConfig, load_study, parse_study
 from ..errors import MAX_COUNT, DiskFullError, LstmsearchError, require
 from ..evaluate import evaluate, solutions
-from ..kernels import check_backend, describe_auto
+from ..kernels import check_backend, compile_notice, describe_auto
 from ..query import open_study
 from ..search import best_z, make_strategy, strategy_class
-from ..store.manifest import now, storage_key, versions
+from ..store import Store
+from ..store.manifest import now, recorded_fit, storage_key, versions
 from ..store.generations import GenerationStore
 from ..store.rows import BestRows, TopK, full_fidelity, rows_table
 from . import racing as racing_mod
@@ -79,14 +80,16 @@ def study_config(study, budget=None, seconds=None, backend=None, out=None, stora
         cfg0, _ = open_study(study, DATA_DIR if data_dir is None else data_dir)
         cfg = parse_study(cfg0.text, cfg0.source, cfg0.base_dir, overrides).with_out(cfg0.out if out is None else out)
     check_backend(cfg.eval.backend)  # "cuda" without numba-cuda or a GPU: refused before any work
-    return cfg
+    store = Store(cfg.out)  # a study is continued with the readout fit it recorded
+    return recorded_fit(cfg, store.read_manifest()) if store.exists() and not store.manifest_problem() else cfg
 
 
 def local_evaluate(cfg: StudyConfig, batch) -> pa.Table:
     """Evaluate one batch in this process (what every strategy's rows are made of)."""
     ev = cfg.eval
     return evaluate(cfg.cell, batch.params, cfg.task, n_sequences=ev.sequences, seed=ev.seed,
-                    backend=ev.backend, readout=ev.readout, n_heldout=ev.heldout, ridge=ev.ridge)
+                    backend=ev.backend, readout=ev.readout, n_heldout=ev.heldout, ridge=ev.ridge,
+                    readout_fit=ev.readout_fit)
 
 
 class LocalEvaluator:
@@ -118,6 +121,8 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
     coordinator = coordinator or Coordinator()
     require(cfg.eval.racing is None or evaluator is None,
             "[eval] racing runs in this process: remove --dask, or remove racing from the study file")
+    if evaluator is None:  # the first batch compiles the kernel here when the disk cache lacks it: say so first
+        say_compile(cfg.cell, cfg.eval.backend, echo)
     evaluator = evaluator or LocalEvaluator(cfg)
     racing = cfg.eval.racing
     strategy = _start_strategy(cfg, store, coordinator, messages, echo)
@@ -222,6 +227,15 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
         messages.append(summary)
     return RunReport.build(cfg, store, settings=n_run, complete=complete, best=best, wall_s=wall,
                            evaluate_s=eval_s, strategy_s=strat_s, io_s=io_s, messages=messages)
+
+
+def say_compile(cell, backend: str, echo) -> None:
+    """Echo one line when simulating ``cell`` on ``backend`` in this process will first compile a
+    kernel that Numba's disk cache does not hold (seconds of a standing progress bar otherwise);
+    nothing when it is cached. Not a study message: it is not kept in the manifest."""
+    line = compile_notice(cell, backend)
+    if line:
+        echo(line)
 
 
 def _kept_rows(cfg, store) -> Optional[BestRows]:

@@ -117,7 +117,8 @@ def evaluate_rung(cfg, rung: Rung, params) -> pa.Table:
     held-out sequences, the study's seed, backend, readout and ridge."""
     ev = cfg.eval
     return evaluate(cfg.cell, params, cfg.task.with_length(rung.length), n_sequences=rung.sequences, seed=ev.seed,
-                    backend=ev.backend, readout=ev.readout, n_heldout=rung.heldout, ridge=ev.ridge)
+                    backend=ev.backend, readout=ev.readout, n_heldout=rung.heldout, ridge=ev.ridge,
+                    readout_fit=ev.readout_fit)
 
 
 def race(cfg, batch: Batch, evaluate_full: Callable[[Batch], pa.Table]):

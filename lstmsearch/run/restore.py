@@ -25,7 +25,6 @@ from typing import List
 import numpy as np
 import pyarrow.dataset as ds
 
-from ..search.cma import STATE as CMA_STATE
 from ..search.sweep import SweepStrategy
 from ..store import Store
 from ..store.parts import part_slot_first
@@ -115,6 +114,8 @@ def repair_cma_state(store: Store) -> List[str]:
     """``run --repair`` on a cmaes study: set the optimizer's state file aside, so that the run
     replays CMA-ES from generation 0, telling each stored generation its stored rows and
     evaluating again a generation whose rows were lost (the same population, bit for bit)."""
+    from ..search.cma import STATE as CMA_STATE  # here: cmaes imports scipy.stats, a second at start-up
+
     path = store.root / CMA_STATE
     if not path.is_file():
         return []

@@ -17,7 +17,7 @@ from ..store import Store
 from ..store.manifest import prepare_manifest
 from .cluster import DaskEvaluator
 from .coordinator import Coordinator
-from .loop import run_loop, study_config
+from .loop import run_loop, say_compile, study_config
 from .report import RunReport
 from .restore import repair_cma_state, repair_store
 from .workers import run_workers
@@ -114,13 +114,16 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
         if evaluator is not None:
             evaluator.close()
         store.release()
+    if report.best_row is not None:  # the verdict simulates on cpu: a cuda or Dask run may not have compiled it here
+        say_compile(cfg.cell, "cpu", echo)
     report = _add_verdict(report)
     return _write_plots(report) if (cfg.plots if plots is None else plots) else report
 
 
 def _add_verdict(report: RunReport) -> RunReport:
     """The best row's verdict (solved at every checked length n, n+1, 2n+1, 10n+3, 100n+3?) as one
-    line of the run summary; only the best row, on the verdict's 256 fresh sequences, to stay cheap."""
+    line of the run summary; only the best row, on the verdict's CHECK_SEQUENCES (1,024) fresh
+    sequences, as every verdict (the line says how many)."""
     if report.best_row is not None and report.rows:
         try:
             v = row_verdicts(report.store, [report.best_row])[report.best_row]

@@ -46,7 +46,7 @@ from ..search import make_strategy, strategy_class
 from ..store import Store
 from ..store.manifest import prepare_manifest, replace_run
 from .coordinator import Coordinator
-from .loop import run_loop, study_config
+from .loop import run_loop, say_compile, study_config
 from .report import Progress, RunReport
 
 
@@ -247,6 +247,7 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
         store.clean_temporaries()
         for m in messages:
             echo(m)
+        say_compile(cfg.cell, cfg.eval.backend, echo)  # each worker compiles it first when the disk cache lacks it
         rows_before = store.count()
         env = dict(os.environ, LSTMSEARCH_SUPERVISOR=str(os.getpid()))
         if storage:

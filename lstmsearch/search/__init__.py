@@ -6,19 +6,55 @@ spaces, and each strategy's module for its ``[strategy]`` keys.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Dict
 
 import numpy as np
 
 from ..errors import LstmsearchError, require
 from ..store.rows import full_fidelity
-from . import cma, optuna_search, sweep
 from .base import Batch, Strategy
 from .spaces import Space, build_space
 
-STRATEGIES = {"optuna": (optuna_search.check, optuna_search.OptunaStrategy),
-              "cmaes": (cma.check, cma.CmaStrategy),
-              "sweep": (sweep.check, sweep.SweepStrategy)}
+
+def _strategy_module(kind: str):
+    """The module of strategy ``kind``, imported on first use: optuna, and cmaes (which imports
+    scipy.stats), take a second to import, and a sweep, a query or the command line need neither."""
+    if kind == "optuna":
+        from . import optuna_search as module
+    elif kind == "cmaes":
+        from . import cma as module
+    else:
+        from . import sweep as module
+    return module
+
+
+class _Strategies(Mapping):
+    """``kind -> (check, Strategy subclass)``; a strategy's module is imported when its kind is
+    first looked up (``kind in STRATEGIES`` and iteration import nothing)."""
+
+    _CLASSES = {"optuna": "OptunaStrategy", "cmaes": "CmaStrategy", "sweep": "SweepStrategy"}
+
+    def __getitem__(self, kind):
+        if kind not in self._CLASSES:
+            raise KeyError(kind)
+        module = _strategy_module(kind)
+        return module.check, getattr(module, self._CLASSES[kind])
+
+    def __contains__(self, kind) -> bool:
+        return kind in self._CLASSES
+
+    def __iter__(self):
+        return iter(self._CLASSES)
+
+    def __len__(self) -> int:
+        return len(self._CLASSES)
+
+    def __repr__(self) -> str:
+        return f"STRATEGIES({', '.join(self._CLASSES)})"
+
+
+STRATEGIES = _Strategies()
 
 
 def check_strategy(spec: Dict, space, chk) -> Dict:

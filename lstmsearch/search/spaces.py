@@ -317,7 +317,9 @@ class MaskedSpace(Space):
 
 
 class Subspace(Space):
-    """theta = theta0 + A z with a seeded Gaussian A (D_searched x dim) / sqrt(dim)."""
+    """theta = theta0 + A z with a seeded Gaussian A (D_searched x dim) / sqrt(dim); A z is summed over
+    z's entries in order (:func:`lstmsearch.kernels.fixed_order.matmul`), not by BLAS, so a setting
+    rebuilt from z has the same bits on every machine."""
 
     kind = "subspace"
 
@@ -339,6 +341,7 @@ class Subspace(Space):
         rng = np.random.Generator(np.random.Philox(np.random.SeedSequence([seed, 7])))
         self.idx = idx
         self.A = rng.standard_normal((idx.size, self.dim)) / np.sqrt(self.dim)
+        self.AT = np.ascontiguousarray(self.A.T)
         self.low = np.full(self.dim, -bound)
         self.high = np.full(self.dim, bound)
         self.names = [f"z{i}" for i in range(self.dim)]
@@ -346,7 +349,12 @@ class Subspace(Space):
     def to_params(self, z):
         z = self._check_z(z)
         out = np.tile(self.theta0, (z.shape[0], 1))
-        out[:, self.idx] += (z @ self.A.T).astype(np.float32)
+        from ..kernels.fixed_order import matmul
+
+        zA = np.empty((z.shape[0], self.idx.size))
+        if z.shape[0]:
+            matmul(np.ascontiguousarray(z, np.float64), self.AT, zA)  # z A^T, the same bits on every machine
+        out[:, self.idx] += zA.astype(np.float32)
         return out
 
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -57,6 +58,46 @@ def read_best(root) -> Optional[pa.Table]:
         return None
     tables = [t for t in (read_best_file(p) for p in sorted(d.glob("w*.parquet"))) if t is not None and t.num_rows]
     return pa.concat_tables(tables) if tables else None
+
+
+def check_best(root, stored: Optional[pa.Table] = None, n_params: Optional[int] = None) -> List[dict]:
+    """Verify every writer's file (``lstmsearch check``): readable (page checksums where written
+    with them), its columns, ``n_params`` weights a row, and -- given ``stored``, the (row, nmse) of
+    the readable parts -- every row it names held by a part with the same nmse. One dict per file,
+    as :meth:`lstmsearch.store.Store.check` gives per part: part (``best/w{slot}.parquet``), rows,
+    status ("ok", or what is wrong). Reads only."""
+    d = Path(root) / BEST_DIR
+    out: List[dict] = []
+    for p in sorted(d.glob("w*.parquet")) if d.is_dir() else []:
+        status, rows = [], None
+        try:
+            f = pq.ParquetFile(p, page_checksum_verification=True)
+            rows = f.metadata.num_rows
+            t = f.read()
+        except (OSError, pa.ArrowException) as exc:
+            t = None
+            status.append("unreadable: " + (str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+        lacking = [] if t is None else [c for c in ("row", "nmse", "weights", "readout") if c not in t.column_names]
+        if lacking:
+            status.append(f"lacks the column(s) {', '.join(lacking)}")
+        elif t is not None and t.num_rows:
+            size = t.schema.field("weights").type
+            if n_params is not None and getattr(size, "list_size", n_params) != n_params:
+                status.append(f"{size.list_size} weights a row, the cell has {n_params}")
+            if stored is not None:
+                at = pc.index_in(t.column("row"), value_set=stored.column("row"))
+                gone = t.column("row").filter(pc.is_null(at)).to_pylist()
+                if gone:
+                    status.append(f"names {len(gone)} row(s) no readable part holds (e.g. row {gone[0]})")
+                held = pc.is_valid(at)
+                theirs = stored.column("nmse").take(at.filter(held)).to_numpy(zero_copy_only=False)
+                ours = t.column("nmse").filter(held).to_numpy(zero_copy_only=False)
+                differ = ~((theirs == ours) | (np.isnan(theirs) & np.isnan(ours)))
+                if differ.any():
+                    status.append(f"the nmse of {int(differ.sum())} row(s) differs from their part's "
+                                  f"(e.g. row {t.column('row').filter(held)[int(np.argmax(differ))].as_py()})")
+        out.append({"part": f"{BEST_DIR}/{p.name}", "rows": rows, "status": "; ".join(status) or "ok"})
+    return out
 
 
 def fill_best(root, table: pa.Table) -> pa.Table:

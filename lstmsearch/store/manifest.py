@@ -8,6 +8,7 @@ it atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import platform
@@ -19,6 +20,7 @@ from typing import Dict, Optional
 import warnings
 
 from ..errors import LstmsearchError, ManifestRebuiltWarning, redact_url
+from ..readout import BLAS, FIT_METHODS
 from ..version import __version__
 from .parts import SCHEMA_VERSION, Store
 
@@ -49,6 +51,19 @@ def code_hash() -> str:
 def now() -> str:
     """The current UTC time, ISO 8601 to the second (manifest timestamps)."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def recorded_fit(cfg, manifest: Dict):
+    """``cfg`` with the readout fit that its study's ``manifest`` records (``eval.readout_fit``):
+    the rows of a study are fitted again, and the study continued, the way it fitted them. A
+    manifest of release 0.1.0 or older records none: its readouts went through BLAS (``"blas"``)."""
+    fit = (manifest.get("eval") or {}).get("readout_fit", BLAS)
+    if fit not in FIT_METHODS:
+        raise LstmsearchError(f"the manifest of study {cfg.name} records readout_fit {fit!r}, which this lstmsearch "
+                              f"does not know ({', '.join(FIT_METHODS)}); upgrade lstmsearch to read it")
+    if fit == cfg.eval.readout_fit:
+        return cfg
+    return dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, readout_fit=fit))
 
 
 def prepare_manifest(cfg, store: Store) -> Dict:

@@ -91,7 +91,7 @@ class BestRows:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
-        pq.write_table(self.table(), buf, compression="zstd")
+        pq.write_table(self.table(), buf, compression="zstd", write_page_checksum=True)  # lstmsearch check verifies it
         atomic_write_bytes(self.path, buf.getvalue())
         self.changed = False
 
