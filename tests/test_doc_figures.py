@@ -113,3 +113,17 @@ def test_the_data_readme_table_is_what_reproduce_prints(study):
     assert cells[6] == ("yes" if rep["verdict"]["solved"] else "no")
     m = open_study(study, EXAMPLES)[1].read_manifest()
     assert cells[3] == f"{m['extracted_from']['source_rows']:,}"
+
+
+@pytest.mark.parametrize("study", [s for pair in ANSWER.values() for s in pair])
+def test_the_answer_page_table_is_what_reproduce_prints(study):
+    """docs/answer_page.md is written by docs/make_answer_page.py from a report; its answer table's
+    nmse per checked length and float64/PyTorch columns are today's, to the digits it prints."""
+    row, rep = reproduced(study)
+    page = (ROOT / "docs" / "answer_page.md").read_text()
+    line = next(ln for ln in page.splitlines() if f"| {study} row {row} |" in ln)
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    assert cells[2] == ("yes" if rep["verdict"]["solved"] else "no")
+    assert cells[3] == ", ".join(f"{f['length']}: {f['nmse']:.2g}" for f in rep["fresh"]), cells[3]
+    pc = rep["precision"]
+    assert cells[-2:] == [f"{pc['float64']:.2g}", f"{pc['torch']:.2g}"], (cells[-2:], pc)
