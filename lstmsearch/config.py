@@ -250,7 +250,8 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
     """Validate study-file text; ``overrides`` ({"budget.settings": 10, ...}) win over the file.
     The result folder is ``[study] out``, else ``data_dir``/NAME.
 
-    A password in the text's ``[strategy] storage`` is refused (the text is copied into the
+    A password in the text's ``[strategy] storage`` (in its userinfo or a query parameter such as
+    ``?password=``: :func:`~lstmsearch.errors.has_password`) is refused (the text is copied into the
     manifest and by ``extract``): it belongs in a PGPASSFILE, ``$LSTMSEARCH_STORAGE`` or
     ``--storage`` (an override, never written anywhere). ``allow_password`` reads old manifests."""
     chk = Checker(source)
@@ -262,8 +263,8 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
     if has_password(stored) and not allow_password:
         chk.fail("[strategy] storage", f"holds a password ({redact_url(stored)}); a study file is copied into "
                                        "the study's manifest.json, so keep the password out of it: put it in a "
-                                       "PGPASSFILE (~/.pgpass), or pass the whole URL in the environment "
-                                       "variable LSTMSEARCH_STORAGE or with --storage")
+                                       "PGPASSFILE (~/.pgpass) or PGPASSWORD, or pass the whole URL in the "
+                                       "environment variable LSTMSEARCH_STORAGE or with --storage")
     for key, value in (overrides or {}).items():
         table, _, k = key.partition(".")
         doc.setdefault(table, {})[k] = value

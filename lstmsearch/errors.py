@@ -57,20 +57,148 @@ def import_optional(module: str, extra: str, needed_for: str):
                               f"{install_hint(extra)}") from exc
 
 
-#: ``scheme://user:password@host...``: the password runs to the LAST ``@`` of the authority,
-#: so a raw ``@`` inside it (``postgresql://u:p@ss@host/db``) is hidden too.
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]+):([^/\s]*)@")
+#: A URL's scheme (``postgresql``, ``postgresql+psycopg``, ``mysql``, ``sqlite``) and its ``://``.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+
+#: Connection parameters that carry a secret, in a URL's query (``?password=...``) or in a libpq
+#: ``key=value`` string: libpq's ``password`` and ``sslpassword`` (the two it displays as ``*``), its
+#: OAuth client secret and SCRAM keys (PostgreSQL 18: either one authenticates), and the names other
+#: drivers use for a password (``passwd``: MySQL; ``pwd``: ODBC). A key that names a password, a
+#: secret or a token in any other way (``client_secret``, ``access_token``) counts too. Paths to
+#: secrets are not secrets (``sslkey``, ``sslcert``, ``sslrootcert``, ``passfile``: a file name, whose
+#: contents never pass through lstmsearch), and neither are ``options``, ``service`` or ``user``.
+SECRET_PARAMETERS = frozenset({"password", "sslpassword", "oauth_client_secret", "scram_client_key",
+                               "scram_server_key", "passwd", "pwd"})
+_SECRET_WORD = re.compile(r"passw(or)?d|pwd|secret|token", re.I)
+
+#: ``?key=`` or ``&key=`` in a URL; a value runs to the next ``&name=`` (libpq splits there too).
+_PARAM = re.compile(r"[?&]([^?&=]*)=")
+_NEXT_PARAM = re.compile(r"&[A-Za-z_][A-Za-z0-9_.%\-]*=")
+
+#: ``password=secret`` or ``password = 'a secret'`` in a libpq ``key=value`` string (outside a URL).
+_KEYWORD = re.compile(r"(?<![\w%])(" + "|".join(sorted(SECRET_PARAMETERS)) + r")(\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)",
+                      re.I)
+
+#: ``host:5432/db`` or ``[::1]:5432/db``: an authority without ``@`` whose ``:`` starts a port (digits,
+#: then the path, query or next host), not a password. In a message, ``u:12 34@host`` is a password.
+_PORT = re.compile(r"(?:\[[^\]]*\]|[^:/?#@\s]*)(?::\d+)?[/?#,]")
+_BLANK = re.compile(r"\s")
+
+
+def _is_secret_key(key: str) -> bool:
+    from urllib.parse import unquote
+
+    k = unquote(key).strip().lower()
+    return k in SECRET_PARAMETERS or _SECRET_WORD.search(k) is not None
+
+
+def _url_spans(token: str, a: int):
+    """The secret spans of the URL ``token`` whose authority starts at ``a`` (after ``://``).
+
+    The userinfo runs to the LAST ``@`` of the URL: a password may hold a raw ``@``, ``/``, ``:``,
+    ``?``, ``#`` or ``%``, so no earlier character can end it safely (``postgresql://u:pa/ss@host/db``).
+    A raw ``@`` after the host (in a database name) makes everything from the first ``:`` up to it
+    count as the password too: more is hidden, never less. A URL whose authority is empty (``sqlite:///path``,
+    ``postgresql:///db?host=/run``) has no userinfo. Then every query value whose key names a secret
+    (:data:`SECRET_PARAMETERS`), or whose decoded value holds one (``?dbname=password%3Dx``)."""
+    from urllib.parse import unquote
+
+    spans = []
+    if not token.startswith("/", a):
+        at = token.rfind("@", a)
+        colon = token.find(":", a, at) if at >= 0 else -1
+        if colon >= 0 and colon + 1 < at:
+            spans.append((colon + 1, at))
+    for m in _PARAM.finditer(token, a):
+        v0 = m.end()
+        nxt = _NEXT_PARAM.search(token, v0)
+        v1 = nxt.start() if nxt else len(token)
+        value = token[v0:v1]
+        if v1 > v0 and (_is_secret_key(m.group(1)) or _spans(unquote(value))):
+            spans.append((v0, v1))
+    return spans
+
+
+def _spans(text: str):
+    """The ``(start, end)`` spans of ``text`` that hold a secret (see :func:`redact_url`)."""
+    spans = []
+    i = 0
+    plain = []  # the stretches outside URLs, searched for libpq key=value secrets
+    whole = _SCHEME.match(text) is not None  # a string that starts with a URL is one URL
+    while True:
+        m = _SCHEME.search(text, i)
+        if m is None:
+            plain.append((i, len(text)))
+            break
+        plain.append((i, m.start()))
+        a = m.end()
+        if whole:
+            end = len(text)
+        else:  # a URL in a message runs to the next blank, unless its password holds one
+            nxt = _BLANK.search(text, a)
+            end = nxt.start() if nxt else len(text)
+            if "@" not in text[a:end] and not text.startswith("/", a) and not _PORT.match(text[a:end]):
+                eol = text.find("\n", end)
+                at = text.rfind("@", end, len(text) if eol < 0 else eol)
+                if at >= 0:
+                    nxt = _BLANK.search(text, at)
+                    end = nxt.start() if nxt else len(text)
+            quote = text[m.start() - 1:m.start()]
+            if quote in ("'", '"') and end - 1 > a and text[end - 1] == quote:
+                end -= 1  # storage = "postgresql://...": the closing quote is not the URL's
+        spans += [(m.start() + s, m.start() + e) for s, e in _url_spans(text[m.start():end], a - m.start())]
+        i = end
+        if whole:
+            break
+    for s0, s1 in plain:
+        for k in _KEYWORD.finditer(text, s0, s1):
+            if k.group(3):
+                spans.append((k.start(3), k.end(3)))
+    return spans
 
 
 def redact_url(url: str) -> str:
-    """A URL (an Optuna storage, say) without its password: ``postgresql://u:***@host/db``.
+    """``url`` (an Optuna storage, or a message holding one) without its secrets:
+    ``postgresql://u:***@host/db``, ``postgresql://u@host/db?password=***&sslmode=require``.
 
-    The one helper every message, log and file that can hold a storage URL goes through. The
-    password is everything between ``://user:`` and the last ``@`` before the host, so a raw
-    ``@`` in it does not leak its tail (``postgresql://u:p@ss@host/db`` -> ``postgresql://u:***@host/db``).
-    Text around the URL (an error message holding one) is kept.
+    The one helper every message, log and file that can hold a storage URL goes through. Hidden:
+    the password of the userinfo, which runs from the first ``:`` after ``://`` to the LAST ``@`` of
+    the URL (so a raw ``@``, ``/``, ``:``, ``?``, ``#`` or ``%`` in it hides with it; an empty user
+    name, ``postgresql://:pw@host``, too), the value of every query parameter that carries a secret
+    (:data:`SECRET_PARAMETERS`: ``password``, ``sslpassword``, ...), and the same keys in a libpq
+    ``key=value`` string. The scheme, user, host, port, database and other parameters are kept.
+    Text around a URL (an error message holding one) is kept: there a URL runs to the next blank.
+    A string that starts with a URL is one URL, blanks and all. Never raises; hides more rather
+    than less when the URL is odd.
     """
-    return _URL_PASSWORD.sub(r"\1:***@", str(url))
+    text = str(url)
+    try:
+        spans = sorted(_spans(text))
+    except Exception:  # noqa: BLE001 - never expected; a message must never fail to print
+        return "***"
+    out, pos = [], 0
+    for s, e in spans:
+        if out and s <= pos:  # overlapping or touching spans hide as one
+            if e > pos:
+                pos = e
+            continue
+        out += [text[pos:s], "***"]
+        pos = e
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def split_userinfo(url: str):
+    """``(scheme://, user, password, rest)`` of a URL with a password in its userinfo (the password
+    runs to the last ``@``, as in :func:`redact_url`); None when it has none."""
+    m = _SCHEME.match(url)
+    if m is None or url.startswith("/", m.end()):
+        return None
+    at = url.rfind("@", m.end())
+    colon = url.find(":", m.end(), at) if at >= 0 else -1
+    if colon < 0:
+        return None
+    return url[:m.end()], url[m.end():colon], url[colon + 1:at], url[at + 1:]
 
 
 #: Control characters (NUL, ESC, ...): never part of a name, a path, a URL or a row id.
@@ -89,14 +217,20 @@ def check_text(text, what: str, allow: str = ""):
     in a study name, a path, a storage URL or a row id): ``what`` names where it came from."""
     c = control_character(text, allow)
     if c is not None:
-        raise LstmsearchError(f"{what} holds the control character {c!r} ({redact_url(repr(text))}); names, "
+        raise LstmsearchError(f"{what} holds the control character {c!r} ({repr(redact_url(text))}); names, "
                               "paths, URLs and row ids cannot: remove it")
     return text
 
 
 def has_password(url) -> bool:
-    """Does the URL ``url`` carry a password (``scheme://user:password@host``)?"""
-    return isinstance(url, str) and _URL_PASSWORD.search(url) is not None
+    """Does the URL ``url`` carry a secret that :func:`redact_url` hides (a password in its userinfo,
+    ``scheme://user:password@host``, or a query parameter such as ``?password=`` or ``?sslpassword=``)?"""
+    if not isinstance(url, str):
+        return False
+    try:
+        return bool(_spans(url))
+    except Exception:  # noqa: BLE001
+        return True
 
 
 def study_folder_of(path) -> "Path | None":

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from ..errors import LstmsearchError, StopRequested, check_output
+from ..errors import LstmsearchError, StopRequested, check_output, redact_url
 from ..kernels import check_backend, describe_auto
 from .args import STUDY_HELP, add_data_arg, add_row_arg, parse_list, parse_row
 
@@ -643,11 +643,11 @@ def _main(argv) -> int:
         return args.func(args)
     except BrokenPipeError:
         raise
-    except LstmsearchError as exc:
-        print(f"lstmsearch: error: {exc}", file=sys.stderr)
+    except LstmsearchError as exc:  # messages redact their URLs; redact_url once more in case one did not
+        print(f"lstmsearch: error: {redact_url(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file system problem the command could not turn into a clearer message
-        print(f"lstmsearch: error: {exc}", file=sys.stderr)
+        print(f"lstmsearch: error: {redact_url(str(exc))}", file=sys.stderr)
         return 1
     except StopRequested as stop:
         print(f"lstmsearch: stopped by {signal.Signals(stop.signum).name}; every part written is kept: "

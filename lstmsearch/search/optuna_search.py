@@ -747,18 +747,27 @@ def _pg_driver(url: str) -> str:
 
 
 def _quote_password(url: str) -> str:
-    """``url`` with a raw ``@`` (or other reserved character) in its password percent-encoded:
-    ``postgresql://u:p@ss@host/db`` -> ``postgresql://u:p%40ss@host/db``, so the driver reads the
-    host as ``host`` rather than ``ss@host`` (and never quotes the password's tail in an error).
-    The password is everything between ``://user:`` and the last ``@`` of the authority."""
-    import re
+    """``url`` with its user name and password percent-encoded: ``postgresql://u:p@ss@host/db`` ->
+    ``postgresql://u:p%40ss@host/db``, so the driver reads the host as ``host`` rather than ``ss@host``
+    (and never quotes the password's tail in an error). The password runs from ``://user:`` to the
+    LAST ``@`` of the URL, as in :func:`~lstmsearch.errors.redact_url`, so what the driver is given
+    as host, database and query is exactly what messages show; a raw ``/``, ``:``, ``?``, ``#`` or
+    ``%`` in it is encoded too. A URL where that ``@`` lies inside a secret query value
+    (``postgresql://u:pw@host/db?password=a@b``) cannot be read safely and is refused."""
     from urllib.parse import quote, unquote
 
-    m = re.match(r"([^:/]+://[^:/@]+):([^/]*)@([^@/]*)(/.*)?$", url)
-    if not m:
+    from ..errors import _url_spans, split_userinfo
+
+    parts = split_userinfo(url)
+    if parts is None:
         return url
-    head, pw, host, rest = m.groups()
-    return f"{head}:{quote(unquote(pw), safe='')}@{host}{rest or ''}"
+    head, user, pw, rest = parts
+    at = len(url) - len(rest) - 1
+    mine = (len(head) + len(user) + 1, at)  # the password's span: the others are query values
+    if any(s <= at < e for s, e in _url_spans(url, len(head)) if (s, e) != mine):
+        raise LstmsearchError(f"cannot tell where the password ends in the Optuna storage {redact_url(url)}: "
+                              "write each @ in the password and in the query as %40")
+    return f"{head}{quote(unquote(user), safe='')}:{quote(unquote(pw), safe='')}@{rest}"
 
 
 def _numbers(numbers, limit: int = 8) -> str:
