@@ -58,7 +58,7 @@ def _pool(n):
         return _POOL
 
 
-def _parallel(fn, P, args_for, work):
+def over_population(fn, P, args_for, work):
     """Run fn over slices of the population on the worker threads (the kernels release the
     GIL). Slices are small enough (about 4 per thread) to balance uneven settings; each
     setting is computed by one thread in a fixed order, so results do not depend on the
@@ -119,6 +119,6 @@ def run(cell, params, x, steps, h0=None, c0=None):
         return (params[a:b], xT, steps, hb if hb.shape[0] == 1 else hb[a:b],
                 cb if cb.shape[0] == 1 else cb[a:b], out_h[a:b], out_c[a:b] if lstm else out_c)
 
-    _parallel(fn, P, args_for, work=P * T * B * cell.gates * H * (H + I))
+    over_population(fn, P, args_for, work=P * T * B * cell.gates * H * (H + I))
     hs = out_h.transpose(0, 1, 3, 2)
     return hs, (out_c.transpose(0, 1, 3, 2) if lstm else None)
