@@ -35,7 +35,9 @@ from .analysis.verdict import CHECK_SEQUENCES, FRESH_SEED, precision_check, task
 from .errors import LstmsearchError, check_output, import_optional, require
 from .evaluate import evaluate
 from .query import open_study, settings_of
+from .readout import BLAS
 from .search import regenerate_search_z
+from .store.manifest import versions
 
 __all__ = ["FRESH_SEED", "row_setting", "reproduce", "format_reproduction", "export", "FORMATS"]
 
@@ -157,9 +159,6 @@ def likely_cause(study, cfg, backend: str, data_dir) -> str:
     """One sentence on why a row does not reproduce bit for bit: the study's readout fit (BLAS, before
     this release), another backend, other package versions than the manifest records, else a
     changed file."""
-    from .readout import BLAS
-    from .store.manifest import versions
-
     if cfg.eval.readout_fit == BLAS:
         return ("the study's readouts were fitted through BLAS (lstmsearch 0.1.0 or older), whose last bits depend "
                 "on the CPU's BLAS kernel (OPENBLAS_CORETYPE): this release fits in a fixed order, the same on every "
