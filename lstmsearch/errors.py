@@ -92,7 +92,7 @@ def _is_secret_key(key: str) -> bool:
     return k in SECRET_PARAMETERS or _SECRET_WORD.search(k) is not None
 
 
-def _url_spans(token: str, a: int):
+def url_secret_spans(token: str, a: int):
     """The secret spans of the URL ``token`` whose authority starts at ``a`` (after ``://``).
 
     The userinfo runs to the LAST ``@`` of the URL: a password may hold a raw ``@``, ``/``, ``:``,
@@ -146,7 +146,7 @@ def _spans(text: str):
             quote = text[m.start() - 1:m.start()]
             if quote in ("'", '"') and end - 1 > a and text[end - 1] == quote:
                 end -= 1  # storage = "postgresql://...": the closing quote is not the URL's
-        spans += [(m.start() + s, m.start() + e) for s, e in _url_spans(text[m.start():end], a - m.start())]
+        spans += [(m.start() + s, m.start() + e) for s, e in url_secret_spans(text[m.start():end], a - m.start())]
         i = end
         if whole:
             break

@@ -756,7 +756,7 @@ def _quote_password(url: str) -> str:
     (``postgresql://u:pw@host/db?password=a@b``) cannot be read safely and is refused."""
     from urllib.parse import quote, unquote
 
-    from ..errors import _url_spans, split_userinfo
+    from ..errors import url_secret_spans, split_userinfo
 
     parts = split_userinfo(url)
     if parts is None:
@@ -764,7 +764,7 @@ def _quote_password(url: str) -> str:
     head, user, pw, rest = parts
     at = len(url) - len(rest) - 1
     mine = (len(head) + len(user) + 1, at)  # the password's span: the others are query values
-    if any(s <= at < e for s, e in _url_spans(url, len(head)) if (s, e) != mine):
+    if any(s <= at < e for s, e in url_secret_spans(url, len(head)) if (s, e) != mine):
         raise LstmsearchError(f"cannot tell where the password ends in the Optuna storage {redact_url(url)}: "
                               "write each @ in the password and in the query as %40")
     return f"{head}{quote(unquote(user), safe='')}:{quote(unquote(pw), safe='')}@{rest}"
