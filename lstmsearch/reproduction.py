@@ -200,9 +200,14 @@ def format_reproduction(rep: Dict) -> List[str]:
     for n, a, b in zip(*(bl["lengths"], bl["stored"], bl["same"]) if bl else ((), (), ())):
         lines.append(f"  {'nmse at trained length ' + str(n):32s}{a:14.6g}{b:14.6g}")
     lines.append("  identical to the stored errors: " + ("yes" if rep["identical"] else "NO"))
-    for d in rep.get("differences") or ():
-        apart = "one is NaN" if d["ulps"] is None else f"{d['ulps']:,} ulp apart"
-        lines.append(f"    {d['quantity']}: {d['stored']!r} stored, {d['reproduced']!r} reproduced ({apart})")
+    diffs = rep.get("differences") or []
+    if diffs:  # one line: the headline quantity (nmse where it differs) in full, the others by name
+        d = next((d for d in diffs if d["quantity"] == "nmse"), diffs[0])
+        rel = abs(d["reproduced"] - d["stored"]) / abs(d["stored"]) if d["stored"] else float("inf")
+        apart = "one is NaN" if d["ulps"] is None else f"{d['ulps']:,} ulp apart, relative {rel:.2g}"
+        others = [o["quantity"] for o in diffs if o is not d]
+        lines.append(f"    {d['quantity']}: {d['stored']!r} stored, {d['reproduced']!r} reproduced ({apart})"
+                     + (f"; also {', '.join(others)}" if others else ""))
     if rep.get("cause"):
         lines.append(f"    likely cause: {rep['cause']}")
     pc = rep.get("precision")

@@ -173,7 +173,7 @@ def test_a_reproduction_that_differs_says_what_by_how_many_ulps_and_why(tmp_path
     rep["cause"] = likely_cause("recall_first_lstm32", cfg, "cpu", tmp_path)
     text = "\n".join(format_reproduction(rep))
     assert "identical to the stored errors: NO" in text
-    assert "nmse: 2.3047e-07 stored, 2.3102e-07 reproduced (" in text and " ulp apart)" in text
+    assert "nmse: 2.3047e-07 stored, 2.3102e-07 reproduced (" in text and " ulp apart, relative 0.0024)" in text
     assert "likely cause: the study's readouts were fitted through BLAS" in text
     # a fixed-order study reproduced on another backend names that instead
     refit_extracted(tmp_path / "recall_first_lstm32")
