@@ -234,9 +234,9 @@ def refit_readouts(cfg: StudyConfig, params: np.ndarray, rows: pa.Table) -> np.n
     closed-form least-squares fit (:mod:`lstmsearch.readout`) on the row's own training
     sequences -- its ``sequences`` and ``length`` (a racing study's low rung scores one
     length; a full-fidelity row, the task's lengths) from the study's seed -- on the study's
-    backend (``cpu`` where CUDA is not available) with its ridge. On the machine and backend that
-    evaluated the row this is the stored fit bit for bit; under another BLAS kernel the last bits
-    of the fit may differ (``reproduce`` reports ``identical`` either way)."""
+    backend (``cpu`` where CUDA is not available) with its ridge and its recorded ``readout_fit``. With
+    the fixed-order fit this is the stored fit bit for bit on any machine; a study of release 0.1.0
+    (BLAS fit) gets it bit for bit only where the BLAS kernel rounds alike (``reproduce`` says which)."""
     from .evaluate import evaluate
     from .kernels import resolve_backend
 

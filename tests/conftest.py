@@ -28,6 +28,21 @@ def conformance_counts():
     return _COUNTS
 
 
+@pytest.fixture(scope="module")
+def pg():
+    """A throw-away PostgreSQL server on loopback for one test module (tests/pg_server.py installs
+    its programs with apt-get where they are missing); skipped without psycopg or the programs."""
+    pytest.importorskip("psycopg", reason="the PostgreSQL tests need psycopg (pip install -e .[test])")
+    from pg_server import PgServer, find_pg_bin
+
+    b = find_pg_bin()
+    if b is None:
+        pytest.skip("no PostgreSQL server programs (initdb, pg_ctl) and apt-get could not install them")
+    server = PgServer(b).init().start()
+    yield server
+    server.cleanup()
+
+
 def pytest_terminal_summary(terminalreporter):
     if not _COUNTS:
         return

@@ -264,19 +264,6 @@ def test_the_cli_never_prints_or_writes_a_secret(tmp_path, form, secret, how):
 
 
 # ------------------------------------------------------------------ a real server
-@pytest.fixture(scope="module")
-def pg():
-    pytest.importorskip("psycopg", reason="needs psycopg (pip install -e .[test])")
-    from pg_server import PgServer, find_pg_bin
-
-    b = find_pg_bin()
-    if b is None:
-        pytest.skip("no PostgreSQL server programs (initdb, pg_ctl)")
-    server = PgServer(b).init().start()
-    yield server
-    server.cleanup()
-
-
 def test_a_run_on_postgres_stores_and_prints_no_secret(pg, tmp_path):
     """A password in the userinfo (with / and @) and in the query (the server trusts loopback, so it
     is never checked): the run works, and neither its output, the manifest, the other files of the

@@ -20,24 +20,13 @@ from lstmsearch import load_results, run_study
 from lstmsearch.errors import LstmsearchError
 from lstmsearch.store import ROW_SLOT, Store
 
-from pg_server import PgServer, find_pg_bin, wait_for
+from pg_server import wait_for
 from search_helpers import write_study
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 OPTUNA = '[strategy]\nkind = "optuna"\nsampler = "random"\nbatch = 2\nregion = { size = 8, scale = 0.1 }\n'
-
-
-@pytest.fixture(scope="module")
-def pg():
-    pytest.importorskip("psycopg", reason="the worker tests need psycopg (pip install -e .[test])")
-    b = find_pg_bin()
-    if b is None:
-        pytest.skip("no PostgreSQL server programs (initdb, pg_ctl) and apt-get could not install them")
-    server = PgServer(b).init().start()
-    yield server
-    server.cleanup()
 
 
 _n = [0]
