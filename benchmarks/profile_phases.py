@@ -142,7 +142,7 @@ def main(argv=None):
     steps = np.array([T - 1], np.int64)
     z = np.zeros((1, H, B), np.float32)
     out_h, out_c = np.empty((P, 1, H, B), np.float32), np.empty((P, 1, H, B), np.float32)
-    src = _codegen.source(cell.code, H, I)
+    src = _codegen.source(cell.kind, H, I)
     with tempfile.TemporaryDirectory() as folder:
         fns = {}
         for k, (tag, edit) in enumerate(VARIANTS.items()):

@@ -1,35 +1,15 @@
-r"""Cell specifications: equations, the flat parameter layout, torch names, initialisers.
+r"""A cell of some kind, with its sizes: the flat parameter layout, torch names, initialisers.
 
-The equations are exactly PyTorch's (``torch/nn/modules/rnn.py``), with
-:math:`\sigma` the logistic sigmoid and :math:`\odot` the element-wise product.
-
-``rnn_tanh`` / ``rnn_relu`` (G = 1)::
-
-    h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),    act = tanh or relu
-
-``lstm`` (G = 4, gate order i, f, g, o)::
-
-    i_t = sigma(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)
-    f_t = sigma(W_if x_t + b_if + W_hf h_{t-1} + b_hf)
-    g_t = tanh (W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)
-    o_t = sigma(W_io x_t + b_io + W_ho h_{t-1} + b_ho)
-    c_t = f_t * c_{t-1} + i_t * g_t
-    h_t = o_t * tanh(c_t)
-
-``gru`` (G = 3, gate order r, z, n)::
-
-    r_t = sigma(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
-    z_t = sigma(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
-    n_t = tanh (W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
-    h_t = (1 - z_t) * n_t + z_t * h_{t-1}
-
-The initial state is h_0 = c_0 = 0 unless given. A linear readout maps the hidden state
-to the output: ``y_t = W_out h_t + b_out``.
+What a kind of cell computes (its gates, state, equations and layout) is defined once, in its
+module under :mod:`lstmsearch.kinds` (``kinds/lstm.py``, ``kinds/gru.py``, ...); ``lstmsearch
+layout --cell KIND`` prints it. The built-in kinds PyTorch has compute exactly PyTorch's
+equations (``torch/nn/modules/rnn.py``). The initial state is h_0 = c_0 = 0 unless given. A
+linear readout maps the hidden state to the output: ``y_t = W_out h_t + b_out``.
 
 Parameter layout
 ----------------
 One setting is one flat float32 vector: PyTorch's state dict flattened in order,
-row-major, then the readout::
+row-major, then the readout (for a dense recurrence; see :mod:`lstmsearch.kinds.spec`)::
 
     weight_ih_l0 (G*H, I) | weight_hh_l0 (G*H, H) | bias_ih_l0 (G*H) | bias_hh_l0 (G*H)
     | weight_out (O, H) | bias_out (O)
@@ -44,19 +24,9 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from . import kinds
 from .errors import LstmsearchError, check_memory, require
-
-#: Number of gate blocks G per cell kind.
-GATES: Dict[str, int] = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
-#: Names of the gate blocks, in PyTorch's order.
-GATE_NAMES: Dict[str, Tuple[str, ...]] = {
-    "rnn_tanh": ("h",),
-    "rnn_relu": ("h",),
-    "lstm": ("i", "f", "g", "o"),
-    "gru": ("r", "z", "n"),
-}
-#: Integer codes shared by the kernels.
-KIND_CODES: Dict[str, int] = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3}
+from .kinds.spec import CellKind
 
 RECURRENT_BLOCKS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 READOUT_BLOCKS = ("weight_out", "bias_out")
@@ -93,7 +63,10 @@ class Cell:
 
     Parameters
     ----------
-    kind : {"rnn_tanh", "rnn_relu", "lstm", "gru"}
+    kind : str or CellKind
+        A built-in kind ("lstm", "gru", "rnn_tanh", "rnn_relu", "mgu", "mingru", "minlstm",
+        "indrnn"; see :mod:`lstmsearch.kinds`), a registered one, ``"module.path:NAME"`` of a
+        :class:`~lstmsearch.kinds.spec.CellKind`, or the CellKind itself (registered by its name).
     hidden : int
         Hidden size H (>= 1).
     inputs : int
@@ -108,38 +81,42 @@ class Cell:
     outputs: int = 1
 
     def __post_init__(self):
-        if self.kind not in GATES:
-            raise LstmsearchError(
-                f"unknown cell kind {self.kind!r}; expected one of {', '.join(GATES)}"
-            )
+        if isinstance(self.kind, CellKind):
+            if self.kind.name not in kinds.BUILTIN:
+                kinds.register(self.kind)
+            object.__setattr__(self, "kind", self.kind.name)
+        require(isinstance(self.kind, str), f"cell kind must be a name or a CellKind, got {type(self.kind).__name__}")
+        kinds.get(self.kind)  # an unknown kind fails here, with the known ones listed
         object.__setattr__(self, "hidden", _positive_int(self.hidden, "hidden"))
         object.__setattr__(self, "inputs", _positive_int(self.inputs, "inputs"))
         object.__setattr__(self, "outputs", _positive_int(self.outputs, "outputs"))
 
     # ----------------------------------------------------------------- layout
     @property
-    def gates(self) -> int:
-        """G: 1 for RNN, 4 for LSTM, 3 for GRU."""
-        return GATES[self.kind]
+    def spec(self) -> CellKind:
+        """The kind's definition: gates, state, layout, equations (:mod:`lstmsearch.kinds`)."""
+        return kinds.get(self.kind)
 
     @property
-    def code(self) -> int:
-        return KIND_CODES[self.kind]
+    def gates(self) -> int:
+        """G, the number of gate blocks: 1 for the RNNs, 4 for the LSTM, 3 for the GRU, ..."""
+        return self.spec.n_gates
+
+    @property
+    def gate_names(self) -> Tuple[str, ...]:
+        """The gate blocks in layout order (PyTorch's where PyTorch has the cell)."""
+        return self.spec.gates
+
+    @property
+    def memory(self) -> bool:
+        """Whether the cell carries a second state c (the LSTM's memory cell)."""
+        return self.spec.memory
 
     @property
     def blocks(self) -> List[Block]:
         """Every block of the flat vector, in order, with shape and start offset."""
-        G, H, I, O = self.gates, self.hidden, self.inputs, self.outputs
-        shapes = [
-            ("weight_ih_l0", (G * H, I)),
-            ("weight_hh_l0", (G * H, H)),
-            ("bias_ih_l0", (G * H,)),
-            ("bias_hh_l0", (G * H,)),
-            ("weight_out", (O, H)),
-            ("bias_out", (O,)),
-        ]
         out, start = [], 0
-        for name, shape in shapes:
+        for name, shape in self.spec.block_shapes(self.hidden, self.inputs, self.outputs):
             out.append(Block(name, shape, start))
             start += int(np.prod(shape))
         return out
@@ -170,7 +147,7 @@ class Cell:
 
     def gate_rows(self, gate: str) -> slice:
         """Rows of ``weight_ih_l0`` / ``weight_hh_l0`` / biases that belong to ``gate``."""
-        names = GATE_NAMES[self.kind]
+        names = self.gate_names
         require(gate in names, f"cell {self.kind} has no gate {gate!r}; expected one of {names}")
         k = names.index(gate)
         return slice(k * self.hidden, (k + 1) * self.hidden)
@@ -178,7 +155,7 @@ class Cell:
     def describe(self) -> str:
         """A readable table of the parameter layout."""
         lines = [f"{self.kind}: I={self.inputs} H={self.hidden} O={self.outputs} "
-                 f"G={self.gates} gates={','.join(GATE_NAMES[self.kind])} D={self.n_params}"]
+                 f"G={self.gates} gates={','.join(self.gate_names)} D={self.n_params}"]
         for b in self.blocks:
             lines.append(f"  {b.name:<13} {str(b.shape):<12} [{b.start}:{b.start + b.size}]")
         return "\n".join(lines)

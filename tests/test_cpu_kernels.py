@@ -150,8 +150,8 @@ def test_eight_float_vectors_give_the_same_bits(kind, H, I, tmp_path, monkeypatc
     """The kernel shaped for CPUs without AVX-512 (8-float vectors, 2 sequence parts) sums in
     the same order as the default one: same bits."""
     cell = Cell(kind, H, inputs=I)
-    src = _codegen.source(cell.code, H, I, lanes=8)
-    assert "lanes=8" in src and src != _codegen.source(cell.code, H, I, lanes=16)
+    src = _codegen.source(cell.kind, H, I, lanes=8)
+    assert "lanes=8" in src and src != _codegen.source(cell.kind, H, I, lanes=16)
     simulate8 = _codegen.load_uncached(src, tmp_path, f"k8_{kind}_{H}")
     rng = np.random.default_rng(7)
     P, T, B = 3, 6, 37  # B: partial vectors in every part

@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstmsearch.cells import GATE_NAMES, Cell
+from lstmsearch.cells import Cell
 from lstmsearch.search.spaces import BLOCK_ALIASES, MaskedSpace
 
 BLOCKS = list(BLOCK_ALIASES)
@@ -29,7 +29,7 @@ def _where(cell, p):
                 return b.name, short, "", -1, off
             row = off // b.shape[1] if len(b.shape) == 2 else off
             col = off % b.shape[1] if len(b.shape) == 2 else -1
-            return b.name, short, GATE_NAMES[cell.kind][row // cell.hidden], row % cell.hidden, col
+            return b.name, short, cell.gate_names[row // cell.hidden], row % cell.hidden, col
     raise AssertionError(p)
 
 
@@ -93,7 +93,7 @@ def specs(draw):
         {"mode": st.sampled_from(["free", "free", "fixed"]), "value": st.sampled_from([0.0, 2.0]),
          "tie": st.sampled_from(["none", "unit", "gate", "all"]),
          "low": st.sampled_from([-3.0, -1.0]), "high": st.sampled_from([1.0, 5.0])},
-        optional={"block": st.sampled_from(BLOCKS), "gate": st.sampled_from(GATE_NAMES[kind]),
+        optional={"block": st.sampled_from(BLOCKS), "gate": st.sampled_from(Cell(kind, 1).gate_names),
                   "units": st.lists(st.integers(0, cell.hidden - 1), min_size=1, max_size=cell.hidden, unique=True),
                   "part": st.sampled_from(["all", "diagonal", "offdiagonal"])})
     spec = {"kind": "masked", "default": draw(st.sampled_from(["free", "fixed"])),

@@ -42,7 +42,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import pyarrow as pa
 
-from ..cells import GATE_NAMES, Cell
+from ..cells import Cell
 from ..errors import require
 from ..kernels import reference as ref
 from ..tasks import Task
@@ -55,7 +55,8 @@ SILENT = 1e-6
 def traces(cell: Cell, params, x) -> Dict[str, np.ndarray]:
     """Gate activations of one setting over sequences x (T, B, I); each array (T, B, H) float64.
 
-    Keys: LSTM ``i f g o c h``; GRU ``r z n h``; RNN ``h``. h_0 = c_0 = 0.
+    Keys: the values the kind's update returns (:attr:`lstmsearch.kinds.spec.CellKind.traced`):
+    LSTM ``i f g o c h``; GRU ``r z n h``; RNN ``h``; MGU ``f n h``; ... h_0 = c_0 = 0.
     """
     params = cell.check_params(np.asarray(params))
     require(params.shape[0] == 1, f"traces takes one setting, got {params.shape[0]}")
@@ -65,36 +66,16 @@ def traces(cell: Cell, params, x) -> Dict[str, np.ndarray]:
     p = cell.unflatten(params.astype(np.float64))
     T, B, _ = x.shape
     H = cell.hidden
-    names = {"lstm": "ifgoch", "gru": "rznh"}.get(cell.kind, "h")
+    names = cell.spec.traced
     out = {k: np.empty((T, B, H)) for k in names}
     h = np.zeros((1, B, H))
     c = np.zeros((1, B, H))
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(T):
-            gi = ref._affine(p["weight_ih_l0"], p["bias_ih_l0"], x[t][None])
-            gh = ref._affine(p["weight_hh_l0"], p["bias_hh_l0"], h)
-            if cell.kind == "rnn_tanh":
-                h = np.tanh(gi + gh)
-            elif cell.kind == "rnn_relu":
-                h = np.maximum(gi + gh, 0.0)
-            elif cell.kind == "lstm":
-                a = gi + gh
-                i = ref.sigmoid(a[..., 0:H])
-                f = ref.sigmoid(a[..., H:2 * H])
-                g = np.tanh(a[..., 2 * H:3 * H])
-                o = ref.sigmoid(a[..., 3 * H:])
-                c = f * c + i * g
-                h = o * np.tanh(c)
-                for k, v in zip("ifgoc", (i, f, g, o, c)):
-                    out[k][t] = v[0]
-            else:
-                r = ref.sigmoid(gi[..., 0:H] + gh[..., 0:H])
-                z = ref.sigmoid(gi[..., H:2 * H] + gh[..., H:2 * H])
-                n = np.tanh(gi[..., 2 * H:] + r * gh[..., 2 * H:])
-                h = (1.0 - z) * n + z * h
-                for k, v in zip("rzn", (r, z, n)):
-                    out[k][t] = v[0]
-            out["h"][t] = h[0]
+            values = ref.evaluate(cell, p, x[t], h, c)
+            for k in names:
+                out[k][t] = np.broadcast_to(values[k], (1, B, H))[0]
+            h, c = values["h"], values.get("c", c)
     return out
 
 
@@ -207,7 +188,7 @@ def weight_name(cell: Cell, index: int, names: Optional[List[str]] = None) -> st
     """A readable name for flat index ``index``: e.g. ``i[memory] <- h[flag]``, ``bias f[flag]``."""
     H = cell.hidden
     names = names or [f"u{j}" for j in range(H)]
-    gates = GATE_NAMES[cell.kind]
+    gates = cell.gate_names
     for b in cell.blocks:
         if b.start <= index < b.start + b.size:
             k = index - b.start

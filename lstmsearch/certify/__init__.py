@@ -133,7 +133,7 @@ def _slices(low, high, K, arithmetic):
 def _zero_state(cell, K):
     z = np.zeros((K, cell.hidden))
     st = {"h": (z, z)}
-    if cell.kind == "lstm":
+    if cell.memory:
         st["c"] = (z, z)
     return st
 

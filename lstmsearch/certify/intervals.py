@@ -80,6 +80,18 @@ def r_mul(a, b):
     return dn(lo), up(hi)
 
 
+def r_div(a, b):
+    """a / b; where the b box contains 0, the whole line."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo, hi = _corners([a[0] / b[0], a[0] / b[1], a[1] / b[0], a[1] / b[1]])
+    zero = (b[0] <= 0) & (b[1] >= 0)
+    return np.where(zero, -INF, dn(lo)), np.where(zero, INF, up(hi))
+
+
+def r_neg(a):
+    return -a[1], -a[0]
+
+
 def r_matvec(W, h, bias):
     """Enclosure of ``bias + h @ W.T`` for boxes h (K, n), point weights W (m, n), bias (m,)."""
     W = np.asarray(W, np.float64)
@@ -183,9 +195,11 @@ def f_mul(a, b):
 
 
 def f_div(a, b):
-    """a / b for boxes b that do not contain 0."""
-    assert np.all((b[0] > 0) | (b[1] < 0)), "division by a box containing 0"
-    return _corners([rn32(a[0] / b[0]), rn32(a[0] / b[1]), rn32(a[1] / b[0]), rn32(a[1] / b[1])])
+    """a / b; where the b box contains 0, the whole line (the kernel may divide by 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo, hi = _corners([rn32(a[0] / b[0]), rn32(a[0] / b[1]), rn32(a[1] / b[0]), rn32(a[1] / b[1])])
+    zero = (b[0] <= 0) & (b[1] >= 0)
+    return np.where(zero, -INF, lo), np.where(zero, INF, hi)
 
 
 def f_neg(a):

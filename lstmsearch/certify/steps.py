@@ -6,7 +6,8 @@ that one step of the cell can reach from a state in the box with an input in the
 (Moore 1966: the natural interval extension of the cell's equations; inclusion-isotone, so
 ``B' subset B`` implies ``step(B') subset step(B)``).
 
-Equations (PyTorch's, see :mod:`lstmsearch.cells`):
+Equations: each kind's, from its module in :mod:`lstmsearch.kinds`, evaluated over boxes
+(:meth:`lstmsearch.kinds.graph.Graph.evaluate`), e.g.
 
 - rnn:  h' = act(W_ih x + b_ih + W_hh h + b_hh)
 - lstm: c' = sigma(f) c + sigma(i) tanh(g),  h' = sigma(o) tanh(c')
@@ -20,7 +21,8 @@ it: pre-activations ``acc = b_ih + b_hh`` then ``acc = fma(w, v, acc)`` over the
 h_0, h_1, ... (explicit fused multiply-adds, in that order); the LSTM's c' and h' by the
 one-division formulas of :func:`lstmsearch.kernels._fastmath.lstm_cell` /
 ``lstm_hidden``; the GRU's ``n = tanh((b_in + w x) + sigma(r) pre_n)`` and
-``h' = n + z (h - n)``. Every activation is the kernel's own float32 function, applied at the
+``h' = n + z (h - n)`` (any ``u v + w`` as either a fused or a rounded multiply-add, as the
+``contract`` flag lets LLVM choose). Every activation is the kernel's own float32 function, applied at the
 box's ends (monotone: proved exhaustively, :mod:`.float32_facts`). For the GRU update the
 dependency on n is kept by bounding the real lerp and adding the two roundings
 (|RN(h - n) - (h - n)| <= half an ulp of max|h - n|, and the product's), except where z is
@@ -52,62 +54,92 @@ def _hstack(a, b):
     return np.concatenate([a[0], b[0]], axis=1), np.concatenate([a[1], b[1]], axis=1)
 
 
-def pre_activations(cell: Cell, w, h, x, arithmetic: str, rows=None):
-    """Boxes (K, G*H) of b_ih + b_hh + W_ih x + W_hh h (rows ``rows``; the GRU's n rows get
-    b_hh + W_hh h only: its input term is added later)."""
+def pre_activations(cell: Cell, w, h, x, arithmetic: str, rows=None, hh_only=None):
+    """Boxes (K, G*H) of b_ih + b_hh + W_ih x + W_hh h (rows ``rows``; rows in ``hh_only``, a
+    gate whose terms the equations use apart like the GRU's n, get b_hh + W_hh h only: its
+    input term is added later). A dense recurrence only."""
     Wih, Whh = w["weight_ih_l0"], w["weight_hh_l0"]
     bih, bhh = w["bias_ih_l0"], w["bias_hh_l0"]
     GH = Whh.shape[0]
     rows = np.arange(GH) if rows is None else rows
-    hh_only = np.zeros(GH, bool)
-    if cell.kind == "gru":
-        hh_only[cell.gate_rows("n")] = True
-    hh_only = hh_only[rows]
-    Wih = np.where(hh_only[:, None], 0.0, Wih[rows])
+    apart = np.zeros(GH, bool)
+    for g in (separate_gates(cell) if hh_only is None else hh_only):
+        apart[cell.gate_rows(g)] = True
+    apart = apart[rows]
+    Wih = np.where(apart[:, None], 0.0, Wih[rows])
     if arithmetic == "real":
-        bias = np.where(hh_only, bhh[rows], bih[rows] + bhh[rows])  # float32 + float32: exact in float64
+        bias = np.where(apart, bhh[rows], bih[rows] + bhh[rows])  # float32 + float32: exact in float64
         return iv.r_matvec(np.concatenate([Whh[rows], Wih], axis=1), _hstack(h, x), bias)
-    b = np.where(hh_only, bhh[rows], iv.rn32(bih[rows] + bhh[rows]))
+    b = np.where(apart, bhh[rows], iv.rn32(bih[rows] + bhh[rows]))
     # inputs first, then h_0 .. h_{H-1}: the kernel's order
     W = np.concatenate([Wih, Whh[rows]], axis=1)
     return iv.f_matvec_chain(W, _hstack(x, h), (b, b))
 
 
-def _act(name, box, arithmetic):
-    if arithmetic == "real":
-        return {"sigmoid": iv.r_sigmoid, "tanh": iv.r_tanh, "relu": iv.r_relu}[name](box)
-    if name == "relu":
-        return iv.r_relu(box)
-    return facts.image(name, box)
+def separate_gates(cell: Cell):
+    """The gates whose input and recurrent terms the equations use apart (not fused rows)."""
+    return [g for g in cell.gate_names if g not in cell.spec.interval_graph.leaves("pre")]
+
+
+#: The operations of a cell's equations over boxes, in exact real arithmetic.
+REAL = {"add": iv.r_add, "sub": iv.r_sub, "mul": iv.r_mul, "div": iv.r_div, "neg": iv.r_neg,
+        "sigmoid": iv.r_sigmoid, "tanh": iv.r_tanh, "relu": iv.r_relu,
+        "lerp": lambda z, a, b: iv.r_lerp(z, b, a)}
+
+
+def float32_table():
+    """The operations over boxes in the ``cpu`` kernels' float32 arithmetic (their fused forms,
+    :func:`lstmsearch.kinds.graph.float32_forms`; each activation the kernel's own function)."""
+    return {"add": iv.f_add, "sub": iv.f_sub, "mul": iv.f_mul, "div": iv.f_div, "neg": iv.f_neg,
+            "sigmoid": lambda a: facts.image("sigmoid", a), "tanh": lambda a: facts.image("tanh", a),
+            "relu": iv.r_relu, "fma": iv.f_fma_either,
+            "lerp": lambda z, a, b: gru_update32(z, b, a),
+            "sigmoid_tanh": lstm_hidden32, "lstm_cell": lstm_cell32}
+
+
+def _affine_terms(cell: Cell, w, state, x, arithmetic: str):
+    """Leaf boxes of one step: x.g = b_ih + u x (one input), hh.g for an element-wise or a
+    dense recurrence, pre.g for the fused rows (:func:`pre_activations`)."""
+    spec, H = cell.spec, cell.hidden
+    graph = spec.interval_graph if arithmetic == "real" else spec.kernel_graph
+    K = len(x[0])
+    xb = (np.broadcast_to(x[0], (K, H)), np.broadcast_to(x[1], (K, H)))
+
+    def affine(weight, bias, v):
+        u = np.broadcast_to(weight, (K, H))
+        if arithmetic == "real":
+            return iv.r_add(iv.r_mul((u, u), v), (bias, bias))
+        return iv.f_fma_either((u, u), v, (bias, bias))
+
+    leaves = {}
+    for g in graph.leaves("x"):
+        r = cell.gate_rows(g)
+        leaves["x", g] = affine(w["weight_ih_l0"][r, 0], w["bias_ih_l0"][r], xb)
+    if spec.recurrence == "diagonal":
+        for g in graph.leaves("hh"):
+            r = cell.gate_rows(g)
+            leaves["hh", g] = affine(w["weight_hh_l0"][r], w["bias_hh_l0"][r], state["h"])
+    elif spec.recurrence == "dense":
+        pre = pre_activations(cell, w, state["h"], x, arithmetic)
+        for g in cell.gate_names:
+            for op in ("pre", "hh"):
+                leaves[op, g] = _rows(pre, cell.gate_rows(g))
+    return graph, leaves
 
 
 def step(cell: Cell, w, state, x, arithmetic: str):
-    """The box of states after one step from ``state`` with inputs in ``x`` (see module doc)."""
-    H = cell.hidden
-    pre = pre_activations(cell, w, state["h"], x, arithmetic)
-    gate = lambda g: _rows(pre, cell.gate_rows(g))  # noqa: E731
-    if cell.kind in ("rnn_tanh", "rnn_relu"):
-        return {"h": _act("tanh" if cell.kind == "rnn_tanh" else "relu", pre, arithmetic)}
-    if cell.kind == "lstm":
-        if arithmetic == "real":
-            c = iv.r_add(iv.r_mul(iv.r_sigmoid(gate("f")), state["c"]),
-                         iv.r_mul(iv.r_sigmoid(gate("i")), iv.r_tanh(gate("g"))))
-            return {"c": c, "h": iv.r_mul(iv.r_sigmoid(gate("o")), iv.r_tanh(c))}
-        c = lstm_cell32(gate("i"), gate("f"), gate("g"), state["c"])
-        return {"c": c, "h": lstm_hidden32(gate("o"), c)}
-    # gru
-    Win, bin_ = w["weight_ih_l0"][cell.gate_rows("n")], w["bias_ih_l0"][cell.gate_rows("n")]
-    r, z, pn = gate("r"), gate("z"), gate("n")
-    h = state["h"]
-    if arithmetic == "real":
-        ax = iv.r_add(iv.r_mul((np.broadcast_to(Win[:, 0], (len(x[0]), H)),) * 2, x),
-                      (bin_, bin_))
-        n = iv.r_tanh(iv.r_add(ax, iv.r_mul(iv.r_sigmoid(r), pn)))
-        return {"h": iv.r_lerp(iv.r_sigmoid(z), h, n)}
-    u = np.broadcast_to(Win[:, 0], (len(x[0]), H))
-    ax = iv.f_fma_either((u, u), (np.broadcast_to(x[0], u.shape), np.broadcast_to(x[1], u.shape)), (bin_, bin_))
-    n = facts.image("tanh", iv.f_fma_either(facts.image("sigmoid", r), pn, ax))
-    return {"h": gru_update32(facts.image("sigmoid", z), h, n)}
+    """The box of states after one step from ``state`` with inputs in ``x`` (see module doc):
+    the kind's equations evaluated over boxes (:mod:`lstmsearch.kinds.graph`)."""
+    graph, leaves = _affine_terms(cell, w, state, x, arithmetic)
+
+    def leaf(n):
+        if n.op == "const":
+            return (np.float64(n.key),) * 2
+        if n.op in ("h", "c"):
+            return state[n.op]
+        return leaves[n.op, n.key]
+
+    return graph.evaluate(REAL if arithmetic == "real" else float32_table(), leaf)
 
 
 def gru_update32(z, h, n):

@@ -54,8 +54,14 @@ UNITS = 4
 PARTS = {}
 LETTERS = "ABCDEFGH"
 
-GATES = {0: 1, 1: 1, 2: 4, 3: 3}
-NAMES = {0: "rnn_tanh", 1: "rnn_relu", 2: "lstm", 3: "gru"}
+#: Source of each operation of a cell's float32 equations (see :mod:`lstmsearch.kinds.graph`;
+#: ``fma`` is written as a multiply-add that the ``contract`` flag lets LLVM fuse).
+OPS = {
+    "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}", "neg": "-{0}",
+    "sigmoid": "sigmoid({0})", "tanh": "tanh({0})", "relu": "_ZERO if {0} < _ZERO else {0}",
+    "lerp": "{1} + {0} * ({2} - {1})", "fma": "{2} + {0} * {1}",
+    "sigmoid_tanh": "lstm_hidden({0}, {1})", "lstm_cell": "lstm_cell({0}, {1}, {2}, {3})",
+}
 
 
 def _sum(terms):
@@ -78,18 +84,19 @@ def _col(L, th):
     return f"{q * th} + s" if q else "s"
 
 
-def _row(code, H, g):
-    """Row of W_ih / W_hh / biases for accumulator row g of unit j: gate g of unit j, or for
-    the one-gate RNN cells unit j + g (they do U units per pass, see :func:`_units`)."""
-    if code in (0, 1):
-        return f"j + {g}" if g else "j"
-    return f"{g * H} + j" if g else "j"
+def _row(H, g, u=0):
+    """Row of W_ih / W_hh / biases for gate g of unit j + u (the one-gate cells do U units per
+    pass, see :func:`_units`; the gated ones one)."""
+    r = [f"{g * H}"] if g else []
+    r += ["j"] + ([f"{u}"] if u else [])
+    return " + ".join(r)
 
 
-def _units(code, H):
-    """Hidden units per pass over h: the RNN cells (one gate) do UNITS at once, so that each
-    h vector loaded feeds as many FMAs as for the LSTM; the gated cells one."""
-    if code not in (0, 1):
+def _units(G, H, dense=True):
+    """Hidden units per pass over h: a one-gate cell with a dense recurrence (the RNNs) does
+    UNITS at once, so that each h vector loaded feeds as many FMAs as for the LSTM; the gated
+    ones one."""
+    if G != 1 or not dense:
         return 1
     for u in (UNITS, 2):
         if H % u == 0:
@@ -97,114 +104,129 @@ def _units(code, H):
     return 1
 
 
-def _parts(code, H, registers):
+def _parts(G, H, registers):
     """Number of sequence parts processed in lockstep (see :func:`_unit_block`): QPARTS with
     32 vector registers (AVX-512), 2 with 16 (AVX2: 4 gates x 2 parts = 8 accumulators; 3
     parts were 1.2x slower there, measured with NUMBA_CPU_NAME=haswell)."""
-    return PARTS.get((GATES[code], H > 8), QPARTS if registers >= 32 else 2)
+    return PARTS.get((G, H > 8), QPARTS if registers >= 32 else 2)
 
 
-def _unit_block(e, ind, code, H, I, G, Q, th, k0, nk, kbase, first, lanes):
-    """Emit the sums of unit j's G accumulator rows over hidden inputs k in
+def _unit_block(e, ind, H, I, GU, U, Q, th, k0, nk, kbase, first, lanes, hh_only):
+    """Emit the sums of unit j's GU accumulator rows over hidden inputs k in
     [kbase + k0, kbase + k0 + nk), for the Q parts of the tile (see :mod:`._vecsum`).
 
     first (and I <= IMAX): pre = bias + input term + the sum; otherwise pre += the sum
     (bias and input term were put in pre beforehand). kbase is a source expression
-    ('' for constant offsets). For the RNN cells G here counts U units (see :func:`_units`).
+    ('' for constant offsets). Rows in hh_only take b_hh alone and no input term.
     """
     init = first and I <= IMAX
-    stride = 1 if code in (0, 1) else H
-    hh_only = (2,) if code == 3 else ()  # the GRU's candidate row: bhh alone, input added later
+    stride = 1 if U > 1 or GU == 1 else H
     name = f"unit_sum_{nk}_{int(init)}"
-    e.defs[name] = (f"{name} = make_unit_sum(G={G}, Q={Q}, nk={nk}, I={I}, th={th}, stride={stride}, "
+    e.defs[name] = (f"{name} = make_unit_sum(G={GU}, Q={Q}, nk={nk}, I={I}, th={th}, stride={stride}, "
                     f"H={H}, hh_only={hh_only}, init={init}, lanes={lanes})")
     first_k = f"{kbase} + {k0}" if kbase and k0 else (kbase or f"{k0}")
     e(ind, f"{name}(Wih, Whh, bih, bhh, h, xs, pre, j, {first_k}, nvec)")
 
 
-def _input_term(e, ind, code, H, I, G, Q, th):
+def _input_term(e, ind, H, I, G, U, Q, th, hh_only):
     """pre* = bias + input term of unit j, for I > IMAX (a loop over inputs)."""
+    rows = [(g * U + u, _row(H, g, u)) for g in range(G) for u in range(U)]
     for L in LETTERS[:Q]:
-        for g in range(G):
-            r = _row(code, H, g)
-            e(ind, f"bb = bhh[{r}]" if code == 3 and g == 2 else f"bb = bih[{r}] + bhh[{r}]")
+        for a, r in rows:
+            e(ind, f"bb = bhh[{r}]" if a in hh_only else f"bb = bih[{r}] + bhh[{r}]")
             e(ind, "for s in range(na):")
-            e(ind + 1, f"pre[{g}, {_col(L, th)}] = bb")
+            e(ind + 1, f"pre[{a}, {_col(L, th)}] = bb")
         e(ind, f"for i in range({I}):")
-        for g in range(G - 1 if code == 3 else G):
-            r = _row(code, H, g)
+        for a, r in rows:
+            if a in hh_only:
+                continue
             e(ind + 1, f"uu = Wih[{r}, i]")
             e(ind + 1, "for s in range(na):")
-            e(ind + 2, f"pre[{g}, {_col(L, th)}] += uu * xs[i, {_col(L, th)}]")
+            e(ind + 2, f"pre[{a}, {_col(L, th)}] += uu * xs[i, {_col(L, th)}]")
 
 
-def _gates(e, ind, code, H, I, Q, th, U=1):
-    """Nonlinearities of unit j: pre* (G, .) -> hn*[j] (and c*[j])."""
-    if code == 3:
-        for i in range(I):
-            e(ind, f"u_{i} = Wih[{2 * H} + j, {i}]")
-        e(ind, f"bx = bih[{2 * H} + j]")
-    if code == 2:
-        # two loops, each over the Q parts' units: c' (exp, exp, expm1, one division), then
-        # h' (exp, expm1 of c', one division); each loop's Q dependency chains are short
-        # enough for the out-of-order core to overlap successive iterations
-        e(ind, "for s in range(na):")
-        for L in LETTERS[:Q]:
-            cs = _col(L, th)
-            e(ind + 1, f"c[j, {cs}] = lstm_cell(pre[0, {cs}], pre[1, {cs}], pre[2, {cs}], c[j, {cs}])")
-        e(ind, "for s in range(na):")
-        for L in LETTERS[:Q]:
-            cs = _col(L, th)
-            e(ind + 1, f"hn[j, {cs}] = lstm_hidden(pre[3, {cs}], c[j, {cs}])")
-        return
-    if code == 3:
-        # the same split: tanh's argument and z first (two independent chains), then
-        # n = tanh(a) and h' = n + z (h - n)
-        e(ind, "for s in range(na):")
-        for L in LETTERS[:Q]:
-            cs = _col(L, th)
-            xn = _sum(["bx"] + [f"u_{i} * xs[{i}, {cs}]" for i in range(I)])
-            e(ind + 1, f"pre[2, {cs}] = {xn} + sigmoid(pre[0, {cs}]) * pre[2, {cs}]")
-            e(ind + 1, f"pre[1, {cs}] = sigmoid(pre[1, {cs}])")
-        e(ind, "for s in range(na):")
-        for L in LETTERS[:Q]:
-            cs = _col(L, th)
-            e(ind + 1, f"n = tanh(pre[2, {cs}])")
-            e(ind + 1, f"hn[j, {cs}] = n + pre[1, {cs}] * (h[j, {cs}] - n)")
-        return
+def _constant(e, value):
+    """A module-level float32 constant for ``value``."""
+    if value == 0.0:
+        return "_ZERO"
+    name = f"_C{len([k for k in e.defs if k.startswith('_C')])}"
+    for k, v in e.defs.items():
+        if v == f"{k} = np.float32({value!r})":
+            return k
+    e.defs[name] = f"{name} = np.float32({value!r})"
+    return name
+
+
+def _gates(e, ind, spec, H, I, Q, th, U):
+    """The new state of unit j (and j + 1 .. j + U - 1) from its pre-activations, as the kind's
+    float32 equations say (:attr:`lstmsearch.kinds.spec.CellKind.kernel_graph`):
+    hn*[j] (and c*[j]), one loop over the sequences of the Q parts."""
+    graph, dense = spec.kernel_graph, spec.recurrence == "dense"
+    index = {g: k for k, g in enumerate(spec.gates)}
+    for g in sorted(graph.leaves("x"), key=index.get):  # input terms summed here
+        for u in range(U):
+            e(ind, f"bx{index[g]}_{u} = bih[{_row(H, index[g], u)}]")
+            for i in range(I):
+                e(ind, f"u{index[g]}_{u}_{i} = Wih[{_row(H, index[g], u)}, {i}]")
+    if not dense:
+        for g in sorted(graph.leaves("hh"), key=index.get):
+            e(ind, f"bh{index[g]} = bhh[{_row(H, index[g])}]")
+            e(ind, f"wh{index[g]} = Whh[{_row(H, index[g])}]")
     e(ind, "for s in range(na):")
     for L in LETTERS[:Q]:
         cs = _col(L, th)
-        b = ind + 1
-        if code == 0:
-            for u in range(U):
-                e(b, f"hn[j + {u}, {cs}] = tanh(pre[{u}, {cs}])")
-        elif code == 1:
-            for u in range(U):
-                e(b, f"v = pre[{u}, {cs}]")
-                e(b, "if v < _ZERO:")
-                e(b + 1, "v = _ZERO")
-                e(b, f"hn[j + {u}, {cs}] = v")
+        for u in range(U):
+            unit = f"j + {u}" if u else "j"
+
+            def leaf(n):
+                k = index.get(n.key)
+                if n.op == "pre" or (n.op == "hh" and dense):
+                    return f"pre[{k * U + u}, {cs}]"
+                if n.op == "x":
+                    return "(" + _sum([f"bx{k}_{u}"] + [f"u{k}_{u}_{i} * xs[{i}, {cs}]" for i in range(I)]) + ")"
+                if n.op == "hh":
+                    return f"(bh{k} + wh{k} * h[{unit}, {cs}])"
+                if n.op == "const":
+                    return _constant(e, n.key)
+                return f"{n.op}[{unit}, {cs}]"
+
+            temps = []
+
+            def name(n, expr):
+                t = f"t{len(temps)}{L}{u}"
+                temps.append(t)
+                e(ind + 1, f"{t} = {expr}")
+                return t
+
+            table = {op: (lambda *a, _f=f: _f.format(*a)) for op, f in OPS.items()}
+            new = graph.evaluate(table, leaf, visit=name)
+            if spec.memory:
+                e(ind + 1, f"c[{unit}, {cs}] = {new['c']}")
+            e(ind + 1, f"hn[{unit}, {cs}] = {new['h']}")
 
 
-def source(code: int, H: int, I: int, lanes: int = 0) -> str:
-    """Python source of the kernel module for cell ``code``, hidden size H, inputs I, with
-    vectors of ``lanes`` floats in the recurrent sum (default: the target's, see
+def source(kind, H: int, I: int, lanes: int = 0) -> str:
+    """Python source of the kernel module for cell kind ``kind`` (a name or a
+    :class:`~lstmsearch.kinds.spec.CellKind`), hidden size H, inputs I, with vectors of
+    ``lanes`` floats in the recurrent sum (default: the target's, see
     :func:`lstmsearch.kernels._vecsum.vector_lanes`)."""
+    from .. import kinds
+    from ..cells import Cell
+
+    spec = kinds.get(kind)
     lanes = lanes or vector_lanes()
-    G = GATES[code]
-    GH = G * H
-    o1 = GH * I
-    o2 = o1 + GH * H
-    o3 = o2 + GH
-    o4 = o3 + GH
+    G = spec.n_gates
+    dense = spec.recurrence == "dense"
+    blocks = {b.name: b for b in Cell(spec, H, I).blocks}
     tb = tile(H)
-    Q = _parts(code, H, 32 if lanes == 16 else 16)
-    U = _units(code, H)
+    Q = _parts(G, H, 32 if lanes == 16 else 16)
+    U = _units(G, H, dense)
     GU = G * U  # accumulator rows per pass (gates x units)
+    fused = spec.kernel_graph.leaves("pre")
+    hh_only = tuple(k * U + u for k, g in enumerate(spec.gates) if g not in fused for u in range(U))
     parts = LETTERS[:Q]
     e = _Src()
-    e(0, f'"""Generated by lstmsearch.kernels._codegen: {NAMES[code]}, H={H}, I={I}. Do not edit."""')
+    e(0, f'"""Generated by lstmsearch.kernels._codegen: {spec.name}, H={H}, I={I}. Do not edit."""')
     e(0, "import numpy as np")
     e(0, "from numba import njit")
     e(0, "from lstmsearch.kernels._fastmath import lstm_cell, lstm_hidden, prefer_wide_vectors, sigmoid, tanh")
@@ -224,10 +246,11 @@ def source(code: int, H: int, I: int, lanes: int = 0) -> str:
     e(1, "n_c0 = c0.shape[0]")
     e(1, "for p in range(P):")
     e(2, "w = params[p]")
-    e(2, f"Wih = w[0:{o1}].reshape(({GH}, {I}))")
-    e(2, f"Whh = w[{o1}:{o2}].reshape(({GH}, {H}))")
-    e(2, f"bih = w[{o2}:{o3}]")
-    e(2, f"bhh = w[{o3}:{o4}]")
+    for var, block in (("Wih", "weight_ih_l0"), ("Whh", "weight_hh_l0"), ("bih", "bias_ih_l0"), ("bhh", "bias_hh_l0")):
+        b = blocks.get(block)
+        if b is not None:
+            shape = f".reshape({b.shape})" if len(b.shape) == 2 else ""
+            e(2, f"{var} = w[{b.start}:{b.start + b.size}]{shape}")
     th = -(-tb // Q)  # sequences of each part: ceil(tb / Q) ...
     th = -(-th // lanes) * lanes  # ... rounded up to whole vectors
     # one buffer per quantity; part q of the tile at columns [q * th, q * th + na)
@@ -249,7 +272,7 @@ def source(code: int, H: int, I: int, lanes: int = 0) -> str:
         e(3, f"for k in range({H}):")
         e(4, f"for s in range({n}):")
         e(5, f"h[k, {_col(L, th)}] = hp[k, {o} + s]")
-        if code == 2:
+        if spec.memory:
             e(5, f"c[k, {_col(L, th)}] = cp[k, {o} + s]")
     e(3, "si = 0")
     e(3, "for t in range(T):")
@@ -259,26 +282,27 @@ def source(code: int, H: int, I: int, lanes: int = 0) -> str:
         e(6, f"xs[i, {_col(L, th)}] = xT[t, i, {o} + s]")
     ind = 4
     e(ind, f"for j in range(0, {H}, {U}):" if U > 1 else f"for j in range({H}):")
-    if I > IMAX:
-        _input_term(e, ind + 1, code, H, I, GU, Q, th)
-    if H <= KB:
-        _unit_block(e, ind + 1, code, H, I, GU, Q, th, 0, H, "", True, lanes)
-    else:
-        nfull, rem = divmod(H, KB)
-        _unit_block(e, ind + 1, code, H, I, GU, Q, th, 0, KB, "", True, lanes)
-        if nfull > 1:
-            e(ind + 1, f"for kb in range({KB}, {KB * nfull}, {KB}):")
-            _unit_block(e, ind + 2, code, H, I, GU, Q, th, 0, KB, "kb", False, lanes)
-        if rem:
-            _unit_block(e, ind + 1, code, H, I, GU, Q, th, KB * nfull, rem, "", False, lanes)
-    _gates(e, ind + 1, code, H, I, Q, th, U)
+    if dense:
+        if I > IMAX:
+            _input_term(e, ind + 1, H, I, G, U, Q, th, hh_only)
+        if H <= KB:
+            _unit_block(e, ind + 1, H, I, GU, U, Q, th, 0, H, "", True, lanes, hh_only)
+        else:
+            nfull, rem = divmod(H, KB)
+            _unit_block(e, ind + 1, H, I, GU, U, Q, th, 0, KB, "", True, lanes, hh_only)
+            if nfull > 1:
+                e(ind + 1, f"for kb in range({KB}, {KB * nfull}, {KB}):")
+                _unit_block(e, ind + 2, H, I, GU, U, Q, th, 0, KB, "kb", False, lanes, hh_only)
+            if rem:
+                _unit_block(e, ind + 1, H, I, GU, U, Q, th, KB * nfull, rem, "", False, lanes, hh_only)
+    _gates(e, ind + 1, spec, H, I, Q, th, U)
     e(4, "h, hn = hn, h")
     e(4, "while si < S and steps[si] == t:")
     for L, n, o in spans:
         e(5, f"for k in range({H}):")
         e(6, f"for s in range({n}):")
         e(7, f"out_h[p, si, k, {o} + s] = h[k, {_col(L, th)}]")
-        if code == 2:
+        if spec.memory:
             e(7, f"out_c[p, si, k, {o} + s] = c[k, {_col(L, th)}]")
     e(5, "si += 1")
     e.lines[defs_at:defs_at] = list(e.defs.values())
@@ -310,11 +334,13 @@ def _cache_dir() -> str:
     return path
 
 
-def _version_hash() -> str:
-    """Hash of the generator and the fast math it inlines, and of the versions of Numba,
-    llvmlite and NumPy: a change gives new file names, so Numba never reuses a cached kernel
-    compiled from older code, and virtual environments with other versions that share the
-    cache folder keep their own kernels instead of recompiling each other's.
+def _version_hash(src: str) -> str:
+    """Hash of the generated source ``src`` (it holds the cell's equations), of the fast math
+    and vector sums it calls, and of the versions of Numba, llvmlite and NumPy: a change gives
+    new file names, so Numba never reuses a cached kernel compiled from older code or other
+    equations (a researcher's edited cell recompiles), and virtual environments with other
+    versions that share the cache folder keep their own kernels instead of recompiling each
+    other's.
 
     The rest of the key is Numba's own: its index of a kernel holds the Numba version and the
     generated file's time stamp and size, and each compiled entry the CPU name and features
@@ -325,8 +351,8 @@ def _version_hash() -> str:
     import numpy
 
     here = os.path.dirname(os.path.abspath(__file__))
-    h = hashlib.sha256()
-    for name in ("_codegen.py", "_fastmath.py", "_vecsum.py"):
+    h = hashlib.sha256(src.encode())
+    for name in ("_fastmath.py", "_vecsum.py"):
         with open(os.path.join(here, name), "rb") as f:
             h.update(f.read())
     h.update(f"numba {numba.__version__} llvmlite {llvmlite.__version__} numpy {numpy.__version__}".encode())
@@ -335,31 +361,38 @@ def _version_hash() -> str:
 
 _LOCK = threading.Lock()
 _KERNELS = {}
-def kernel(code: int, H: int, I: int):
-    """The compiled ``simulate`` for (cell code, H, I), generated and imported once."""
-    key = (code, H, I)
+
+
+def kernel(kind, H: int, I: int):
+    """The compiled ``simulate`` for (cell kind, H, I), generated and imported once (per
+    definition of the kind: a kind registered again with other equations gets its own)."""
+    from .. import kinds
+
+    spec = kinds.get(kind)
+    key = (id(spec), H, I)
     fn = _KERNELS.get(key)
     if fn is not None:
-        return fn
+        return fn[1]
     with _LOCK:
         fn = _KERNELS.get(key)
         if fn is not None:
-            return fn
+            return fn[1]
         lanes = vector_lanes()
-        modname = f"lsk_{NAMES[code]}_h{H}_i{I}_v{lanes}_{_version_hash()}"
+        src = source(spec, H, I, lanes)
+        modname = f"lsk_{spec.name}_h{H}_i{I}_v{lanes}_{_version_hash(src)}"
         path = os.path.join(_cache_dir(), modname + ".py")
         if not os.path.exists(path):
             tmp = f"{path}.{os.getpid()}.tmp"
             with open(tmp, "w") as f:
-                f.write(source(code, H, I, lanes))
+                f.write(src)
             os.replace(tmp, path)  # atomic: concurrent processes write the same text
         fn = load_module(path, modname).simulate  # a dispatcher: nothing is compiled before its first call
-        _KERNELS[key] = fn
+        _KERNELS[key] = (spec, fn)  # the spec is kept alive, so its id is not reused
         return fn
 
 
-def compiled(code: int, H: int, I: int) -> bool:
-    """Whether the kernel for (cell code, H, I) is ready without compiling: compiled in this
+def compiled(kind, H: int, I: int) -> bool:
+    """Whether the kernel for (cell kind, H, I) is ready without compiling: compiled in this
     process, or held by Numba's disk cache for this CPU, this Numba and this generated source.
 
     Generates and imports the kernel's module (milliseconds, nothing compiled) and reads
@@ -367,7 +400,7 @@ def compiled(code: int, H: int, I: int) -> bool:
     of the bytecode; the index is void for another Numba version or a changed file). Where
     Numba's cache internals are not as expected, answers False (the caller may say it
     compiles when it does not, never the reverse)."""
-    return in_cache(kernel(code, H, I))
+    return in_cache(kernel(kind, H, I))
 
 
 def in_cache(fn) -> bool:
@@ -383,13 +416,13 @@ def in_cache(fn) -> bool:
         return False
 
 
-def cache_location(code: int, H: int, I: int) -> str:
-    """The folder that holds the compiled kernel for (cell code, H, I): the kernels folder
+def cache_location(kind, H: int, I: int) -> str:
+    """The folder that holds the compiled kernel for (cell kind, H, I): the kernels folder
     (``$LSTMSEARCH_CACHE_DIR/kernels``, default ``~/.cache/lstmsearch/kernels``), or Numba's
     own folder where ``NUMBA_CACHE_DIR`` moves it elsewhere."""
     root = _cache_dir()
     try:
-        where = kernel(code, H, I)._cache.cache_path
+        where = kernel(kind, H, I)._cache.cache_path
     except Exception:  # noqa: BLE001 - a private Numba API
         return root
     root, where = os.path.abspath(root), os.path.abspath(where)

@@ -82,11 +82,11 @@ def compile_notice(cell):
 
     H, I = cell.hidden, cell.inputs
     sums = not all(_codegen.in_cache(f) for f in (fixed_order.accumulate, fixed_order.solve, fixed_order.apply_readout))
-    if _codegen.compiled(cell.code, H, I):
+    if _codegen.compiled(cell.kind, H, I):
         return "compiling the readout's fixed-order sums (first run only, some seconds)" if sums else None
     what = f"{cell.kind} H={H}" + (f" I={I}" if I != 1 else "")
     return (f"compiling the {what} kernel{' and the readout sums' if sums else ''} (first run only, some seconds; "
-            f"cached in {_codegen.cache_location(cell.code, H, I)})")
+            f"cached in {_codegen.cache_location(cell.kind, H, I)})")
 
 
 def _state_hb(state, P, B, H):
@@ -99,7 +99,7 @@ def _state_hb(state, P, B, H):
 def run(cell, params, x, steps, h0=None, c0=None):
     """Simulate ``cell``; see :func:`lstmsearch.kernels.reference.run` for the contract.
 
-    Returns float32 arrays hs, cs of shape (P, S, B, H) (cs None unless LSTM).
+    Returns float32 arrays hs, cs of shape (P, S, B, H) (cs None unless the cell has a memory c).
     """
     params = np.ascontiguousarray(params, dtype=np.float32)
     P = params.shape[0]
@@ -109,9 +109,9 @@ def run(cell, params, x, steps, h0=None, c0=None):
     S = steps.shape[0]
     xT = np.ascontiguousarray(np.asarray(x, np.float32).transpose(0, 2, 1))
     out_h = np.empty((P, S, H, B), np.float32)
-    lstm = cell.kind == "lstm"
+    lstm = cell.memory
     out_c = np.empty((P, S, H, B) if lstm else (1, 1, 1, 1), np.float32)
-    fn = kernel(cell.code, H, I)
+    fn = kernel(cell.kind, H, I)
     hb = _state_hb(h0, P, B, H)
     cb = _state_hb(c0 if lstm else None, P, B, H)
 

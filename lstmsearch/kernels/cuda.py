@@ -1,6 +1,6 @@
 """The CUDA backend: numba-cuda kernels, float32, one thread per (setting, sequence).
 
-Same equations as :mod:`lstmsearch.cells` and :mod:`lstmsearch.kernels.cpu` (PyTorch's),
+Same equations as :mod:`lstmsearch.kernels.cpu`: each kind's, from its module in :mod:`lstmsearch.kinds`,
 and the same order of summation as the cpu backend (``b_ih + W_ih x`` and ``b_hh + W_hh h``
 summed term by term, then added), so the two agree to float32 rounding.
 
@@ -124,16 +124,21 @@ def require_gpu():
 class Layout:
     """The staged recurrent weights of one setting: one row per gate row r (G*H rows).
 
-    Row r holds ``W_hh[r, :H]`` (zero-padded to HP = H rounded up to a multiple of 4), then
-    ``W_ih[r, :I]``, ``b_ih[r]``, ``b_hh[r]``, zero-padded to a width RW that is a multiple
-    of 4. Rows start on 16-byte boundaries and a row is read at constant offsets, which lets
-    the compiler load four weights per (broadcast) shared-memory instruction.
+    Row r holds ``W_hh[r, :H]`` (zero-padded to HP = H rounded up to a multiple of 4; for an
+    element-wise recurrence u_r alone, in column 0; nothing without a recurrence), then
+    ``W_ih[r, :I]``, ``b_ih[r]``, ``b_hh[r]`` (0 without a recurrence), zero-padded to a width
+    RW that is a multiple of 4. Rows start on 16-byte boundaries and a row is read at constant
+    offsets, which lets the compiler load four weights per (broadcast) shared-memory
+    instruction.
     """
 
-    def __init__(self, gates: int, H: int, I: int):
-        self.G, self.H, self.I = gates, H, I
-        self.rows = gates * H
-        self.HP = -(-H // 4) * 4
+    def __init__(self, cell, I: int):
+        from ..cells import Cell
+
+        self.cell = Cell(cell.spec, cell.hidden, I, cell.outputs)
+        self.G, self.H, self.I = cell.gates, cell.hidden, I
+        self.rows = self.G * self.H
+        self.HP = {"dense": -(-self.H // 4) * 4, "diagonal": 4, "none": 0}[cell.spec.recurrence]
         self.WIH = self.HP
         self.BIH = self.HP + I
         self.BHH = self.BIH + 1
@@ -146,14 +151,16 @@ class Layout:
 
     def pack(self, params: np.ndarray) -> np.ndarray:
         """(P, D) flat PyTorch-layout settings -> (P, rows, RW) staged layout."""
-        GH, H, I = self.rows, self.H, self.I
+        GH, I = self.rows, self.I
         P = params.shape[0]
+        blocks = self.cell.unflatten(params)
         out = np.zeros((P, GH, self.RW), np.float32)
-        o1, o2 = GH * I, GH * I + GH * H
-        out[:, :, :H] = params[:, o1:o2].reshape(P, GH, H)
-        out[:, :, self.WIH:self.BIH] = params[:, :o1].reshape(P, GH, I)
-        out[:, :, self.BIH] = params[:, o2:o2 + GH]
-        out[:, :, self.BHH] = params[:, o2 + GH:o2 + 2 * GH]
+        if "weight_hh_l0" in blocks:
+            whh = blocks["weight_hh_l0"]
+            out[:, :, :whh.shape[2] if whh.ndim == 3 else 1] = whh if whh.ndim == 3 else whh[..., None]
+            out[:, :, self.BHH] = blocks["bias_hh_l0"]
+        out[:, :, self.WIH:self.BIH] = blocks["weight_ih_l0"].reshape(P, GH, I)
+        out[:, :, self.BIH] = blocks["bias_ih_l0"]
         return out
 
 
@@ -191,16 +198,31 @@ def _dot(src, acc, row, bias, off, vec, n, unrolled):
         src(f"    {acc} += {row}[{off} + k] * {vec}[k]")
 
 
-def kernel_source(kind: int, H: int, I: int, staged: bool, unrolled: bool, aligned: bool) -> str:
-    """Python source of the kernel for one (cell kind, H, I); see the module docstring.
+#: Source of each operation of a cell's equations in the CUDA kernels (see
+#: :mod:`lstmsearch.kinds.graph`; fused rows, no fused float32 forms: CUDA's own tanh).
+OPS = {
+    "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}", "neg": "-{0}",
+    "sigmoid": "sigmoid({0})", "tanh": "np.float32(math.tanh({0}))",
+    "relu": "np.float32(0.0) if {0} < np.float32(0.0) else {0}",  # NaN stays NaN
+    "lerp": "{1} + {0} * ({2} - {1})",
+}
+
+
+def kernel_source(cell, I: int, staged: bool, unrolled: bool, aligned: bool) -> str:
+    """Python source of the kernel for one (cell kind, H, I); see the module docstring. The
+    gate code is the kind's equations (:attr:`lstmsearch.kinds.spec.CellKind.interval_graph`).
 
     Arguments of the generated ``kernel(wg, x, steps, h0, c0, out_h, out_c)``:
     wg (P, rows, RW) staged weights (:class:`Layout`), x (T, I, B), steps (S,) int32, h0/c0 (1 or P, H, B),
-    out_h/out_c (P, S, H, B) (out_c (1, 1, 1, 1) unless LSTM).
+    out_h/out_c (P, S, H, B) (out_c (1, 1, 1, 1) unless the cell has a memory c).
     """
-    G = 1 if kind <= 1 else (4 if kind == 2 else 3)
-    L = Layout(G, H, I)
-    lstm = kind == 2
+    spec, H = cell.spec, cell.hidden
+    L = Layout(cell, I)
+    graph = spec.interval_graph
+    index = {g: k for k, g in enumerate(spec.gates)}
+    xs = graph.leaves("x") | graph.leaves("pre")
+    hhs = graph.leaves("hh") | graph.leaves("pre")
+    lstm = spec.memory
     s = _Src()
     s("def kernel(wg, x, steps, h0, c0, out_h, out_c):")
     s.indent()
@@ -227,8 +249,9 @@ def kernel_source(kind: int, H: int, I: int, staged: bool, unrolled: bool, align
         s(f"for k in range({H}):")
         s("    h[k] = h0[ph, k, b]")
     s(f"hn = cuda.local.array({H}, float32)")
-    gru_copy = kind == 3 and unrolled  # the GRU reads h_{t-1}[j] at a runtime j
-    if gru_copy:
+    # unit j's own h_{t-1}[j] at a runtime j: a copy of the unrolled scalars
+    copy = unrolled and (graph.reads("h") or spec.recurrence == "diagonal")
+    if copy:
         s(f"hprev = cuda.local.array({H}, float32)")
     if lstm:
         s("pc = p % c0.shape[0]")
@@ -246,35 +269,43 @@ def kernel_source(kind: int, H: int, I: int, staged: bool, unrolled: bool, align
         s(f"xv = cuda.local.array({I}, float32)")
         s(f"for i in range({I}):")
         s("    xv[i] = x[t, i, b]")
-    if gru_copy:
+    if copy:
         for k in range(H):
             s(f"hprev[{k}] = h_{k}")
     xname = "x" if unrolled else "xv"
-    hname = "h"
+    hj = "hprev[j]" if copy else "h[j]"
     s(f"for j in range({H}):")
     s.indent()
-    for g in range(G):
-        s(f"w{g} = w[{g * H} + j]")
-        _dot(s, f"ai{g}", f"w{g}", L.BIH, L.WIH, xname, I, unrolled)
-        _dot(s, f"ah{g}", f"w{g}", L.BHH, 0, hname, H, unrolled)
-    if kind == 0:
-        s("hn[j] = np.float32(math.tanh(ai0 + ah0))")
-    elif kind == 1:
-        s("a = ai0 + ah0")
-        s("hn[j] = np.float32(0.0) if a < np.float32(0.0) else a")  # relu; NaN stays NaN
-    elif kind == 2:
-        s("ig = sigmoid(ai0 + ah0)")
-        s("fg = sigmoid(ai1 + ah1)")
-        s("gg = np.float32(math.tanh(ai2 + ah2))")
-        s("og = sigmoid(ai3 + ah3)")
-        s("cj = fg * c[j] + ig * gg")
-        s("c[j] = cj")
-        s("hn[j] = og * np.float32(math.tanh(cj))")
-    else:
-        s("rg = sigmoid(ai0 + ah0)")
-        s("zg = sigmoid(ai1 + ah1)")
-        s("ng = np.float32(math.tanh(ai2 + rg * ah2))")
-        s(f"hn[j] = (np.float32(1.0) - zg) * ng + zg * {'hprev' if gru_copy else 'h'}[j]")
+    for g, k in index.items():
+        if g not in xs and g not in hhs:
+            continue
+        s(f"w{k} = w[{k * H} + j]")
+        if g in xs:
+            _dot(s, f"ai{k}", f"w{k}", L.BIH, L.WIH, xname, I, unrolled)
+        if g in hhs and spec.recurrence == "dense":
+            _dot(s, f"ah{k}", f"w{k}", L.BHH, 0, "h", H, unrolled)
+        elif g in hhs:
+            s(f"ah{k} = w{k}[{L.BHH}] + w{k}[0] * {hj}")
+
+    def leaf(n):
+        if n.op == "const":
+            return f"np.float32({n.key!r})"
+        if n.op in ("x", "hh", "pre"):
+            k = index[n.key]
+            return {"x": f"ai{k}", "hh": f"ah{k}", "pre": f"(ai{k} + ah{k})"}[n.op]
+        return hj if n.op == "h" else "c[j]"
+
+    temps = []
+
+    def name(n, expr):
+        temps.append(f"v{len(temps)}")
+        s(f"{temps[-1]} = {expr}")
+        return temps[-1]
+
+    new = graph.evaluate({op: (lambda *a, _f=f: _f.format(*a)) for op, f in OPS.items()}, leaf, visit=name)
+    if lstm:
+        s(f"c[j] = {new['c']}")
+    s(f"hn[j] = {new['h']}")
     s.dedent()
     if unrolled:
         for k in range(H):
@@ -300,7 +331,7 @@ def kernel_source(kind: int, H: int, I: int, staged: bool, unrolled: bool, align
 
 
 @functools.lru_cache(maxsize=None)
-def _kernel(kind: int, H: int, I: int, staged: bool, unrolled: bool):
+def _kernel(cell, I: int, staged: bool, unrolled: bool):
     """The compiled (lazily, per signature) kernel for one specialisation."""
     cuda = _cuda()
     from numba import float32
@@ -314,9 +345,9 @@ def _kernel(kind: int, H: int, I: int, staged: bool, unrolled: bool):
         d = np.float32(1.0) / (np.float32(1.0) + e)
         return d if a >= np.float32(0.0) else e * d
 
-    src = kernel_source(kind, H, I, staged, unrolled, aligned=not sim)
+    src = kernel_source(cell, I, staged, unrolled, aligned=not sim)
     scope = {"cuda": cuda, "float32": float32, "math": math, "np": np, "sigmoid": sigmoid}
-    code = compile(src, f"<lstmsearch.kernels.cuda kind={kind} H={H} I={I}>", "exec")
+    code = compile(src, f"<lstmsearch.kernels.cuda kind={cell.kind} H={cell.hidden} I={I}>", "exec")
     exec(code, scope)
     return cuda.jit(scope["kernel"])
 
@@ -350,11 +381,11 @@ def chunk_settings(P, per_setting_bytes, free_bytes) -> int:
 
 def kernel_for(cell, I: int):
     """``(kernel, layout)`` for ``cell`` with I inputs: compiled on first launch, cached."""
-    layout = Layout(cell.gates, cell.hidden, I)
+    layout = Layout(cell, I)
     staged = layout.size * 4 <= SHARED_MAX_BYTES
     unrolled = cell.hidden <= UNROLL_MAX_H
     try:
-        return _kernel(cell.code, cell.hidden, I, staged, unrolled), layout
+        return _kernel(cell, I, staged, unrolled), layout
     except Exception as err:  # e.g. NVVM/NVRTC libraries missing
         raise LstmsearchError(f"cannot build the CUDA kernel ({type(err).__name__}: {err}); "
                               f"reinstall CUDA support with: {INSTALL_HINT}") from None
@@ -379,14 +410,14 @@ def run(cell, params, x, steps, h0=None, c0=None):
 
     Returns
     -------
-    hs, cs : (P, S, B, H) float32 arrays (cs is None unless the cell is an LSTM)
+    hs, cs : (P, S, B, H) float32 arrays (cs is None unless the cell has a memory c)
     """
     cuda = require_gpu()
     params = np.ascontiguousarray(params, dtype=np.float32)
     P = params.shape[0]
     T, B, I = x.shape
     H = cell.hidden
-    lstm = cell.kind == "lstm"
+    lstm = cell.memory
     steps = np.ascontiguousarray(steps, dtype=np.int32)
     S = steps.shape[0]
     kernel, layout = kernel_for(cell, I)

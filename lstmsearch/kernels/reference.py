@@ -1,7 +1,8 @@
 """The NumPy reference backend: float64, written for clarity, the oracle of the tests.
 
-It computes exactly the equations in :mod:`lstmsearch.cells` (PyTorch's), vectorised over
-the population P and the sequences B, one time step at a time.
+It evaluates each cell kind's equations as its module in :mod:`lstmsearch.kinds` writes them
+(for PyTorch's cells: PyTorch's), vectorised over the population P and the sequences B, one
+time step at a time.
 """
 
 from __future__ import annotations
@@ -17,33 +18,56 @@ def sigmoid(a):
     return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def _affine(W, b, v):
+#: The operations of a cell's equations in float64 NumPy (see :mod:`lstmsearch.kinds.graph`).
+TABLE = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "neg": np.negative,
+    "sigmoid": sigmoid, "tanh": np.tanh, "relu": lambda a: np.maximum(a, 0.0),
+    "lerp": lambda z, a, b: (1.0 - z) * a + z * b,
+}
+
+
+def affine(W, b, v):
     """W (P, R, K) applied to v (P or 1, B, K), plus b (P, R): (P, B, R)."""
     return np.einsum("prk,pbk->pbr", W, np.broadcast_to(v, (W.shape[0],) + v.shape[1:])) + b[:, None, :]
 
 
+def terms(cell, p, x_t, h):
+    """The per-gate input and recurrent terms of one step: ``x.g = W_ih x_t + b_ih`` and
+    ``hh.g = W_hh h + b_hh`` (``u * h + b_hh`` element-wise; none without a recurrence),
+    dicts gate -> (P, B, H)."""
+    H, spec = cell.hidden, cell.spec
+    gi = affine(p["weight_ih_l0"], p["bias_ih_l0"], x_t[None])
+    if spec.recurrence == "dense":
+        gh = affine(p["weight_hh_l0"], p["bias_hh_l0"], h)
+    elif spec.recurrence == "diagonal":
+        gh = p["weight_hh_l0"][:, None, :] * np.tile(h, (1, 1, spec.n_gates)) + p["bias_hh_l0"][:, None, :]
+    else:
+        gh = None
+    rows = {g: slice(k * H, (k + 1) * H) for k, g in enumerate(spec.gates)}
+    return ({g: gi[..., r] for g, r in rows.items()},
+            None if gh is None else {g: gh[..., r] for g, r in rows.items()})
+
+
+def evaluate(cell, p, x_t, h, c, names=None):
+    """The values ``names`` (default: every value the kind's update returns) after one step."""
+    xi, hh = terms(cell, p, x_t, h)
+
+    def leaf(n):
+        if n.op == "x":
+            return xi[n.key]
+        if n.op == "hh":
+            return hh[n.key]
+        if n.op == "const":
+            return n.key
+        return h if n.op == "h" else c
+
+    return cell.spec.graph.evaluate(TABLE, leaf, names)
+
+
 def step(cell, p, x_t, h, c):
     """One step of ``cell`` for all settings: x_t (B, I), h and c (P, B, H) -> (h', c')."""
-    H = cell.hidden
-    gi = _affine(p["weight_ih_l0"], p["bias_ih_l0"], x_t[None])
-    gh = _affine(p["weight_hh_l0"], p["bias_hh_l0"], h)
-    if cell.kind == "rnn_tanh":
-        return np.tanh(gi + gh), c
-    if cell.kind == "rnn_relu":
-        return np.maximum(gi + gh, 0.0), c
-    if cell.kind == "lstm":
-        a = gi + gh
-        i = sigmoid(a[..., 0:H])
-        f = sigmoid(a[..., H:2 * H])
-        g = np.tanh(a[..., 2 * H:3 * H])
-        o = sigmoid(a[..., 3 * H:4 * H])
-        c = f * c + i * g
-        return o * np.tanh(c), c
-    # gru
-    r = sigmoid(gi[..., 0:H] + gh[..., 0:H])
-    z = sigmoid(gi[..., H:2 * H] + gh[..., H:2 * H])
-    n = np.tanh(gi[..., 2 * H:] + r * gh[..., 2 * H:])
-    return (1.0 - z) * n + z * h, c
+    out = evaluate(cell, p, x_t, h, c, cell.spec.states)
+    return out["h"], out.get("c", c)
 
 
 def run(cell, params, x, steps, h0=None, c0=None):
@@ -58,7 +82,7 @@ def run(cell, params, x, steps, h0=None, c0=None):
 
     Returns
     -------
-    hs, cs : (P, S, B, H) float64 arrays (cs is None unless the cell is an LSTM)
+    hs, cs : (P, S, B, H) float64 arrays (cs is None unless the cell has a memory c)
     """
     params = np.asarray(params, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
@@ -69,7 +93,7 @@ def run(cell, params, x, steps, h0=None, c0=None):
     c = np.zeros((P, B, H)) if c0 is None else np.array(c0, dtype=np.float64)
     steps = list(np.asarray(steps))
     hs = np.empty((P, len(steps), B, H))
-    cs = np.empty((P, len(steps), B, H)) if cell.kind == "lstm" else None
+    cs = np.empty((P, len(steps), B, H)) if cell.memory else None
     with np.errstate(over="ignore", invalid="ignore"):
         s = 0
         for t in range(T):

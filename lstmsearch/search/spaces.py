@@ -40,7 +40,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..cells import GATE_NAMES, Cell
+from ..cells import Cell
 from ..errors import LstmsearchError, require
 
 BLOCK_ALIASES = {
@@ -248,7 +248,7 @@ class MaskedSpace(Space):
         short = b.name.replace("_l0", "")
         if b.name in ("weight_out", "bias_out"):
             return short, "", -1, str(p - b.start)
-        gate, unit = GATE_NAMES[self.cell.kind][w.gate[p]], int(w.unit[p])
+        gate, unit = self.cell.gate_names[w.gate[p]], int(w.unit[p])
         return short, gate, unit, (f"{unit},{w.col[p]}" if len(b.shape) == 2 else str(unit))
 
     def _select(self, rule: Dict, where: str) -> np.ndarray:
@@ -267,7 +267,7 @@ class MaskedSpace(Space):
                         f"{where} block {b!r} is unknown; expected one of {', '.join(BLOCK_ALIASES)}")
             blocks = [BLOCK_ALIASES.get(b, b) for b in blocks]
         gates = rule.get("gate")
-        names = GATE_NAMES[cell.kind]
+        names = cell.gate_names
         if gates is not None:
             gates = [gates] if isinstance(gates, str) else gates
             for g in gates:
