@@ -106,8 +106,8 @@ def simulate(cell: Cell, params, x, backend: str = "cpu", h0=None, return_sequen
     x = _check_x(cell, x)
     P, (T, B, _), H = params.shape[0], x.shape, cell.hidden
     c0 = None
-    if h0 is not None and cell.kind == "lstm":
-        require(isinstance(h0, tuple) and len(h0) == 2, "for the LSTM, h0 must be a pair (h0, c0)")
+    if h0 is not None and cell.memory:
+        require(isinstance(h0, tuple) and len(h0) == 2, f"for the {cell.kind} (it has a memory c), h0 must be a pair (h0, c0)")
         h0, c0 = h0
     h0 = _check_state(h0, P, B, H, "h0")
     c0 = _check_state(c0, P, B, H, "c0")
@@ -116,7 +116,7 @@ def simulate(cell: Cell, params, x, backend: str = "cpu", h0=None, return_sequen
     if not return_sequence:
         hs = hs[:, 0]
         cs = None if cs is None else cs[:, 0]
-    return (hs, cs) if cell.kind == "lstm" else hs
+    return (hs, cs) if cell.memory else hs
 
 
 def chunk_size_for(cell: Cell, task: Task, n_sequences: int) -> int:

@@ -19,7 +19,7 @@ from lstmsearch import Cell, LstmsearchError, make_task
 from lstmsearch.kernels import cpu, get_backend, resolve_backend
 from lstmsearch.kernels import cuda as kcuda
 
-KINDS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+from lstmsearch.kinds import BUILTIN as KINDS  # every built-in kind, new ones included
 ATOL = 1e-5
 
 usable, where = kcuda.gpu_status()

@@ -95,7 +95,7 @@ def sequence_errors(cell: Cell, setting, x, backend: str = "cpu") -> np.ndarray:
     setting = np.asarray(setting, dtype=np.float32).reshape(1, -1)
     x = np.ascontiguousarray(x, dtype=np.float32)
     h = simulate(cell, setting, x, backend=backend)
-    if cell.kind == "lstm":
+    if cell.memory:
         h = h[0]
     y = readout_mod.apply(h, setting[:, cell.n_recurrent:], cell.outputs)[0]  # (B, O)
     err = np.abs(y - x[0].astype(np.float64)).max(axis=1)

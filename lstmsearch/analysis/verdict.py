@@ -321,8 +321,7 @@ def precision_check(cell: Cell, params, task: Task, threshold: float, length: Op
         pc.notes.append(f"depends on float32 saturation: solved in float32 (nmse {f32:.3g}) but not in float64 "
                         f"(nmse {f64:.3g}) at length {length}; in exact arithmetic it does not hold")
     if pc.torch_drift:
-        why = (" (PyTorch's GRU computes h' = (h - n) * z + n, ours (1 - z) n + z h: with z == 1 they round "
-               "differently)" if cell.kind == "gru" else "")
+        why = cell.spec.extra.get("torch_rounding", "")
         pc.notes.append(f"drifts under PyTorch's kernels: solved in ours (nmse {f32:.3g}) but nmse {pc.torch:.3g} "
                         f"in PyTorch at length {length}{why}")
     return pc

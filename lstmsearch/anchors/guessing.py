@@ -125,7 +125,7 @@ class TrainingSet:
 
 def _final_h(cell, params, x, backend):
     h = simulate(cell, params, x, backend=backend)
-    return h[0] if cell.kind == "lstm" else h
+    return h[0] if cell.memory else h
 
 
 def _correct(pred, y, criterion, tol, threshold):

@@ -92,7 +92,7 @@ def float32_table():
     :func:`lstmsearch.kinds.graph.float32_forms`; each activation the kernel's own function)."""
     return {"add": iv.f_add, "sub": iv.f_sub, "mul": iv.f_mul, "div": iv.f_div, "neg": iv.f_neg,
             "sigmoid": lambda a: facts.image("sigmoid", a), "tanh": lambda a: facts.image("tanh", a),
-            "relu": iv.r_relu, "fma": iv.f_fma_either,
+            "relu": iv.r_relu, "fma": iv.f_fma_either, "sum_of_products": iv.f_sum_of_products_either,
             "lerp": lambda z, a, b: gru_update32(z, b, a),
             "sigmoid_tanh": lstm_hidden32, "lstm_cell": lstm_cell32}
 
@@ -168,9 +168,18 @@ def gru_update32(z, h, n):
       <= 2 n for every pair of points, i.e. the lemma's condition holds for all of them, not
       just at the corners. (Halving and doubling are exact in binary, so these tests in float64
       are exact for float32 ends.)
+
+    **Exact case 2 (z == 0.0f: the result is n bit for bit).** With z = +0 and h - n finite,
+    RN(h - n) is finite, z (h - n) is +-0 (fused or not) and n + (+-0) == n. The MGU's update
+    is ``lerp(f, h, n) = h + f (n - h)``, i.e. this function with the roles of h and n swapped: a
+    forget gate shut to 0.0f in float32 (the kernel's sigmoid gives 0.0f from about -87.3 down) keeps the state bit for bit.
+    Applies where the z box is exactly [0, 0] and max |h - n| < 3e38 (no overflow).
     """
     L = iv.r_lerp(z, h, n)
     D = np.maximum(np.abs(h[1] - n[0]), np.abs(h[0] - n[1]))
+    # z exactly 0.0f (a gate shut in float32, the MGU's and minGRU's order h + f (n - h)): h - n is
+    # finite (D below float32's largest number), z (h - n) = +-0 exactly, and n + (+-0) = n
+    held = (z[0] == 0.0) & (z[1] == 0.0) & (D < 3.0e38)
     e1 = z[1] * iv.half_ulp32(D)
     exact_z = (z[0] == z[1]) & ((z[0] == 1.0) | (z[0] == 0.0))
     e2 = np.where(exact_z, 0.0, iv.half_ulp32(z[1] * (D + iv.half_ulp32(D))))
@@ -179,6 +188,7 @@ def gru_update32(z, h, n):
     kept = (z[0] == 1.0) & (z[1] == 1.0) & (
         ((h[0] > 0) & (n[0] > 0) & (h[0] >= 0.5 * n[1]) & (h[1] <= 2.0 * n[0]))
         | ((h[1] < 0) & (n[1] < 0) & (h[1] <= 0.5 * n[0]) & (h[0] >= 2.0 * n[1])))
+    lo, hi = np.where(held, n[0], lo), np.where(held, n[1], hi)
     return np.where(kept, h[0], lo), np.where(kept, h[1], hi)
 
 

@@ -443,7 +443,7 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=cmd_certify, sequences=None)
 
     p = subparsers.add_parser("guess", help="weight guessing: draws until a random setting solves latch/two_sequence/parity")
-    p.add_argument("--cell", default="lstm", help="cell kind(s), comma-separated (default lstm)")
+    p.add_argument("--cell", default="lstm", help="cell kind(s), comma-separated (default lstm; see lstmsearch layout)")
     p.add_argument("--hidden", type=int, default=1, help="hidden size H (default 1)")
     p.add_argument("--task", default="latch", help="latch, two_sequence, parity; comma-separated (default latch)")
     p.add_argument("--mode", default="given:class,fit:abs",

@@ -17,6 +17,8 @@ import time
 
 from ..errors import LstmsearchError, StopRequested, check_output, redact_url
 from ..kernels import check_backend, describe_auto
+from ..kinds import BUILTIN
+from ..kinds.spec import kinds_help
 from .args import STUDY_HELP, add_data_arg, add_row_arg, parse_list, parse_row
 
 #: Exit status when stdout's reader goes away (``| head``): 128 + SIGPIPE, as a shell reports it.
@@ -24,7 +26,8 @@ EXIT_BROKEN_PIPE = 141
 
 
 def _add_cell_args(p, hidden_default=32):
-    p.add_argument("--cell", default="lstm", help="rnn_tanh, rnn_relu, lstm or gru (default lstm)")
+    p.add_argument("--cell", default="lstm", help=f"cell kind: {kinds_help(BUILTIN)}, or module:NAME of your own "
+                   "(default lstm; lstmsearch layout --cell KIND prints its equations)")
     p.add_argument("--hidden", type=int, default=hidden_default, help="hidden size H")
 
 
@@ -76,7 +79,10 @@ def cmd_evaluate(args) -> int:
 def cmd_layout(args) -> int:
     from ..cells import Cell
 
-    print(Cell(args.cell, args.hidden, inputs=args.inputs, outputs=args.outputs).describe())
+    cell = Cell(args.cell, args.hidden, inputs=args.inputs, outputs=args.outputs)
+    print(cell.spec.describe())
+    print(f"  state: {', '.join(cell.spec.states)}; recurrence: {cell.spec.recurrence}; PyTorch: {cell.spec.torch_name}")
+    print(cell.describe())
     return 0
 
 

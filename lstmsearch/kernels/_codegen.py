@@ -59,7 +59,7 @@ LETTERS = "ABCDEFGH"
 OPS = {
     "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}", "neg": "-{0}",
     "sigmoid": "sigmoid({0})", "tanh": "tanh({0})", "relu": "_ZERO if {0} < _ZERO else {0}",
-    "lerp": "{1} + {0} * ({2} - {1})", "fma": "{2} + {0} * {1}",
+    "lerp": "{1} + {0} * ({2} - {1})", "fma": "{2} + {0} * {1}", "sum_of_products": "{0} * {1} + {2} * {3}",
     "sigmoid_tanh": "lstm_hidden({0}, {1})", "lstm_cell": "lstm_cell({0}, {1}, {2}, {3})",
 }
 

@@ -27,8 +27,9 @@ generators with functions that write source text. Two rewrites serve the float32
   arithmetic evaluated by one function of :mod:`lstmsearch.kernels._fastmath`:
   ``sigmoid(a) * tanh(b)`` -> ``sigmoid_tanh(a, b)`` (``lstm_hidden``: one division),
   ``sigmoid(a) * c + sigmoid_tanh(b, d)`` -> ``lstm_cell(b, a, d, c)`` (one division, a
-  saturated forget gate keeps c bit for bit), ``u * v + w`` -> ``fma(u, v, w)`` (the kernels
-  compile with ``contract``: a multiply-add may be fused).
+  saturated forget gate keeps c bit for bit), ``u * v + w`` -> ``fma(u, v, w)`` and
+  ``a * b + c * d`` -> ``sum_of_products(a, b, c, d)`` (the kernels compile with ``contract``:
+  LLVM may fuse a multiply-add, and with two products either one).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from ..errors import LstmsearchError
 #: The operations a cell's equations may use (besides leaves and constants).
 PRIMITIVES = ("add", "sub", "mul", "div", "neg", "sigmoid", "tanh", "relu", "lerp")
 #: Operations introduced by :func:`float32_forms`.
-FUSED = ("fma", "sigmoid_tanh", "lstm_cell")
+FUSED = ("fma", "sum_of_products", "sigmoid_tanh", "lstm_cell")
 #: Leaf operations: input term, recurrent term, fused pre-activation (per gate), state, constant.
 LEAVES = ("x", "hh", "pre", "h", "c", "const")
 
@@ -83,6 +84,8 @@ class Node:
     def __bool__(self):
         raise LstmsearchError("a cell's equations cannot branch on a value (if/and/or/min/max); "
                               "write them with ops.relu, ops.lerp and arithmetic")
+
+    __lt__ = __le__ = __gt__ = __ge__ = lambda self, other: self.__bool__()
 
     def __repr__(self):
         if self.op == "const":
@@ -256,6 +259,8 @@ def float32_forms(graph: Graph) -> Graph:
                     for s, v in (m.args, m.args[::-1]):
                         if _is(s, "sigmoid"):
                             return Node("lstm_cell", (st.args[0], s.args[0], st.args[1], v))
+            if _is(a[0], "mul") and _is(a[1], "mul"):
+                return Node("sum_of_products", a[0].args + a[1].args)
             for m, w in (a, a[::-1]):
                 if _is(m, "mul"):
                     return Node("fma", (m.args[0], m.args[1], w))

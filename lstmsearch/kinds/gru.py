@@ -17,6 +17,8 @@ KIND = CellKind(
     gates=("r", "z", "n"),
     update=update,
     torch=("GRU", {}),
+    extra={"torch_rounding": " (PyTorch's GRU computes h' = (h - n) * z + n, ours n + z (h - n) with the "
+                             "multiply-add fused where LLVM contracts it: the two round differently)"},
     citation="Cho et al. 2014, 'Learning Phrase Representations using RNN Encoder-Decoder'",
     equations="""
 r_t = sigma(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)

@@ -66,6 +66,8 @@ class CellKind:
     memory: bool = False
     torch: Optional[Tuple[str, dict]] = None
     citation: str = ""
+    #: Kind-specific sentences for reports, e.g. ``{"torch_rounding": "..."}`` (why PyTorch's
+    #: float32 module may round differently from ours).
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -88,6 +90,15 @@ class CellKind:
     @property
     def n_gates(self) -> int:
         return len(self.gates)
+
+    @property
+    def torch_name(self) -> str:
+        """What the PyTorch export uses for the cell: ``nn.LSTM``, ``nn.RNN tanh``, or the module
+        built from the equations (:func:`lstmsearch.torch_export.build_recurrence`)."""
+        if self.torch is None:
+            return f"{self.name} module built from its equations"
+        module, kwargs = self.torch
+        return " ".join([f"nn.{module}"] + [str(v) for v in kwargs.values()])
 
     @cached_property
     def graph(self) -> Graph:
@@ -135,3 +146,8 @@ class CellKind:
             lines.append(f"  ({self.citation})")
         lines += ["  " + line for line in self.equations.strip().splitlines()]
         return "\n".join(lines)
+
+
+def kinds_help(names) -> str:
+    """The CLI's help for ``--cell``: the kinds, comma-separated."""
+    return ", ".join(names)
