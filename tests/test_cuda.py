@@ -101,13 +101,16 @@ def test_extreme_and_nan_settings(kind):
     hs, cs = kcuda.run(cell, params, x, steps)
     assert np.isnan(hs[1]).any(), "a NaN weight must give NaN states"
     ok = [0, 2]
-    if kind != "rnn_relu":  # relu grows without bound at this scale (inf is allowed there)
+    # relu grows without bound at this scale (inf is allowed there); minLSTM's f / (f + i) is 0 / 0
+    # where both gates underflow to 0 in float32 (the cpu kernel says NaN too, compared below)
+    if kind not in ("rnn_relu", "indrnn", "minlstm"):
         assert np.isfinite(hs[ok]).all()
         if cs is not None:
             assert np.isfinite(cs[ok]).all()
     want = cpu.run(cell, params[ok], x, steps)
     with np.errstate(invalid="ignore"):
-        np.testing.assert_allclose(hs[ok], want[0], rtol=1e-6, atol=ATOL)
+        # unbounded relu states of 1e10: a fused and an unfused multiply-add round apart by an ulp or two
+        np.testing.assert_allclose(hs[ok], want[0], rtol=1e-5 if kind == "indrnn" else 1e-6, atol=ATOL)
 
 
 def test_chunks_give_the_same_states(monkeypatch):

@@ -1,6 +1,10 @@
 """``minlstm``: minLSTM (Feng, Tung, Ahmed, Bengio & Hajimirsadeghi 2024, "Were RNNs All We
 Needed?"): forget and input gates that see only x_t, normalised to sum to one, and a linear
-candidate. Gate order f, i, n. No recurrent weights."""
+candidate. Gate order f, i, n. No recurrent weights.
+
+In float32, where both gates' pre-activations are below about -88 both sigmoids are exactly 0
+and f / (f + i) is 0 / 0: the state is NaN and the setting is reported non-finite (the paper's
+log-space form avoids this; these are its sequential equations)."""
 
 from .spec import CellKind
 
