@@ -93,6 +93,9 @@ class Checker:
         return self.keys(data, where, spec, allow_extra)
 
     def keys(self, data: Dict, where: str, spec: Dict[str, tuple], allow_extra: bool = False):
+        """Check the keys of one table ``data`` against ``spec`` (key -> (types, default or
+        REQUIRED)); the checked table, defaults filled in (a list or table default copied, so that
+        a spec, e.g. a strategy's :attr:`~lstmsearch.search.base.Strategy.options`, is never shared)."""
         if not allow_extra:
             unknown = [k for k in data if k not in spec]
             if unknown:
@@ -102,7 +105,7 @@ class Checker:
             if key not in data:
                 if default is REQUIRED:
                     self.fail(where, f"needs the key {key!r}")
-                out[key] = default
+                out[key] = default.copy() if isinstance(default, (list, dict)) else default
                 continue
             value = data[key]
             if not _type_ok(value, types):
@@ -231,8 +234,6 @@ _EVAL = {"sequences": ((int,), 256), "heldout": ((int,), None), "seed": ((int,),
          "backend": ((str,), "cpu"), "readout": ((str,), "fit"), "ridge": ((float,), 1e-6),
          "solved": ((float,), SOLVED_NMSE), "racing": ((dict,), None)}
 _RACING = {"rungs": ((list,), REQUIRED), "keep": ((float,), REQUIRED)}
-#: Strategies that ask whole batches and rank them, which racing needs (see lstmsearch.run.racing)
-RACING_STRATEGIES = ("cmaes", "sweep")
 _BUDGET = {"settings": ((int,), None), "seconds": ((float,), None)}
 _STORE = {"keep_weights": ((int, str), 100), "max_part_rows": ((int,), 65536), "plots": ((bool,), False)}
 _WARM = {"study": ((str,), REQUIRED), "k": ((int,), 8)}
@@ -253,12 +254,40 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
     A password in the text's ``[strategy] storage`` (in its userinfo or a query parameter such as
     ``?password=``: :func:`~lstmsearch.errors.has_password`) is refused (the text is copied into the
     manifest and by ``extract``): it belongs in a PGPASSFILE, ``$LSTMSEARCH_STORAGE`` or
-    ``--storage`` (an override, never written anywhere). ``allow_password`` reads old manifests."""
+    ``--storage`` (an override, never written anywhere). ``allow_password`` reads old manifests.
+
+    One function reads each table, in this order (the first mistake is the one reported)."""
     chk = Checker(source)
+    doc = _read_document(chk, text, overrides, allow_password)
+    st = _read_study(chk, doc)
+    task = _read_task(chk, doc)  # task first: the cell's inputs/outputs default to the task's
+    cell = _read_cell(chk, doc, task)
+    ev = _read_eval(chk, doc, task)
+    b = _read_budget(chk, doc)
+    s = _read_store(chk, doc)
+    warm = _read_warm_start(chk, doc)
+    for t in ("space", "strategy"):
+        _require_kind(chk, doc, t)
+    space, space_obj = _read_space(chk, doc, cell, ev, base_dir)
+    strategy = _read_strategy(chk, doc, space_obj)
+    _check_sizes(chk, b, cell, task, ev, strategy)
+    out = Path(st["out"]) if st["out"] else Path(data_dir) / st["name"]
+    return StudyConfig(
+        name=st["name"], description=st["description"], source=source, text=text, out=out, cell=cell,
+        task=task, eval=ev, space=space, strategy=strategy,
+        budget_settings=b["settings"], budget_seconds=b["seconds"], keep_weights=s["keep_weights"],
+        max_part_rows=s["max_part_rows"], warm_start=warm, space_obj=space_obj, base_dir=base_dir,
+        plots=s["plots"],
+    )
+
+
+def _read_document(chk: Checker, text: str, overrides: Optional[Dict[str, Any]], allow_password: bool) -> Dict:
+    """The TOML document with ``overrides`` applied: no password in ``[strategy] storage`` (unless
+    ``allow_password``), no control character in any string, no unknown table."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+        raise ConfigError(f"{chk.source}: not valid TOML: {exc}") from exc
     stored = doc.get("strategy", {}).get("storage") if isinstance(doc.get("strategy"), dict) else None
     if has_password(stored) and not allow_password:
         chk.fail("[strategy] storage", f"holds a password ({redact_url(stored)}); a study file is copied into "
@@ -272,13 +301,20 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
     unknown = [k for k in doc if k not in _TOP]
     if unknown:
         chk.fail(f"[{unknown[0]}]", f"is not a known table; expected some of {', '.join(sorted(_TOP))}")
+    return doc
 
+
+def _read_study(chk: Checker, doc: Dict) -> Dict[str, Any]:
+    """``[study]``: name (a plain folder name), description, out."""
     st = chk.table(doc, "study", _STUDY)
     name = st["name"]
     if not name or any(c in name for c in "/\\:*?\"<>| ") or name.startswith("."):
         chk.fail("[study] name", f"must be a plain folder name (letters, digits, -, _), got {name!r}")
+    return st
 
-    # task first: the cell's inputs/outputs default to the task's
+
+def _read_task(chk: Checker, doc: Dict) -> Task:
+    """``[task]``: its kind, one length or several (:func:`_read_lengths`) and the task's own keys."""
     task_doc = doc.get("task")
     if not isinstance(task_doc, dict):
         chk.fail("[task]", "is missing" if task_doc is None else "must be a table")
@@ -287,27 +323,33 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
     if ("length" in task_doc) == ("lengths" in task_doc):
         chk.fail("[task]", "needs the key 'length' (length = 20) or the key 'lengths' (lengths = [20, 21]), not both"
                  if "length" in task_doc else "needs the key 'length' (length = 20) or 'lengths' (lengths = [20, 21])")
+    params = {k: v for k, v in task_doc.items() if k != "kind"}
     if "length" in task_doc:
         _check_length(chk, "[task] length", task_doc["length"])
     else:
-        lengths = task_doc["lengths"]
-        if isinstance(lengths, dict):  # a range: every length from .. to, one simulation to the longest
-            lengths = _length_range(chk, lengths)
-        if not isinstance(lengths, list) or not lengths:
-            chk.fail("[task] lengths", f"must be a non-empty array of integers such as [20, 21], or a range "
-                                       f"{{ from = 20, to = 40 }}, got {lengths!r}")
-        for n in lengths:
-            _check_length(chk, "[task] lengths", n)
-        if len(set(lengths)) != len(lengths):
-            chk.fail("[task] lengths", f"has a repeated length: {lengths}; give each length once")
+        params["lengths"] = _read_lengths(chk, task_doc["lengths"])
     try:
-        params = {k: v for k, v in task_doc.items() if k != "kind"}
-        if "lengths" in params:
-            params["lengths"] = lengths
-        task = make_task(task_doc["kind"], **params)
+        return make_task(task_doc["kind"], **params)
     except LstmsearchError as exc:
         chk.wrap("[task]", exc)
 
+
+def _read_lengths(chk: Checker, lengths) -> list:
+    """``[task] lengths``: a non-empty array of distinct lengths, or a range (:func:`_length_range`)."""
+    if isinstance(lengths, dict):  # a range: every length from .. to, one simulation to the longest
+        lengths = _length_range(chk, lengths)
+    if not isinstance(lengths, list) or not lengths:
+        chk.fail("[task] lengths", f"must be a non-empty array of integers such as [20, 21], or a range "
+                                   f"{{ from = 20, to = 40 }}, got {lengths!r}")
+    for n in lengths:
+        _check_length(chk, "[task] lengths", n)
+    if len(set(lengths)) != len(lengths):
+        chk.fail("[task] lengths", f"has a repeated length: {lengths}; give each length once")
+    return lengths
+
+
+def _read_cell(chk: Checker, doc: Dict, task: Task) -> Cell:
+    """``[cell]``: kind and hidden size; inputs and outputs default to ``task``'s and must match them."""
     c = chk.table(doc, "cell", _CELL)
     chk.positive("[cell]", "hidden", c["hidden"])
     if c["hidden"] > MAX_HIDDEN:
@@ -320,10 +362,13 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
         chk.fail("[cell]", f"has inputs={inputs}, outputs={outputs} but task {task.name} has "
                            f"{task.n_inputs} input(s) and {task.n_outputs} output(s)")
     try:
-        cell = Cell(c["kind"], c["hidden"], inputs, outputs)
+        return Cell(c["kind"], c["hidden"], inputs, outputs)
     except LstmsearchError as exc:
         chk.wrap("[cell]", exc)
 
+
+def _read_eval(chk: Checker, doc: Dict, task: Task) -> EvalConfig:
+    """``[eval]``: how every setting is scored, racing included (:func:`_check_racing`)."""
     e = chk.table(doc, "eval", _EVAL, required=False)
     for k in ("sequences", "heldout"):
         chk.positive("[eval]", k, e[k])
@@ -340,64 +385,76 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
         chk.fail("[eval] sequences", "must be >= 2 to fit a readout")
     heldout = e["heldout"] or e["sequences"]
     racing = _check_racing(chk, e["racing"], e["readout"], min(e["sequences"], heldout), task, doc.get("strategy"))
-    ev = EvalConfig(sequences=e["sequences"], heldout=heldout, seed=e["seed"],
-                    backend=e["backend"], readout=e["readout"], ridge=e["ridge"], solved=e["solved"], racing=racing)
+    return EvalConfig(sequences=e["sequences"], heldout=heldout, seed=e["seed"],
+                      backend=e["backend"], readout=e["readout"], ridge=e["ridge"], solved=e["solved"], racing=racing)
 
+
+def _read_budget(chk: Checker, doc: Dict) -> Dict[str, Any]:
+    """``[budget]``: settings (total for the study) or seconds (per run), at least one of them."""
     b = chk.table(doc, "budget", _BUDGET, required=False)
     chk.positive("[budget]", "settings", b["settings"])
     chk.positive("[budget]", "seconds", b["seconds"])
     if b["settings"] is None and b["seconds"] is None:
         chk.fail("[budget]", "needs settings (total settings to evaluate) or seconds (wall time per run)")
+    return b
 
+
+def _read_store(chk: Checker, doc: Dict) -> Dict[str, Any]:
+    """``[store]``: keep_weights (None for "all"), max_part_rows, plots."""
     s = chk.table(doc, "store", _STORE, required=False)
     keep = s["keep_weights"]
     if isinstance(keep, str):
         if keep != "all":
             chk.fail("[store] keep_weights", f"must be an integer or \"all\", got {keep!r}")
-        keep = None
+        s["keep_weights"] = None
     else:
         chk.positive("[store]", "keep_weights", keep, allow_zero=True)
     chk.positive("[store]", "max_part_rows", s["max_part_rows"])
+    return s
 
-    warm = None
-    if "warm_start" in doc:
-        warm = chk.table(doc, "warm_start", _WARM)
-        chk.positive("[warm_start]", "k", warm["k"])
 
-    for t in ("space", "strategy"):
-        if not isinstance(doc.get(t), dict):
-            chk.fail(f"[{t}]", "is missing" if t not in doc else "must be a table")
-        if not isinstance(doc[t].get("kind"), str):
-            chk.fail(f"[{t}]", "needs the key 'kind' (a string)")
+def _read_warm_start(chk: Checker, doc: Dict) -> Optional[Dict[str, Any]]:
+    """``[warm_start]`` (study, k), or None without the table."""
+    if "warm_start" not in doc:
+        return None
+    warm = chk.table(doc, "warm_start", _WARM)
+    chk.positive("[warm_start]", "k", warm["k"])
+    return warm
 
-    # the per-kind tables are checked by their builders, with the file named in errors
-    from .search import build_space, check_strategy
+
+def _require_kind(chk: Checker, doc: Dict, name: str) -> None:
+    """The table ``[name]`` is there, with a string ``kind`` (its other keys are its builder's)."""
+    if not isinstance(doc.get(name), dict):
+        chk.fail(f"[{name}]", "is missing" if name not in doc else "must be a table")
+    if not isinstance(doc[name].get("kind"), str):
+        chk.fail(f"[{name}]", "needs the key 'kind' (a string)")
+
+
+def _read_space(chk: Checker, doc: Dict, cell: Cell, ev: EvalConfig, base_dir: Path) -> Tuple[Dict[str, Any], Any]:
+    """``[space]``: the table and the search space built from it (its keys checked) by
+    :func:`lstmsearch.search.build_space`."""
+    from .search import build_space
 
     space = dict(doc["space"])
     try:
-        space_obj = build_space(cell, space, ev.readout == "given", base_dir=base_dir)
+        return space, build_space(cell, space, ev.readout == "given", base_dir=base_dir)
     except ConfigError:
         raise
     except LstmsearchError as exc:
         chk.wrap("[space]", exc)
+
+
+def _read_strategy(chk: Checker, doc: Dict, space_obj) -> Dict[str, Any]:
+    """``[strategy]``: checked by its kind's ``check`` (:func:`lstmsearch.search.check_strategy`)
+    against the search space."""
+    from .search import check_strategy
+
     try:
-        strategy = check_strategy(dict(doc["strategy"]), space_obj, chk)
+        return check_strategy(dict(doc["strategy"]), space_obj, chk)
     except ConfigError:
         raise
     except LstmsearchError as exc:
         chk.wrap("[strategy]", exc)
-
-    if b["settings"] is not None and b["settings"] >= MAX_COUNT:
-        chk.fail("[budget] settings", f"must be below {MAX_COUNT}, got {b['settings']}")
-    _check_footprint(chk, cell, task, ev, strategy)
-    out = Path(st["out"]) if st["out"] else Path(data_dir) / name
-    return StudyConfig(
-        name=name, description=st["description"], source=source, text=text, out=out, cell=cell,
-        task=task, eval=ev, space=space, strategy=strategy,
-        budget_settings=b["settings"], budget_seconds=b["seconds"], keep_weights=keep,
-        max_part_rows=s["max_part_rows"], warm_start=warm, space_obj=space_obj, base_dir=base_dir,
-        plots=s["plots"],
-    )
 
 
 def _check_racing(chk: Checker, spec, readout: str, max_sequences: int, task: Task, strategy) -> Optional[Racing]:
@@ -407,9 +464,13 @@ def _check_racing(chk: Checker, spec, readout: str, max_sequences: int, task: Ta
         return None
     where = "[eval] racing"
     r = chk.keys(spec, where, _RACING)
+    from .search import kinds_with, strategy_named
+
     kind = strategy.get("kind") if isinstance(strategy, dict) else None
-    if kind not in RACING_STRATEGIES:
-        chk.fail(where, f"needs a strategy that ranks whole batches ({', '.join(RACING_STRATEGIES)}), not {kind!r}; "
+    chosen = strategy_named(kind)
+    if chosen is None or not chosen.ranks_whole_batches:
+        racers = kinds_with("ranks_whole_batches")
+        chk.fail(where, f"needs a strategy that ranks whole batches ({', '.join(racers)}), not {kind!r}; "
                         "an Optuna study prunes with its own pruners: remove racing")
     if not 0.0 < r["keep"] < 1.0:
         chk.fail(f"{where} keep", f"must be between 0 and 1 (the fraction promoted to the next rung), got {r['keep']!r}")
@@ -467,6 +528,15 @@ def _check_length(chk: Checker, where: str, n) -> None:
         chk.fail(where, f"must be {'integers' if 'lengths' in where else 'an integer'}, got {n!r}")
     if not 1 <= n <= MAX_LENGTH:
         chk.fail(where, f"must be from 1 to {MAX_LENGTH}, got {n}")
+
+
+def _check_sizes(chk: Checker, budget: Dict[str, Any], cell: Cell, task: Task, ev: EvalConfig,
+                 strategy: Dict[str, Any]) -> None:
+    """Refuse, before any work, a budget beyond what a store can number and a study this machine
+    cannot hold (:func:`_check_footprint`)."""
+    if budget["settings"] is not None and budget["settings"] >= MAX_COUNT:
+        chk.fail("[budget] settings", f"must be below {MAX_COUNT}, got {budget['settings']}")
+    _check_footprint(chk, cell, task, ev, strategy)
 
 
 def _check_footprint(chk: Checker, cell: Cell, task: Task, ev: EvalConfig, strategy: Dict[str, Any]) -> None:

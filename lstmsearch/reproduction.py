@@ -32,11 +32,12 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .analysis.verdict import CHECK_SEQUENCES, FRESH_SEED, precision_check, task_check_lengths, verdict
+from . import kinds
 from .errors import LstmsearchError, check_output, import_optional, require
 from .evaluate import evaluate
 from .query import open_study, settings_of
 from .readout import BLAS
-from .search import regenerate_search_z
+from .search import regenerate_search_z, strategy_named
 from .store.manifest import versions
 
 __all__ = ["FRESH_SEED", "row_setting", "reproduce", "format_reproduction", "export", "FORMATS"]
@@ -50,7 +51,8 @@ def row_setting(study, row: int, data_dir="data"):
     r = store.row(row)
     t = store.read(filter=ds.field("row") == int(row))
     setting = settings_of(cfg, store, t)[0]
-    if r.get("z") is None and r.get("strategy") in ("cmaes", "optuna"):  # rows keep keys, not z
+    strategy = strategy_named(r.get("strategy"))  # None for a construction's row
+    if r.get("z") is None and strategy is not None and strategy.z_kept_by_key:  # rows keep keys, not z
         try:
             r["z"] = regenerate_search_z(cfg, store, t)[0].astype(np.float32)
         except LstmsearchError:  # the row keeps its weights, its state is gone: show it without z
@@ -178,10 +180,6 @@ def likely_cause(study, cfg, backend: str, data_dir) -> str:
             f"(lstmsearch check {cfg.name})")
 
 
-#: What the PyTorch module of each cell kind is called, for the precision lines.
-_TORCH_NAMES = {"lstm": "nn.LSTM", "gru": "nn.GRU", "rnn_tanh": "nn.RNN tanh", "rnn_relu": "nn.RNN relu"}
-
-
 def format_reproduction(rep: Dict) -> List[str]:
     """The text ``lstmsearch reproduce`` prints: the verdict first, then the stored sequences, the
     precision check and the fresh-sequence table (one line per length, last)."""
@@ -217,7 +215,7 @@ def format_reproduction(rep: Dict) -> List[str]:
         lines.append(f"  {'float32, our cpu kernels':40s}{pc['float32']:14.6g}")
         lines.append(f"  {'float64, reference backend':40s}{pc['float64']:14.6g}")
         if pc["torch"] is not None:
-            name = f"PyTorch {pc['torch_version']} {_TORCH_NAMES.get(pc['cell'], '')}, float32"
+            name = f"PyTorch {pc['torch_version']} {kinds.get(pc['cell']).torch_name}, float32"
             lines.append(f"  {name:40s}{pc['torch']:14.6g}")
         else:
             lines.append(f"  {pc['torch_skipped']}")

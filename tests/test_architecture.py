@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "lstmsearch"
 
 LAYERS = {
     "errors": 0, "version": 0,
-    "kernels": 1, "cells": 1, "tasks": 1, "readout": 1, "torch_export": 1,
+    "kinds": 1, "kernels": 1, "cells": 1, "tasks": 1, "readout": 1, "torch_export": 1,
     "config": 2, "search": 2, "store": 2, "evaluate": 2,
     "run": 3, "query": 3, "certify": 3, "answer": 3, "reproduction": 3, "extract": 3, "analysis": 3, "anchors": 3, "report": 3,
     "cli": 4,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import platform
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -109,6 +110,51 @@ class LocalEvaluator:
         """Nothing to release."""
 
 
+@dataclass
+class _Tally:
+    """What a run has done so far: settings evaluated, the next row id, the best full-fidelity
+    (nmse, row), whether its budget is spent, and where its time went (seconds)."""
+
+    done0: int  # settings stored before this run (racing: settings, not rows of every rung)
+    next_row: int
+    best: tuple
+    io_s: float
+    n_run: int = 0
+    complete: bool = False
+    eval_s: float = 0.0
+    replay_s: float = 0.0
+    strategy_s: float = 0.0
+    wall_s: float = 0.0
+    t_start: float = field(default_factory=time.perf_counter)
+
+    def done(self, store, strategy) -> int:
+        """Settings in the study now. A strategy sharing its storage with other workers counts their
+        rows too (its writes are flushed before it is told); otherwise this process is the only writer."""
+        return store.count() if strategy.shared_storage else self.done0 + self.n_run
+
+    def add(self, n: int, pieces, table) -> None:
+        """Count a written and told batch of ``n`` settings: its rows (of every rung) and its best row."""
+        self.n_run += n
+        full_row0 = self.next_row + sum(p.table.num_rows for p in pieces[:-1])
+        self.next_row += sum(p.table.num_rows for p in pieces)
+        if table is not None and table.num_rows:
+            nmse = table.column("nmse").to_numpy()
+            i = int(np.argmin(nmse))
+            if nmse[i] < self.best[0]:
+                self.best = (float(nmse[i]), full_row0 + i)
+
+    def record(self, run_entry: Dict, strategy, writer, messages: List[str]) -> None:
+        """Stop the clock and put this run's settings, times and best row in its manifest record."""
+        self.wall_s = wall = time.perf_counter() - self.t_start
+        self.strategy_s = strategy.overhead_s + self.replay_s
+        self.io_s += writer.wait_s
+        run_entry.update({"settings": self.n_run, "wall_s": round(wall, 3), "evaluate_s": round(self.eval_s, 3),
+                          "strategy_s": round(self.strategy_s, 3), "io_s": round(self.io_s, 3),
+                          "writer_s": round(writer.busy_s, 3),
+                          "outside_share": round((wall - self.eval_s) / wall, 4) if wall > 0 else 0.0,
+                          "best_nmse": self.best[0], "best_row": self.best[1], "messages": messages})
+
+
 def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Optional[Coordinator] = None,
              evaluator=None) -> RunReport:
     """The ask -> evaluate -> write -> tell loop, until the budget is spent.
@@ -119,114 +165,148 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
     before the strategy is told of them, so a kill at any point loses no written row.
     """
     coordinator = coordinator or Coordinator()
-    require(cfg.eval.racing is None or evaluator is None,
-            "[eval] racing runs in this process: remove --dask, or remove racing from the study file")
-    if evaluator is None:  # the first batch compiles the kernel here when the disk cache lacks it: say so first
-        say_compile(cfg.cell, cfg.eval.backend, echo)
-    evaluator = evaluator or LocalEvaluator(cfg)
-    racing = cfg.eval.racing
+    evaluator = _evaluator(cfg, evaluator, echo)
     strategy = _start_strategy(cfg, store, coordinator, messages, echo)
     run_entry, io_s = _register_run(cfg, store, manifest, strategy, coordinator)
     topk, best = _best_so_far(cfg, store)
-    target = cfg.budget_settings
     bar = Progress(cfg, store, progress)
     done0 = racing_mod.settings_stored(cfg, store)  # racing: settings, not rows of every rung
     bar.show(done0, best[0])
     evaluate_long = _long_evaluator(cfg)
     evaluator.bind(strategy)
     writer = Writer()
-    gens = GenerationStore(store.root)
-    kept = _kept_rows(cfg, store)
-    gather = PartGatherer(writer, lambda jobs: _write_batches(cfg, store, gens, kept, strategy.name, jobs),
-                          cfg.max_part_rows)
-    strategy.persist = gather.persist  # the strategy's state files go behind the rows they were told
-    next_row = store.next_row()
-    t_start = time.perf_counter()
-    eval_s = replay_s = 0.0
-    n_run = 0
-    complete = False
+    gather = _gatherer(cfg, store, writer, strategy)
+    tally = _Tally(done0, store.next_row(), best, io_s)
     try:
         while True:
-            # a strategy sharing its storage with other workers counts their rows too (its writes are
-            # flushed before it is told, below); otherwise this process is the only writer
-            done = store.count() if strategy.shared_storage else done0 + n_run
-            if target is not None and done >= target:
-                complete = True
+            done = tally.done(store, strategy)
+            if _stops(cfg, coordinator, tally, done):
                 break
-            out_of_time = cfg.budget_seconds is not None and time.perf_counter() - t_start >= cfg.budget_seconds
-            if out_of_time or coordinator.stop_requested():
-                break
-            room = coordinator.room((target - done) if target is not None else 1 << 62, target)
+            room = coordinator.room(_remaining(cfg, done), cfg.budget_settings)
             if room is None:  # the rest of the budget is being evaluated by other workers
                 time.sleep(0.2)
                 continue
             batch = _disk_guard(strategy.ask, room)
             if batch is None:
-                complete = target is not None
+                tally.complete = cfg.budget_settings is not None
                 messages.append(f"{strategy.name}: the next batch does not fit the remaining budget "
                                 f"({room} settings); stopped")
                 break
             if batch.stored is not None:  # rows written by a killed run: tell, do not re-evaluate
-                t0 = time.perf_counter()
-                strategy.tell(batch, batch.stored if racing is None else racing_mod.replay(cfg, batch.stored))
-                replay_s += time.perf_counter() - t0
+                _replay(cfg, strategy, batch, tally)
                 continue
             coordinator.in_flight(batch)
             t0 = time.perf_counter()
-            if racing is None:
-                table = evaluator.evaluate(batch)
-                pieces = [racing_mod.Piece(None, batch, table)]
-            else:  # successive halving: every rung's rows are stored, the strategy is told ranks
-                pieces, told = racing_mod.race(cfg, batch, evaluator.evaluate)
-                table = pieces[-1].table if pieces[-1].rung.fidelity == racing.full else None
-            extra_cols = strategy.augment(pieces[-1].batch, table, evaluate_long) if table is not None else {}
-            t1 = time.perf_counter()
-            eval_s += t1 - t0
-            P = len(batch)
-            # the rows of each rung, low rungs first; only full-fidelity rows keep weights or are the best
-            keeps = [topk.keep(p.table.column("nmse").to_numpy()) if p.table is table
-                     else np.zeros(p.table.num_rows, bool) for p in pieces]
-            gather.add((batch, pieces, next_row, keeps, extra_cols, t1 - t0, run_entry["run"]),
-                       sum(p.table.num_rows for p in pieces))
-            if strategy.shared_storage:  # other workers read the rows of told trials: write them first
-                gather.flush()
-                writer.flush()
-            if racing is None:
-                told = table if "nmse_long" not in extra_cols else table.append_column(
-                    "nmse_long", pa.array(extra_cols["nmse_long"], pa.float64()))
+            pieces, table, told, extra_cols = _evaluate(cfg, batch, evaluator, strategy, evaluate_long)
+            wall = time.perf_counter() - t0
+            tally.eval_s += wall
+            _hand_over(gather, writer, strategy,
+                       (batch, pieces, tally.next_row, _keeps(topk, pieces, table), extra_cols, wall, run_entry["run"]))
             _disk_guard(strategy.tell, batch, told)
             coordinator.in_flight(None)
-            n_run += P
-            full_row0 = next_row + sum(p.table.num_rows for p in pieces[:-1])
-            next_row += sum(p.table.num_rows for p in pieces)
-            if table is not None and table.num_rows:
-                nmse = table.column("nmse").to_numpy()
-                i = int(np.argmin(nmse))
-                if nmse[i] < best[0]:
-                    best = (float(nmse[i]), full_row0 + i)
-            bar.show(done0 + n_run if not strategy.shared_storage else store.count(), best[0], added=P)
+            tally.add(len(batch), pieces, table)
+            bar.show(tally.done(store, strategy), tally.best[0], added=len(batch))
     finally:
         try:
-            try:
-                gather.flush()  # every evaluated batch goes to the writer, also when the loop failed
-            finally:
-                writer.close()  # the batches handed over are written (or the writer's error is raised)
+            _drain(gather, writer)
         finally:
             bar.close()
-            wall = time.perf_counter() - t_start
-            strat_s = strategy.overhead_s + replay_s
-            io_s += writer.wait_s
-            run_entry.update({"settings": n_run, "wall_s": round(wall, 3), "evaluate_s": round(eval_s, 3),
-                              "strategy_s": round(strat_s, 3), "io_s": round(io_s, 3),
-                              "writer_s": round(writer.busy_s, 3),
-                              "outside_share": round((wall - eval_s) / wall, 4) if wall > 0 else 0.0,
-                              "best_nmse": best[0], "best_row": best[1], "messages": messages})
-            io_s += _close_run(store, manifest, strategy, coordinator, run_entry, echo)
+            tally.record(run_entry, strategy, writer, messages)
+            tally.io_s += _close_run(store, manifest, strategy, coordinator, run_entry, echo)
     summary = strategy.summary()
     if summary:
         messages.append(summary)
-    return RunReport.build(cfg, store, settings=n_run, complete=complete, best=best, wall_s=wall,
-                           evaluate_s=eval_s, strategy_s=strat_s, io_s=io_s, messages=messages)
+    return RunReport.build(cfg, store, settings=tally.n_run, complete=tally.complete, best=tally.best,
+                           wall_s=tally.wall_s, evaluate_s=tally.eval_s, strategy_s=tally.strategy_s, io_s=tally.io_s,
+                           messages=messages)
+
+
+def _evaluator(cfg, evaluator, echo):
+    """Where batches are evaluated: ``evaluator``, else this process (a :class:`LocalEvaluator`,
+    after one line when its first batch will compile a kernel). Racing runs in this process only."""
+    require(cfg.eval.racing is None or evaluator is None,
+            "[eval] racing runs in this process: remove --dask, or remove racing from the study file")
+    if evaluator is None:  # the first batch compiles the kernel here when the disk cache lacks it: say so first
+        say_compile(cfg.cell, cfg.eval.backend, echo)
+    return evaluator or LocalEvaluator(cfg)
+
+
+def _gatherer(cfg, store, writer: Writer, strategy) -> PartGatherer:
+    """Gathers evaluated batches into parts for ``writer`` (:func:`_write_batches`); the strategy's
+    state files go behind the rows they were told (``strategy.persist``)."""
+    gens = GenerationStore(store.root)
+    kept = _kept_rows(cfg, store)
+    gather = PartGatherer(writer, lambda jobs: _write_batches(cfg, store, gens, kept, strategy.name, jobs),
+                          cfg.max_part_rows)
+    strategy.persist = gather.persist
+    return gather
+
+
+def _stops(cfg, coordinator: Coordinator, tally: _Tally, done: int) -> bool:
+    """Whether the run ends before asking another batch: its budget of settings is spent (then the
+    tally says it is complete), its seconds are, or a stop was requested."""
+    if cfg.budget_settings is not None and done >= cfg.budget_settings:
+        tally.complete = True
+        return True
+    out_of_time = cfg.budget_seconds is not None and time.perf_counter() - tally.t_start >= cfg.budget_seconds
+    return out_of_time or coordinator.stop_requested()
+
+
+def _remaining(cfg, done: int) -> int:
+    """Settings left in the budget (no limit for a budget of seconds only)."""
+    return (cfg.budget_settings - done) if cfg.budget_settings is not None else 1 << 62
+
+
+def _replay(cfg, strategy, batch, tally: _Tally) -> None:
+    """Tell the strategy a batch's rows that a killed run had written (racing: their ranks)."""
+    t0 = time.perf_counter()
+    strategy.tell(batch, batch.stored if cfg.eval.racing is None else racing_mod.replay(cfg, batch.stored))
+    tally.replay_s += time.perf_counter() - t0
+
+
+def _evaluate(cfg, batch, evaluator, strategy, evaluate_long):
+    """Evaluate one batch: ``(pieces, table, told, extra_cols)``. Without racing one piece, every
+    setting at full fidelity, told its rows (with the strategy's ``nmse_long``). With racing
+    (successive halving) every rung's rows are stored and the strategy is told ranks; ``table`` is
+    the full-fidelity rows (None when no setting reached full fidelity)."""
+    racing = cfg.eval.racing
+    if racing is None:
+        table = evaluator.evaluate(batch)
+        pieces = [racing_mod.Piece(None, batch, table)]
+    else:
+        pieces, told = racing_mod.race(cfg, batch, evaluator.evaluate)
+        table = pieces[-1].table if pieces[-1].rung.fidelity == racing.full else None
+    extra_cols = strategy.augment(pieces[-1].batch, table, evaluate_long) if table is not None else {}
+    if racing is None:
+        told = table if "nmse_long" not in extra_cols else table.append_column(
+            "nmse_long", pa.array(extra_cols["nmse_long"], pa.float64()))
+    return pieces, table, told, extra_cols
+
+
+def _keeps(topk: TopK, pieces, table) -> list:
+    """Which rows of each piece keep their full weights: only full-fidelity rows (``table``) can, the
+    best so far (``topk``); the rows of lower rungs never do."""
+    return [topk.keep(p.table.column("nmse").to_numpy()) if p.table is table else np.zeros(p.table.num_rows, bool)
+            for p in pieces]
+
+
+def _hand_over(gather: PartGatherer, writer: Writer, strategy, job: tuple) -> None:
+    """An evaluated batch to the writer thread (``job``: batch, pieces, row0, keeps, extra_cols, wall,
+    run, as :func:`_write_batches` reads it); written at once for a strategy that shares its storage,
+    whose other workers read the rows of told trials."""
+    gather.add(job, sum(p.table.num_rows for p in job[1]))
+    if strategy.shared_storage:
+        gather.flush()
+        writer.flush()
+
+
+def _drain(gather: PartGatherer, writer: Writer) -> None:
+    """Every evaluated batch to the writer, also when the loop failed, and the writer closed once
+    they are written (or its error raised)."""
+    try:
+        gather.flush()
+    finally:
+        writer.close()
 
 
 def say_compile(cell, backend: str, echo) -> None:

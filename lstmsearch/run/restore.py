@@ -3,7 +3,9 @@
 :func:`repair_store` is ``lstmsearch check STUDY --repair`` and the first step of
 ``lstmsearch run STUDY --repair``. It verifies every part (:meth:`~lstmsearch.store.Store.check`),
 moves the damaged ones to ``rows/damaged/``, then re-evaluates the rows of each quarantined part
-whose settings can be regenerated, writing them back under the part's own name and row ids:
+whose settings can be regenerated (a strategy with
+:attr:`~lstmsearch.search.base.Strategy.rows_regenerable_from_key`), writing them back under the
+part's own name and row ids:
 
 - **sweep** rows are regenerable from their key (seed, global setting index). A lost part's
   indices follow from its neighbours in the same writer slot (a sweep writes one chunk per part,
@@ -14,7 +16,11 @@ whose settings can be regenerated, writing them back under the part's own name a
 - **optuna** rows are not regenerable from a key here: the next run re-queues the parameters of
   the COMPLETE trials that lost their rows (they are kept in the Optuna storage).
 - **cmaes** rows are not regenerable from a key: ``run --repair`` replays the optimizer from the
-  stored generations and evaluates a lost generation again (see :func:`repair_cma_state`).
+  stored generations and evaluates a lost generation again (see
+  :meth:`~lstmsearch.search.cma.CmaStrategy.repair_state`).
+
+Each strategy says which of these it is (:attr:`~lstmsearch.search.base.Strategy.not_regenerable_reason`,
+:meth:`~lstmsearch.search.base.Strategy.lost_part_batch`); nothing here asks its name.
 """
 
 from __future__ import annotations
@@ -22,22 +28,11 @@ from __future__ import annotations
 import time
 from typing import List
 
-import numpy as np
-import pyarrow.dataset as ds
-
-from ..search.sweep import SweepStrategy
+from ..search import strategy_class
 from ..store import Store
 from ..store.parts import part_slot_first
 from ..store.rows import TopK, rows_table
 from .loop import local_evaluate
-
-#: What ``--repair`` does for the rows of quarantined parts of strategies without a key
-NOT_REGENERABLE = {
-    "optuna": "optuna rows are not regenerable from a key: the next run re-queues their trials' parameters "
-              "(kept in the Optuna storage)",
-    "cmaes": "cmaes rows are not regenerable from a key: lstmsearch run STUDY --repair replays CMA-ES from the "
-             "stored generations and evaluates the lost ones again",
-}
 
 
 def repair_store(cfg, store: Store) -> List[str]:
@@ -54,51 +49,35 @@ def restore_quarantined(cfg, store: Store) -> List[str]:
     todo = {name: n for name, n in store.quarantined().items() if not (store.rows_dir / name).exists()}
     if not todo:
         return []
-    kind = cfg.strategy["kind"]
+    strategy = strategy_class(cfg)
     total = sum(n or 0 for n in todo.values())
-    if kind != "sweep":
+    if not strategy.rows_regenerable_from_key:
         return [f"{total} row(s) of {len(todo)} quarantined part(s) were not re-evaluated: "
-                + NOT_REGENERABLE.get(kind, f"{kind} rows are not regenerable")]
+                + strategy.not_regenerable_reason]
     restored, left = 0, []
     for name, n in todo.items():
-        why = _restore_sweep_part(cfg, store, name, n)
+        why = _restore_part(cfg, store, strategy, name, n)
         if why:
             left.append(f"{name}: {why}")
         else:
             restored += n
-    line = f"re-evaluated {restored} row(s) of {len(todo) - len(left)} quarantined part(s) from their sweep keys"
+    line = (f"re-evaluated {restored} row(s) of {len(todo) - len(left)} quarantined part(s) from their "
+            f"{strategy.name} keys")
     if left:
         line += f"; {len(left)} part(s) not re-evaluated: " + "; ".join(left)
     return [line]
 
 
-def _restore_sweep_part(cfg, store: Store, name: str, n) -> str:
-    """Re-evaluate one quarantined sweep part under its own name; returns why not ("" when done)."""
+def _restore_part(cfg, store: Store, strategy, name: str, n) -> str:
+    """Re-evaluate one quarantined part under its own name, its settings rebuilt from their keys by
+    ``strategy`` (a Strategy class); returns why not ("" when done)."""
     key = part_slot_first(name)
     if key is None or not n:
         return "its row count is unknown (not in the manifest, footer unreadable)"
     slot, first = key
-    if slot != 0:
-        return "a sweep is written by writer slot 0 only"
-    near = store.read(columns=["row", "batch", "index", "run", "strategy"],
-                      filter=(ds.field("row") >= first - 1) & (ds.field("row") <= first + n))
-    rows = dict(zip(near.column("row").to_pylist(), near.to_pylist()))
-    if any(r in rows for r in range(first, first + n)):
-        return "its row ids are in use by other rows"
-    prev, nxt = rows.get(first - 1), rows.get(first + n)
-    if prev is not None and prev["strategy"] == "sweep":
-        index0, chunk, run = prev["index"] + 1, prev["batch"] + 1, prev["run"]
-    elif prev is None and first == 0:  # the study's first part
-        index0, chunk, run = 0, 0, nxt["run"] if nxt else 0
-    else:
-        return "no stored neighbour tells its setting indices"
-    index = np.arange(index0, index0 + n, dtype=np.int64)
-    taken = store.read(columns=["index"], filter=(ds.field("strategy") == "sweep") & ds.field("index").isin(index))
-    if taken.num_rows == n:
-        return "a later run evaluated its settings again already"
-    if taken.num_rows or (nxt is not None and (nxt["index"], nxt["batch"]) != (index0 + n, chunk + 1)):
-        return "its neighbours' setting indices do not bracket it"
-    batch = SweepStrategy.of_store(cfg, cfg.space_obj, store).batch_at(index, chunk)
+    batch, run, why = strategy.lost_part_batch(cfg, store, slot, first, n)
+    if batch is None:
+        return why
     t0 = time.perf_counter()
     table = local_evaluate(cfg, batch)
     wall = time.perf_counter() - t0
@@ -106,20 +85,5 @@ def _restore_sweep_part(cfg, store: Store, name: str, n) -> str:
     keep = TopK(cfg.keep_weights, nmse).keep(table.column("nmse").to_numpy())
     writer = Store(store.root, slot=slot)
     writer.identity = store.study_identity()
-    writer.append(rows_table(cfg, "sweep", batch, table, first, keep, {}, wall, run))
+    writer.append(rows_table(cfg, strategy.name, batch, table, first, keep, {}, wall, run))
     return ""
-
-
-def repair_cma_state(store: Store) -> List[str]:
-    """``run --repair`` on a cmaes study: set the optimizer's state file aside, so that the run
-    replays CMA-ES from generation 0, telling each stored generation its stored rows and
-    evaluating again a generation whose rows were lost (the same population, bit for bit)."""
-    from ..search.cma import STATE as CMA_STATE  # here: cmaes imports scipy.stats, a second at start-up
-
-    path = store.root / CMA_STATE
-    if not path.is_file():
-        return []
-    kept = path.with_name(f"{CMA_STATE}.before-repair-{time.strftime('%Y%m%dT%H%M%S')}")
-    path.replace(kept)
-    return [f"--repair: set the CMA-ES state aside as {kept.name}; CMA-ES is replayed from the stored generations "
-            "(rows told, not evaluated again; a generation without rows is evaluated again)"]

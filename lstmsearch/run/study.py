@@ -13,13 +13,14 @@ from typing import Optional
 from ..analysis.verdict import row_verdicts
 from ..errors import LstmsearchError, require
 from ..report import run_plots
+from ..search import strategy_class
 from ..store import Store
 from ..store.manifest import prepare_manifest
 from .cluster import DaskEvaluator
 from .coordinator import Coordinator
 from .loop import run_loop, say_compile, study_config
 from .report import RunReport
-from .restore import repair_cma_state, repair_store
+from .restore import repair_store
 from .workers import run_workers
 
 
@@ -94,8 +95,7 @@ def run_study(study, budget: Optional[int] = None, seconds: Optional[float] = No
     try:
         if repair:  # the rows are the truth: verify them, re-evaluate lost ones, rebuild the strategy's state
             messages.extend(repair_store(cfg, store))
-            if cfg.strategy["kind"] == "cmaes":
-                messages.extend(repair_cma_state(store))
+            messages.extend(strategy_class(cfg).repair_state(store))
         if dask is not None:
             evaluator = DaskEvaluator(dask, cfg, echo=echo)
             messages.append(evaluator.describe())

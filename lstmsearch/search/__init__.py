@@ -1,13 +1,16 @@
 """Search spaces and strategies (optuna, cmaes, sweep) behind one small interface.
 
-See :mod:`.base` for the ask -> evaluate -> write -> tell protocol, :mod:`.spaces` for the
-spaces, and each strategy's module for its ``[strategy]`` keys.
+See :mod:`.base` for the ask -> evaluate -> write -> tell protocol and the class attributes that
+say what a strategy can do, :mod:`.spaces` for the spaces, and each strategy's module for its
+``[strategy]`` keys. :data:`STRATEGIES` is the registry: a kind's class is looked up by name
+(:func:`strategy_named`, :func:`strategy_class`), its module imported on first use; code outside
+this package asks the class's attributes, never the kind's name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Dict
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -67,18 +70,28 @@ def check_strategy(spec: Dict, space, chk) -> Dict:
 
 def make_strategy(cfg, space, store, **options) -> Strategy:
     """The strategy object of a study; ``options`` (heartbeat_s, grace_s, storage_retry_s,
-    echo) go to the optuna strategy, the only one that talks to a shared storage."""
-    kind = cfg.strategy["kind"]
-    if kind not in STRATEGIES:  # pragma: no cover - checked when the file is parsed
-        raise LstmsearchError(f"unknown strategy {kind!r}")
-    if kind != "optuna":
-        options = {}
-    return STRATEGIES[kind][1](cfg, space, store, cfg.strategy, **options)
+    echo, ...) go to a strategy with a :attr:`~Strategy.shared_storage`, the only kind that takes them."""
+    cls = strategy_named(cfg.strategy["kind"])
+    if cls is None:  # pragma: no cover - checked when the file is parsed
+        raise LstmsearchError(f"unknown strategy {cfg.strategy['kind']!r}")
+    return cls(cfg, space, store, cfg.strategy, **(options if cls.shared_storage else {}))
 
 
 def strategy_class(cfg) -> type:
     """The :class:`Strategy` subclass of ``cfg``'s ``[strategy] kind``."""
     return STRATEGIES[cfg.strategy["kind"]][1]
+
+
+def strategy_named(kind) -> Optional[type]:
+    """The :class:`Strategy` subclass named ``kind`` (a row's ``strategy`` column, a ``[strategy]
+    kind``), its module imported; None for any other value (a construction's rows, a typo)."""
+    return STRATEGIES[kind][1] if isinstance(kind, str) and kind in STRATEGIES else None
+
+
+def kinds_with(capability: str) -> List[str]:
+    """The strategy kinds whose class has the attribute ``capability`` true (e.g.
+    ``"ranks_whole_batches"``), in registry order. Imports every strategy's module: for messages."""
+    return [kind for kind in STRATEGIES if getattr(STRATEGIES[kind][1], capability)]
 
 
 def regenerate_settings(cfg, store, rows) -> np.ndarray:
@@ -112,5 +125,5 @@ def best_z(cfg, store, k: int, dim: int, source: str) -> np.ndarray:
     return z
 
 
-__all__ = ["Batch", "best_z", "Strategy", "Space", "build_space", "check_strategy", "make_strategy", "regenerate_search_z", "regenerate_settings",
-           "strategy_class", "STRATEGIES"]
+__all__ = ["Batch", "best_z", "Strategy", "Space", "build_space", "check_strategy", "kinds_with", "make_strategy",
+           "regenerate_search_z", "regenerate_settings", "strategy_class", "strategy_named", "STRATEGIES"]

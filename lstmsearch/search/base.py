@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import pyarrow as pa
@@ -75,7 +75,12 @@ class Strategy(abc.ABC):
     the strategy's storage (``reproduce``, ``export``, ``extract``). For workers sharing a
     study (:attr:`shared_storage`): :meth:`trials_of`, :meth:`record_heartbeats` and
     :meth:`recover`. For a cluster: :meth:`range_maker` lets each machine make its share of a
-    batch from a key instead of receiving the settings.
+    batch from a key instead of receiving the settings. For ``--repair``: :meth:`repair_state`
+    and :meth:`lost_part_batch`.
+
+    What a strategy can do is said by its class attributes (:attr:`shared_storage`,
+    :attr:`ranks_whole_batches`, :attr:`rows_regenerable_from_key`, :attr:`z_kept_by_key`,
+    :attr:`options`), so that the code around it never compares a strategy's name.
 
     ``overhead_s`` accumulates the strategy's own time (ask/tell, storage, state files), which
     the run report gives as *strategy* time.
@@ -85,6 +90,23 @@ class Strategy(abc.ABC):
     #: Whether several processes can share the study through a storage of the strategy's own
     #: (an Optuna storage): ``lstmsearch run --workers``, ``lstmsearch worker`` and ``--storage``.
     shared_storage = False
+    #: Whether the strategy asks whole batches and needs no more of their values than the ranks
+    #: (CMA-ES ranks a generation, a sweep learns nothing), so that ``[eval] racing`` may stop a
+    #: batch's worst settings early (:mod:`lstmsearch.run.racing`); an Optuna study prunes with its
+    #: own pruners.
+    ranks_whole_batches = False
+    #: Whether each stored row's setting is rebuilt from the row's key alone (seed, index), so that
+    #: ``--repair`` evaluates the rows of a lost part again (:meth:`lost_part_batch`).
+    rows_regenerable_from_key = False
+    #: What becomes of a lost part's rows instead, when they are not regenerable from a key (the
+    #: end of ``--repair``'s one line).
+    not_regenerable_reason = "rows are not regenerable from a key"
+    #: Whether a row that keeps no z has its z behind its key (stored once per generation or
+    #: trial), so that a row is shown with it; a sweep leaves z out on purpose (``store_z``).
+    z_kept_by_key = False
+    #: The keys of the ``[strategy]`` table: key -> (types, default), as
+    #: :meth:`lstmsearch.config.Checker.keys` reads them (the module's ``check`` validates the values).
+    options: Dict[str, tuple] = {}
 
     def __init__(self, cfg, space, store, spec: Dict):
         self.cfg = cfg
@@ -139,6 +161,19 @@ class Strategy(abc.ABC):
         """The settings (P, D) of stored rows, rebuilt without opening the strategy's storage
         (``space.to_params`` of :meth:`regenerate_z` by default)."""
         return space.to_params(cls.regenerate_z(cfg, space, store, rows))
+
+    @classmethod
+    def repair_state(cls, store) -> List[str]:
+        """``run --repair``, once the rows are verified: set aside the strategy's own state files
+        that the stored rows must rebuild; one line per change (none by default)."""
+        return []
+
+    @classmethod
+    def lost_part_batch(cls, cfg, store, slot: int, first: int, n: int) -> Tuple[Optional[Batch], int, str]:
+        """The batch of a lost part's ``n`` rows from row id ``first``, written by writer ``slot``,
+        rebuilt from its rows' keys (the same settings, bit for bit), and the run that wrote it:
+        ``(batch, run, "")``, or ``(None, 0, why not)``. Only where :attr:`rows_regenerable_from_key`."""
+        return None, 0, cls.not_regenerable_reason
 
     def trials_of(self, batch: Batch) -> list:
         """The units of work of a batch that other workers must know are in flight (Optuna trials)."""

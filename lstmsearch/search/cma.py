@@ -96,11 +96,8 @@ class LazyCMA(CMA):
 
 
 def check(spec: Dict, space, chk) -> Dict:
-    s = chk.keys(spec, "[strategy]", {
-        "kind": ((str,), "cmaes"), "variant": ((str,), "auto"), "popsize": ((int,), None),
-        "sigma": ((float,), 0.3), "mean": ((str,), "middle"), "restarts": ((str,), "ipop"),
-        "max_restarts": ((int,), 9), "inc_popsize": ((int,), 2), "seed": ((int,), None),
-    })
+    """Validate a cmaes ``[strategy]`` table (keys: :attr:`CmaStrategy.options`)."""
+    s = chk.keys(spec, "[strategy]", CmaStrategy.options)
     chk.choice("[strategy]", "variant", s["variant"], ("auto", "full", "sep"))
     chk.choice("[strategy]", "mean", s["mean"], ("middle", "random"))
     chk.choice("[strategy]", "restarts", s["restarts"], ("none", "ipop", "bipop"))
@@ -117,7 +114,18 @@ def check(spec: Dict, space, chk) -> Dict:
 
 
 class CmaStrategy(Strategy):
+    """CMA-ES over z, a generation per kernel call (see the module doc)."""
+
     name = "cmaes"
+    ranks_whole_batches = True
+    not_regenerable_reason = ("cmaes rows are not regenerable from a key: lstmsearch run STUDY --repair replays "
+                              "CMA-ES from the stored generations and evaluates the lost ones again")
+    z_kept_by_key = True
+    options = {
+        "kind": ((str,), "cmaes"), "variant": ((str,), "auto"), "popsize": ((int,), None),
+        "sigma": ((float,), 0.3), "mean": ((str,), "middle"), "restarts": ((str,), "ipop"),
+        "max_restarts": ((int,), 9), "inc_popsize": ((int,), 2), "seed": ((int,), None),
+    }
 
     def __init__(self, cfg, space, store, spec):
         super().__init__(cfg, space, store, spec)
@@ -327,6 +335,19 @@ class CmaStrategy(Strategy):
     @classmethod
     def regenerate_rows(cls, cfg, space, store, rows):
         return space.to_params(cls.regenerate_z(cfg, space, store, rows))
+
+    @classmethod
+    def repair_state(cls, store):
+        """Set the optimizer's state file aside, so that the run replays CMA-ES from generation 0,
+        telling each stored generation its stored rows and evaluating again a generation whose rows
+        were lost (the same population, bit for bit)."""
+        path = store.root / STATE
+        if not path.is_file():
+            return []
+        kept = path.with_name(f"{STATE}.before-repair-{time.strftime('%Y%m%dT%H%M%S')}")
+        path.replace(kept)
+        return [f"--repair: set the CMA-ES state aside as {kept.name}; CMA-ES is replayed from the stored generations "
+                "(rows told, not evaluated again; a generation without rows is evaluated again)"]
 
 
 def state_bytes_per_row(variant: str, dim: int, popsize: int) -> float:

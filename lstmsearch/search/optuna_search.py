@@ -62,12 +62,8 @@ SCALE_PARAM = "log10_scale"
 
 
 def check(spec: Dict, space, chk) -> Dict:
-    s = chk.keys(spec, "[strategy]", {
-        "kind": ((str,), "optuna"), "sampler": ((str,), "cmaes"), "batch": ((int,), 64),
-        "storage": ((str,), "journal"), "objectives": ((list,), ["nmse"]), "seed": ((int,), None),
-        "region": ((dict,), None), "sampler_options": ((dict,), {}), "max_dim": ((int,), 200),
-        "long_factor": ((int,), 10), "value": ((str,), "min"), "quantile": ((float,), 0.1),
-    })
+    """Validate an optuna ``[strategy]`` table (keys: :attr:`OptunaStrategy.options`)."""
+    s = chk.keys(spec, "[strategy]", OptunaStrategy.options)
     chk.choice("[strategy]", "sampler", s["sampler"], SAMPLERS)
     chk.positive("[strategy]", "batch", s["batch"])
     chk.positive("[strategy]", "long_factor", s["long_factor"])
@@ -168,8 +164,19 @@ class StaleTrialCallback:
 
 
 class OptunaStrategy(Strategy):
+    """An Optuna study over z, batch ask/tell (see the module doc)."""
+
     name = "optuna"
     shared_storage = True
+    not_regenerable_reason = ("optuna rows are not regenerable from a key: the next run re-queues their trials' "
+                              "parameters (kept in the Optuna storage)")
+    z_kept_by_key = True
+    options = {
+        "kind": ((str,), "optuna"), "sampler": ((str,), "cmaes"), "batch": ((int,), 64),
+        "storage": ((str,), "journal"), "objectives": ((list,), ["nmse"]), "seed": ((int,), None),
+        "region": ((dict,), None), "sampler_options": ((dict,), {}), "max_dim": ((int,), 200),
+        "long_factor": ((int,), 10), "value": ((str,), "min"), "quantile": ((float,), 0.1),
+    }
 
     def __init__(self, cfg, space, store, spec, heartbeat_s: float = None, grace_s: float = None,
                  storage_retry_s: float = 120.0, echo=None, sole_writer: bool = False, repair: bool = False,

@@ -36,11 +36,8 @@ METHODS = ("random", "sobol", "gaussian")
 
 
 def check(spec: Dict, space, chk) -> Dict:
-    s = chk.keys(spec, "[strategy]", {
-        "kind": ((str,), "sweep"), "method": ((str,), "random"), "batch": ((int,), 4096),
-        "sigma": ((float,), 0.05), "seed": ((int,), None), "store_z": ((int,), 64),
-        "centre": ((list,), None),
-    })
+    """Validate a sweep's ``[strategy]`` table (keys: :attr:`SweepStrategy.options`)."""
+    s = chk.keys(spec, "[strategy]", SweepStrategy.options)
     chk.choice("[strategy]", "method", s["method"], METHODS)
     chk.positive("[strategy]", "batch", s["batch"])
     chk.positive("[strategy]", "sigma", s["sigma"])
@@ -53,7 +50,16 @@ def check(spec: Dict, space, chk) -> Dict:
 
 
 class SweepStrategy(Strategy):
+    """Random, Sobol or Gaussian-perturbation sampling of z in chunks (see the module doc)."""
+
     name = "sweep"
+    ranks_whole_batches = True
+    rows_regenerable_from_key = True
+    options = {
+        "kind": ((str,), "sweep"), "method": ((str,), "random"), "batch": ((int,), 4096),
+        "sigma": ((float,), 0.05), "seed": ((int,), None), "store_z": ((int,), 64),
+        "centre": ((list,), None),
+    }
 
     def __init__(self, cfg, space, store, spec, centre=None):
         super().__init__(cfg, space, store, spec)
@@ -145,6 +151,33 @@ class SweepStrategy(Strategy):
         return Batch(params=self.space.to_params(z), z=z.astype(np.float32) if keep_z else None,
                      batch=np.full(n, chunk, np.int64), index=index,
                      key_seed=np.full(n, self.seed, np.int64), key_index=index)
+
+    @classmethod
+    def lost_part_batch(cls, cfg, store, slot, first, n):
+        """A lost part's settings from its neighbours' keys: a sweep writes one chunk per part (writer
+        slot 0), its row ids and setting indices advancing together, so the part's indices follow
+        from the stored row before it; a part whose indices a later run evaluated again is left."""
+        if slot != 0:
+            return None, 0, "a sweep is written by writer slot 0 only"
+        near = store.read(columns=["row", "batch", "index", "run", "strategy"],
+                          filter=(ds.field("row") >= first - 1) & (ds.field("row") <= first + n))
+        rows = dict(zip(near.column("row").to_pylist(), near.to_pylist()))
+        if any(r in rows for r in range(first, first + n)):
+            return None, 0, "its row ids are in use by other rows"
+        prev, nxt = rows.get(first - 1), rows.get(first + n)
+        if prev is not None and prev["strategy"] == cls.name:
+            index0, chunk, run = prev["index"] + 1, prev["batch"] + 1, prev["run"]
+        elif prev is None and first == 0:  # the study's first part
+            index0, chunk, run = 0, 0, nxt["run"] if nxt else 0
+        else:
+            return None, 0, "no stored neighbour tells its setting indices"
+        index = np.arange(index0, index0 + n, dtype=np.int64)
+        taken = store.read(columns=["index"], filter=(ds.field("strategy") == cls.name) & ds.field("index").isin(index))
+        if taken.num_rows == n:
+            return None, 0, "a later run evaluated its settings again already"
+        if taken.num_rows or (nxt is not None and (nxt["index"], nxt["batch"]) != (index0 + n, chunk + 1)):
+            return None, 0, "its neighbours' setting indices do not bracket it"
+        return cls.of_store(cfg, cfg.space_obj, store).batch_at(index, chunk), run, ""
 
     def tell(self, batch, table):
         self.next_index = int(batch.index[-1]) + 1
