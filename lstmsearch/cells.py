@@ -154,7 +154,7 @@ class Cell:
 
     def describe(self) -> str:
         """A readable table of the parameter layout."""
-        lines = [f"{self.kind}: I={self.inputs} H={self.hidden} O={self.outputs} "
+        lines = [f"{self.spec.name}: I={self.inputs} H={self.hidden} O={self.outputs} "
                  f"G={self.gates} gates={','.join(self.gate_names)} D={self.n_params}"]
         for b in self.blocks:
             lines.append(f"  {b.name:<13} {str(b.shape):<12} [{b.start}:{b.start + b.size}]")

@@ -85,6 +85,18 @@ def check_adding_problem(text: str):
     assert _number(text, r"big =\s+4 \(shut gate sigma\(-big\) = [0-9.e+-]+\): wrong of 2560 at T=100:") > 1000
 
 
+def check_add_a_cell(text: str):
+    # the derived executors agree with the notebook's own NumPy oracle
+    assert _number(text, r"max \|reference - oracle\| =") < 1e-12
+    assert _number(text, r"max \|cpu kernel - oracle\| =") < 1e-5
+    assert _number(text, r"max \|torch module - oracle\| =") < 1e-5
+    assert re.search(r"searched row solved at every checked length: (True|False)", text)
+    # the construction holds at every checked length and is certified in exact arithmetic up to n = 1000
+    assert "construction solved at every checked length: True" in text
+    assert _number(text, r"construction: n=20:") < 1e-5 and _number(text, r"n=2003:") < 1e-5
+    assert _number(text, r"\[real\] certified for n <= 1000: eps =") < 1e-3
+
+
 CHECKS = {
     "00_getting_started.ipynb": check_getting_started,
     "01_why_gates.ipynb": check_why_gates,
@@ -92,6 +104,7 @@ CHECKS = {
     "03_memory_throughput.ipynb": check_memory_throughput,
     "04_adding_problem.ipynb": check_adding_problem,
     "05_gradient_baseline.ipynb": check_gradient_baseline,
+    "06_add_a_cell.ipynb": check_add_a_cell,
 }
 
 
