@@ -184,3 +184,13 @@ def test_layouts_follow_the_recurrence():
     assert ls.Cell("indrnn", 3).block("weight_hh_l0").shape == (3,)
     assert ls.Cell("mgu", 2).n_params == 2 * 2 * (1 + 2 + 2) + 2 + 1
     assert ls.Cell("lstm", 2).gate_names == ("i", "f", "g", "o")
+
+
+def test_concepts_page_shows_every_kind_as_defined():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "concepts.md").read_text()
+    shown = page.split("<!-- kinds:begin -->\n")[1].split("<!-- kinds:end -->")[0]
+    assert shown == kinds.markdown(), "docs/concepts.md is stale: paste lstmsearch.kinds.markdown() between the markers"
+    for name in kinds.BUILTIN:
+        assert f"| `{name}` |" in shown and kinds.get(name).equations.strip() in shown

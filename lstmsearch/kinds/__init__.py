@@ -56,3 +56,16 @@ def get(name) -> CellKind:
         return register(kind) if kind.name not in _REGISTERED else _REGISTERED[kind.name]
     raise LstmsearchError(f"unknown cell kind {name!r}; expected one of {', '.join(names())} "
                           "(or register your own: docs/add_a_cell.md)")
+
+
+def markdown(names=BUILTIN) -> str:
+    """The cell kinds as docs/concepts.md shows them (tests/test_kinds.py checks that page)."""
+    rows = ["| kind | gates (row blocks) | state | `weight_hh_l0` | PyTorch | from |", "|---|---|---|---|---|---|"]
+    hh = {"dense": "(G·H, H)", "diagonal": "(G·H,): one weight per row", "none": "none (nor `bias_hh_l0`)"}
+    eqs = []
+    for name in names:
+        k = get(name)
+        rows.append(f"| `{k.name}` | {', '.join(k.gates)} (G = {k.n_gates}) | {', '.join(k.states)} | "
+                    f"{hh[k.recurrence]} | {k.torch_name} | {k.citation} |")
+        eqs += [f"`{k.name}`: {k.title}", "", "```", k.equations.strip(), "```", ""]
+    return "\n".join(rows + [""] + eqs).rstrip() + "\n"
