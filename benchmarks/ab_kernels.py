@@ -28,8 +28,12 @@ from lstmsearch.kernels import _codegen  # noqa: E402
 T, B, I = 50, 256, 1
 
 
-def kernels(rev, code, H, folder):
-    """(old, new) compiled ``simulate`` for cell code and H: rev's generator and ours."""
+#: The integer codes of the kinds in generators before the kinds were defined once (issue 22).
+OLD_CODES = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3}
+
+
+def kernels(rev, kind, H, folder):
+    """(old, new) compiled ``simulate`` for cell kind and H: rev's generator and ours."""
     mods = {}
     for name in ("_vecsum", "_fastmath", "_codegen"):  # rev's generator and what it imports
         got = subprocess.run(["git", "show", f"{rev}:lstmsearch/kernels/{name}.py"], cwd=ROOT,
@@ -46,11 +50,14 @@ def kernels(rev, code, H, folder):
         mods["_codegen"]._llvm_options()
     out = []
     for tag, gen in (("old", mods["_codegen"]), ("new", _codegen)):
-        src = gen.source(code, H, I)
+        try:  # a generator from before issue 22 takes the kind's integer code
+            src = gen.source(kind, H, I)
+        except Exception:  # noqa: BLE001
+            src = gen.source(OLD_CODES[kind], H, I)
         if tag == "old":
             src = src.replace("from lstmsearch.kernels._fastmath import", "from ab_old_fastmath import")
             src = src.replace("from lstmsearch.kernels._vecsum import", "from ab_old_vecsum import")
-        out.append(_codegen.load_uncached(src, folder, f"ab_{tag}_{code}_{H}"))
+        out.append(_codegen.load_uncached(src, folder, f"ab_{tag}_{kind}_{H}"))
     return out
 
 
@@ -69,7 +76,7 @@ def main(argv=None):
     steps = np.array([T - 1], np.int64)
     z = np.zeros((1, H, B), np.float32)
     with tempfile.TemporaryDirectory() as folder:
-        fns = kernels(args.rev, cell.code, H, folder)
+        fns = kernels(args.rev, cell.kind, H, folder)
         outs, best = [], [np.inf, np.inf]
         for fn in fns:
             out_h, out_c = np.empty((P, 1, H, B), np.float32), np.empty((P, 1, H, B), np.float32)
