@@ -13,6 +13,7 @@ def update(ops, x, hh, h, c):
 
 KIND = CellKind(
     name="gru",
+    label="GRU",
     title="GRU, gated recurrent unit (PyTorch's nn.GRU)",
     gates=("r", "z", "n"),
     update=update,

@@ -10,6 +10,7 @@ def update(ops, x, hh, h, c):
 
 KIND = CellKind(
     name="indrnn",
+    label="IndRNN",
     title="IndRNN (element-wise recurrence u * h_{t-1}, ReLU; Li et al. 2018)",
     gates=("h",),
     update=update,

@@ -15,6 +15,7 @@ def update(ops, x, hh, h, c):
 
 KIND = CellKind(
     name="lstm",
+    label="LSTM",
     title="LSTM, long short-term memory (PyTorch's nn.LSTM)",
     gates=("i", "f", "g", "o"),
     update=update,

@@ -17,6 +17,7 @@ def update(ops, x, hh, h, c):
 
 KIND = CellKind(
     name="mgu",
+    label="MGU",
     title="MGU, minimal gated unit (one gate; reset after the product, as PyTorch's GRU)",
     gates=("f", "n"),
     update=update,

@@ -12,6 +12,7 @@ def update(ops, x, hh, h, c):
 
 KIND = CellKind(
     name="mingru",
+    label="minGRU",
     title="minGRU (gates and candidate see only x_t; Feng et al. 2024)",
     gates=("z", "n"),
     update=update,

@@ -19,6 +19,7 @@ def update(ops, x, hh, h, c):
 
 KIND = CellKind(
     name="minlstm",
+    label="minLSTM",
     title="minLSTM (normalised gates that see only x_t; Feng et al. 2024)",
     gates=("f", "i", "n"),
     update=update,

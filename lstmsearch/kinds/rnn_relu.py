@@ -9,6 +9,7 @@ def update(ops, x, hh, h, c):
 
 KIND = CellKind(
     name="rnn_relu",
+    label="ReLU RNN",
     title="ReLU RNN (PyTorch's nn.RNN, nonlinearity='relu')",
     gates=("h",),
     update=update,

@@ -9,6 +9,7 @@ def update(ops, x, hh, h, c):
 
 KIND = CellKind(
     name="rnn_tanh",
+    label="tanh RNN",
     title="tanh RNN, the Elman network (PyTorch's nn.RNN, nonlinearity='tanh')",
     gates=("h",),
     update=update,

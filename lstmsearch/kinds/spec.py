@@ -39,7 +39,7 @@ class CellKind:
     name : str
         The kind's name in configs, Parquet rows and the CLI (``[a-z][a-z0-9_]*``).
     title : str
-        One line for the CLI help and the answer page, e.g. ``"LSTM (Hochreiter & Schmidhuber 1997)"``.
+        One line for the CLI help and the docs, e.g. ``"LSTM, long short-term memory (PyTorch's nn.LSTM)"``.
     gates : tuple of str
         The gate blocks in layout order (PyTorch's order where PyTorch has the cell).
     update : callable
@@ -66,6 +66,8 @@ class CellKind:
     memory: bool = False
     torch: Optional[Tuple[str, dict]] = None
     citation: str = ""
+    #: The short name tables and the answer page show ("LSTM", "tanh RNN"); default: the name.
+    label: str = ""
     #: Kind-specific sentences for reports, e.g. ``{"torch_rounding": "..."}`` (why PyTorch's
     #: float32 module may round differently from ours).
     extra: dict = field(default_factory=dict)
@@ -80,6 +82,7 @@ class CellKind:
         require(self.recurrence in RECURRENCES,
                 f"cell kind {self.name}: recurrence must be one of {', '.join(RECURRENCES)}, got {self.recurrence!r}")
         object.__setattr__(self, "gates", tuple(self.gates))
+        object.__setattr__(self, "label", self.label or self.name)
         self.graph  # trace now: a wrong update fails where it is defined
 
     @property
