@@ -56,3 +56,31 @@ def test_without_jax_says_how_to_install(monkeypatch, capsys):
     assert pt.main(["--contenders", "evosax", "--out", "unused.md"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ['this benchmark needs jax and evosax: pip install -e ".[bench]"']
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("H", [1, 3])
+def test_every_formulation_matches_the_reference(cell, H):
+    """Each way the benchmark writes the JAX recurrence (run here in NumPy, float32) agrees with the
+    reference within the tolerance the benchmark accepts; one with two gates swapped does not."""
+    pt = _script()
+    params, x, steps = pt.workload(cell, H, 12, B=16, T=21)
+    members = np.arange(12)
+    for form in pt.forms(H):
+        states = np.stack(pt.recurrence(np, form, cell, H, params, x, steps), 1)   # (P, S, B, H)
+        assert states.dtype == np.float32 and states.shape == (12, 2, 16, H)
+        assert pt.check_states(cell, H, params, x, steps, states, members) <= pt.CHECK_TOL, form
+    G = 4 if cell == "lstm" else 3
+    swapped = params.copy()      # the first two gates' rows swapped in every block: a wrong gate order
+    for start, width in ((0, 1), (G * H, H), (G * H + G * H * H, 1), (2 * G * H + G * H * H, 1)):
+        blk = swapped[:, start:start + G * H * width].reshape(12, G, H * width)
+        blk[:, [0, 1]] = blk[:, [1, 0]]
+        swapped[:, start:start + G * H * width] = blk.reshape(12, -1)
+    wrong = np.stack(pt.recurrence(np, pt.BEST_GUESS, cell, H, swapped, x, steps), 1)
+    assert pt.check_states(cell, H, params, x, steps, wrong, members) > 100 * pt.CHECK_TOL
+
+
+def test_flops_per_cell_step():
+    pt = _script()
+    assert pt.flops_per_cell_step("lstm", 32) == 8 * 32 * 33 + 21 * 32
+    assert pt.flops_per_cell_step("gru", 8) == 6 * 8 * 9 + 17 * 8
