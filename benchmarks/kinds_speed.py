@@ -123,6 +123,7 @@ def torch_runner(cell, params, x):
 
 
 def jax_runner(cell, params, x):
+    os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={cpu.n_threads()}")
     spec = importlib.util.spec_from_file_location("peers_tts", os.path.join(HERE, "peers_time_to_solution.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -582,6 +582,19 @@ def lstmsearch_call(kind, H, params, x, steps):
     return (lambda: cpu.run(cell, full, x, st)), states
 
 
+def jax_population_runner(cell, params, x, rounds=1):
+    """A call that simulates ``cell``'s population (P, D) on sequences x (T, B, 1) with the fastest
+    JAX formulation :func:`pick_plan` finds for it (checked against the reference), for
+    benchmarks/kinds_speed.py. Needs JAX's host devices set before JAX starts (``main`` does it;
+    kinds_speed.py sets the same flag)."""
+    from lstmsearch.kernels import cpu
+
+    plan = pick_plan(cell.kind, cell.hidden, params.shape[0], cpu.n_threads(), rounds=rounds, log=lambda *a: None)[0]
+    call, _, _ = plan_call(plan, cell.kind, cell.hidden, np.ascontiguousarray(params[:, :cell.n_recurrent]), x,
+                           [x.shape[0] - 1])
+    return call
+
+
 def plan_call(plan, kind, H, params, x, steps):
     """(a call of the JAX recurrence written as ``plan``, compile s, its states (P, S, B, H))."""
     import jax

@@ -238,6 +238,9 @@ def evaluate(
     def apply(states, ro):
         return readout_mod.apply(states, ro, O, readout_fit)
 
+    def apply_steps(states, lo, hi, ro):  # the states of sequences lo..hi-1 where they are (no copy)
+        return readout_mod.apply_steps(states, lo, hi, ro, O, readout_fit)
+
     for start in range(0, P, chunk):
         block = params[start:start + chunk]
         hs, _ = backend_mod.run(cell, block, x, steps)
@@ -245,14 +248,14 @@ def evaluate(
         finite = np.isfinite(hs).all(axis=(1, 2, 3))
         if not finite.all():  # (a copy of all states: only when some setting blew up)
             hs = np.where(finite[:, None, None, None], hs, 0.0)
-        if fit:
-            tr = hs[:, j_tr, np.arange(n_train)] if drawn else hs[:, :, :n_train].reshape(Pc, -1, H)
-            ro = readout_mod.fit(tr, y_tr, ridge, readout_fit)  # once, over the states of every scored length
-            if drawn:
-                tr_mse = _errors(apply(tr, ro), y_tr)[0]
-            else:
-                tr_mse = aggregate_lengths(length_errors(apply(tr, ro), y_tr, groups, n_train)[0],
-                                           task.aggregate)
+        if fit and drawn:
+            tr = hs[:, j_tr, np.arange(n_train)]
+            ro = readout_mod.fit(tr, y_tr, ridge, readout_fit)
+            tr_mse = _errors(apply(tr, ro), y_tr)[0]
+        elif fit:  # once, over the states of every scored length: hs[:, :, :n_train] read in place
+            ro = readout_mod.fit_steps(hs, 0, n_train, y_tr, ridge, readout_fit)
+            tr_mse = aggregate_lengths(length_errors(apply_steps(hs, 0, n_train, ro), y_tr, groups, n_train)[0],
+                                       task.aggregate)
         else:
             ro = block[:, cell.n_recurrent:].copy()
         if drawn:
@@ -261,8 +264,7 @@ def evaluate(
             mse_k = np.stack([_errors(pred[:, j_te == j], y_te[j_te == j])[0] if np.any(j_te == j)
                               else np.full(Pc, np.nan) for j in range(len(steps))], axis=1)
         else:
-            te = hs[:, :, n_train:].reshape(Pc, -1, H)
-            mse_k, mae_k = length_errors(apply(te, ro), y_te, groups, n_heldout)
+            mse_k, mae_k = length_errors(apply_steps(hs, n_train, n_train + n_heldout, ro), y_te, groups, n_heldout)
             mse, mae = aggregate_lengths(mse_k, task.aggregate), mae_k.max(axis=1)
         finite &= np.isfinite(mse) & np.isfinite(ro).all(axis=1)
         inf = np.full(Pc, np.inf)

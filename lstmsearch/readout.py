@@ -74,9 +74,23 @@ def fit(states: np.ndarray, targets: np.ndarray, ridge: float = 1e-6, method: st
     """
     if method == BLAS:
         return _fit_blas(states, targets, ridge)
-    if method != FIXED_ORDER:
-        raise ValueError(f"unknown readout fit {method!r}; expected one of {', '.join(FIT_METHODS)}")
-    P, N, H = states.shape
+    check_method(method)
+    states = np.asarray(states)
+    return fit_steps(states[:, None], 0, states.shape[1], targets, ridge, method)
+
+
+def fit_steps(states: np.ndarray, lo: int, hi: int, targets: np.ndarray, ridge: float = 1e-6,
+              method: str = FIXED_ORDER) -> np.ndarray:
+    """:func:`fit` on the samples ``states[:, :, lo:hi]`` of step-major states (P, S, B, H) (what a
+    backend's ``run`` returns), numbered step-major as ``states[:, :, lo:hi].reshape(P, -1, H)``
+    numbers them, ``targets`` (S (hi - lo), O) in that order: the same readouts bit for bit. The
+    fixed-order fit reads the states where they are (any strides, float32 or float64), on the
+    worker threads; no copy of them is made."""
+    P, S, B, H = states.shape
+    if method == BLAS:
+        return _fit_blas(states[:, :, lo:hi].reshape(P, -1, H), targets, ridge)
+    check_method(method)
+    N = S * (hi - lo)
     y = np.ascontiguousarray(targets, np.float64).reshape(N, -1)
     O = y.shape[1]
     gram = np.empty((P, H + 1, H + 1))
@@ -84,13 +98,28 @@ def fit(states: np.ndarray, targets: np.ndarray, ridge: float = 1e-6, method: st
     w = np.empty((P, H + 1, O))
     if P:
         from .kernels.cpu import over_population
-        from .kernels.fixed_order import accumulate, solve
+        from .kernels.fixed_order import accumulate_steps, solve
 
-        s = np.ascontiguousarray(states, np.float64)
-        # each setting's sums alone, in their fixed order: the threads change nothing but the time
-        over_population(accumulate, P, lambda a, b: (s[a:b], y, gram[a:b], rhs[a:b]), work=P * N * (H + 1) ** 2)
-        solve(gram, rhs, float(ridge), float(N), w)
+        st = _readable(states)
+
+        def sums(a, b):  # each setting's sums alone, in their fixed order: the threads change nothing but the time
+            accumulate_steps(st[a:b], lo, hi, y, gram[a:b], rhs[a:b])
+            solve(gram[a:b], rhs[a:b], float(ridge), float(N), w[a:b])
+
+        over_population(sums, P, lambda a, b: (a, b), work=P * N * (H + 1) ** 2)
     return _as_readout(w, H)
+
+
+def check_method(method: str) -> None:
+    """Refuse a readout fit that is not one of :data:`FIT_METHODS`."""
+    if method not in FIT_METHODS:
+        raise ValueError(f"unknown readout fit {method!r}; expected one of {', '.join(FIT_METHODS)}")
+
+
+def _readable(states: np.ndarray) -> np.ndarray:
+    """``states`` as the fixed-order kernels read them: float32 or float64 as they are (converted to
+    float64 exactly as each value is read), any other dtype converted to float64 first."""
+    return states if states.dtype in (np.float32, np.float64) else states.astype(np.float64)
 
 
 def _fit_blas(states: np.ndarray, targets: np.ndarray, ridge: float) -> np.ndarray:
@@ -117,14 +146,37 @@ def apply(states: np.ndarray, readout: np.ndarray, outputs: int, method: str = F
     """Outputs (P, N, O) of readouts (P, O*H+O) on states (P, N, H), in float64: summed in a fixed
     order (the same bits on every machine), or with ``method="blas"`` by NumPy's batched matmul
     (releases <= 0.1.0)."""
-    P, N, H = states.shape
-    W = np.ascontiguousarray(readout[:, : outputs * H].reshape(P, outputs, H), np.float64)
-    b = np.ascontiguousarray(readout[:, outputs * H:], np.float64)
+    states = np.asarray(states)
     if method == BLAS:
+        P, N, H = states.shape
+        W, b = _weights(readout, outputs, H)
         return states.astype(np.float64) @ np.swapaxes(W, 1, 2) + b[:, None, :]
+    return apply_steps(states[:, None], 0, states.shape[1], readout, outputs, method)
+
+
+def apply_steps(states: np.ndarray, lo: int, hi: int, readout: np.ndarray, outputs: int,
+                method: str = FIXED_ORDER) -> np.ndarray:
+    """:func:`apply` on the samples ``states[:, :, lo:hi]`` of step-major states (P, S, B, H), in the
+    order of ``states[:, :, lo:hi].reshape(P, -1, H)``: outputs (P, S (hi - lo), O), the same bits.
+    The fixed-order sums read the states where they are, on the worker threads."""
+    P, S, B, H = states.shape
+    if method == BLAS:
+        return apply(states[:, :, lo:hi].reshape(P, -1, H), readout, outputs, method)
+    W, b = _weights(readout, outputs, H)
+    N = S * (hi - lo)
     out = np.empty((P, N, outputs))
     if P and N:
-        from .kernels.fixed_order import apply_readout
+        from .kernels.cpu import over_population
+        from .kernels.fixed_order import apply_steps as sums
 
-        apply_readout(np.ascontiguousarray(states, np.float64), W, b, out)
+        st = _readable(states)
+        over_population(sums, P, lambda a, c: (st[a:c], lo, hi, W[a:c], b[a:c], out[a:c]), work=P * N * outputs * H)
     return out
+
+
+def _weights(readout: np.ndarray, outputs: int, H: int):
+    """(W (P, O, H), b (P, O)) float64 of readouts (P, O*H+O)."""
+    P = readout.shape[0]
+    W = np.ascontiguousarray(readout[:, : outputs * H].reshape(P, outputs, H), np.float64)
+    b = np.ascontiguousarray(readout[:, outputs * H:], np.float64)
+    return W, b

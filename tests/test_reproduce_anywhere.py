@@ -124,6 +124,30 @@ def test_fit_does_not_depend_on_the_population_around_a_setting_or_its_layout():
         readout.fit(states, y, method="qr")
 
 
+def test_fit_and_apply_on_step_major_states_in_place_are_bit_for_bit_the_copies():
+    """evaluate reads the kernels' (P, S, B, H) states in place (a transposed float32 view): the
+    same sums as on the float64 copy states[:, :, lo:hi].reshape(P, -1, H), threads or not."""
+    rng = np.random.default_rng(9)
+    P, S, B, H, O = 11, 3, 23, 5, 2
+    hs = np.tanh(rng.standard_normal((P, S, H, B)) * 3).astype(np.float32).transpose(0, 1, 3, 2)
+    for lo, hi in [(0, 9), (9, 23), (0, 23), (4, 5)]:  # N = S (hi - lo): multiples of 4 and not
+        flat = np.ascontiguousarray(hs[:, :, lo:hi].reshape(P, -1, H), np.float64)
+        y = rng.uniform(-1, 1, (flat.shape[1], O))
+        gram, rhs = np.empty((P, H + 1, H + 1)), np.empty((P, H + 1, O))
+        fixed_order.accumulate(flat, y, gram, rhs)
+        gram2, rhs2 = np.empty_like(gram), np.empty_like(rhs)
+        fixed_order.accumulate_steps(hs, lo, hi, y, gram2, rhs2)
+        up = np.triu_indices(H + 1)
+        assert gram[:, up[0], up[1]].tobytes() == gram2[:, up[0], up[1]].tobytes()
+        assert rhs.tobytes() == rhs2.tobytes()
+        ro = readout.fit(flat, y, 1e-4)
+        assert readout.fit_steps(hs, lo, hi, y, 1e-4).tobytes() == ro.tobytes()
+        assert readout.apply_steps(hs, lo, hi, ro, O).tobytes() == readout.apply(flat, ro, O).tobytes()
+        for method in readout.FIT_METHODS:
+            np.testing.assert_array_equal(readout.fit_steps(hs, lo, hi, y, 1e-4, method),
+                                          readout.fit(flat, y, 1e-4, method))
+
+
 def test_ulps_apart():
     assert ulps_apart(1.0, 1.0) == 0 and ulps_apart(0.0, -0.0) == 0
     assert ulps_apart(1.0, np.nextafter(1.0, 2.0)) == 1

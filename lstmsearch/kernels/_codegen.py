@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 
+from ..kinds.graph import Graph
 from ._vecsum import vector_lanes
 
 #: Largest H whose k loop is fully unrolled; above, blocks of KB.
@@ -157,10 +158,23 @@ def _constant(e, value):
     return name
 
 
+def _phases(spec):
+    """The loops of the gate code, each a graph of what it stores: a cell with a memory c first
+    stores c' in one loop, then computes h' from the stored c' in a second, where h' reads no
+    old c (the LSTM: each loop's dependency chains, over the Q parts, are short enough for the
+    out-of-order core to overlap successive iterations); otherwise one loop."""
+    graph = spec.kernel_graph
+    if spec.memory:
+        second = graph.stored("c", ["h"])
+        if not second.reads("c"):
+            return [Graph({"c": graph.outputs["c"]}), second]
+    return [graph]
+
+
 def _gates(e, ind, spec, H, I, Q, th, U):
     """The new state of unit j (and j + 1 .. j + U - 1) from its pre-activations, as the kind's
     float32 equations say (:attr:`lstmsearch.kinds.spec.CellKind.kernel_graph`):
-    hn*[j] (and c*[j]), one loop over the sequences of the Q parts."""
+    hn*[j] (and c*[j]), in the loops of :func:`_phases` over the sequences of the Q parts."""
     graph, dense = spec.kernel_graph, spec.recurrence == "dense"
     index = {g: k for k, g in enumerate(spec.gates)}
     for g in sorted(graph.leaves("x"), key=index.get):  # input terms summed here
@@ -172,37 +186,40 @@ def _gates(e, ind, spec, H, I, Q, th, U):
         for g in sorted(graph.leaves("hh"), key=index.get):
             e(ind, f"bh{index[g]} = bhh[{_row(H, index[g])}]")
             e(ind, f"wh{index[g]} = Whh[{_row(H, index[g])}]")
-    e(ind, "for s in range(na):")
-    for L in LETTERS[:Q]:
-        cs = _col(L, th)
-        for u in range(U):
-            unit = f"j + {u}" if u else "j"
+    table = {op: (lambda *a, _f=f: _f.format(*a)) for op, f in OPS.items()}
+    store = {"c": "c", "h": "hn"}
+    for phase, part in enumerate(_phases(spec)):
+        e(ind, "for s in range(na):")
+        for L in LETTERS[:Q]:
+            cs = _col(L, th)
+            for u in range(U):
+                unit = f"j + {u}" if u else "j"
 
-            def leaf(n):
-                k = index.get(n.key)
-                if n.op == "pre" or (n.op == "hh" and dense):
-                    return f"pre[{k * U + u}, {cs}]"
-                if n.op == "x":
-                    return "(" + _sum([f"bx{k}_{u}"] + [f"u{k}_{u}_{i} * xs[{i}, {cs}]" for i in range(I)]) + ")"
-                if n.op == "hh":
-                    return f"(bh{k} + wh{k} * h[{unit}, {cs}])"
-                if n.op == "const":
-                    return _constant(e, n.key)
-                return f"{n.op}[{unit}, {cs}]"
+                def leaf(n):
+                    k = index.get(n.key)
+                    if n.op == "pre" or (n.op == "hh" and dense):
+                        return f"pre[{k * U + u}, {cs}]"
+                    if n.op == "x":
+                        return "(" + _sum([f"bx{k}_{u}"] + [f"u{k}_{u}_{i} * xs[{i}, {cs}]" for i in range(I)]) + ")"
+                    if n.op == "hh":
+                        return f"(bh{k} + wh{k} * h[{unit}, {cs}])"
+                    if n.op == "const":
+                        return _constant(e, n.key)
+                    if n.op == "new":  # an output an earlier loop stored
+                        return f"{store[n.key]}[{unit}, {cs}]"
+                    return f"{n.op}[{unit}, {cs}]"
 
-            temps = []
+                temps = []
 
-            def name(n, expr):
-                t = f"t{len(temps)}{L}{u}"
-                temps.append(t)
-                e(ind + 1, f"{t} = {expr}")
-                return t
+                def name(n, expr):
+                    temps.append(f"t{phase}_{len(temps)}{L}{u}")
+                    e(ind + 1, f"{temps[-1]} = {expr}")
+                    return temps[-1]
 
-            table = {op: (lambda *a, _f=f: _f.format(*a)) for op, f in OPS.items()}
-            new = graph.evaluate(table, leaf, visit=name)
-            if spec.memory:
-                e(ind + 1, f"c[{unit}, {cs}] = {new['c']}")
-            e(ind + 1, f"hn[{unit}, {cs}] = {new['h']}")
+                new = part.evaluate(table, leaf, visit=name)
+                for out in ("c", "h"):
+                    if out in new:
+                        e(ind + 1, f"{store[out]}[{unit}, {cs}] = {new[out]}")
 
 
 def source(kind, H: int, I: int, lanes: int = 0) -> str:

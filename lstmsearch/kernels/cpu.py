@@ -81,7 +81,7 @@ def compile_notice(cell):
     from . import fixed_order
 
     H, I = cell.hidden, cell.inputs
-    sums = not all(_codegen.in_cache(f) for f in (fixed_order.accumulate, fixed_order.solve, fixed_order.apply_readout))
+    sums = not all(_codegen.in_cache(f) for f in (fixed_order.accumulate_steps, fixed_order.solve, fixed_order.apply_steps))
     if _codegen.compiled(cell.kind, H, I):
         return "compiling the readout's fixed-order sums (first run only, some seconds)" if sums else None
     what = f"{cell.kind} H={H}" + (f" I={I}" if I != 1 else "")

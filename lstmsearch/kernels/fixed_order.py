@@ -59,6 +59,58 @@ def accumulate(states, targets, gram, rhs):  # pragma: no cover - compiled
 
 
 @njit(**_FLAGS)
+def accumulate_steps(states, lo, hi, targets, gram, rhs):  # pragma: no cover - compiled
+    """:func:`accumulate` on the samples of step-major states (P, S, B, H) -- any float dtype, any
+    strides (a transposed view of the kernels' output) -- sequences ``lo <= b < hi``: sample
+    n = s (hi - lo) + (b - lo), as ``states[:, :, lo:hi].reshape(P, -1, H)`` numbers them, each value
+    converted to float64 as it is read (exact from float32). The same sums bit for bit, without the
+    float64 copy of the design."""
+    P, S, _, H = states.shape
+    nb = hi - lo
+    N = S * nb
+    H1 = H + 1
+    O = targets.shape[1]
+    r = np.empty((4, H1))
+    t = np.empty((4, O))
+    for p in range(P):
+        G = gram[p]
+        R = rhs[p]
+        G[:, :] = 0.0
+        R[:, :] = 0.0
+        n = 0
+        st = 0  # sample n is sequence b of step st (counted along, no division)
+        b = lo
+        while n < N:
+            m = min(4, N - n)
+            for q in range(m):
+                for j in range(H):
+                    r[q, j] = states[p, st, b, j]
+                r[q, H] = 1.0
+                for o in range(O):
+                    t[q, o] = targets[n + q, o]
+                b += 1
+                if b == hi:
+                    b = lo
+                    st += 1
+            if m == 4:  # the additions of accumulate, in its order
+                for i in range(H1):
+                    a0, a1, a2, a3 = r[0, i], r[1, i], r[2, i], r[3, i]
+                    for j in range(i, H1):
+                        G[i, j] = (((G[i, j] + a0 * r[0, j]) + a1 * r[1, j]) + a2 * r[2, j]) + a3 * r[3, j]
+                    for o in range(O):
+                        R[i, o] = (((R[i, o] + a0 * t[0, o]) + a1 * t[1, o]) + a2 * t[2, o]) + a3 * t[3, o]
+            else:
+                for q in range(m):
+                    for i in range(H1):
+                        a = r[q, i]
+                        for j in range(i, H1):
+                            G[i, j] = G[i, j] + a * r[q, j]
+                        for o in range(O):
+                            R[i, o] = R[i, o] + a * t[q, o]
+            n += m
+
+
+@njit(**_FLAGS)
 def solve(gram, rhs, ridge, N, out):  # pragma: no cover - compiled
     """out[p] = (gram[p] + reg) \\ rhs[p] for the upper-triangular gram[p] of :func:`accumulate`,
     reg_j = ridge (sum phi_j^2 - N mean_j^2) + 1e-12 (1 + sum phi_j^2) for the units, 0 for the bias
@@ -153,6 +205,25 @@ def apply_readout(states, W, b, out):  # pragma: no cover - compiled
                 for h in range(H):
                     s = s + states[p, n, h] * W[p, o, h]
                 out[p, n, o] = s + b[p, o]
+
+
+@njit(**_FLAGS)
+def apply_steps(states, lo, hi, W, b, out):  # pragma: no cover - compiled
+    """:func:`apply_readout` on the samples of step-major states (P, S, B, H), any float dtype and
+    strides, sequences ``lo <= b < hi`` (sample n = s (hi - lo) + (b - lo)), each value converted to
+    float64 as it is read: the same bits as on the float64 copy ``states[:, :, lo:hi].reshape(P, -1, H)``."""
+    P, S, _, H = states.shape
+    nb = hi - lo
+    O = W.shape[1]
+    for p in range(P):
+        for st in range(S):
+            for bb in range(nb):
+                n = st * nb + bb
+                for o in range(O):
+                    s = 0.0
+                    for h in range(H):
+                        s = s + np.float64(states[p, st, lo + bb, h]) * W[p, o, h]
+                    out[p, n, o] = s + b[p, o]
 
 
 

@@ -43,7 +43,7 @@ PRIMITIVES = ("add", "sub", "mul", "div", "neg", "sigmoid", "tanh", "relu", "ler
 #: Operations introduced by :func:`float32_forms`.
 FUSED = ("fma", "sum_of_products", "sigmoid_tanh", "lstm_cell")
 #: Leaf operations: input term, recurrent term, fused pre-activation (per gate), state, constant.
-LEAVES = ("x", "hh", "pre", "h", "c", "const")
+LEAVES = ("x", "hh", "pre", "h", "c", "const", "new")
 
 
 class Node:
@@ -194,6 +194,22 @@ class Graph:
                     v = visit(n, v)
             memo[id(n)] = v
         return {k: memo[id(self.outputs[k])] for k in (self.outputs if names is None else names)}
+
+    def stored(self, name: str, keep: Iterable[str]) -> "Graph":
+        """The outputs ``keep`` with output ``name``'s value read as the leaf ``new.<name>``
+        (a kernel that stores ``name`` first reads it back instead of computing it again)."""
+        target, memo = self.outputs[name], {}
+
+        def walk(n):
+            if n is target:
+                return Node("new", key=name)
+            got = memo.get(id(n))
+            if got is None:
+                got = Node(n.op, [walk(a) for a in n.args], n.key) if n.args else n
+                memo[id(n)] = got
+            return got
+
+        return Graph({k: walk(self.outputs[k]) for k in keep})
 
     def rewrite(self, rule: Callable[[Node], Node]) -> "Graph":
         """A new graph with ``rule`` applied to every node, operands first (sharing kept)."""
