@@ -80,9 +80,9 @@ def cmd_layout(args) -> int:
     from ..cells import Cell
 
     cell = Cell(args.cell, args.hidden, inputs=args.inputs, outputs=args.outputs)
+    print(cell.describe())
     print(cell.spec.describe())
     print(f"  state: {', '.join(cell.spec.states)}; recurrence: {cell.spec.recurrence}; PyTorch: {cell.spec.torch_name}")
-    print(cell.describe())
     return 0
 
 
