@@ -162,7 +162,7 @@ def main(argv=None):
                     if peer in args.peers.split(","):
                         try:
                             fns[peer] = make(cell, params, x)
-                        except ImportError as err:
+                        except (ImportError, RuntimeError) as err:
                             print(f"  ({peer} left out: {err})")
                 for f in fns.values():
                     f()

@@ -39,7 +39,7 @@ import sys
 import tempfile
 import threading
 
-from ..kinds.graph import Graph
+from ..kinds.graph import LEAVES, Graph
 from ._vecsum import vector_lanes
 
 #: Largest H whose k loop is fully unrolled; above, blocks of KB.
@@ -159,16 +159,28 @@ def _constant(e, value):
 
 
 def _phases(spec):
-    """The loops of the gate code, each a graph of what it stores: a cell with a memory c first
-    stores c' in one loop, then computes h' from the stored c' in a second, where h' reads no
-    old c (the LSTM: each loop's dependency chains, over the Q parts, are short enough for the
-    out-of-order core to overlap successive iterations); otherwise one loop."""
+    """The loops of the gate code, as (values a first loop stores, graph of the second loop).
+
+    Two short loops run faster than one long one: each loop's dependency chains, over the Q
+    parts, are short enough for the out-of-order core to overlap successive iterations (the
+    0.2 kernels' LSTM and GRU loops, derived here). A cell with a memory c stores c' first and
+    computes h' from it (where h' reads no old c); otherwise the first loop stores the operands
+    of h's last operation (of a sigmoid or tanh there, its argument): for the GRU, z and the
+    candidate's argument, then n = tanh(.) and h' = n + z (h - n). A cell with nothing to store
+    (the RNNs: h' = tanh(pre)) has one loop."""
     graph = spec.kernel_graph
     if spec.memory:
-        second = graph.stored("c", ["h"])
+        second = graph.stored({"c": graph.outputs["c"]}, ["h"])
         if not second.reads("c"):
-            return [Graph({"c": graph.outputs["c"]}), second]
-    return [graph]
+            return {"c": graph.outputs["c"]}, second
+        return {}, graph
+    first = {}
+    for d in graph.outputs["h"].args:
+        if d.op in ("sigmoid", "tanh") and d.args[0].op not in LEAVES:
+            d = d.args[0]
+        if d.op not in LEAVES and all(d is not v for v in first.values()):
+            first[f"m{len(first)}"] = d
+    return first, (graph.stored(first, ["h"]) if first else graph)
 
 
 def _gates(e, ind, spec, H, I, Q, th, U):
@@ -187,8 +199,9 @@ def _gates(e, ind, spec, H, I, Q, th, U):
             e(ind, f"bh{index[g]} = bhh[{_row(H, index[g])}]")
             e(ind, f"wh{index[g]} = Whh[{_row(H, index[g])}]")
     table = {op: (lambda *a, _f=f: _f.format(*a)) for op, f in OPS.items()}
-    store = {"c": "c", "h": "hn"}
-    for phase, part in enumerate(_phases(spec)):
+    first, second = _phases(spec)
+    parts = ([Graph(first)] if first else []) + [second]
+    for phase, part in enumerate(parts):
         e(ind, "for s in range(na):")
         for L in LETTERS[:Q]:
             cs = _col(L, th)
@@ -205,8 +218,8 @@ def _gates(e, ind, spec, H, I, Q, th, U):
                         return f"(bh{k} + wh{k} * h[{unit}, {cs}])"
                     if n.op == "const":
                         return _constant(e, n.key)
-                    if n.op == "new":  # an output an earlier loop stored
-                        return f"{store[n.key]}[{unit}, {cs}]"
+                    if n.op == "new":  # a value the first loop stored
+                        return _stored(n.key, unit, cs, u, U)
                     return f"{n.op}[{unit}, {cs}]"
 
                 temps = []
@@ -217,9 +230,15 @@ def _gates(e, ind, spec, H, I, Q, th, U):
                     return temps[-1]
 
                 new = part.evaluate(table, leaf, visit=name)
-                for out in ("c", "h"):
-                    if out in new:
-                        e(ind + 1, f"{store[out]}[{unit}, {cs}] = {new[out]}")
+                for out, value in new.items():
+                    e(ind + 1, f"{_stored(out, unit, cs, u, U)} = {value}")
+
+
+def _stored(key, unit, cs, u, U):
+    """Where a loop stores ``key``: h' in hn, c' in c, the first loop's m0, m1, ... in ``mid``."""
+    if key in ("h", "c"):
+        return f"{'hn' if key == 'h' else 'c'}[{unit}, {cs}]"
+    return f"mid[{int(key[1:]) * U + u}, {cs}]"
 
 
 def source(kind, H: int, I: int, lanes: int = 0) -> str:
@@ -276,6 +295,7 @@ def source(kind, H: int, I: int, lanes: int = 0) -> str:
     e(2, f"c = np.zeros(({H}, {Q * th}), np.float32)")
     e(2, f"pre = np.zeros(({GU}, {Q * th}), np.float32)")
     e(2, f"xs = np.zeros(({I}, {Q * th}), np.float32)")
+    e(2, f"mid = np.zeros(({max(1, len(_phases(spec)[0])) * U}, {Q * th}), np.float32)")
     e(2, "hp = h0[p % n_h0]")
     e(2, "cp = c0[p % n_c0]")
     e(2, f"for s0 in range(0, B, {tb}):")

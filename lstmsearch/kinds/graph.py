@@ -195,14 +195,14 @@ class Graph:
             memo[id(n)] = v
         return {k: memo[id(self.outputs[k])] for k in (self.outputs if names is None else names)}
 
-    def stored(self, name: str, keep: Iterable[str]) -> "Graph":
-        """The outputs ``keep`` with output ``name``'s value read as the leaf ``new.<name>``
-        (a kernel that stores ``name`` first reads it back instead of computing it again)."""
-        target, memo = self.outputs[name], {}
+    def stored(self, targets: Mapping[str, Node], keep: Iterable[str]) -> "Graph":
+        """The outputs ``keep`` with each node of ``targets`` read as the leaf ``new.<its key>``
+        (a kernel that stores those values first reads them back instead of computing them)."""
+        by_id, memo = {id(n): k for k, n in targets.items()}, {}
 
         def walk(n):
-            if n is target:
-                return Node("new", key=name)
+            if id(n) in by_id:
+                return Node("new", key=by_id[id(n)])
             got = memo.get(id(n))
             if got is None:
                 got = Node(n.op, [walk(a) for a in n.args], n.key) if n.args else n
