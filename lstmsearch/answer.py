@@ -39,6 +39,7 @@ from .analysis.adversary import worst_inputs
 from .analysis.constructions import CONSTRUCTIONS, construct
 from .analysis.explain import traces, unit_roles
 from .analysis.verdict import CHECK_SEQUENCES, FRESH_SEED, precision_check, task_check_lengths, verdict
+from .cells import Cell
 from .certify import certify, certify_trained
 from .errors import require
 from .reproduction import row_setting
@@ -46,11 +47,13 @@ from .reproduction import row_setting
 #: Searched values listed by name when the space has at most this many.
 MAX_NAMED = 24
 #: Units of the hand-built flag/memory construction, per cell kind, and how it works in a few words.
-CONSTRUCTION_UNITS = {"lstm": 2, "gru": 2, "rnn_relu": 3, "rnn_tanh": 4}
+CONSTRUCTION_UNITS = {"lstm": 2, "gru": 2, "mgu": 2, "rnn_relu": 3, "rnn_tanh": 4}
 MECHANISMS = {
     "lstm": "flag + memory cell: the flag shuts the memory's input gate after step 1; the forget gate stays open",
     "gru": ("flag + memory: the flag shuts the memory's update gate (z = 1) after step 1; the memory's candidate "
             "is offset so that float32 keeps it exactly"),
+    "mgu": ("flag + memory: the flag shuts the memory's one gate (f = 0.0f in float32) after step 1, "
+            "so h + f (n - h) keeps the memory bit for bit"),
     "rnn_relu": "flag + relay + integrator: the flag's inhibition cuts the relay at 0 after step 1",
     "rnn_tanh": "flag + relay pair + memory: saturation is the only gate; the relays pass x_1 once",
 }
@@ -173,7 +176,7 @@ def answer_row(a: Answer) -> List:
     per_length = ", ".join(f"{L}: {e:.2g}" for L, e in zip(v.lengths, v.nmse))
     cert = "" if a.certificate is None else _certificate_short(a.certificate)
     worst = "" if a.worst_error is None else f"{a.worst_error:.2g} (random {a.random_error:.2g})"
-    built = "" if a.construction is None else (
+    built = NO_CONSTRUCTION_SHORT.get(a.cell.split()[0], "") if a.construction is None else (
         f"{a.construction_units} units: {'solved' if a.construction.solved else 'not solved'}, worst nmse "
         f"{max(a.construction.nmse):.2g}"
         + ("" if a.construction_certificate is None else f"; {_certificate_short(a.construction_certificate)}"))
@@ -212,6 +215,8 @@ def answer_lines(a: Answer) -> List[str]:
     if a.construction is not None:
         lines.append(f"Beside it, the hand-built construction ({a.construction_units} units; "
                      f"{MECHANISMS.get(a.cell.split()[0], '')}): {a.construction.text}.")
+    elif a.cell.split()[0] in NO_CONSTRUCTION:
+        lines.append("Construction: " + NO_CONSTRUCTION[a.cell.split()[0]].replace("](docs/", "](") + ".")
     for what, c in (("the best row", a.certificate), ("the construction", a.construction_certificate)):
         if c is not None:
             lines.append(f"Certificate of {what}: {c.statement}")
@@ -231,3 +236,91 @@ def answer_lines(a: Answer) -> List[str]:
         lines.append(s)
     lines += a.notes
     return lines
+
+
+# ----------------------------------------------------------------- the README's answer table
+#: Rows of the README's answer table that are written from the data (``python
+#: docs/make_answer_rows.py``) and checked equal to it (tests/test_doc_figures.py): label ->
+#: (cell kind, gate-tied study, blind study), both shipped in data/examples. The LSTM, GRU and tanh
+#: RNN rows above them are older and checked figure by figure.
+README_CELLS = {Cell(k, 1).spec.label: (k, f"recall_first_{k}32", f"blind_{k}32")
+                for k in ("mgu", "mingru", "minlstm", "indrnn")}
+#: The construction column of a cell without a flag/memory construction: what is known instead.
+NO_CONSTRUCTION = {
+    "mingru": ("**none exists**: no setting recalls x_1 at every n in exact arithmetic, at any H "
+               "([theorem](docs/theorems.md)); one length alone can be fitted (H >= n)"),
+    "minlstm": ("**none exists**: no setting recalls x_1 at every n in exact arithmetic, at any H "
+                "([theorem](docs/theorems.md))"),
+    "indrnn": ("**none known**, and none proven impossible except for settings with every recurrent weight "
+               "in (-1, 1), or with no unit ever clipped "
+               "([what is proven](docs/theorems.md#indrnn-what-is-proven-and-what-is-not))"),
+}
+
+
+#: The answer page's construction column where none exists (a short form of :data:`NO_CONSTRUCTION`).
+NO_CONSTRUCTION_SHORT = {"mingru": "none can exist (docs/theorems.md)", "minlstm": "none can exist (docs/theorems.md)",
+                         "indrnn": "none known"}
+
+
+def sci(v: float) -> str:
+    """2 significant digits as the README writes them: 6.1e-11, 3.0e-9, 1.7e-2, 2.6e5, inf."""
+    if not np.isfinite(v):
+        return "inf" if v > 0 else "nan"
+    m, e = f"{v:.1e}".split("e")
+    return f"{m}e{int(e)}"
+
+
+def span(values) -> str:
+    """'lo to hi' of nmse values in :func:`sci` form ('X at every length' when they round alike)."""
+    values = [float(v) if np.isfinite(v) else np.inf for v in values]
+    lo, hi = sci(min(values)), sci(max(values))
+    return f"{lo} at every length" if lo == hi else f"{lo} to {hi}"
+
+
+def search_column(rep: Dict, settings: Optional[int] = None) -> str:
+    """The README's column of one searched study from its :func:`lstmsearch.reproduction.reproduce`
+    dict: ``**solved**: lo to hi`` (``settings``: the source study's size, said when given)."""
+    word = "**solved**" if rep["verdict"]["solved"] else "**not solved**"
+    size = "" if settings is None else f" ({settings:,} settings)"
+    return f"{word}{size}: {span([f['nmse'] for f in rep['fresh']])}"
+
+
+def construction_column(kind: str, task, certificate=None) -> str:
+    """The README's construction column of a cell kind: the flag/memory construction's worst nmse
+    over the checked lengths of ``task`` and its certificate (``lstmsearch certify --cell KIND``),
+    or :data:`NO_CONSTRUCTION`'s sentence."""
+    if kind not in CONSTRUCTION_UNITS:
+        return NO_CONSTRUCTION[kind]
+    units = CONSTRUCTION_UNITS[kind]
+    v, cert = construction_facts(kind, task, 1e-5, CHECK_SEQUENCES, certificate is None)
+    cert = cert if certificate is None else certificate
+    word = "**solved**" if v.solved else "**not solved**"
+    if cert.kind == "all_n":
+        claim = f"certified for every n >= {cert.min_length} in {cert.arithmetic} (error <= {sci(cert.eps)})"
+    elif cert.kind == "up_to_n":
+        claim = f"certified for n <= {cert.N} in {cert.arithmetic} (error <= {sci(cert.eps)})"
+    else:
+        claim = "not certified"
+    return f"{word}, {units} units: {sci(max(v.nmse))}; {claim}"
+
+
+def readme_row(label: str, data_dir="data/examples", reproduced=None) -> str:
+    """One line of the README's answer table for a :data:`README_CELLS` label, from the shipped rows.
+    ``reproduced(study)``: the :func:`lstmsearch.reproduction.reproduce` dict of a study's best row
+    (default: computed here; a caller that needs it twice passes its own cache)."""
+    from .query import best_row, open_study
+    from .reproduction import reproduce
+
+    if reproduced is None:
+        def reproduced(study):
+            return reproduce(study, best_row(study, data_dir), data_dir=data_dir, check=True)
+    kind, tied, blind = README_CELLS[label]
+    cols, task = [label], None
+    for study, with_size in ((tied, False), (blind, True)):
+        rep = reproduced(study)
+        cfg, store = open_study(study, data_dir)
+        task = task or cfg.task
+        size = (store.read_manifest().get("extracted_from") or {}).get("source_rows") if with_size else None
+        cols.append(search_column(rep, size))
+    cols.append(construction_column(kind, task))
+    return "| " + " | ".join(cols) + " |"

@@ -1,4 +1,4 @@
-"""Why gates: run the LSTM / NIG / NFG / NOG / GRU / tanh-RNN grid at n = 10, 100, 1000.
+"""Why gates: run the LSTM / NIG / NFG / NOG / GRU / tanh-RNN / MGU / minGRU / minLSTM / IndRNN grid at n = 10, 100, 1000.
 
     python studies/why_gates.py --write          # (re)write studies/why_gates/*.toml
     python studies/why_gates.py                  # run them all; table + plot under data/why_gates/

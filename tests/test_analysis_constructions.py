@@ -9,7 +9,7 @@ from lstmsearch.analysis.constructions import (
     CONSTRUCTIONS, construct, error_bound, integrator_rnn, recall_first_rnn_relu)
 from lstmsearch.errors import LstmsearchError
 
-MIN_H = {"lstm": 2, "gru": 2, "rnn_relu": 3, "rnn_tanh": 4}
+MIN_H = {"lstm": 2, "gru": 2, "mgu": 2, "rnn_relu": 3, "rnn_tanh": 4}
 KINDS = list(MIN_H)
 F32_SLACK = 2e-6  # float32 rounding of the first step, in units of x
 

@@ -121,3 +121,31 @@ def test_explain_text_names_flag_and_memory():
     assert "memory: correlates with x_1" in text
     assert "i[memory] <- h[flag]" in text
     assert "6 silent unit(s)" in text
+
+
+@pytest.mark.parametrize("kind", ["mingru", "minlstm", "indrnn", "mgu"])
+def test_silence_and_weight_names_for_every_recurrence(kind):
+    """Silencing unit j zeroes the readout's column j and what the units read from h_j: column j of
+    a dense recurrence (MGU); for an element-wise one (IndRNN) and none (minGRU, minLSTM) no other unit
+    reads h_j, so every other unit's trace stays as it was. IndRNN names u_j as the unit's own weight."""
+    from lstmsearch.analysis.explain import ablate, silence, traces, weight_name
+    from lstmsearch.cells import Cell
+    from lstmsearch.tasks import make_task
+
+    cell = Cell(kind, 3)
+    p = (np.random.default_rng(4).standard_normal(cell.n_params) * 0.5).astype(np.float32)
+    q = silence(cell, p, 1)
+    assert np.all(cell.unflatten(q[None])["weight_out"][0][:, 1] == 0)
+    x, _ = make_task("recall_first", length=12).sample(8, seed=2)
+    h0, h1 = traces(cell, p, x)["h"], traces(cell, q, x)["h"]
+    if cell.spec.recurrence == "dense":
+        assert np.all(cell.unflatten(q[None])["weight_hh_l0"][0][:, 1] == 0)
+    else:
+        np.testing.assert_array_equal(h0[:, :, [0, 2]], h1[:, :, [0, 2]])
+    names = [weight_name(cell, i) for i in range(cell.n_params)]
+    assert len(set(names)) == len(names)
+    if kind == "indrnn":
+        assert names[cell.block("weight_hh_l0").start + 2] == "h[u2] <- h[u2]"
+        u0, u1 = cell.unflatten(p[None])["weight_hh_l0"][0], cell.unflatten(q[None])["weight_hh_l0"][0]
+        assert u1[1] == 0 and u1[0] == u0[0] and u1[2] == u0[2]
+    assert ablate(cell, p, make_task("recall_first", length=6), n_sequences=16).num_rows == 4

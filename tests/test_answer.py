@@ -100,3 +100,24 @@ def test_gru_construction_beside_a_gru_study_is_certified_for_every_n():
     cell, params = construct("gru", 2)
     x = np.concatenate([task.with_length(300).sample(64, seed=9)[0], np.ones((300, 1, 1), np.float32)], axis=1)
     assert sequence_errors(cell, params, x).max() <= cert.eps
+
+
+def test_newer_cells_mgu_construction_and_a_mingru_row_without_one():
+    """The MGU has a flag/memory construction beside it, certified for every n in float32 and
+    checked against simulation; a minGRU row has none (none can exist: docs/theorems.md), is not
+    solved, and its worst input misses x_1 by more than half the box."""
+    from lstmsearch.analysis.constructions import construct
+    from lstmsearch.answer import NO_CONSTRUCTION, construction_column, construction_facts
+
+    task = make_task("recall_first", length=20)
+    v, cert = construction_facts("mgu", task, 1e-5, 64, True)
+    assert v.solved and cert.kind == "all_n" and cert.min_length == 1 and cert.arithmetic == "float32"
+    cell, params = construct("mgu", 2)
+    x = np.concatenate([task.with_length(300).sample(64, seed=9)[0], -np.ones((300, 1, 1), np.float32)], axis=1)
+    assert sequence_errors(cell, params, x).max() <= cert.eps
+    assert construction_column("mingru", task) == NO_CONSTRUCTION["mingru"]
+    assert "theorems.md" in NO_CONSTRUCTION["mingru"]
+    a = answer(ROOT / "data" / "examples" / "recall_first_mingru32", n_sequences=64, with_certificate=False,
+               with_torch=False, worst_budget=64)
+    assert not a.verdict.solved and a.construction is None and a.construction_units == 0
+    assert a.worst_error > 1.0

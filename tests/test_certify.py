@@ -324,3 +324,59 @@ def test_gru_construction_keeps_its_memory_bit_for_bit_for_100003_steps():
         out, _ = cell.torch_model(params).rnn(torch.from_numpy(x))
     tmem = out.numpy()[:, :, 1]
     assert np.array_equal(tmem.view(np.uint32), np.broadcast_to(tmem[0], tmem.shape).view(np.uint32))
+
+
+def test_gru_update32_exact_zero_gate_returns_the_other_box_bit_for_bit():
+    """z == 0.0f: n + 0 (h - n) == n exactly, fused or not (the MGU's shut forget gate keeps h:
+    its lerp(f, h, n) = h + f (n - h) is this function with h and n swapped); z just above 0 widens."""
+    from lstmsearch.certify.steps import gru_update32
+
+    rng = np.random.default_rng(21)
+    K = 300
+    n_lo = iv.rn32(rng.uniform(-1, 1, K))
+    n_hi = iv.rn32(n_lo + rng.uniform(0, 0.1, K))
+    h_lo = iv.rn32(rng.uniform(-1, 1, K))
+    h = (h_lo, iv.rn32(h_lo + rng.uniform(0, 0.1, K)))
+    zero = (np.zeros(K), np.zeros(K))
+    lo, hi = gru_update32(zero, h, (n_lo, n_hi))
+    assert np.array_equal(lo, n_lo) and np.array_equal(hi, n_hi)
+    tiny = (np.zeros(K), np.full(K, 1e-30))
+    lo, hi = gru_update32(tiny, h, (n_lo, n_hi))
+    assert np.all(lo <= n_lo) and np.all(hi >= n_hi) and np.any((lo < n_lo) | (hi > n_hi))
+    # the kernels' own forms at z = 0.0f return n bit for bit
+    hp, npt = _points_in(h, 32, rng), _points_in((n_lo, n_hi), 32, rng)
+    for name, got in _gru_update_forms(hp, npt, np.zeros_like(hp)).items():
+        assert np.array_equal(got, npt), name
+
+
+def test_mgu_construction_is_certified_for_every_n_in_float32_and_keeps_its_memory_bit_for_bit():
+    """The MGU's memory forget gate is sigma(-120) == 0.0f after step 1: h + 0 (n - h) = h, so the
+    float32 invariant closes at the boxes after step 1; in exact arithmetic the gate is e^-120, not 0,
+    and the claim is up to the propagation limit. The cpu kernel and the PyTorch export keep the
+    memory bit for bit on adversarial sequences."""
+    from lstmsearch.analysis.constructions import error_bound
+    from lstmsearch.certify import DEFAULT_TOL
+
+    cell, params = construct("mgu", 2)
+    cert = certify(cell, params, -1.0, 1.0, arithmetic="float32", counterexample=False)
+    assert cert.kind == "all_n" and cert.min_length == 1 and cert.eps <= DEFAULT_TOL, cert.statement
+    real = certify(cell, params, -1.0, 1.0, arithmetic="real", max_length=50, counterexample=False)
+    assert real.kind == "up_to_n" and real.N == 50 and real.eps <= DEFAULT_TOL
+    assert error_bound("mgu", 10 ** 40) < 1e-4  # the closed form: a leak of e^-120 per step
+    T = 20003
+    x = np.empty((T, 5, 1), np.float32)
+    x[:, 0], x[:, 1] = 1.0, -1.0
+    x[:, 2, 0] = np.where(np.arange(T) % 2 == 0, 1.0, -1.0)
+    x[:, 3, 0] = np.random.default_rng(13).uniform(-1, 1, T)
+    x[:, 4], x[0, 4] = 1.0, -1.0
+    hs = simulate(cell, params, x, backend="cpu", return_sequence=True)[0]  # (T, B, H)
+    assert np.all(hs[:, :, 0] == 1.0)  # the flag: sigma(20) tanh(20) == 1.0f
+    mem = hs[:, :, 1]
+    assert np.array_equal(mem.view(np.uint32), np.broadcast_to(mem[0], mem.shape).view(np.uint32))
+    assert sequence_errors(cell, params, x).max() <= cert.eps
+    torch = pytest.importorskip("torch")
+    with torch.no_grad():
+        out, _ = cell.torch_model(params).rnn(torch.from_numpy(x))
+    tmem = out.numpy()[:, :, 1]  # PyTorch's tanh may round step 1 differently; it then holds it
+    assert np.array_equal(tmem.view(np.uint32), np.broadcast_to(tmem[0], tmem.shape).view(np.uint32))
+    assert np.abs(tmem[0] - mem[0]).max() <= 1e-9

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from lstmsearch.analysis.constructions import construct
+from lstmsearch.answer import README_CELLS, readme_row, sci, span
 from lstmsearch.analysis.length import length_curve
 from lstmsearch.analysis.verdict import CHECK_SEQUENCES
 from lstmsearch.certify import certify
@@ -23,23 +24,14 @@ EXAMPLES = ROOT / "data" / "examples"
 README = (ROOT / "README.md").read_text()
 DATA_README = (ROOT / "data" / "README.md").read_text()
 
-#: the README's answer table: (row label, column) -> shipped study
+#: the README's answer table: (row label, column) -> shipped study (the rows of
+#: lstmsearch.answer.README_CELLS are also written whole from the data: test below)
 ANSWER = {"LSTM": ("recall_first_lstm32", "blind_lstm32"), "GRU": ("recall_first_gru32", "blind_gru32"),
-          "tanh RNN": ("recall_first_rnn32", "blind_rnn32")}
+          "tanh RNN": ("recall_first_rnn32", "blind_rnn32"),
+          **{label: studies for label, (_, *studies) in README_CELLS.items()}}
 #: the constructions' column: kind, units, and the lengths the README's command uses (factors of n = 20)
-CONSTRUCTION = {"LSTM": ("lstm", 2), "GRU": ("gru", 2), "tanh RNN": ("rnn_tanh", 4)}
+CONSTRUCTION = {"LSTM": ("lstm", 2), "GRU": ("gru", 2), "tanh RNN": ("rnn_tanh", 4), "MGU": ("mgu", 2)}
 FACTORS = (1, 1.05, 1.1, 2.15, 10.65, 105.15)
-
-
-def sci(v: float) -> str:
-    """2 significant digits as the docs write them: 6.1e-11, 3.0e-9, 1.7e-2."""
-    m, e = f"{v:.1e}".split("e")
-    return f"{m}e{int(e)}"
-
-
-def span(values) -> str:
-    lo, hi = sci(min(values)), sci(max(values))
-    return f"{lo} at every length" if lo == hi else f"{lo} to {hi}"
 
 
 @lru_cache(maxsize=None)
@@ -127,3 +119,54 @@ def test_the_answer_page_table_is_what_reproduce_prints(study):
     assert cells[3] == ", ".join(f"{f['length']}: {f['nmse']:.2g}" for f in rep["fresh"]), cells[3]
     pc = rep["precision"]
     assert cells[-2:] == [f"{pc['float64']:.2g}", f"{pc['torch']:.2g}"], (cells[-2:], pc)
+
+
+@pytest.mark.parametrize("label", list(README_CELLS))
+def test_the_readme_rows_of_the_newer_cells_are_written_from_the_data(label):
+    """The MGU, minGRU, minLSTM and IndRNN rows are lstmsearch.answer.readme_row's output, word for
+    word (python docs/make_answer_rows.py writes them): reproduce's verdict and nmse span of both
+    shipped studies, the blind study's size, the construction's verdict and certificate, or what
+    docs/theorems.md proves instead."""
+    line = next(ln for ln in README.splitlines() if ln.startswith(f"| {label} |"))
+    assert line == readme_row(label, EXAMPLES, lambda study: reproduced(study)[1]), \
+        "stale: run python docs/make_answer_rows.py"
+    if README_CELLS[label][0] in ("mingru", "minlstm"):  # the theorem's cells: neither search is solved
+        assert line.count("**not solved**") == 2 and "docs/theorems.md" in line
+
+
+def test_sci_and_span_write_what_the_docs_write():
+    assert [sci(v) for v in (6.1e-11, 3.04e-9, 0.0166, 2.64e5, float("inf"))] == ["6.1e-11", "3.0e-9", "1.7e-2",
+                                                                                 "2.6e5", "inf"]
+    assert span([1.7e-2, 1.66e-2]) == "1.7e-2 at every length" and span([0.3, float("inf")]) == "3.0e-1 to inf"
+
+
+THEOREMS = (ROOT / "docs" / "theorems.md").read_text()
+
+
+def fig(v: float) -> str:
+    """2 significant digits as docs/theorems.md writes them: 0.58, 0.093, 2.6e5, inf."""
+    return f"{v:.2g}" if 1e-2 <= v < 100 else sci(v)
+
+
+@pytest.mark.parametrize("label", ["minGRU", "minLSTM", "IndRNN"])
+def test_the_theorem_pages_search_table_is_what_reproduce_prints(label):
+    """docs/theorems.md's table of the failed searches: nmse at 20 / 21 / 2103 of both shipped studies."""
+    cells = [label]
+    for study in README_CELLS[label][1:]:
+        _, rep = reproduced(study)
+        at = {f["length"]: f["nmse"] for f in rep["fresh"]}
+        assert not rep["verdict"]["solved"]
+        cells.append(" / ".join(fig(at[n]) for n in (20, 21, 2103)))
+    assert table_row(THEOREMS, label) == cells, (table_row(THEOREMS, label), cells)
+
+
+def test_the_theorem_pages_fixed_length_figures_are_what_reproduce_prints():
+    """The one-length fit (Proposition 3): the shipped blind minGRU study scored at n = 5 only."""
+    _, rep = reproduced("fixed_length_mingru32")
+    at = {f["length"]: f["nmse"] for f in rep["fresh"]}
+    assert sorted(at) == [5, 6, 11, 53, 503] and not rep["verdict"]["solved"]
+    want = (f"reaches nmse {sci(at[5])} at n = 5 on fresh sequences with its stored readout, "
+            f"and {fig(at[6])} at n = 6, "
+            f"{sci(at[11])} at 11, {sci(at[53])} at 53 and {sci(at[503])} at 503")
+    assert want in " ".join(THEOREMS.split()), want
+    assert at[6] > 1.0 and at[5] < 1e-3  # fits its one length, recalls something else one step later

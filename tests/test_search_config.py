@@ -14,7 +14,9 @@ from search_helpers import study_text
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["quickstart", "recall_first_lstm32", "recall_first_gru32", "recall_first_rnn32"])
+@pytest.mark.parametrize("name", ["quickstart", "recall_first_lstm32", "recall_first_gru32", "recall_first_rnn32",
+                                  "recall_first_mgu32", "recall_first_mingru32", "recall_first_minlstm32",
+                                  "recall_first_indrnn32"])
 def test_shipped_studies_validate(name):
     cfg = load_study(ROOT / "studies" / f"{name}.toml")
     assert cfg.name == name

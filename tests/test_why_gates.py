@@ -42,6 +42,10 @@ def test_full_lstm_space_keeps_every_gate_free():
     assert cfg.space_obj.dim == 12
     assert parse_study(wg.study_text("gru", 10)).space_obj.dim == 9
     assert parse_study(wg.study_text("rnn_tanh", 10)).space_obj.dim == 3
+    # the newer cells: no recurrent weight (minGRU, minLSTM), an element-wise one (IndRNN: its diagonal)
+    dims = {v: parse_study(wg.study_text(v, 10)).space_obj for v in ("mgu", "mingru", "minlstm", "indrnn")}
+    assert {v: s.dim for v, s in dims.items()} == {"mgu": 6, "mingru": 4, "minlstm": 6, "indrnn": 3}
+    assert "weight_hh.h" in dims["indrnn"].names and not any("weight_hh" in n for n in dims["mingru"].names)
 
 
 def test_committed_study_files_are_the_generators_output():

@@ -62,6 +62,31 @@ The derivations, as plain text::
                 for tol = 1e-3 at the defaults), not for all n. In float32 the leak rounds away
                 and only step 1's roundings remain.
 
+    ``flag_memory`` for ``mgu`` (H >= 2; unit 0 flag, unit 1 memory)
+        The MGU's one gate f both writes and holds: h' = h + f (n - h), n = tanh(W_in x + b_in
+        + f (W_hn h + b_hn)) (:mod:`lstmsearch.kinds.mgu`).
+        flag:   f = sigma(big), n = tanh(big): h_flag = sigma(big) tanh(big) ~ 1 from step 1 on
+                (it then rises monotonically towards tanh(big)).
+        memory: f = sigma(big - shut h_flag), shut = 7 big: sigma(big) at step 1 (h_flag = 0),
+                so h_mem = sigma(big) tanh(gain x_1); afterwards the pre-activation is
+                <= -6 big + 14 big e^{-big} (h_flag >= 1 - 2 e^{-big}), so f <= e^{-6 big + 14 big e^{-big}}
+                and the memory holds: h' - h = f (n - h).
+        readout: y = h_mem / gain.
+        float32: sigma(big) == 1.0f (big >= 17), so step 1 writes h_mem = tanh(gain x_1) exactly as
+                rounded, and sigma(-6 big) == 0.0f (the kernel's sigmoid is 0.0f from about -87.3
+                down; -120 at big = 20), so h + 0 (n - h) = h bit for bit: the float32 memory is
+                kept *exactly* from step 2 on, for every n, with no offset needed (the GRU needs
+                Sterbenz's lemma because its z = 1 branch computes n + (h - n); the MGU's shut
+                branch multiplies by an exact 0). :func:`lstmsearch.certify.steps.gru_update32`
+                states this exact case.
+        Bound:  |tanh(u) - u| <= |u|^3 / 3, the write loses (1 - sigma(big)) <= e^{-big} of it, and
+                each later step moves h by <= f 2 tanh(gain R), so
+                |y - x_1| <= gain^2 R^3 / 3 + e^{-big} R + 2 (n - 1) R e^{-6 big + 14 big e^{-big}}
+                (:func:`error_bound`; 3.3e-5 + 2.1e-9 R + 1.5e-52 (n - 1) R at gain 0.01, big 20). For
+                x ~ U[-1, 1]: NMSE ~ gain^4 / 21 (4.8e-10 at gain 0.01). In exact arithmetic the
+                leak term reaches 1e-3 only after about 6e48 steps; it is not zero, so no bound holds
+                for literally every n (the identity theorem: the output is analytic in x_1).
+
     ``flag_memory`` for ``rnn_relu`` (H >= 3; unit 0 flag, unit 1 relay, unit 2 memory)
         flag:   F_t = relu(1) = 1 for t >= 1 (F_0 = 0).
         relay:  r_t = relu(x_t + R - big F_{t-1}): r_1 = x_1 + R, r_t = 0 for t >= 2
@@ -113,6 +138,18 @@ The derivations, as plain text::
                 i.e. the H most recent inputs are recalled (nmse ~ (j+1)^2 gain^4 / 21 for U[-1, 1])
                 and lags j >= H have nmse exactly 1: H units hold H numbers, the "one real
                 number per hidden unit" of Collins, Sohl-Dickstein & Sussillo (ICLR 2017).
+
+    ``fixed_length`` for ``mingru`` (H >= n; exact at ONE length n, wrong at n + 1)
+        What "exploits a fixed length" looks like. The gates see only x_t; hold them constant:
+        z_k = zeta_k (W_iz = 0, b_iz = logit zeta_k, distinct zeta_k in (0, 1)), n_k = x_t
+        (W_in = 1). Then h_k(n) = sum_t zeta_k (1 - zeta_k)^{n-t} x_t, and the readout
+        y = sum_k a_k h_k(n) = sum_t c_{n-t} x_t with c_m = sum_k a_k zeta_k (1 - zeta_k)^m.
+        Solving c_m = [m = n - 1] for m = 0..n-1 is a Vandermonde system in q_k = 1 - zeta_k
+        (times diag zeta_k), invertible for n distinct nodes: y = x_1 exactly at length n (up to
+        the float32 rounding of the stored weights). At length n + 1 the same readout gives
+        y = c_n x_1 + x_2 -- it recalls x_2, not x_1 (nmse >= 1 for i.i.d. inputs). No setting of
+        a minGRU or minLSTM recalls x_1 at every length (docs/theorems.md); this is the reason the
+        searches score at n and n + 1, and judge at 2n + 1, 10n + 3, 100n + 3.
 
 Without the flag/relay trick an ungated RNN integrates every input: the "self-weight 1"
 unit m_t = tanh(m_{t-1} + gain x_t) holds gain * (x_1 + ... + x_n) and its NMSE for
@@ -203,6 +240,33 @@ def recall_first_gru(hidden: int = 2, gain: float = 0.01, big: float = 20.0, off
     return cell.flatten(p)
 
 
+#: The MGU memory's recurrent weight from the flag, in units of ``big``: after step 1 its forget
+#: gate's pre-activation is big - 7 big = -6 big (-120 at big = 20, 0.0f in float32).
+MGU_SHUT = 7.0
+
+
+def recall_first_mgu(hidden: int = 2, gain: float = 0.01, big: float = 20.0) -> np.ndarray:
+    """The MGU flag/memory construction (see module doc); (D,) float32 for Cell('mgu', hidden).
+
+    Unit 0 is the flag, unit 1 the memory; all other units are silent. The memory's forget gate
+    is sigma(big - 7 big h_flag): open (1.0f in float32) at step 1, shut (0.0f) afterwards.
+    """
+    _check(hidden, 2, "mgu")
+    require(gain > 0 and big > 0, f"the mgu construction needs gain > 0 and big > 0, got gain={gain}, big={big}")
+    cell = Cell("mgu", hidden)
+    p = _blank(cell)
+    f, n = (cell.gate_rows(k) for k in "fn")
+    flag, mem = 0, 1
+    b = p["bias_ih_l0"]
+    b[f.start + flag] = big
+    b[n.start + flag] = big
+    b[f.start + mem] = big
+    p["weight_hh_l0"][f.start + mem, flag] = -MGU_SHUT * big
+    p["weight_ih_l0"][n.start + mem, 0] = gain
+    p["weight_out"][0, mem] = 1.0 / gain
+    return cell.flatten(p)
+
+
 def recall_first_rnn_relu(hidden: int = 3, input_range: float = 1.0, big: float = 20.0) -> np.ndarray:
     """The ReLU RNN flag/relay/memory construction (see module doc): exact for x_1 >= -R, x_t <= big - R.
 
@@ -268,6 +332,34 @@ def integrator_rnn(hidden: int = 1, gain: float = 1e-3, kind: str = "rnn_tanh") 
     return cell.flatten(p)
 
 
+def fixed_length_mingru(hidden: int = 4, length: int = None, nodes=None) -> np.ndarray:
+    """A minGRU that outputs x_1 exactly at one length n = ``length`` (default ``hidden``) and not
+    at n + 1 (see module doc); (D,) float32 for Cell('mingru', hidden).
+
+    Units 0..n-1 have constant update gates zeta_k (``nodes``, default evenly spaced in (0, 1))
+    and candidates n_k = x_t; the readout solves the Vandermonde system in float64 from the
+    float32-rounded gate biases; units from n on are silent.
+    """
+    n = hidden if length is None else length
+    _check(hidden, n, "fixed_length")
+    require(isinstance(n, (int, np.integer)) and n >= 1, f"length must be a positive integer, got {length!r}")
+    cell = Cell("mingru", hidden)
+    zeta = np.arange(1, n + 1) / (n + 1.0) if nodes is None else np.asarray(nodes, np.float64)
+    require(zeta.shape == (n,) and np.all((zeta > 0) & (zeta < 1)) and len(np.unique(zeta)) == n,
+            f"nodes must be {n} distinct numbers in (0, 1)")
+    p = _blank(cell)
+    z, c = cell.gate_rows("z"), cell.gate_rows("n")
+    bias = np.float32(np.log(zeta / (1.0 - zeta)))
+    zeta = 1.0 / (1.0 + np.exp(-bias.astype(np.float64)))  # the gate the stored float32 bias gives
+    p["bias_ih_l0"][z.start:z.start + n] = bias
+    p["weight_ih_l0"][c.start:c.start + n, 0] = 1.0
+    m = np.arange(n)[:, None]
+    M = zeta[None, :] * (1.0 - zeta[None, :]) ** m          # M[m, k] = zeta_k (1 - zeta_k)^m
+    target = (np.arange(n) == n - 1).astype(np.float64)
+    p["weight_out"][0, :n] = np.linalg.solve(M, target)
+    return cell.flatten(p)
+
+
 def delay_line(hidden: int = 1, outputs: int = None, gain: float = 1e-3, big: float = 20.0,
                kind: str = "rnn_tanh") -> np.ndarray:
     """The shift register (see module doc): unit j holds x_{n-j}; (D,) float32 for Cell(kind, hidden, 1, outputs).
@@ -313,10 +405,12 @@ def delay_line_bound(kind: str, lag: int, input_range: float = 1.0, gain: float 
 CONSTRUCTIONS: Dict[Tuple[str, str], Callable[..., np.ndarray]] = {
     ("flag_memory", "lstm"): recall_first_lstm,
     ("flag_memory", "gru"): recall_first_gru,
+    ("flag_memory", "mgu"): recall_first_mgu,
     ("flag_memory", "rnn_relu"): recall_first_rnn_relu,
     ("flag_memory", "rnn_tanh"): recall_first_rnn_tanh,
     ("integrator", "rnn_tanh"): lambda hidden=1, **kw: integrator_rnn(hidden, kind="rnn_tanh", **kw),
     ("integrator", "rnn_relu"): lambda hidden=1, **kw: integrator_rnn(hidden, kind="rnn_relu", **kw),
+    ("fixed_length", "mingru"): fixed_length_mingru,
     ("delay_line", "rnn_tanh"): lambda hidden=1, **kw: delay_line(hidden, kind="rnn_tanh", **kw),
     ("delay_line", "gru"): lambda hidden=1, **kw: delay_line(hidden, kind="gru", **kw),
     ("delay_line", "lstm"): lambda hidden=1, **kw: delay_line(hidden, kind="lstm", **kw),
@@ -326,6 +420,7 @@ CONSTRUCTIONS: Dict[Tuple[str, str], Callable[..., np.ndarray]] = {
 ROLES: Dict[str, Dict[int, str]] = {
     "lstm": {0: "flag", 1: "memory"},
     "gru": {0: "flag", 1: "memory"},
+    "mgu": {0: "flag", 1: "memory"},
     "rnn_relu": {0: "flag", 1: "relay", 2: "memory"},
     "rnn_tanh": {0: "flag", 1: "relay+", 2: "relay-", 3: "memory"},
 }
@@ -366,6 +461,10 @@ def error_bound(kind: str, length: int, input_range: float = 1.0, gain: float = 
         s = 1.0 - t * t
         leak = e * (M + (n - 1.0) * (M - (1.0 - e) * m))
         return t * g * R * R + g * g * R ** 3 / (3.0 * s) + leak / (g * s)
+    if kind == "mgu":
+        g = 0.01 if gain is None else gain
+        shut = np.exp(-(MGU_SHUT - 1.0) * big + 2.0 * MGU_SHUT * big * e)
+        return g * g * R ** 3 / 3.0 + e * R + 2.0 * (n - 1.0) * R * shut
     if kind == "rnn_relu":
         require(big > 2 * R, "rnn_relu needs big > 2 input_range")
         return 0.0

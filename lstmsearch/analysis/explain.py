@@ -16,8 +16,9 @@ Roles
 
 Ablation
     Unit j is *silenced* by zeroing its outgoing weights: column j of ``weight_hh_l0``
-    (what every gate of every unit reads from h_j) and column j of ``weight_out`` (what
-    the readout reads from it). The unit still computes, but nothing reads it. (Its
+    (what every gate of every unit reads from h_j; for an element-wise recurrence, IndRNN, the
+    unit's own recurrent weights; a cell without recurrence, minGRU, has none) and column j of
+    ``weight_out`` (what the readout reads from it). The unit still computes, but nothing reads it. (Its
     incoming weights and biases are kept; for the LSTM, c_j is internal to unit j and is
     read only through h_j, so it is silenced with it.) :func:`ablate` reports the error of
     every singly-silenced setting, with the given readout or with a readout refitted
@@ -137,7 +138,11 @@ def silence(cell: Cell, params, unit: int) -> np.ndarray:
     """A copy of one setting (D,) with unit ``unit``'s outgoing weights zeroed (see module doc)."""
     p = np.array(cell.check_params(np.asarray(params))[0], copy=True)
     blocks = cell.unflatten(p)  # views into p
-    blocks["weight_hh_l0"][:, unit] = 0.0
+    recurrence = cell.spec.recurrence
+    if recurrence == "dense":
+        blocks["weight_hh_l0"][:, unit] = 0.0
+    elif recurrence == "diagonal":  # (G H,): row g H + unit is gate g's weight on the unit's own h
+        blocks["weight_hh_l0"][unit::cell.hidden] = 0.0
     blocks["weight_out"][:, unit] = 0.0
     return p
 
@@ -192,6 +197,8 @@ def weight_name(cell: Cell, index: int, names: Optional[List[str]] = None) -> st
     for b in cell.blocks:
         if b.start <= index < b.start + b.size:
             k = index - b.start
+            if b.name == "weight_hh_l0" and len(b.shape) == 1:  # element-wise: a unit's own h
+                return f"{gates[k // H]}[{names[k % H]}] <- h[{names[k % H]}]"
             if b.name in ("weight_ih_l0", "weight_hh_l0"):
                 row, col = divmod(k, b.shape[1])
                 src = f"x[{col}]" if b.name == "weight_ih_l0" else f"h[{names[col]}]"

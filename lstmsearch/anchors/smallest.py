@@ -1,6 +1,7 @@
 r"""The smallest network that remembers: the fewest hidden units at which blind search finds a solution.
 
-For each cell (LSTM, GRU, tanh RNN, ReLU RNN) and task -- ``recall_first`` (output x_1 at step
+For each cell (LSTM, GRU, tanh RNN, ReLU RNN; on recall-first also MGU, minGRU, minLSTM and
+IndRNN: :data:`CELLS_BY_TASK`) and task -- ``recall_first`` (output x_1 at step
 n) and ``recall_lag`` with k = 5 (output x_{n-5} at step n) -- a blind search runs at H = 1, 2,
 3, ... and the cell stops at its first H where some seed finds a **solved** row, or at the cap.
 "Blind" means the full weight space (every weight and bias free, no tying, no masks, no
@@ -12,7 +13,8 @@ solved only by the verdict (:mod:`lstmsearch.analysis.verdict`: held-out nmse < 
 stored readout at 20, 21, 43, 213 and 2103 steps), never by its nmse at n alone.
 
 Bounds and step size (why). Each task gets the bounds its construction lives in
-(:mod:`lstmsearch.analysis.constructions`). Recall-first with a gated cell: weights and biases
+(:mod:`lstmsearch.analysis.constructions`). Recall-first with a gated cell (one whose equations
+have a sigmoid gate: :func:`gated`): weights and biases
 in [-30, 30] (as the blind H = 32 studies that solved): the flag must shut the memory's gate
 after step 1, which takes recurrent weights of tens (the LSTM construction uses -3 big / tanh(1),
 the GRU's 2 big). Everything else -- the ungated cells, and every cell on recall-lag: weights in
@@ -51,13 +53,20 @@ from ..cells import Cell
 from ..config import study_toml
 from ..errors import require
 
-#: cell kind -> label
-CELLS: Dict[str, str] = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "tanh RNN", "rnn_relu": "ReLU RNN"}
+#: cell kind -> label (the kind's own short label)
+CELLS: Dict[str, str] = {k: Cell(k, 1).spec.label
+                         for k in ("lstm", "gru", "rnn_tanh", "rnn_relu", "mgu", "mingru", "minlstm", "indrnn")}
 
 #: task kind -> (extra [task] keys, label)
 TASKS: Dict[str, tuple] = {
     "recall_first": ({}, "recall-first"),
     "recall_lag": ({"lag": 5}, "recall-lag k = 5"),
+}
+
+#: The cells of each task's grid: the four new kinds (issue 22) on recall-first only.
+CELLS_BY_TASK: Dict[str, tuple] = {
+    "recall_first": tuple(CELLS),
+    "recall_lag": ("lstm", "gru", "rnn_tanh", "rnn_relu"),
 }
 
 #: Scored lengths of every study (the worst of the two).
@@ -84,24 +93,41 @@ STEP = {"wide": 10.0, "tight": 1.0}
 #: flag_memory for recall_first; delay_line for recall_lag k = 5 (unit j holds x_{n-j}: 6 units;
 #: no ReLU delay line is shipped).
 CONSTRUCTION_UNITS: Dict[str, Dict[str, Optional[int]]] = {
-    "recall_first": {"lstm": 2, "gru": 2, "rnn_tanh": 4, "rnn_relu": 3},
+    "recall_first": {"lstm": 2, "gru": 2, "rnn_tanh": 4, "rnn_relu": 3, "mgu": 2, "mingru": None, "minlstm": None,
+                     "indrnn": None},
     "recall_lag": {"lstm": 6, "gru": 6, "rnn_tanh": 6, "rnn_relu": None},
+}
+#: What the table says instead of "none shipped" where no construction can exist (docs/theorems.md).
+NO_CONSTRUCTION: Dict[str, Dict[str, str]] = {
+    "recall_first": {"mingru": "none can exist (theorem)", "minlstm": "none can exist (theorem)"},
 }
 #: The construction of each task (the key of ``constructions.CONSTRUCTIONS``).
 CONSTRUCTION = {"recall_first": "flag_memory", "recall_lag": "delay_line"}
 
 
+def gated(kind: str) -> bool:
+    """Whether the kind's equations have a sigmoid gate (LSTM, GRU, MGU, minGRU, minLSTM; not the
+    tanh, ReLU and Ind RNNs): read from its traced equations, not from its name."""
+    return any(n.op == "sigmoid" for n in Cell(kind, 1).spec.graph.nodes())
+
+
 def regime(task: str, kind: str) -> str:
-    """"wide" (recall_first with lstm or gru) or "tight" (everything else): the key of :data:`BOUNDS`."""
+    """"wide" (recall_first with a gated cell) or "tight" (everything else): the key of :data:`BOUNDS`."""
     require(task in TASKS, f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     require(kind in CELLS, f"unknown cell {kind!r}; expected one of {', '.join(CELLS)}")
-    return "wide" if task == "recall_first" and kind in ("lstm", "gru") else "tight"
+    return "wide" if task == "recall_first" and gated(kind) else "tight"
+
+
+def weight_counts(kind: str, hidden: int) -> tuple:
+    """(weights, biases) of the recurrent part of a 1-input cell: the full space's dimensions."""
+    cell = Cell(kind, hidden)
+    n_b = sum(b.size for b in cell.blocks if b.name in ("bias_ih_l0", "bias_hh_l0"))
+    return cell.n_recurrent - n_b, n_b
 
 
 def sigma_fraction(task: str, kind: str, hidden: int) -> float:
     """The strategy's ``sigma`` (a fraction of the mean bound width) that makes the step :data:`STEP`."""
-    g = Cell(kind, hidden).gates
-    n_w, n_b = g * hidden * (1 + hidden), 2 * g * hidden
+    n_w, n_b = weight_counts(kind, hidden)
     reg = regime(task, kind)
     w, b = BOUNDS[reg]
     mean_width = (2 * w * n_w + 2 * b * n_b) / (n_w + n_b)
@@ -118,8 +144,7 @@ def study_text(task: str, kind: str, hidden: int, seed: int = 0, budget: int = B
     reg = regime(task, kind)
     extra, task_label = TASKS[task]
     w, b = BOUNDS[reg]
-    cell = Cell(kind, hidden)
-    dim = cell.gates * hidden * (3 + hidden)
+    dim = sum(weight_counts(kind, hidden))
     name = study_name(task, kind, hidden, seed)
     comments = {
         "": f"The smallest network that remembers (written by studies/smallest.py --write; see\n"
@@ -150,13 +175,14 @@ def study_file(folder, task: str, kind: str, hidden: int, seed: int) -> Path:
     return Path(folder) / f"{study_name(task, kind, hidden, seed)[len('smallest_'):]}.toml"
 
 
-def write_studies(folder, tasks: Iterable[str] = TASKS, cells: Iterable[str] = CELLS,
+def write_studies(folder, tasks: Iterable[str] = TASKS, cells: Optional[Iterable[str]] = None,
                   hidden: Iterable[int] = range(1, CAP + 1), seeds: Iterable[int] = SEEDS, **options) -> list:
-    """Write ``<task>_<cell>_h<H>_s<seed>.toml`` for every grid point into ``folder``; returns the paths."""
+    """Write ``<task>_<cell>_h<H>_s<seed>.toml`` for every grid point into ``folder`` (``cells``
+    default: each task's :data:`CELLS_BY_TASK`); returns the paths."""
     Path(folder).mkdir(parents=True, exist_ok=True)
     paths = []
     for t in tasks:
-        for k in cells:
+        for k in (CELLS_BY_TASK[t] if cells is None else [c for c in cells if c in CELLS_BY_TASK[t]]):
             for h in hidden:
                 for s in seeds:
                     p = study_file(folder, t, k, h, s)
@@ -281,18 +307,19 @@ def study_row(out, solved: Optional[int], budget: Optional[int] = None) -> dict:
                 best_nmse=float(nmse[best]), best_row=int(rows[best]), rejected=0, wall_s=0.0)
 
 
-def run_grid(folder, tasks: Iterable[str] = TASKS, cells: Iterable[str] = CELLS, cap: int = CAP,
+def run_grid(folder, tasks: Iterable[str] = TASKS, cells: Optional[Iterable[str]] = None, cap: int = CAP,
              seeds: Sequence[int] = SEEDS, data_dir="data/smallest", budget: Optional[int] = None,
              chunk: int = CHUNK, start: int = 1, max_checks: int = MAX_CHECKS, echo: Callable[[str], None] = print) -> pa.Table:
     """Run the grid from the study files in ``folder``; one :data:`SCHEMA` row per study run.
 
     For each (task, cell), H = ``start``, ... ``cap``: every seed's study runs (:func:`run_one`);
     the cell stops after the first H at which some seed found a solved row. ``budget``
-    overrides the files' ``[budget] settings``.
+    overrides the files' ``[budget] settings``; ``cells`` (default: each task's
+    :data:`CELLS_BY_TASK`) is narrowed to the task's grid.
     """
     rows = []
     for task in tasks:
-        for kind in cells:
+        for kind in (CELLS_BY_TASK[task] if cells is None else [c for c in cells if c in CELLS_BY_TASK[task]]):
             for h in range(start, cap + 1):
                 found = False
                 for seed in seeds:
@@ -356,7 +383,8 @@ def format_table(runs: pa.Table) -> str:
     for r in smallest_table(runs).to_pylist():
         found = (f"**{r['smallest']}**" if r["smallest"] is not None
                  else f"none up to H = {r['tried']} ({r['budget']:,} settings per seed and H)")
-        cons = "none shipped" if r["construction"] is None else f"{r['construction']} ({CONSTRUCTION[r['task']]})"
+        cons = (NO_CONSTRUCTION.get(r["task"], {}).get(r["cell"], "none shipped") if r["construction"] is None
+                else f"{r['construction']} ({CONSTRUCTION[r['task']]})")
         lines.append(f"| {TASKS[r['task']][1]} | {CELLS[r['cell']]} | {found} | {r['seeds_solved']}/{r['seeds']} "
                      f"| {r['settings_to_solve']} | {r['evaluate_s_to_solve']} | {cons} |")
     return "\n".join(lines)

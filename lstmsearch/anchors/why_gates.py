@@ -1,4 +1,5 @@
-r"""Why gates: the same search on the LSTM, the LSTM with one gate held open, the GRU and the tanh RNN.
+r"""Why gates: the same search on the LSTM, the LSTM with one gate held open, the GRU, the tanh RNN,
+and the newer cells (MGU, minGRU, minLSTM, IndRNN).
 
 Greff et al. 2017 ("LSTM: A Search Space Odyssey") remove one LSTM gate at a time: NIG (no
 input gate), NFG (no forget gate), NOG (no output gate). Here a gate is removed by holding it
@@ -15,7 +16,9 @@ and recurrent weights are fixed at 0 and its bias at ``HELD_BIAS`` = +20, so the
 
 Every variant gets the same space as the shipped studies (``studies/recall_first_*.toml``):
 per gate one input weight, one diagonal recurrent weight and one bias (tied over the units;
-the region jitter makes the units differ), minus the held gate; the same Optuna CMA-ES
+the region jitter makes the units differ), minus the held gate; a cell whose gates see only
+x_t (minGRU, minLSTM: ``recurrence = "none"``) has no recurrent weight to search, and the
+IndRNN's element-wise recurrence is its diagonal (:func:`space_rules`); the same Optuna CMA-ES
 strategy and the same budget of settings. The task is ``recall_first`` (x_t ~ U[-1, 1],
 output x_1 at step n) at n = 10, 100, 1000, each scored at n and n + 1 (``lengths = [n, n + 1]``,
 the worst of the two: a setting that only works at even n, or only at one n, scores badly), and
@@ -37,6 +40,7 @@ from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 import numpy as np
 import pyarrow as pa
 
+from ..cells import Cell
 from ..config import study_toml
 from ..errors import require
 
@@ -51,6 +55,10 @@ VARIANTS: Dict[str, Tuple[str, Optional[str], str]] = {
     "lstm_nog": ("lstm", "o", "LSTM NOG (output gate = 1)"),
     "gru": ("gru", None, "GRU"),
     "rnn_tanh": ("rnn_tanh", None, "RNN (tanh, no gates)"),
+    "mgu": ("mgu", None, "MGU (one gate)"),
+    "mingru": ("mingru", None, "minGRU (gates see only x_t)"),
+    "minlstm": ("minlstm", None, "minLSTM (gates see only x_t)"),
+    "indrnn": ("indrnn", None, "IndRNN (element-wise recurrence, ReLU)"),
 }
 
 LENGTHS = (10, 100, 1000)
@@ -65,22 +73,39 @@ def study_name(variant: str, length: int) -> str:
     return f"why_gates_{variant}_n{length}"
 
 
+def space_rules(kind: str) -> list:
+    """The gate-tied rules of a kind: input weight, diagonal recurrent weight (a dense recurrence's
+    diagonal; an element-wise one's vector; none without a recurrence) and bias, each tied by gate."""
+    recurrence = Cell(kind, 1).spec.recurrence
+    rules = [{"block": "weight_ih", "tie": "gate", "low": -3.0, "high": 3.0}]
+    if recurrence != "none":
+        rules.append({"block": "weight_hh", **({"part": "diagonal"} if recurrence == "dense" else {}),
+                      "tie": "gate", "low": -60.0, "high": 60.0})
+    return rules + [{"block": "bias_ih", "tie": "gate", "low": -30.0, "high": 30.0}]
+
+
+#: The [space] comment per recurrence of the kind.
+SPACE_COMMENTS = {
+    "dense": "Gate-tied space of the shipped studies: per gate one input weight, one diagonal\n"
+             "recurrent weight, one bias; off-diagonal recurrence and bias_hh fixed at 0.",
+    "diagonal": "Gate-tied space of the shipped studies: per gate one input weight, one recurrent\n"
+                "weight (the recurrence is element-wise: its diagonal), one bias; bias_hh fixed at 0.",
+    "none": "Gate-tied space of the shipped studies: per gate one input weight and one bias\n"
+            "(the gates see only x_t: no recurrent weights).",
+}
+
+
 def study_text(variant: str, length: int, hidden: int = HIDDEN, budget: int = BUDGET,
                sequences: int = SEQUENCES, region: int = 32, seed: int = 0) -> str:
     """The study file (TOML text) of one grid point."""
     require(variant in VARIANTS, f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
     kind, held, label = VARIANTS[variant]
-    rules = [
-        {"block": "weight_ih", "tie": "gate", "low": -3.0, "high": 3.0},
-        {"block": "weight_hh", "part": "diagonal", "tie": "gate", "low": -60.0, "high": 60.0},
-        {"block": "bias_ih", "tie": "gate", "low": -30.0, "high": 30.0},
-    ]
+    rules = space_rules(kind)
     comments = {
         "": f"Why gates (written by studies/why_gates.py --write; see lstmsearch/analysis/why_gates.py):\n"
             f"{label}, H = {hidden}, recall x_1 after {length} (and {length + 1}) numbers uniform in [-1, 1].\n"
             f"  lstmsearch run studies/why_gates/{variant}_n{length}.toml",
-        "space": "Gate-tied space of the shipped studies: per gate one input weight, one diagonal\n"
-                 "recurrent weight, one bias; off-diagonal recurrence and bias_hh fixed at 0.",
+        "space": SPACE_COMMENTS[Cell(kind, 1).spec.recurrence],
     }
     if held is not None:
         comments[f"space.rule[{len(rules)}]"] = (

@@ -172,7 +172,8 @@ def gru_update32(z, h, n):
     **Exact case 2 (z == 0.0f: the result is n bit for bit).** With z = +0 and h - n finite,
     RN(h - n) is finite, z (h - n) is +-0 (fused or not) and n + (+-0) == n. The MGU's update
     is ``lerp(f, h, n) = h + f (n - h)``, i.e. this function with the roles of h and n swapped: a
-    forget gate shut to 0.0f in float32 (the kernel's sigmoid gives 0.0f from about -87.3 down) keeps the state bit for bit.
+    forget gate shut to 0.0f in float32 (the kernel's sigmoid gives 0.0f from about -87.3 down) keeps
+    the state bit for bit.
     Applies where the z box is exactly [0, 0] and max |h - n| < 3e38 (no overflow).
     """
     L = iv.r_lerp(z, h, n)
