@@ -330,9 +330,15 @@ def kernel_source(cell, I: int, staged: bool, unrolled: bool, aligned: bool) -> 
     return s.text()
 
 
-@functools.lru_cache(maxsize=None)
 def _kernel(cell, I: int, staged: bool, unrolled: bool):
-    """The compiled (lazily, per signature) kernel for one specialisation."""
+    """The compiled (lazily, per signature) kernel for one specialisation: cached per kind
+    object as well as per name, so that a kind registered again under its name (an edited
+    cell of one's own) compiles anew."""
+    return _compiled(cell, cell.spec, I, staged, unrolled)
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(cell, spec, I: int, staged: bool, unrolled: bool):  # spec: hashed by identity
     cuda = _cuda()
     from numba import float32
 

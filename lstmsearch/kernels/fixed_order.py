@@ -16,51 +16,17 @@ from numba import njit
 _FLAGS = dict(nogil=True, cache=True, error_model="numpy", boundscheck=False)
 
 
-@njit(**_FLAGS)
-def accumulate(states, targets, gram, rhs):  # pragma: no cover - compiled
+def accumulate(states, targets, gram, rhs):
     """gram[p] (upper triangle) = Phi^T Phi and rhs[p] = Phi^T Y, Phi = [states[p] | 1], each entry
     summed over n = 0..N-1 in order (four samples a pass: ((g + a0 b0) + a1 b1) + ..., the same
-    additions as one sample a pass)."""
+    additions as one sample a pass): :func:`accumulate_steps` on states (P, N, H) read as one step."""
     P, N, H = states.shape
-    H1 = H + 1
-    O = targets.shape[1]
-    r = np.empty((4, H1))
-    t = np.empty((4, O))
-    for p in range(P):
-        G = gram[p]
-        R = rhs[p]
-        G[:, :] = 0.0
-        R[:, :] = 0.0
-        n = 0
-        while n < N:
-            m = min(4, N - n)
-            for q in range(m):
-                for j in range(H):
-                    r[q, j] = states[p, n + q, j]
-                r[q, H] = 1.0
-                for o in range(O):
-                    t[q, o] = targets[n + q, o]
-            if m == 4:
-                for i in range(H1):
-                    a0, a1, a2, a3 = r[0, i], r[1, i], r[2, i], r[3, i]
-                    for j in range(i, H1):
-                        G[i, j] = (((G[i, j] + a0 * r[0, j]) + a1 * r[1, j]) + a2 * r[2, j]) + a3 * r[3, j]
-                    for o in range(O):
-                        R[i, o] = (((R[i, o] + a0 * t[0, o]) + a1 * t[1, o]) + a2 * t[2, o]) + a3 * t[3, o]
-            else:
-                for q in range(m):
-                    for i in range(H1):
-                        a = r[q, i]
-                        for j in range(i, H1):
-                            G[i, j] = G[i, j] + a * r[q, j]
-                        for o in range(O):
-                            R[i, o] = R[i, o] + a * t[q, o]
-            n += m
+    accumulate_steps(states.reshape(P, 1, N, H), 0, N, targets, gram, rhs)
 
 
 @njit(**_FLAGS)
 def accumulate_steps(states, lo, hi, targets, gram, rhs):  # pragma: no cover - compiled
-    """:func:`accumulate` on the samples of step-major states (P, S, B, H) -- any float dtype, any
+    """The normal equations of :func:`accumulate` on the samples of step-major states (P, S, B, H) -- any float dtype, any
     strides (a transposed view of the kernels' output) -- sequences ``lo <= b < hi``: sample
     n = s (hi - lo) + (b - lo), as ``states[:, :, lo:hi].reshape(P, -1, H)`` numbers them, each value
     converted to float64 as it is read (exact from float32). The same sums bit for bit, without the
@@ -194,23 +160,9 @@ def solve(gram, rhs, ridge, N, out):  # pragma: no cover - compiled
 
 
 @njit(**_FLAGS)
-def apply_readout(states, W, b, out):  # pragma: no cover - compiled
-    """out[p, n, o] = (sum_h states[p, n, h] W[p, o, h], h in order) + b[p, o]."""
-    P, N, H = states.shape
-    O = W.shape[1]
-    for p in range(P):
-        for n in range(N):
-            for o in range(O):
-                s = 0.0
-                for h in range(H):
-                    s = s + states[p, n, h] * W[p, o, h]
-                out[p, n, o] = s + b[p, o]
-
-
-@njit(**_FLAGS)
 def apply_steps(states, lo, hi, W, b, out):  # pragma: no cover - compiled
-    """:func:`apply_readout` on the samples of step-major states (P, S, B, H), any float dtype and
-    strides, sequences ``lo <= b < hi`` (sample n = s (hi - lo) + (b - lo)), each value converted to
+    """out[p, n, o] = (sum_h states[p, st, b, h] W[p, o, h], h in order) + b[p, o] on the samples of
+    step-major states (P, S, B, H), any float dtype and strides, sequences ``lo <= b < hi`` (sample n = s (hi - lo) + (b - lo)), each value converted to
     float64 as it is read: the same bits as on the float64 copy ``states[:, :, lo:hi].reshape(P, -1, H)``."""
     P, S, _, H = states.shape
     nb = hi - lo
