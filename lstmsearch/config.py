@@ -113,6 +113,8 @@ class Checker:
                 self.fail(f"{where} {key}", f"must be {want}, got {value!r} ({type(value).__name__})")
             if isinstance(value, float) and not math.isfinite(value):
                 self.fail(f"{where} {key}", f"must be finite, got {value!r}")
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not abs(value) < MAX_NUMBER:
+                self.fail(f"{where} {key}", f"must be between -2**62 and 2**62, got {value!r}")
             out[key] = float(value) if types == (float,) else value
         return out
 
@@ -241,6 +243,15 @@ _TOP = {"study", "cell", "task", "eval", "space", "strategy", "budget", "store",
 
 #: Largest sizes accepted (a typo such as hidden = 32000 is caught before any work).
 MAX_HIDDEN = 4096
+#: Largest magnitude of any number of a study file's tables (counts, seeds, tolerances): int64 with room.
+MAX_NUMBER = float(MAX_COUNT)
+#: Largest study file read (bytes), and deepest nesting of its tables and arrays: a study file is a
+#: few dozen lines whose values nest four deep ([[space.rule]] block lists, racing rungs).
+MAX_STUDY_BYTES = 1 << 20
+MAX_DEPTH = 16
+#: Longest study name (characters): the default result folder is DATA/NAME, and a folder name has
+#: at most 255 bytes on every common file system.
+MAX_NAME = 100
 MAX_LENGTH = 10_000_000
 MAX_SEQUENCES = 1_000_000
 
@@ -284,10 +295,15 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path = Path("."),
 def _read_document(chk: Checker, text: str, overrides: Optional[Dict[str, Any]], allow_password: bool) -> Dict:
     """The TOML document with ``overrides`` applied: no password in ``[strategy] storage`` (unless
     ``allow_password``), no control character in any string, no unknown table."""
+    if len(text) > MAX_STUDY_BYTES:
+        chk.fail("the file", f"has {len(text)} characters; a study file has at most {MAX_STUDY_BYTES}: is it the right file?")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{chk.source}: not valid TOML: {exc}") from exc
+    except RecursionError:  # tomllib reads nested arrays and inline tables recursively
+        chk.fail("the file", f"nests arrays or tables too deeply; a study file nests at most {MAX_DEPTH} levels")
+    _check_depth(chk, doc)
     stored = doc.get("strategy", {}).get("storage") if isinstance(doc.get("strategy"), dict) else None
     if has_password(stored) and not allow_password:
         chk.fail("[strategy] storage", f"holds a password ({redact_url(stored)}); a study file is copied into "
@@ -304,13 +320,59 @@ def _read_document(chk: Checker, text: str, overrides: Optional[Dict[str, Any]],
     return doc
 
 
+def _check_depth(chk: Checker, doc) -> None:
+    """Tables and arrays nest at most :data:`MAX_DEPTH` deep (walked without recursion)."""
+    stack = [(doc, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            chk.fail("the file", f"nests arrays or tables {depth} levels deep; a study file nests at most {MAX_DEPTH}")
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else ()
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+
+
 def _read_study(chk: Checker, doc: Dict) -> Dict[str, Any]:
-    """``[study]``: name (a plain folder name), description, out."""
+    """``[study]``: name (a plain folder name of at most :data:`MAX_NAME` characters), description,
+    out (a path whose every name fits a file system)."""
     st = chk.table(doc, "study", _STUDY)
     name = st["name"]
     if not name or any(c in name for c in "/\\:*?\"<>| ") or name.startswith("."):
         chk.fail("[study] name", f"must be a plain folder name (letters, digits, -, _), got {name!r}")
+    if len(name) > MAX_NAME or len(name.encode("utf-8", "surrogatepass")) > 2 * MAX_NAME:
+        chk.fail("[study] name", f"has {len(name)} characters ({name[:20]!r}...); at most {MAX_NAME}: "
+                                 "it names the result folder; give a shorter name")
+    if st["out"] is not None:
+        _check_path_names(chk, "[study] out", st["out"])
     return st
+
+
+def _check_path_names(chk: Checker, where: str, path: str) -> None:
+    """Every name of ``path`` fits a file system (255 bytes), the whole path 4096 bytes."""
+    if not path:
+        chk.fail(where, "is empty; give a folder, or leave the key out for DATA/NAME")
+    if len(path.encode("utf-8", "surrogatepass")) > 4096 or any(
+            len(part.encode("utf-8", "surrogatepass")) > 255 for part in Path(path).parts):
+        chk.fail(where, f"is too long for a file system ({len(path)} characters; a name at most 255 bytes): "
+                        "give a shorter path")
+
+
+def check_result_folder(out) -> None:
+    """``out`` can be a study's result folder: not an existing file (``out`` pointing at a
+    ``manifest.json``) and not inside another study's folder; else one line naming the fix. Called
+    by ``run`` before any work (:func:`lstmsearch.run.loop.study_config`), where ``out`` is final."""
+    from .errors import study_folder_of
+
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"the result folder {str(p)!r} is a file, not a folder; set [study] out (or --out) to a "
+                          "folder of its own")
+    try:
+        outer = study_folder_of(p.parent) if not (p / "manifest.json").is_file() else None
+    except (OSError, RuntimeError):  # pragma: no cover - an unreadable or looping path: the run says so
+        return
+    if outer is not None:
+        raise ConfigError(f"the result folder {str(p)!r} is inside the study folder {str(outer)!r}; a study's "
+                          "folder holds its own files only: set [study] out (or --out) to a folder outside it")
 
 
 def _read_task(chk: Checker, doc: Dict) -> Task:
@@ -665,7 +727,11 @@ def _refuse_control_characters(chk: Checker, doc, where: str = "") -> None:
     key; a description may hold tabs and newlines."""
     if isinstance(doc, dict):
         for k, v in doc.items():
-            _refuse_control_characters(chk, v, f"{where}.{k}" if where else str(k))
+            name = k if _BARE_KEY.fullmatch(k) else json.dumps(k)  # a key is shown escaped: one line, no escapes run
+            if control_character(k) is not None or not k.isprintable():
+                chk.fail(f"[{where or name}]", f"has the key {name}, which holds a control or unprintable character; "
+                                               "keys are names: remove it")
+            _refuse_control_characters(chk, v, f"{where}.{name}" if where else name)
     elif isinstance(doc, list):
         for i, v in enumerate(doc):
             _refuse_control_characters(chk, v, f"{where}[{i}]")
@@ -725,6 +791,9 @@ def load_study(path, overrides: Optional[Dict[str, Any]] = None, data_dir=DATA_D
     """Read and validate a study file (results in ``[study] out``, else ``data_dir``/NAME)."""
     p = _study_file(path)
     try:
+        if p.stat().st_size > 4 * MAX_STUDY_BYTES:  # not read at all: parse_study refuses it by its characters
+            raise ConfigError(f"{p}: has {p.stat().st_size} bytes; a study file has at most {MAX_STUDY_BYTES} "
+                              "characters: is it the right file?")
         text = p.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: cannot be read: {exc}") from exc

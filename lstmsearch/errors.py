@@ -18,6 +18,11 @@ class ConfigError(LstmsearchError):
     """A study-file error (one line naming the file and the key)."""
 
 
+class StudyCodeRefused(LstmsearchError):
+    """Reading a study needed a template space's module (rows whose settings it rebuilds), which
+    reading never imports unless asked (``--allow-code``, :func:`lstmsearch.query.allow_study_code`)."""
+
+
 class DiskFullError(LstmsearchError):
     """The disk filled up while writing; nothing partial was left behind."""
 
@@ -257,7 +262,11 @@ def check_output(path, force: bool = False, option: str = "--output", folder: bo
 
 
 def memory_limit() -> int:
-    """Bytes of physical memory of this machine (``$LSTMSEARCH_MEMORY`` in bytes overrides it)."""
+    """Bytes this process may still allocate: the physical memory of this machine, less where the
+    process runs under a limit -- its address-space limit (``ulimit -v``, ``RLIMIT_AS``) or data
+    limit (``RLIMIT_DATA``) less what it already maps, or its cgroup's ``memory.max`` less what
+    the cgroup already uses (a container's memory limit). ``$LSTMSEARCH_MEMORY`` in bytes
+    overrides it."""
     import os
 
     env = os.environ.get("LSTMSEARCH_MEMORY")
@@ -267,9 +276,41 @@ def memory_limit() -> int:
         except ValueError:
             raise LstmsearchError(f"LSTMSEARCH_MEMORY must be a number of bytes, got {env!r}") from None
     try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        limit = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return 1 << 62
+        limit = 1 << 62
+    return max(0, min([limit] + _process_limits()))
+
+
+def _process_limits() -> list:
+    """Headroom under the limits this process runs under (see :func:`memory_limit`), in bytes."""
+    import os
+
+    out = []
+    try:
+        import resource
+
+        with open("/proc/self/status") as f:
+            status = dict(line.split(":", 1) for line in f if ":" in line)
+        for rlimit, field in ((resource.RLIMIT_AS, "VmSize"), (resource.RLIMIT_DATA, "VmData")):
+            soft = resource.getrlimit(rlimit)[0]
+            if soft != resource.RLIM_INFINITY and field in status:
+                out.append(soft - 1024 * int(status[field].split()[0]))
+    except (ImportError, OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        pass
+    try:
+        with open("/proc/self/cgroup") as f:
+            rel = next((ln.strip().partition("::")[2] for ln in f if ln.startswith("0::")), None)
+        if rel is not None:
+            d = os.path.join("/sys/fs/cgroup", rel.lstrip("/"))
+            with open(os.path.join(d, "memory.max")) as f:
+                cap = f.read().strip()
+            if cap != "max":
+                with open(os.path.join(d, "memory.current")) as f:
+                    out.append(int(cap) - int(f.read().strip()))
+    except (OSError, ValueError):
+        pass
+    return out
 
 
 def _gib(n: float) -> str:

@@ -74,6 +74,7 @@ def extract(study, dest: Union[str, Path], top: Optional[int] = None, rows: Opti
     }
     manifest.pop("optuna_storage", None)
     manifest["parts"] = {}  # the source's part records name its parts, not this folder's: append() adds ours
+    manifest.pop("files", None)  # nor are its best/, generations/ and journal records this folder's
     manifest["study_text"] = redact_url(manifest["study_text"])  # a password never travels (old manifests)
     out.mkdir(parents=True, exist_ok=True)
     target.write_manifest(manifest)

@@ -23,8 +23,29 @@ from .store.manifest import recorded_fit
 from .store.rows import full_fidelity
 
 
+#: Does reading a study (:func:`open_study`) import a template space's module when a row needs it?
+#: Off: reading runs no code of a study folder (``--allow-code`` turns it on: :func:`allow_study_code`).
+_ALLOW_CODE = [False]
+
+
+def allow_study_code(allow: bool = True) -> None:
+    """Let the studies opened from now on (:func:`open_study`) import their template space's module
+    to rebuild rows that keep no weights (``--allow-code``); off by default."""
+    _ALLOW_CODE[0] = bool(allow)
+
+
+def _reading(cfg: StudyConfig) -> StudyConfig:
+    """``cfg`` as opened for reading: its template space (if any) imports nothing unless allowed."""
+    if hasattr(cfg.space_obj, "allow_code"):
+        cfg.space_obj.allow_code = _ALLOW_CODE[0]
+    return cfg
+
+
 def open_study(ref: Union[str, Path, StudyConfig], data_dir: Union[str, Path] = DATA_DIR):
     """(config, store) for a study file, a study folder, or a study name under ``data_dir``.
+
+    Reading runs no code of the study: rows that a template space would rebuild are refused in one
+    line (:class:`~lstmsearch.errors.StudyCodeRefused`) unless :func:`allow_study_code` was called.
 
     A study file's results are in its ``[study] out``, else ``data_dir``/NAME. A folder or
     name is read through its manifest (the study file text stored there), so results can be
@@ -35,7 +56,7 @@ def open_study(ref: Union[str, Path, StudyConfig], data_dir: Union[str, Path] = 
         return ref, Store(ref.out)
     p = Path(ref)
     if p.suffix == ".toml":
-        cfg = load_study(p, data_dir=data_dir)
+        cfg = _reading(load_study(p, data_dir=data_dir))
         store = Store(cfg.out)
         recorded = store.exists() and not store.manifest_problem()
         return (recorded_fit(cfg, store.read_manifest()) if recorded else cfg), store
@@ -44,7 +65,7 @@ def open_study(ref: Union[str, Path, StudyConfig], data_dir: Union[str, Path] = 
     m = store.read_manifest()
     cfg = parse_study(m["study_text"], source=f"{root}/manifest.json", base_dir=Path(m.get("base_dir", ".")),
                       allow_password=True)  # a manifest written before passwords were refused
-    return recorded_fit(cfg.with_out(root), m), store
+    return recorded_fit(_reading(cfg).with_out(root), m), store
 
 
 def best_row(study, data_dir=DATA_DIR) -> int:
@@ -157,7 +178,9 @@ def top_rows(study, k: int = 10, where=None, data_dir=DATA_DIR, columns=SUMMARY_
 
 
 def sql(study, query: str, data_dir=DATA_DIR) -> pa.Table:
-    """Run SQL through DuckDB over the study's rows, visible as the table ``rows``.
+    """Run SQL through DuckDB over the study's rows, visible as the table ``rows``, and its kept
+    weights, the table ``best`` (row, nmse, weights, readout of the best ``keep_weights`` rows, read
+    from ``best/`` and verified: join it on ``row``).
 
     DuckDB sees the study's own rows only: they are handed to it as an Arrow dataset, and
     the connection then runs with ``enable_external_access = false`` and its configuration
@@ -176,6 +199,7 @@ def sql(study, query: str, data_dir=DATA_DIR) -> pa.Table:
     # verified first (content hash or page checksums); damaged parts left out with a warning; read
     # through Arrow, not DuckDB's own file access
     con.register("rows", store.verified_dataset())
+    con.register("best", _best_rows_table(store))
     for setting in ("SET python_enable_replacements = false", "SET enable_external_access = false",
                     "SET lock_configuration = true"):
         try:
@@ -196,9 +220,18 @@ def sql(study, query: str, data_dir=DATA_DIR) -> pa.Table:
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0]
         if "disabled by configuration" in first or "configuration has been locked" in first:
-            raise LstmsearchError(f"SQL refused: {first}; --sql reads only the study's own rows (the table "
-                                  "rows) and writes nothing: use --output to save the result") from exc
+            raise LstmsearchError(f"SQL refused: {first}; --sql reads only the study's own rows (the tables "
+                                  "rows and best) and writes nothing: use --output to save the result") from exc
         raise LstmsearchError(f"SQL error: {first}") from exc
+
+
+def _best_rows_table(store: Store) -> pa.Table:
+    """The kept rows of ``best/`` (row, nmse, weights, readout), verified; an empty table without them."""
+    t = store.best_table()
+    if t is not None:
+        return t.select(["row", "nmse", "weights", "readout"])
+    return pa.table({"row": pa.array([], pa.int64()), "nmse": pa.array([], pa.float64()),
+                     "weights": pa.array([], pa.list_(pa.float32())), "readout": pa.array([], pa.list_(pa.float32()))})
 
 
 def settings_of(cfg: StudyConfig, store: Store, rows: pa.Table) -> np.ndarray:

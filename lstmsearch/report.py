@@ -400,7 +400,14 @@ def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None,
     names = [s.cfg.name for s in summaries]
     require(len(set(names)) == len(names), f"a study is named twice: {', '.join(names)}")
     for s in summaries:  # solved means solved: the top rows at n, n+1, 2n+1, 10n+3, 100n+3
-        s.verdicts = row_verdicts(s.cfg, top_rows(s.cfg, top, columns=["row", "nmse"]).column("row").to_pylist())
+        s.verdicts = row_verdicts(s.cfg, top_rows(s.cfg, top, columns=["row", "nmse"]).column("row").to_pylist(),
+                                  code_optional=True)  # rows only the study's code rebuilds: no verdict
+        if s.best_row not in s.verdicts:  # the page is built around the best row's setting
+            from .errors import StudyCodeRefused
+
+            raise StudyCodeRefused(f"study {s.cfg.name}: its best row {s.best_row} keeps no weights and its setting "
+                                   "is rebuilt by the study's template code, which reading does not run: pass "
+                                   "--allow-code to import and run it (or keep weights: [store] keep_weights)")
     folder = Path(out) if out is not None else default_folder(names, data_dir)
     check_output(folder, True, "--out")  # never inside a study folder
     check_output(folder / f"report.{fmt}", force, "--out")

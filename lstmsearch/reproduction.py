@@ -43,14 +43,25 @@ from .store.manifest import versions
 __all__ = ["FRESH_SEED", "row_setting", "reproduce", "format_reproduction", "export", "FORMATS"]
 
 
-def row_setting(study, row: int, data_dir="data"):
-    """(config, row dict, full setting (D,) float32) of one stored row."""
+def row_setting(study, row: int, data_dir="data", code_optional: bool = False):
+    """(config, row dict, full setting (D,) float32) of one stored row.
+
+    A row whose setting only the study's template code rebuilds, which reading does not run unless
+    allowed (:class:`~lstmsearch.errors.StudyCodeRefused`), is refused; with ``code_optional`` its
+    setting is None instead and ``row["setting_refused"]`` says why (``show`` prints the rest)."""
     import pyarrow.dataset as ds
+
+    from .errors import StudyCodeRefused
 
     cfg, store = open_study(study, data_dir)
     r = store.row(row)
     t = store.read(filter=ds.field("row") == int(row))
-    setting = settings_of(cfg, store, t)[0]
+    try:
+        setting = settings_of(cfg, store, t)[0]
+    except StudyCodeRefused as exc:
+        if not code_optional:
+            raise
+        setting, r["setting_refused"] = None, str(exc)
     strategy = strategy_named(r.get("strategy"))  # None for a construction's row
     if r.get("z") is None and strategy is not None and strategy.z_kept_by_key:  # rows keep keys, not z
         try:

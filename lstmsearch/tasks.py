@@ -196,7 +196,7 @@ def make_distribution(spec) -> object:
             f"an input distribution is a name or a table with 'kind', got {spec!r}")
     spec = dict(spec)
     kind = spec.pop("kind")
-    require(kind in DISTRIBUTIONS, f"unknown input distribution {kind!r}; expected one of {', '.join(DISTRIBUTIONS)}")
+    require(isinstance(kind, str) and kind in DISTRIBUTIONS, f"unknown input distribution {kind!r}; expected one of {', '.join(DISTRIBUTIONS)}")
     return _construct(DISTRIBUTIONS[kind], spec, f"distribution {kind!r}")
 
 

@@ -131,3 +131,23 @@ def test_cli_worst_row_and_save(tmp_path):
                         "--construction", "flag_memory", "--lengths", "20", "--budget", "64"],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0 and "construction flag_memory" in r.stdout, r.stderr
+
+
+def test_refinement_finds_the_gru_rows_worst_tail_at_2103():
+    """Issue 23: at n = 2,103 the evolution alone reports about 5e-5 for the shipped gate-tied GRU
+    row, while x_1 = -0.83388672 followed by a constant 0.975 gives 5.6e-5 (its error jumps where
+    a unit lets go, at x_1 near -0.834). The refinement's pattern search over (x_1, tail) finds at
+    least 5.52e-5, and its sequence gives that error when simulated again."""
+    data = ROOT / "data" / "examples"
+    if not (data / "recall_first_gru32" / "manifest.json").is_file():
+        pytest.skip("no shipped recall_first_gru32")
+    from lstmsearch.query import best_row
+
+    cfg, _, s = row_setting("recall_first_gru32", best_row("recall_first_gru32", data), data)
+    known = np.full((2103, 1), 0.975, np.float32)
+    known[0] = -0.83388672
+    assert oracle(cfg.cell, s, known)[0] > 5.52e-5
+    plain = worst_inputs(cfg.cell, s, cfg.task, lengths=[2103], seed=0, refine=0)[0]
+    c = worst_inputs(cfg.cell, s, cfg.task, lengths=[2103], seed=0)[0]
+    assert plain.worst < 5.52e-5 <= c.worst and c.n_refined > 0 and "(refined)" in c.family
+    assert oracle(cfg.cell, s, c.sequence)[0] == pytest.approx(c.worst, rel=1e-6)

@@ -2,6 +2,7 @@
 the verdict against row_verdicts, the named values against the stored z and the space's names,
 the worst input against a re-simulation of its sequence, the certificates against simulation."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +78,6 @@ def test_certificates_hold_against_simulation(small_study):
 
 def test_answer_refuses_other_tasks(tmp_path):
     text = (ROOT / "studies" / "adding_lstm.toml").read_text()
-    import re
-
     text = re.sub(r"settings = \d+", "settings = 64", text)
     p = tmp_path / "a.toml"
     p.write_text(text)
@@ -121,3 +120,47 @@ def test_newer_cells_mgu_construction_and_a_mingru_row_without_one():
                with_torch=False, worst_budget=64)
     assert not a.verdict.solved and a.construction is None and a.construction_units == 0
     assert a.worst_error > 1.0
+
+
+def _make_answer_page():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        import make_answer_page
+    finally:
+        sys.path.remove(str(ROOT / "docs"))
+    return make_answer_page
+
+
+def test_the_answer_page_leads_with_the_answer_written_from_its_report(tmp_path):
+    """docs/answer_page.md opens with the answer (a title, one paragraph, the table per cell kind,
+    two plots), then how it was made, then the report. The lead is what make_answer_page writes from
+    the report below it (nothing by hand), and each cell's row agrees with the report's table: the
+    searched rows solved or not, the construction's certificate quoted as the report words it."""
+    mk = _make_answer_page()
+    page = (ROOT / "docs" / "answer_page.md").read_text()
+    body = page[page.index(mk.REPORT_START):]
+    assert mk.write_page(body, tmp_path) == page  # regenerated from the report: the same page
+    assert all((tmp_path / p).stat().st_size > 10_000 for p in mk.PLOTS.values())
+    blocks = page.split("\n\n")
+    assert blocks[0].startswith("# ") and blocks[1].startswith("**Yes") and blocks[2] == "## The answer per cell"
+    assert page.index("## The answer per cell") < page.index("## How this page was made") < page.index(
+        "## Answer: does a setting exist")
+    report = mk.answer_table(body)
+    lead = [mk._cells(ln) for ln in page[:page.index("## How this page was made")].splitlines()
+            if ln.startswith("| ") and not ln.startswith("| cell |")]
+    assert [r[0] for r in lead] == [label for label, _, _ in mk.CELLS.values()]
+    by_label = {r[0]: r for r in lead}
+    for r in report:
+        kind = r["cell"].split()[0]
+        row = by_label[mk.CELLS[kind][0]]
+        study, number = r["best row"].split(" row ")
+        said = re.search(rf"`{study}`, row {number}\): (solved|not solved)", row[4])
+        assert said and (said.group(1) == "solved") == (r["solved at every checked length"] == "yes"), (row, r)
+        claim = mk.construction_claim(r)
+        if claim:
+            assert claim.replace(">=", "≥").replace("<=", "≤") in row[3], (claim, row[3])
+    assert "every n ≥ 1" in by_label["ReLU RNN"][3] and "Theorem T2" in by_label["ReLU RNN"][3]
+    for label in ("minGRU", "minLSTM"):
+        assert by_label[label][1] == "**no**" and "Theorem 1" in by_label[label][3]

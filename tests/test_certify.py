@@ -298,7 +298,7 @@ def test_gru_construction_is_certified_for_every_n_in_float32_not_in_real_arithm
     assert np.all(cert.state_boxes["h"][0][:, 1] > 0) and np.all(first_hi < 2 * cert.state_boxes["h"][0][:, 1])
     # in exact arithmetic z = sigma(20) < 1: the memory leaks, and no bound holds for every n
     real = certify(cell, params, -1.0, 1.0, arithmetic="real", max_length=50, counterexample=False)
-    assert real.kind == "up_to_n" and real.N == 50 and real.eps <= DEFAULT_TOL
+    assert real.kind == "up_to_n" and real.N >= 50 and real.eps <= DEFAULT_TOL
     assert any("exceeds the tolerance" in note for note in real.notes)
 
 
@@ -361,7 +361,7 @@ def test_mgu_construction_is_certified_for_every_n_in_float32_and_keeps_its_memo
     cert = certify(cell, params, -1.0, 1.0, arithmetic="float32", counterexample=False)
     assert cert.kind == "all_n" and cert.min_length == 1 and cert.eps <= DEFAULT_TOL, cert.statement
     real = certify(cell, params, -1.0, 1.0, arithmetic="real", max_length=50, counterexample=False)
-    assert real.kind == "up_to_n" and real.N == 50 and real.eps <= DEFAULT_TOL
+    assert real.kind == "up_to_n" and real.N >= 50 and real.eps <= DEFAULT_TOL
     assert error_bound("mgu", 10 ** 40) < 1e-4  # the closed form: a leak of e^-120 per step
     T = 20003
     x = np.empty((T, 5, 1), np.float32)

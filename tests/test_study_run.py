@@ -122,11 +122,11 @@ def test_killed_between_write_and_tell_loses_and_duplicates_nothing(tmp_path, mo
     else:
         orig = S.append
 
-        def append(self, table):
+        def append(self, table, **kw):
             calls["n"] += 1
             if calls["n"] == 3:
                 raise Boom()
-            return orig(self, table)
+            return orig(self, table, **kw)
 
         monkeypatch.setattr(S, "append", append)
     # an error on the writer thread reaches the caller as one line naming it

@@ -1,6 +1,13 @@
 """docs/theorems.md, checked numerically.
 
-The theorem: for minGRU and minLSTM (gates that see only x_t), every setting and inputs a != b,
+Theorem T1 (LSTM, GRU, MGU, tanh RNN: error 0 is impossible): every hidden state stays in (-1, 1)
+whatever the inputs (the LSTM's c does not, its h does), so the readout is a bounded function of
+x_1 on all of R; the shipped searched rows, simulated in float64 with fixed later inputs, stay
+within M = sum |w| + |b| and their error grows like |x_1| outside the box. Theorem T2 (the ReLU
+RNN's construction): error exactly 0.0 in float64 at every length, in float32 fl(x_1 + 1) - 1 at
+every length, certified for every n.
+
+Theorem 1: for minGRU and minLSTM (gates that see only x_t), every setting and inputs a != b,
 the sequences A_n = (a, b, ..., b) and B_n = (b, ..., b) of length n have states that differ by
 exactly prod_{s=2..n} (1 - z(b)) * (z(a) n(a) - z(b) n(b)) (minLSTM: f'(b) and i'), so
 |y(A_n) - y(B_n)| <= C rho^(n-1) and the larger of the two errors is >= (|a - b| - C rho^(n-1)) / 2,
@@ -138,3 +145,91 @@ def test_certify_refutes_the_best_searched_mingru_row():
                    min_length=20, task=cfg.task, budget=128)
     assert cert.kind == "not_certified" and cert.refuted, cert.statement
     assert cert.counterexample_error > 0.5  # more than half the box: worse than predicting 0
+
+
+# ------------------------------------------------------------------ Theorem T1 and Theorem T2
+T1_KINDS = ("lstm", "gru", "mgu", "rnn_tanh")
+T1_STUDIES = ("recall_first_lstm32", "recall_first_gru32", "recall_first_mgu32", "recall_first_rnn32")
+
+
+def outputs(cell, params, x, backend="reference"):
+    """y_T (B,) float64: the setting's own readout of its final hidden state on x (T, B, 1)."""
+    h = simulate(cell, np.asarray(params, np.float32)[None], x, backend=backend)
+    h = h[0] if cell.memory else h
+    w, b = readout(cell, params)
+    return h[0].astype(np.float64) @ w + b
+
+
+@pytest.mark.parametrize("kind", T1_KINDS)
+def test_T1_every_hidden_state_stays_in_the_open_interval_whatever_the_inputs(kind):
+    """Part (a) of T1's proof, on random settings with large weights and inputs far outside the
+    box (up to +-50, 300 steps): |h| <= 1 at every step (< 1 in exact arithmetic; float64's tanh
+    rounds to 1.0 past 19); the LSTM's c leaves [-1, 1], its h does not."""
+    cell, params = random_settings(kind, 5, 8, seed=17)
+    x = np.random.default_rng(18).uniform(-50, 50, size=(300, 64, 1))
+    out = simulate(cell, params * 3, x, backend="reference", return_sequence=True)
+    h = out[0] if cell.memory else out
+    assert np.abs(h).max() <= 1.0
+    if cell.memory:
+        assert np.abs(out[1]).max() > 5.0  # unbounded c: the readout must read h, not c
+
+
+@pytest.mark.parametrize("study", T1_STUDIES)
+def test_T1_a_searched_row_is_a_bounded_function_of_x1_so_it_bends_away_from_x1(study):
+    """With x_2..x_20 fixed, y_20 as a function of x_1 (float64 reference): never exactly x_1 on a
+    grid of the box, bounded by M = sum |w| + |b| for x_1 up to 100 M, so its error there is at
+    least |x_1| - M (0.9 |x_1| at 10 M and 100 M): the function cannot equal x_1 on the box."""
+    if not (EXAMPLES / study / "manifest.json").is_file():
+        pytest.skip(f"no shipped study {study}")
+    cfg, _, params = row_setting(study, best_row(study, EXAMPLES), EXAMPLES)
+    w, b = readout(cfg.cell, params)
+    M = np.abs(w).sum() + abs(b)
+    box = np.linspace(-1, 1, 201)
+    far = np.array([10.0, -10.0, 100.0, -100.0, 10 * M, -10 * M, 100 * M, -100 * M])
+    u = np.concatenate([box, far])
+    x = np.empty((20, u.size, 1))
+    x[0, :, 0] = u
+    x[1:, :, 0] = np.random.default_rng(4).uniform(-1, 1, size=(19, 1))
+    y = outputs(cfg.cell, params, x)
+    err = np.abs(y - u)
+    assert np.isfinite(y).all() and np.abs(y).max() <= M * (1 + 1e-12)
+    assert err[:box.size].min() > 0
+    assert np.all(err[box.size:] >= np.abs(far) - M * (1 + 1e-12))
+    assert np.all(err[-4:] >= 0.9 * np.abs(far[-4:]))
+    if study != "recall_first_rnn32":  # the solved rows recall x_1 on the box
+        assert err[:box.size].max() < 1e-3
+
+
+def test_T2_relu_construction_is_exact_in_float64_and_the_same_float_at_every_length_in_float32():
+    """T2: the ReLU RNN's construction returns x_1 with error 0.0 in float64 (float32 inputs with
+    |x_1| >= 2^-29, for which x_1 + 1 is exact in float64) at lengths 1 to 1,001 with random later
+    inputs in the box; in float32 it returns fl(x_1 + 1) - 1 bit for bit at every length: 0.0 on
+    dyadic inputs (multiples of 2^-23) and on x_1 <= -1/2, at most 2^-24 elsewhere."""
+    cell, params = construct("rnn_relu", 3)
+    rng = np.random.default_rng(23)
+    x1 = rng.uniform(-1, 1, 1024).astype(np.float32)
+    x1 = x1[np.abs(x1) >= 2.0 ** -29]
+    dyadic = (np.round(rng.uniform(-1, 1, 256) * 2 ** 23) / 2 ** 23).astype(np.float32)
+    u = np.concatenate([x1, dyadic, np.float32([-1, -0.5, 0, 1])])
+    rounded = (u + np.float32(1)).astype(np.float32).astype(np.float64) - 1.0
+    assert (rounded != u).sum() > 500  # float32 does round x_1 + 1 for most inputs
+    first = None
+    for T in (1, 2, 7, 1001):
+        x = rng.uniform(-1, 1, size=(T, u.size, 1)).astype(np.float32)
+        x[0, :, 0] = u
+        assert np.array_equal(outputs(cell, params, x, "reference"), u.astype(np.float64))
+        y32 = outputs(cell, params, x, "cpu")
+        first = y32 if first is None else first
+        assert np.array_equal(y32, first) and np.array_equal(y32, rounded)
+    err = np.abs(first - u)
+    assert err.max() <= 2.0 ** -24 and err[x1.size:].max() == 0.0 and err[u <= -0.5].max() == 0.0
+
+
+def test_T2_relu_construction_is_certified_for_every_n_in_float32():
+    """``lstmsearch certify --cell rnn_relu --hidden 3``: every n >= 1 in float32, eps the width of
+    one of the 8,001 slices of x_1 (2.5e-4), and the bound holds on a simulation at n = 3,001."""
+    cell, params = construct("rnn_relu", 3)
+    cert = certify(cell, params, -1.0, 1.0, arithmetic="float32")
+    assert cert.kind == "all_n" and cert.min_length == 1 and cert.eps <= 2.0 / 8000 * 1.01, cert.statement
+    x = np.random.default_rng(8).uniform(-1, 1, size=(3001, 256, 1)).astype(np.float32)
+    assert np.abs(outputs(cell, params, x, "cpu") - x[0, :, 0]).max() <= cert.eps

@@ -226,6 +226,43 @@ def test_supervisor_replaces_a_killed_worker(tmp_path):
     assert sorted({r["worker"] for r in m["runs"]}) == [1, 2] and len(m["runs"]) >= 2
 
 
+def _alive(pid):
+    """Is ``pid`` a live process (not gone, not a zombie)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("gap", [0.0, 0.5, 2.5])
+def test_a_second_sigterm_still_ends_the_supervisor_cleanly(tmp_path, gap):
+    """Two SIGTERMs to ``run --workers 2`` (at once, while its workers finish their batches, or as the
+    supervisor exits -- where Python restores SIGTERM's default action): the
+    supervisor exits 143 (not killed by the signal), after every worker has ended (no orphan), with
+    no trial left RUNNING and every stored row once; the same command then continues the study."""
+    p, out = write_study(tmp_path, strategy_text=OPTUNA, budget=100000, length=30)
+    cmd = [sys.executable, "-m", "lstmsearch.cli", "run", str(p), "--workers", "2", "--quiet"]
+    sup = subprocess.Popen(cmd, env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert wait_for(lambda: Store(out).exists() and Store(out).count() > 0 and _lease(out, 1).get("pid")
+                    and _lease(out, 2).get("pid"), 90, 0.02)
+    pids = [_lease(out, s)["pid"] for s in (1, 2)]
+    sup.send_signal(signal.SIGTERM)
+    time.sleep(gap)
+    sup.send_signal(signal.SIGTERM)
+    o, e = sup.communicate(timeout=180)
+    assert sup.returncode == 143, (sup.returncode, e)
+    assert "Traceback" not in e and "stopped by SIGTERM" in e, e
+    assert not [q for q in pids if _alive(q)]  # no worker outlives its supervisor
+    journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "optuna.journal")))
+    check_rows(out, journal)
+    n = Store(out).count()
+    r = subprocess.run(cmd[:5] + ["--budget", str(n + 32), "--workers", "2", "--quiet"], env=_env(), cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    check_rows(out, journal)
+
+
 def test_workers_starting_together_evaluate_no_region_centre_twice(tmp_path):
     """run --workers 3 on the journal storage: the workers start together (they see the same
     number of trials), yet no region centre is evaluated by two trials. (Each worker used to seed

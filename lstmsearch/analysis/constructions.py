@@ -151,6 +151,19 @@ The derivations, as plain text::
         a minGRU or minLSTM recalls x_1 at every length (docs/theorems.md); this is the reason the
         searches score at n and n + 1, and judge at 2n + 1, 10n + 3, 100n + 3.
 
+    ``attractor`` for ``lstm``, ``gru``, ``mgu``, ``rnn_tanh`` (any H >= 1; every unit a latch)
+        A thermometer code: latch k holds [x_1 > t_k], t_k = -R + k 2R / (H + 1), as a stable fixed
+        point of h_k' = tanh(W h_k + u (x_t - t_k)) (W = 200 u), whatever the later inputs; the
+        readout gives the centre of x_1's cell: |y - x_1| <= R / (H + 1) for every n in exact
+        arithmetic, up to the latches' soft zones (certified 0.0319 at H = 32). Box certificates of
+        latched codes read out linearly cannot do better than R / (H' + 1) (docs/analysis.md).
+
+    ``gray_code`` for ``lstm`` (H >= 2 bits + 5 = 31)
+        x_1 folded by the tent map into a reflected Gray code of 13 latched bits, decoded by
+        Horner's rule x_k = G_k (s - x_{k+1}) / 2 with one signed product (two units) a bit: a soft
+        bit multiplies a small number, so the certificate stays narrow; |y - x_1| <= 6.3e-4 for every
+        n >= 26 in exact arithmetic (:func:`gray_code_lstm`, docs/analysis.md).
+
 Without the flag/relay trick an ungated RNN integrates every input: the "self-weight 1"
 unit m_t = tanh(m_{t-1} + gain x_t) holds gain * (x_1 + ... + x_n) and its NMSE for
 recall_first is n - 1 (see :func:`integrator_rnn`).
@@ -401,6 +414,138 @@ def delay_line_bound(kind: str, lag: int, input_range: float = 1.0, gain: float 
     return (lag + 1) * (c * gain * gain * R ** 3 / 3.0 + leak)
 
 
+
+#: Cell kinds with an ``attractor`` construction, and the gate settings that make each unit a
+#: plain self-excited tanh latch: gate -> pre-activation in units of ``big`` (+1 open, -1 shut).
+ATTRACTOR_GATES: Dict[str, Dict[str, float]] = {
+    "rnn_tanh": {},
+    "gru": {"r": 1.0, "z": -1.0},          # h' = n + z (h - n), z ~ 0: h' ~ n; r ~ 1 lets W h in
+    "mgu": {"f": 1.0},                     # h' = h + f (n - h), f ~ 1: h' ~ n
+    "lstm": {"i": 1.0, "f": -1.0, "o": 1.0},  # c' = f c + i g ~ g, h = o tanh(c) ~ tanh(g)
+}
+#: Self-weight of each latch in units of ``gain`` (the weight of x): 200 gain = 1e4 at gain 50.
+ATTRACTOR_SELF = 200.0
+
+
+def attractor_thresholds(hidden: int, input_range: float = 1.0) -> np.ndarray:
+    """The latches' thresholds t_k = -R + k delta, k = 1..H, delta = 2R / (H + 1) (``attractor``)."""
+    R = float(input_range)
+    return -R + np.arange(1, hidden + 1) * (2.0 * R / (hidden + 1))
+
+
+def attractor(hidden: int = 32, kind: str = "lstm", gain: float = 50.0, big: float = 20.0,
+              input_range: float = 1.0, self_weight: float = None) -> np.ndarray:
+    """A thermometer code of H latches: state quantised into attractors (see docs/analysis.md,
+    "Attractor constructions"); (D,) float32 for Cell(kind, hidden).
+
+    Latch k (every unit) has the candidate (rnn_tanh: the unit itself) ``tanh(W h_k + gain (x_t - t_k))``
+    with W = ``self_weight`` (default 200 gain), t_k = :func:`attractor_thresholds`, and its gates
+    saturated by ``big`` so that the unit is that tanh latch (:data:`ATTRACTOR_GATES`). Step 1
+    (h_0 = 0) writes tanh(gain (x_1 - t_k)); from step 2 on ``W |h_k|`` outweighs ``gain (|x_t| + |t_k|) + big``,
+    so h_k stays at the attractor of its sign, whatever the later inputs, in exact arithmetic.
+    The readout y = sum_k (delta / 2) h_k / a (a = tanh(1) for the LSTM, 1 otherwise) is the
+    centre of the cell [t_j, t_{j+1}] that holds x_1: ``|y - x_1| <= delta / 2 = R / (H + 1)``, up to the
+    latches' soft zone around each t_k (where the adversary decides) and the certifier's slices.
+    """
+    require(kind in ATTRACTOR_GATES, f"no attractor construction for {kind!r}; expected one of "
+                                     f"{', '.join(sorted(ATTRACTOR_GATES))}")
+    _check(hidden, 1, "attractor")
+    R = float(input_range)
+    W = ATTRACTOR_SELF * gain if self_weight is None else float(self_weight)
+    a = float(np.tanh(1.0)) if kind == "lstm" else 1.0
+    require(gain > 0 and big > 0 and R > 0, f"the attractor construction needs gain, big, input_range > 0, "
+                                            f"got gain={gain}, big={big}, input_range={input_range}")
+    # a latch at +-a (times the gates' 1 - e^-big) must outweigh gain (R + max |t_k|) + big
+    require(0.5 * W * a >= gain * 2.0 * R + big,
+            f"the attractor construction needs self_weight >= 2 (2 gain R + big) / {a:.4g} = "
+            f"{2.0 * (2.0 * gain * R + big) / a:g}, got {W:g}")
+    cell = Cell(kind, hidden)
+    p = _blank(cell)
+    t = attractor_thresholds(hidden, R)
+    units = np.arange(hidden)
+    cand = cell.gate_rows({"rnn_tanh": "h", "gru": "n", "mgu": "n", "lstm": "g"}[kind])
+    for gate, sign in ATTRACTOR_GATES[kind].items():
+        p["bias_ih_l0"][cell.gate_rows(gate)] = sign * big
+    p["weight_ih_l0"][cand, 0] = gain
+    p["bias_ih_l0"][cand] = -gain * t
+    p["weight_hh_l0"][cand.start + units, units] = W
+    delta = 2.0 * R / (hidden + 1)
+    p["weight_out"][0, :] = delta / (2.0 * a)
+    return cell.flatten(p)
+
+
+def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: float = 30.0,
+                   ramp: float = 0.75) -> np.ndarray:
+    """An LSTM that quantises x_1 into a reflected Gray code of ``bits`` latched bits and decodes it
+    by Horner's rule; (D,) float32 for Cell('lstm', hidden), hidden >= 2 bits + 5 (docs/analysis.md,
+    "Attractor constructions": certified for every n >= 26 in exact arithmetic with eps < 1e-3).
+
+    Units: 0 clock ramp (c' = 0.75 c + 0.1 until the end flag sets f ~ 0 and g ~ 1: a fixed point);
+    1 end flag (o latched on once the ramp passes the last stage's step); 2 relay (writes
+    tanh(tanh(s/2 (x_1 - 1))) at step 1 only); 3, 4 the residue as relu(+-r) (o = sigma(+-K_p r),
+    g = tanh(+-r), r = 2 relay + s - 2 (relu(r) + relu(-r)): the tent map ``r -> s - 2 |r|``, r_1 = s x_1,
+    one fold a step); 5 + 2 (k - 1), 6 + 2 (k - 1) stage k's P_k, Q_k: x_k = P_k - Q_k =
+    o tanh(i g) with o = sigma(+-(K x_k + r / s)) (the sign of x_k itself, kicked by the residue
+    r_k when the clock opens i at step k + 1), g = tanh((s - x_{k+1}) / 2), so x_k = G_k (s - x_{k+1}) / 2:
+    Horner's rule for the Gray code G_k = sign(r_k). The readout is y = x_1 / s. At a Gray transition
+    of bit k the lower bits read 1000..., so s - x_{k+1} ~ s 2^{k - bits}: the soft bit multiplies a
+    small number, and the certificate's box stays narrow. Remaining units are constant flags.
+    """
+    _check(hidden, 2 * bits + 5, "gray_code")
+    require(isinstance(bits, (int, np.integer)) and bits >= 1 and 0 < scale <= 0.01 and big > 0 and 0 < ramp < 1,
+            f"gray_code needs bits >= 1, 0 < scale <= 0.01, big > 0, 0 < ramp < 1; got bits={bits}, "
+            f"scale={scale}, big={big}, ramp={ramp}")
+    cell = Cell("lstm", hidden)
+    p = _blank(cell)
+    I, F, G, O = (cell.gate_rows(k) for k in "ifgo")
+    Wih, Whh, b = p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"]
+    s, a = float(scale), float(np.tanh(1.0))
+    R, E, X, PP, PN = 0, 1, 2, 3, 4
+    P, Q = (lambda k: 5 + 2 * (k - 1)), (lambda k: 6 + 2 * (k - 1))
+    g_ramp = 0.1
+    hR = np.tanh(g_ramp * (1.0 - ramp ** np.arange(bits + 3)) / (1.0 - ramp))  # h_R after step t = 0, 1, ...
+    Kc = 2.4 * big / np.diff(hR)[: bits + 1].min()
+    b[I.start + R], b[F.start + R], b[G.start + R], b[O.start + R] = big, np.log(ramp / (1 - ramp)), np.arctanh(g_ramp), big
+    Whh[F.start + R, E], Whh[G.start + R, E] = -3.0 * big / a, 3.0 / a
+    KE = 2.0 * big / (hR[bits + 2] - hR[bits + 1])
+    b[I.start + E], b[F.start + E], b[G.start + E] = big, -big, big
+    Whh[O.start + E, R], b[O.start + E], Whh[O.start + E, E] = KE, -KE * (hR[bits + 1] + hR[bits + 2]) / 2, 4 * KE / a
+
+    def opens_at(unit, step):  # the input gate opens at ``step`` (it sees h_R after step - 1)
+        Whh[I.start + unit, R] = Kc
+        b[I.start + unit] = -Kc * (hR[step - 2] + hR[step - 1]) / 2
+        b[F.start + unit] = -big
+
+    b[I.start + X], Whh[I.start + X, R], b[F.start + X], b[O.start + X] = big, -2.0 * big / hR[1], -big, big
+    Wih[G.start + X, 0], b[G.start + X] = s / 2, -s / 2
+
+    def residue(row, w):  # w r(h), r(h) = 2 h_X + s - 2 (h_PP + h_PN)
+        Whh[row, X] += 2.0 * w
+        Whh[row, PP] += -2.0 * w
+        Whh[row, PN] += -2.0 * w
+        b[row] += w * s
+
+    Kp = 2e4 / s
+    for unit, sign in ((PP, 1.0), (PN, -1.0)):
+        opens_at(unit, 2)
+        residue(O.start + unit, sign * Kp)
+        residue(G.start + unit, sign)
+    K = 4.0 * (3.0 / s + big) * 2.0 ** bits / s
+    for k in range(1, bits + 1):
+        for unit, sign in ((P(k), 1.0), (Q(k), -1.0)):
+            opens_at(unit, k + 1)
+            Whh[O.start + unit, P(k)] += sign * K
+            Whh[O.start + unit, Q(k)] -= sign * K
+            residue(O.start + unit, sign / s)
+            b[G.start + unit] = s / 2
+            if k < bits:
+                Whh[G.start + unit, P(k + 1)], Whh[G.start + unit, Q(k + 1)] = -0.5, 0.5
+    for u in range(Q(bits) + 1, hidden):
+        b[I.start + u], b[F.start + u], b[G.start + u], b[O.start + u] = big, -big, big, big
+    p["weight_out"][0, P(1)], p["weight_out"][0, Q(1)] = 1.0 / s, -1.0 / s
+    return cell.flatten(p)
+
+
 #: Builders by (construction name, cell kind); each takes ``hidden`` and keyword options.
 CONSTRUCTIONS: Dict[Tuple[str, str], Callable[..., np.ndarray]] = {
     ("flag_memory", "lstm"): recall_first_lstm,
@@ -414,6 +559,8 @@ CONSTRUCTIONS: Dict[Tuple[str, str], Callable[..., np.ndarray]] = {
     ("delay_line", "rnn_tanh"): lambda hidden=1, **kw: delay_line(hidden, kind="rnn_tanh", **kw),
     ("delay_line", "gru"): lambda hidden=1, **kw: delay_line(hidden, kind="gru", **kw),
     ("delay_line", "lstm"): lambda hidden=1, **kw: delay_line(hidden, kind="lstm", **kw),
+    **{("attractor", k): (lambda k: lambda hidden=32, **kw: attractor(hidden, kind=k, **kw))(k) for k in ATTRACTOR_GATES},
+    ("gray_code", "lstm"): gray_code_lstm,
 }
 
 #: Units with a role in each flag_memory construction (the others are silent).
@@ -439,6 +586,19 @@ def construct(kind: str, hidden: int, name: str = "flag_memory", **options) -> T
         require(False, f"bad option for construction {name!r} ({kind}): {raise_msg}")
     recurrent = Cell(kind, hidden).n_recurrent  # 1-D input; the readout tail gives O
     return Cell(kind, hidden, 1, (params.shape[-1] - recurrent) // (hidden + 1)), params
+
+
+def certify_defaults(name: str, hidden: int, input_range: float = None, **_) -> dict:
+    """``certify``'s ``tol`` and ``slices`` for construction ``name`` where the project-wide default
+    (tol 1e-3) does not fit it, else {}. ``attractor``: its design bound is R / (H + 1) (half a cell
+    of the thermometer), so tol = 1.1 R / (H + 1) (3 digits) and slices of width (tol - R / (H + 1)) / 2,
+    which the soft slices add to the bound (docs/analysis.md, "Attractor constructions")."""
+    if name != "attractor" or not isinstance(hidden, (int, np.integer)) or hidden < 1:
+        return {}
+    R = 1.0 if input_range is None else float(input_range)
+    half = R / (hidden + 1)
+    tol = float(f"{1.1 * half:.3g}")
+    return {"tol": tol, "slices": int(np.ceil(4.0 * R / (tol - half))) | 1}
 
 
 def error_bound(kind: str, length: int, input_range: float = 1.0, gain: float = None,

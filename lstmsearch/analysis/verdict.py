@@ -42,7 +42,8 @@ kernels, float64 on the NumPy reference backend, and PyTorch's own ``nn.LSTM/GRU
 export (torch is optional: without it that part is skipped with a one-line reason) -- and says
 when a solution **depends on float32 saturation** (under the threshold in float32, over it in
 float64) or **drifts under PyTorch's kernels** (under it in ours, over it in PyTorch; PyTorch's
-GRU computes h' = (h - n) * z + n, ours (1 - z) n + z h: they round differently when z == 1).
+GRU computes h' = (h - n) * z + n, ours n + z (h - n) with the multiply-add fused where LLVM
+contracts it: the two can round differently).
 """
 
 from __future__ import annotations
@@ -208,12 +209,27 @@ def verdict(cell: Cell, params, task: Task, threshold: float, **kw) -> Verdict:
 
 
 def row_verdicts(study, rows: Sequence[int], data_dir="data", n_sequences: int = CHECK_SEQUENCES,
-                 seed: int = FRESH_SEED) -> Dict[int, Verdict]:
+                 seed: int = FRESH_SEED, code_optional: bool = False) -> Dict[int, Verdict]:
     """{row id: verdict} for stored rows of a study, against its ``[eval] solved`` threshold.
 
     The settings are the stored ones (weights and readout), rebuilt where only z or a sweep key
-    was kept. All rows are checked in one batch per length.
+    was kept. All rows are checked in one batch per length. A row that only the study's template
+    code rebuilds, which reading does not run unless allowed, is refused
+    (:class:`~lstmsearch.errors.StudyCodeRefused`); with ``code_optional`` it is left out of the result.
     """
+    if code_optional:
+        from ..errors import StudyCodeRefused
+
+        try:
+            return row_verdicts(study, rows, data_dir, n_sequences, seed)
+        except StudyCodeRefused:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            _, store = open_study(study, data_dir)
+            t = store.read(columns=["row", "weights"], filter=pc.field("row").isin(pa.array([int(r) for r in rows], pa.int64())))
+            kept = [r for r, w in zip(t.column("row").to_pylist(), t.column("weights").is_valid().to_pylist()) if w]
+            return row_verdicts(study, kept, data_dir, n_sequences, seed) if kept else {}
     import pyarrow as pa
     import pyarrow.compute as pc
 

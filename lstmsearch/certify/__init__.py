@@ -10,7 +10,10 @@ x_t in [a, b], :func:`certify` proves one of:
 (ii)  **n <= N** -- interval propagation B_k(n) = step(B_k(n-1), [a, b]) through the unrolled
       steps: the bound eps(n) at each n, and N, the largest n with eps(m) <= tol for all m <= n;
       if some B_k(n) subset B_k(n-1) the propagation itself has found an invariant (inclusion
-      isotonicity: every later box lies inside), and (i) holds;
+      isotonicity: every later box lies inside), and (i) holds; in exact real arithmetic, from the
+      boxes after n1 = n0, 2 n0, 4 n0, ..., the linear-growth induction of :mod:`.horizon` (the states
+      after n1 + m lie in B + sum_(i<m) L^i D, L a bound of the step's Jacobian) gives N in one
+      step of proof, far past ``max_length`` (the note names the method, n1 and D);
 With ``min_length`` n0 > 1 the claims are about n >= n0 only (a searched setting trained at
 n = 20 need not answer at n = 1): the boxes are propagated through steps 1..n0 first, the
 invariant of (i) must contain the boxes after step n0, and (ii) counts eps(n) from n0 on.
@@ -31,6 +34,7 @@ recovers it: each slice adds about its width to eps.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -39,6 +43,7 @@ import numpy as np
 from ..cells import Cell
 from ..errors import require
 from . import intervals as iv
+from .horizon import linear_growth
 from .steps import ARITHMETICS, readout_error, step, weights
 
 __all__ = ["Certificate", "certify", "certify_trained", "default_slices", "DEFAULT_MAX_LENGTH", "DEFAULT_TOL",
@@ -50,6 +55,8 @@ MAX_CELLS = 2 ** 20
 DEFAULT_MAX_LENGTH = 1000
 #: Default tolerance on |y - x_1| (nmse ~ 3 tol^2 for U[-1, 1]: 3e-6).
 DEFAULT_TOL = 1e-3
+#: eps(n) listed past a linear-growth proof's n1 (``eps_by_length``): at most this many.
+LISTED_STEPS = 200
 #: Iterations of the invariant search (hull, then epsilon-inflation; Rump 1983).
 INVARIANT_ITERATIONS = 24
 
@@ -69,7 +76,7 @@ class Certificate:
     N: int                          # all_n: -1 (every n); else the largest certified n (0: none)
     slices: int
     boxes: int                      # state boxes of the invariant (slices) or propagated per step
-    eps_by_length: List[float] = field(default_factory=list)  # eps(n), n = 1, 2, ... as propagated
+    eps_by_length: List[float] = field(default_factory=list)  # eps(n), n = 1, 2, ... as propagated (or proved)
     invariant_found_at: Optional[int] = None   # iterations (or the length) at which the invariant closed
     counterexample: Optional[np.ndarray] = None  # (T,) the worst sequence found past N
     counterexample_error: Optional[float] = None
@@ -86,8 +93,10 @@ class Certificate:
         arith = (f"the float32 cpu kernel's output" if self.arithmetic == "float32"
                  else "the output computed in exact real arithmetic")
         box = f"[{self.low:g}, {self.high:g}]"
-        proof = (f"(interval arithmetic over {self.slices} slices of x_1, "
-                 f"{'an invariant set of state boxes closed under one step' if self.kind == 'all_n' else 'the unrolled steps'})")
+        how = ("the unrolled steps, then the linear-growth induction of lstmsearch.certify.horizon"
+               if any(n.startswith("proof for n >=") for n in self.notes) else
+               "an invariant set of state boxes closed under one step" if self.kind == "all_n" else "the unrolled steps")
+        proof = f"(interval arithmetic over {self.slices} slices of x_1, {how})"
         n0 = self.min_length
         if self.kind == "all_n":
             return (f"For every n >= {n0} and every x_1..x_n in {box}, {arith} differs from x_1 by at most "
@@ -186,7 +195,8 @@ def _invariant(cell, w, first, xall, arithmetic, iterations):
 def certify(cell: Cell, params, low: float, high: float, arithmetic: str = "float32",
             tol: float = DEFAULT_TOL, slices: Optional[int] = None, max_length: int = DEFAULT_MAX_LENGTH,
             counterexample: bool = True, task=None, budget: int = 640, seed: int = 0,
-            min_length: int = 1) -> Certificate:
+            min_length: int = 1, horizon: bool = True, max_seconds: Optional[float] = None,
+            invariant_iterations: int = INVARIANT_ITERATIONS) -> Certificate:
     """Prove what holds for all recall-first input sequences in [low, high] (see the module doc).
 
     ``cell`` with 1 input and 1 output; ``params`` one full setting (D,) (recurrent weights and
@@ -195,7 +205,11 @@ def certify(cell: Cell, params, low: float, high: float, arithmetic: str = "floa
     With ``counterexample``, an uncertified length is searched by
     :func:`lstmsearch.analysis.adversary.worst_inputs` (``budget`` sequences, ``seed``) on
     ``task`` (default: recall_first with inputs uniform in [low, high]). ``min_length``: claim
-    only n >= min_length (see the module doc).
+    only n >= min_length (see the module doc). ``horizon``: in exact real arithmetic, try the
+    linear-growth invariant of :mod:`.horizon` from n1 = min_length, 2 min_length, 4 min_length, ...
+    (one induction can reach millions of steps, beyond ``max_length``). ``max_seconds``: stop the unrolled propagation
+    after this long (the claim is then n <= the last length reached). ``invariant_iterations``: of
+    the invariant search (i) (0: skip it).
     """
     require(arithmetic in ARITHMETICS, f"arithmetic must be one of {', '.join(ARITHMETICS)}, got {arithmetic!r}")
     require(cell.inputs == 1 and cell.outputs == 1,
@@ -231,15 +245,17 @@ def certify(cell: Cell, params, low: float, high: float, arithmetic: str = "floa
             break
         before.append(err(start))
         start = step(cell, w, start, xall, arithmetic)
-    inv, its = _invariant(cell, w, start, xall, arithmetic, INVARIANT_ITERATIONS) if _finite(start) else (None, 0)
+    inv, its = _invariant(cell, w, start, xall, arithmetic, invariant_iterations) if _finite(start) else (None, 0)
     if inv is not None:
         eps = err(inv)
         return Certificate(kind="all_n", eps=eps, N=-1, invariant_found_at=its, eps_by_length=before + [err(start)],
                            state_boxes=inv, slice_edges=(x1[0][:, 0], x1[1][:, 0]), **cert) \
             if eps <= tol else _propagate(cell, w, first, xall, arithmetic, err, tol, max_length, cert, params,
-                                          counterexample, task, budget, seed, inv_eps=eps)
+                                          counterexample, task, budget, seed, inv_eps=eps,
+                                          horizon=x1 if horizon else None, max_seconds=max_seconds,
+                                          resume=(start, before))
     return _propagate(cell, w, first, xall, arithmetic, err, tol, max_length, cert, params, counterexample, task,
-                      budget, seed)
+                      budget, seed, horizon=x1 if horizon else None, max_seconds=max_seconds, resume=(start, before))
 
 
 def certify_trained(cell: Cell, params, low: float, high: float, trained_length: int = 1,
@@ -283,15 +299,31 @@ def _short(c: Certificate) -> str:
 
 
 def _propagate(cell, w, first, xall, arithmetic, err, tol, max_length, cert, params, counterexample, task, budget,
-               seed, inv_eps=None):
-    """(ii): unrolled interval propagation; (iii): the counterexample past N."""
+               seed, inv_eps=None, horizon=None, max_seconds=None, resume=None):
+    """(ii): unrolled interval propagation (with ``horizon``, the slices of x_1, in exact real arithmetic:
+    the linear-growth invariant of :mod:`.horizon` from n1 = n0, 2 n0, 4 n0, ... until one reaches past
+    ``max_length``); (iii): the counterexample past N.
+    ``resume``: (the boxes after step n0, eps(n) for n < n0) when already propagated that far."""
     notes = []
     if inv_eps is not None:
         notes.append(f"an invariant exists but its bound {inv_eps:.3g} exceeds the tolerance")
     n0 = cert["min_length"]
-    eps_n, B, N = [], first, 0
-    for n in range(1, max_length + 1):
-        if n > 1:
+    eps_n, B, N, first_n = [], first, 0, 1
+    if resume is not None and len(resume[1]) == n0 - 1:
+        B, eps_n, first_n = resume[0], list(resume[1]), n0
+    started = time.perf_counter()
+    for n in range(first_n, max_length + 1):
+        n1 = n - 1  # the induction from the boxes after n0, 2 n0, 4 n0, ... (a transient may have passed)
+        if horizon is not None and arithmetic == "real" and N == n1 >= n0 and (n1 // n0) & (n1 // n0 - 1) == 0 \
+                and n1 % n0 == 0:
+            lg = linear_growth(cell, w, B, xall, horizon, tol, n1, steps=min(max_length - n1, LISTED_STEPS))
+            if lg is not None and (lg.M < 0 or lg.N > max_length):
+                return _from_growth(lg, eps_n + lg.eps_by_m, notes, cert, cell, params, counterexample, task, budget,
+                                    seed)
+        if max_seconds is not None and n > n0 and time.perf_counter() - started > max_seconds:
+            notes.append(f"propagation stopped after {max_seconds:g} s (max_seconds) at n = {n - 1}")
+            break
+        if n > first_n:
             F = step(cell, w, B, xall, arithmetic)
             if n > n0 and _inside(B, F).all() and max(eps_n[n0 - 1:]) <= tol:
                 return Certificate(kind="all_n", eps=max(eps_n[n0 - 1:]), N=-1, invariant_found_at=n, eps_by_length=eps_n,
@@ -316,6 +348,30 @@ def _propagate(cell, w, first, xall, arithmetic, err, tol, max_length, cert, par
     return c
 
 
+#: The counterexample search past a proved N simulates at most this many steps in all (sequences x length).
+COUNTEREXAMPLE_STEPS = 2 * 10 ** 7
+#: ... and never sequences longer than this.
+COUNTEREXAMPLE_MAX_LENGTH = 10 ** 6
+
+
+def _from_growth(lg, eps_n, notes, cert, cell, params, counterexample, task, budget, seed):
+    """The certificate of a proved linear-growth invariant (:func:`.horizon.linear_growth`)."""
+    n0 = cert["min_length"]
+    eps = max(max(eps_n[n0 - 1:]), lg.eps)
+    notes = notes + [f"proof for n >= {lg.n1}: {lg.method} (states after step n1 + m lie in B + sum_(i<m) L^i D, "
+                     f"L a bound of the step's Jacobian; see lstmsearch.certify.horizon)"]
+    if lg.M < 0:
+        return Certificate(kind="all_n", eps=eps, N=-1, eps_by_length=eps_n, notes=notes, **cert)
+    c = Certificate(kind="up_to_n", eps=eps, N=lg.N, eps_by_length=eps_n, notes=notes, **cert)
+    if counterexample:
+        if lg.N + 1 > COUNTEREXAMPLE_MAX_LENGTH:
+            c.notes.append(f"no counterexample search past N: n = {lg.N + 1} is longer than "
+                           f"{COUNTEREXAMPLE_MAX_LENGTH} steps")
+        else:
+            _counterexample(c, cell, params, task, lg.N + 1, budget, seed)
+    return c
+
+
 def _counterexample(c, cell, params, task, length, budget, seed):
     """The worst sequence found at the first uncertified length and at max(2 length - 1, 20)."""
     from ..analysis.adversary import worst_inputs
@@ -324,6 +380,8 @@ def _counterexample(c, cell, params, task, length, budget, seed):
     if task is None:
         task = make_task("recall_first", length=max(length, 2), dist={"kind": "uniform", "low": c.low, "high": c.high})
     lengths = sorted({max(length, task.min_length), max(2 * length - 1, 20)})
+    lengths = [L for L in lengths if L <= COUNTEREXAMPLE_MAX_LENGTH] or lengths[:1]
+    budget = int(min(budget, max(16, COUNTEREXAMPLE_STEPS // max(lengths))))
     case = max(worst_inputs(cell, params, task, lengths=lengths, budget=budget, seed=seed), key=lambda k: k.worst)
     c.counterexample = np.asarray(case.sequence, np.float32)[:, 0]
     c.counterexample_error = float(case.worst)

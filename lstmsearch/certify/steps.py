@@ -97,7 +97,7 @@ def float32_table():
             "sigmoid_tanh": lstm_hidden32, "lstm_cell": lstm_cell32}
 
 
-def _affine_terms(cell: Cell, w, state, x, arithmetic: str):
+def affine_terms(cell: Cell, w, state, x, arithmetic: str):
     """Leaf boxes of one step: x.g = b_ih + u x (one input), hh.g for an element-wise or a
     dense recurrence, pre.g for the fused rows (:func:`pre_activations`)."""
     spec, H = cell.spec, cell.hidden
@@ -130,7 +130,7 @@ def _affine_terms(cell: Cell, w, state, x, arithmetic: str):
 def step(cell: Cell, w, state, x, arithmetic: str):
     """The box of states after one step from ``state`` with inputs in ``x`` (see module doc):
     the kind's equations evaluated over boxes (:mod:`lstmsearch.kinds.graph`)."""
-    graph, leaves = _affine_terms(cell, w, state, x, arithmetic)
+    graph, leaves = affine_terms(cell, w, state, x, arithmetic)
 
     def leaf(n):
         if n.op == "const":

@@ -41,10 +41,12 @@ def _add_setting_args(p, positional=False):
     p.add_argument("--cell", default=None, help="rnn_tanh, rnn_relu, lstm or gru (default lstm)")
     p.add_argument("--hidden", type=int, default=32, help="hidden size H (default 32)")
     p.add_argument("--construction", default="flag_memory",
-                   help="hand-built setting: flag_memory (all cells) or integrator (RNNs)")
+                   help="hand-built setting: flag_memory (all cells), attractor (lstm, gru, mgu, rnn_tanh: latches, "
+                        "every n in exact arithmetic), gray_code (lstm, H >= 31: eps < 1e-3 for every n >= 26 in "
+                        "exact arithmetic), integrator (RNNs), delay_line, fixed_length (mingru)")
     p.add_argument("--gain", type=float, default=None, help="input weight of the memory (construction)")
     p.add_argument("--big", type=float, default=None, help="saturating pre-activation (construction)")
-    p.add_argument("--input-range", type=float, default=None, help="R, inputs in [-R, R] (rnn_relu and gru constructions)")
+    p.add_argument("--input-range", type=float, default=None, help="R, inputs in [-R, R] (rnn_relu, gru and attractor constructions)")
     if not positional:
         p.add_argument("--npz", default=None, help="read the setting from this .npz instead")
         p.add_argument("--index", type=int, default=0, help="row of params in the .npz (default 0)")
@@ -284,11 +286,12 @@ def cmd_worst(args) -> int:
     search_seed = 0 if args.seed is None else args.seed
     cell, params, what, task, _, _ = setting_and_task(args, "worst", sequences=0)
     lengths = parse_list(args.lengths, int, "--lengths") if args.lengths else None
-    cases = worst_inputs(cell, params, task, lengths=lengths, budget=args.budget, seed=search_seed)
+    cases = worst_inputs(cell, params, task, lengths=lengths, budget=args.budget, seed=search_seed, refine=args.refine)
     c0 = cases[0]
     print(f"{what}")
     print(f"worst |y_T - x_1| found in [{task.dist.low:g}, {task.dist.high:g}]^T (float32, cpu, stored readout): "
-          f"{c0.n_structured} structured candidates, then {c0.n_searched} searched sequences (seed {search_seed}); "
+          f"{c0.n_structured} structured candidates, then {c0.n_searched} searched and {c0.n_refined} refined sequences "
+          f"(seed {search_seed}); "
           f"random: {c0.n_random} fresh uniform sequences. A search, a lower bound on the worst case, not a proof.")
     for line in format_worst(cases):
         print(line)
@@ -316,12 +319,19 @@ def cmd_certify(args) -> int:
         require(hasattr(dist, "low") and hasattr(dist, "high"),
                 f"the {dist.kind} input distribution is unbounded; pass --box LOW HIGH (the inputs' range to certify)")
         low, high = float(dist.low), float(dist.high)
+    tol, slices = args.tol, args.slices
+    if args.study is None and not getattr(args, "npz", None):  # a construction may set its own (attractor)
+        from ..analysis.constructions import certify_defaults
+        own = certify_defaults(args.construction, args.hidden, args.input_range)
+        tol = own.get("tol", 1e-3) if tol is None else tol
+        slices = own.get("slices") if slices is None and own and tol == own["tol"] else slices
+    tol = 1e-3 if tol is None else tol
     print(f"{what}")
     for arith in (["float32", "real"] if args.arithmetic == "both" else [args.arithmetic]):
         c = certify_trained(cell, params, low, high, trained_length=trained, min_length=args.min_length,
-                            arithmetic=arith, tol=args.tol, slices=args.slices, max_length=args.max_length,
+                            arithmetic=arith, tol=tol, slices=slices, max_length=args.max_length,
                             counterexample=not args.no_search, task=None, budget=args.budget,
-                            seed=0 if args.seed is None else args.seed)
+                            seed=0 if args.seed is None else args.seed, max_seconds=args.max_seconds)
         print(f"[{arith}] {c.kind}: eps {c.eps:.3g}, N {'all' if c.N < 0 else c.N}, {c.slices} slices")
         print(f"  {c.statement}")
         for note in c.notes:
@@ -414,6 +424,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--lengths", default=None,
                    help="lengths to search at, e.g. 20,21,41 (default: the checked lengths n, n+1, 2n+1, 10n+3, 100n+3)")
     p.add_argument("--budget", type=int, default=1280, help="searched sequences per length (default 1280: 20 x 64)")
+    p.add_argument("--refine", type=int, default=2048,
+                   help="sequences of the local refinement per length (grid and pattern search over x_1 and "
+                        "structured tails; default 2048, 0: none)")
     p.add_argument("--seed", type=int, default=None, help="seed of the search (default 0)")
     p.add_argument("--save", default=None, help="write the worst sequences to this .npz")
     p.add_argument("--force", action="store_true", help="overwrite an existing --save file")
@@ -428,10 +441,14 @@ def add_commands(subparsers) -> None:
                    help="inputs' range (default: the task's uniform box; needed for unbounded distributions)")
     p.add_argument("--arithmetic", default="both", choices=["float32", "real", "both"],
                    help="float32 (the cpu kernel), real (exact arithmetic) or both (default)")
-    p.add_argument("--tol", type=float, default=1e-3, help="tolerance on |y - x_1| for n <= N (default 1e-3)")
+    p.add_argument("--tol", type=float, default=None,
+                   help="tolerance on |y - x_1| (default 1e-3; for --construction attractor 1.1 R / (H + 1))")
     p.add_argument("--slices", type=int, default=None,
                    help="slices of x_1 (default: width about tol / 4, at most 2^20 / (gates x H), odd)")
     p.add_argument("--max-length", type=int, default=1000, help="longest unrolled propagation (default 1000)")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="stop the unrolled propagation after this many seconds (default: none); in real "
+                        "arithmetic the linear-growth induction (lstmsearch.certify.horizon) reaches past it")
     p.add_argument("--min-length", type=int, default=None,
                    help="claim only n >= this (default: every n >= 1 where the proof covers it, else, for a study "
                         "row, n >= its shortest trained length, as the report says: a row searched at n = 20 "

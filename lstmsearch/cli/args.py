@@ -17,8 +17,13 @@ ROW_HELP = "row id (lstmsearch top lists them), or best: the row with the smalle
 
 
 def add_data_arg(p, default=DATA_DIR) -> None:
-    """``--data DATA``, the same everywhere (``run``/``worker`` take None: not given)."""
+    """``--data DATA``, the same everywhere (``run``/``worker`` take None: not given); the commands that
+    read results (default ``DATA_DIR``) also take ``--allow-code``."""
     p.add_argument("--data", default=default, metavar="DATA", help=DATA_HELP)
+    if default is not None:
+        p.add_argument("--allow-code", action="store_true",
+                       help="let reading import a template space's module (the study's own code) to rebuild "
+                            "rows that keep no weights; without it, reading runs no code of a study")
 
 
 def add_row_arg(p, **kw) -> None:

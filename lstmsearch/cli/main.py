@@ -185,7 +185,6 @@ def cmd_top(args) -> int:
     _locate_study(args)
     import pyarrow as pa
 
-    from ..analysis.verdict import row_verdicts
     from ..query import open_study, spread_by_length, summary_columns, top_rows
 
     cfg, _ = open_study(args.study, args.data)
@@ -195,17 +194,33 @@ def cmd_top(args) -> int:
         # solved means solved: the rows shown, at n, n+1, 2n+1, 10n+3, 100n+3 (one batch per length)
         # on the verdict's CHECK_SEQUENCES fresh sequences: the digits of reproduce, report and the README
         ids = t.column("row").to_pylist()
-        vs = row_verdicts(args.study, ids, data_dir=args.data)
-        worst = [float("nan") if any(e != e for e in vs[r].nmse) else max(vs[r].nmse) for r in ids]
+        vs, refused = _verdicts_without_code(args, ids)
+        worst = [None if r not in vs else float("nan") if any(e != e for e in vs[r].nmse) else max(vs[r].nmse)
+                 for r in ids]
         t = t.append_column("fresh_nmse", pa.array(worst, pa.float64()))
-        t = t.append_column("solved", pa.array([vs[r].short for r in ids]))
+        t = t.append_column("solved", pa.array([vs[r].short if r in vs else None for r in ids], pa.string()))
         cols += ["fresh_nmse", "solved"]
-        v = next(iter(vs.values()))
-        print(f"nmse: as stored by the search ({cfg.eval.heldout} held-out sequences, seed {cfg.eval.seed}); "
-              f"fresh_nmse: the worst over the checked lengths; solved: {v.describe()}; "
-              "every length / some lengths / n only / no (--no-check skips both)", file=sys.stderr)
+        if vs:
+            v = next(iter(vs.values()))
+            print(f"nmse: as stored by the search ({cfg.eval.heldout} held-out sequences, seed {cfg.eval.seed}); "
+                  f"fresh_nmse: the worst over the checked lengths; solved: {v.describe()}; "
+                  "every length / some lengths / n only / no (--no-check skips both)", file=sys.stderr)
+        if refused:
+            print(f"fresh_nmse and solved left empty for {refused}", file=sys.stderr)
     _print_table(t, cols)
     return 0
+
+
+def _verdicts_without_code(args, ids):
+    """({row: verdict}, note): the verdicts of the rows ``ids``, but those only the study's template code
+    rebuilds (reading runs none unless --allow-code), and a note naming them (None when there are none)."""
+    from ..analysis.verdict import row_verdicts
+
+    vs = row_verdicts(args.study, ids, data_dir=args.data, code_optional=True)
+    left = len(ids) - len(vs)
+    return vs, (None if not left else f"{left} of {len(ids)} rows: they keep no weights and their settings are "
+                                      "rebuilt by the study's template code, which reading does not run: pass "
+                                      "--allow-code to import and run it")
 
 
 def cmd_query(args) -> int:
@@ -287,10 +302,10 @@ def cmd_show(args) -> int:
     from ..reproduction import row_setting
 
     args.row = parse_row(args.row, args.study, args.data)
-    cfg, r, setting = row_setting(args.study, args.row, data_dir=args.data)
+    cfg, r, setting = row_setting(args.study, args.row, data_dir=args.data, code_optional=True)
     print(f"study {cfg.name} row {args.row}: {cfg.cell.kind} H={cfg.cell.hidden}, {cfg.task.describe()}")
     for k, v in r.items():
-        if k in ("weights", "z", "readout"):
+        if k in ("weights", "z", "readout", "setting_refused"):
             continue
         print(f"  {k:12s} {v}")
     if r.get("z") is not None:
@@ -298,6 +313,9 @@ def cmd_show(args) -> int:
         print(f"  z ({len(r['z'])} dims):")
         for n, v in list(zip(names, r["z"]))[:64]:
             print(f"    {n:24s} {v: .6g}")
+    if setting is None:  # rebuilding it would run the study's template code
+        print(f"  weights      not shown: {r['setting_refused']}")
+        return 0
     print(f"  weights      {'stored' if r.get('weights') is not None else 'rebuilt from z / key'}")
     if r.get("weights") is None and r.get("readout") is None and cfg.eval.readout == "fit":
         print("  readout      fitted again from the stored seed (rows below the best keep_weights do not store it)")
@@ -354,32 +372,28 @@ def cmd_extract(args) -> int:
     return 0
 
 
-def _check_best(store, cfg):
-    """:func:`lstmsearch.store.best.check_best` of a store, against the (row, nmse) of its readable parts."""
+def _check_files(store, cfg):
+    """:meth:`lstmsearch.store.Store.check_files` of a store (best/, generations/, state files, the
+    Optuna journal), against the (row, nmse) of its readable parts."""
     import warnings
 
     import pyarrow as pa
 
-    from ..store.best import BEST_DIR, check_best
-
-    if not (store.root / BEST_DIR).is_dir():
-        return []
     try:
         with warnings.catch_warnings():  # damaged parts are in the table already
             warnings.simplefilter("ignore")
-            stored = store.read(columns=["row", "nmse"])
-    except (LstmsearchError, OSError, pa.ArrowException):
+            stored = store.read(columns=["row", "nmse"]) if store.parts() else None
+    except (LstmsearchError, OSError, ValueError, pa.ArrowException):
         stored = None
-    return check_best(store.root, stored, cfg.cell.n_params if cfg is not None else None)
+    return store.check_files(cfg.cell.n_params if cfg is not None else None, stored)
 
 
 def cmd_check(args) -> int:
-    """Verify a whole store: one table (part, rows, status), a summary line; exit 0 clean, 1 not."""
+    """Verify a whole store: one table (file, rows, status), a summary line; exit 0 clean, 1 not."""
     from pathlib import Path
 
     from ..query import open_study
     from ..store import Store
-    from ..store.generations import GenerationStore
 
     cfg = None
     try:
@@ -403,10 +417,7 @@ def cmd_check(args) -> int:
         store = Store(store.root)
     results = store.check()
     problems = [r for r in results if not r["status"].startswith("ok")]
-    states = GenerationStore(store.root).check()  # the per-generation state that keyed rows are rebuilt from
-    bad_states = [r for r in states if r["status"] != "ok"]
-    bests = _check_best(store, cfg)  # the best rows' weights and readouts, best/w{slot}.parquet
-    bad_bests = [r for r in bests if r["status"] != "ok"]
+    others = _check_files(store, cfg)  # best/, generations/, state files, the Optuna journal
     if args.quarantine and problems:
         store.acquire("check")  # no run may be writing meanwhile
         try:
@@ -414,10 +425,10 @@ def cmd_check(args) -> int:
                 print(line)
         finally:
             store.release()
-    if results or states or bests:
-        width = max(len("part"), *(len(r["part"]) for r in results + states + bests))
+    if results or others:
+        width = max(len("part"), *(len(r["part"]) for r in results + others))
         print(f"{'part':<{width}}  {'rows':>10}  status")
-        for r in results + states + bests:
+        for r in results + others:
             rows = "?" if r["rows"] is None else str(r["rows"])
             print(f"{r['part']:<{width}}  {rows:>10}  {r['status']}")
     damaged = store.manifest_problem()
@@ -425,20 +436,31 @@ def cmd_check(args) -> int:
               "from the parts)"] if damaged else
              [] if store.exists() else ["no manifest.json (a run of the same study rebuilds it from the parts)"])
     total = sum(r["rows"] or 0 for r in results if r["status"].startswith("ok"))
-    state_text = f", {len(states)} generation state file(s) ok" if states and not bad_states else ""
-    state_text += f", {len(bests)} best-rows file(s) ok" if bests and not bad_bests else ""
-    if bad_bests:
-        notes.append(f"{len(bad_bests)} of {len(bests)} best-rows files not ok (the weights of the rows they hold "
-                     "are rebuilt from their keys when read; the next run of the study rewrites them)")
-    if bad_states:
-        notes.append(f"{len(bad_states)} of {len(states)} generation state files not ok (the rows of their batches "
-                     "cannot be rebuilt from keys; their best rows keep full weights)")
+    ok_text = ""
+    for what, which, fix in _CHECKED_FILES:
+        mine = [r for r in others if which(r["part"])]
+        bad = [r for r in mine if not r["status"].startswith("ok")]
+        if bad:
+            notes.append(f"{len(bad)} of {len(mine)} {what} files not ok ({fix})")
+        elif mine:
+            ok_text += f", {len(mine)} {what} file(s) ok"
     if problems or notes:
         print(f"{store.root}: {len(problems)} of {len(results)} parts not ok" + "".join(f"; {n}" for n in notes)
               + f"; {total} rows readable (a run quarantines damaged parts to rows/damaged/ and leaves them out)")
         return 1
-    print(f"{store.root}: {len(results)} parts ok, {total} rows{state_text}")
+    print(f"{store.root}: {len(results)} parts ok, {total} rows{ok_text}")
     return 0
+
+
+#: The files ``check`` verifies besides the parts: (name in the summary, which, what then happens)
+_CHECKED_FILES = (
+    ("generation state", lambda f: f.startswith("generations/"),
+     "the rows of their batches cannot be rebuilt from keys; their best rows keep full weights"),
+    ("strategy state", lambda f: not f.startswith(("generations/", "best/")),
+     "run --repair rebuilds the CMA-ES state from the generations and cuts a damaged journal back"),
+    ("best-rows", lambda f: f.startswith("best/"),
+     "the weights of the rows they hold are rebuilt from their keys when read; run --repair rewrites them"),
+)
 
 
 def _add_study_arg(p):
@@ -622,7 +644,8 @@ def main(argv=None) -> int:
     lock; the supervisor of ``--workers`` stops its workers (each finishes its batch); any
     other command stops at once, like Ctrl-C.
     """
-    if threading.current_thread() is threading.main_thread():
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:
         signal.signal(signal.SIGTERM, _raise_stop)
     try:
         rc = _main(argv)
@@ -631,6 +654,11 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # the reader went away (| head): stop quietly
         _silence_stdout()
         return EXIT_BROKEN_PIPE
+    finally:
+        if main_thread and argv is None:  # the process's own command is done: what is left is the interpreter's
+            # exit, during which Python restores SIGTERM's default action; a SIGTERM then (a second one to
+            # a stopping supervisor) would end the process by the signal instead of with its exit status
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _main(argv) -> int:
@@ -646,6 +674,10 @@ def _main(argv) -> int:
     _warn_damaged()
     try:
         _refuse_control_characters(args)
+        if getattr(args, "allow_code", False):
+            from ..query import allow_study_code
+
+            allow_study_code()
         return args.func(args)
     except BrokenPipeError:
         raise

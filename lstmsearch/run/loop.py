@@ -25,7 +25,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import pyarrow as pa
 
-from ..config import DATA_DIR, StudyConfig, load_study, parse_study
+from ..config import DATA_DIR, StudyConfig, check_result_folder, load_study, parse_study
 from ..errors import MAX_COUNT, DiskFullError, LstmsearchError, require
 from ..evaluate import evaluate, solutions
 from ..kernels import check_backend, compile_notice, describe_auto
@@ -34,7 +34,8 @@ from ..search import best_z, make_strategy, strategy_class
 from ..store import Store
 from ..store.manifest import now, recorded_fit, storage_key, versions
 from ..store.generations import GenerationStore
-from ..store.rows import BestRows, TopK, full_fidelity, rows_table
+from ..store.best import BestRows, TopK
+from ..store.rows import full_fidelity, rows_table
 from . import racing as racing_mod
 from .coordinator import Coordinator
 from .report import Progress, RunReport
@@ -81,6 +82,7 @@ def study_config(study, budget=None, seconds=None, backend=None, out=None, stora
         cfg0, _ = open_study(study, DATA_DIR if data_dir is None else data_dir)
         cfg = parse_study(cfg0.text, cfg0.source, cfg0.base_dir, overrides).with_out(cfg0.out if out is None else out)
     check_backend(cfg.eval.backend)  # "cuda" without numba-cuda or a GPU: refused before any work
+    check_result_folder(cfg.out)  # not a file (a manifest.json), not inside another study folder
     store = Store(cfg.out)  # a study is continued with the readout fit it recorded
     return recorded_fit(cfg, store.read_manifest()) if store.exists() and not store.manifest_problem() else cfg
 
@@ -175,7 +177,7 @@ def run_loop(cfg, store, manifest, messages, progress, echo, coordinator: Option
     evaluate_long = _long_evaluator(cfg)
     evaluator.bind(strategy)
     writer = Writer()
-    gather = _gatherer(cfg, store, writer, strategy)
+    gather = _gatherer(cfg, store, writer, strategy, echo)
     tally = _Tally(done0, store.next_row(), best, io_s)
     try:
         while True:
@@ -231,11 +233,11 @@ def _evaluator(cfg, evaluator, echo):
     return evaluator or LocalEvaluator(cfg)
 
 
-def _gatherer(cfg, store, writer: Writer, strategy) -> PartGatherer:
+def _gatherer(cfg, store, writer: Writer, strategy, echo=print) -> PartGatherer:
     """Gathers evaluated batches into parts for ``writer`` (:func:`_write_batches`); the strategy's
     state files go behind the rows they were told (``strategy.persist``)."""
     gens = GenerationStore(store.root)
-    kept = _kept_rows(cfg, store)
+    kept = _kept_rows(cfg, store, echo)
     gather = PartGatherer(writer, lambda jobs: _write_batches(cfg, store, gens, kept, strategy.name, jobs),
                           cfg.max_part_rows)
     strategy.persist = gather.persist
@@ -318,11 +320,30 @@ def say_compile(cell, backend: str, echo) -> None:
         echo(line)
 
 
-def _kept_rows(cfg, store) -> Optional[BestRows]:
+def _kept_rows(cfg, store, echo) -> Optional[BestRows]:
     """Where the best ``keep_weights`` rows keep their weights: the writer's file under ``best/``
-    (None: ``keep_weights`` is 0, or "all", which keeps every row's weights in the parts)."""
+    (None: ``keep_weights`` is 0, or "all", which keeps every row's weights in the parts), first
+    made to hold exactly the best k rows on disk (a killed run may have left some out)."""
     k = cfg.keep_weights
-    return BestRows(store.root, store.slot, k, cfg.cell.n_params, cfg.cell.n_readout) if k else None
+    if not k:
+        return None
+    for line in reconcile_best(cfg, store):
+        echo(line)
+    return store.best_rows(k, cfg.cell.n_params, cfg.cell.n_readout)
+
+
+def reconcile_best(cfg, store) -> List[str]:
+    """``best/`` made to hold exactly the best ``keep_weights`` rows on disk, the weights of rows no
+    usable file holds rebuilt from their keys (:meth:`~lstmsearch.store.Store.reconcile_best`)."""
+    import pyarrow.dataset as ds
+
+    from ..query import settings_of
+
+    def settings(rows):  # the full settings of stored rows (a killed run left them out of best/)
+        return settings_of(cfg, store, store.read(filter=ds.field("row").isin(pa.array(rows, pa.int64()))))
+
+    k = cfg.keep_weights
+    return store.reconcile_best(k, cfg.cell.n_params, cfg.cell.n_readout, settings, full_fidelity(cfg)) if k else []
 
 
 def _write_batches(cfg, store, gens, kept, strategy_name, jobs) -> None:
@@ -331,8 +352,7 @@ def _write_batches(cfg, store, gens, kept, strategy_name, jobs) -> None:
     ``extra_cols`` go to the last), then the best rows' weights (``kept``, a :class:`BestRows`,
     when the parts do not hold them). ``jobs``: (batch, pieces, row0, keeps, extra_cols, wall, run)."""
     states = [job[0].state for job in jobs if job[0].state is not None]
-    if states:
-        gens.write(states[0] if len(states) == 1 else pa.concat_tables(states))
+    state_file = gens.write(states[0] if len(states) == 1 else pa.concat_tables(states)) if states else None
     tables = []
     for batch, pieces, row0, keeps, extra_cols, wall, run in jobs:
         n_rows = sum(p.table.num_rows for p in pieces)
@@ -346,9 +366,8 @@ def _write_batches(cfg, store, gens, kept, strategy_name, jobs) -> None:
                                      wall if len(pieces) == 1 else wall * p.table.num_rows / n_rows, run,
                                      rung=None if p.rung is None else p.rung.key()))
             row0 += p.table.num_rows
-    store.append(tables[0] if len(tables) == 1 else pa.concat_tables(tables))
-    if kept is not None:
-        kept.write()  # after the part: the file never names a row that is not on disk
+    # the part, then the best rows' file (it never names a row that is not on disk), then the manifest
+    store.append(tables[0] if len(tables) == 1 else pa.concat_tables(tables), best=kept, files=[state_file])
 
 
 def _start_strategy(cfg, store, coordinator: Coordinator, messages: List[str], echo):

@@ -8,11 +8,12 @@ whose settings can be regenerated (a strategy with
 part's own name and row ids:
 
 - **sweep** rows are regenerable from their key (seed, global setting index). A lost part's
-  indices follow from its neighbours in the same writer slot (a sweep writes one chunk per part,
-  its row ids and setting indices advancing together); the settings are rebuilt from the key and
-  evaluated again, so every value is bit for bit what was first stored (only ``time`` and
-  ``wall_s`` differ; which rows keep their full weights is decided against the rows stored now).
-  A part whose indices a later run already evaluated again is left as it is.
+  indices follow from its neighbours in the same writer slot (a sweep writes its chunks in order,
+  its row ids and setting indices advancing together; a part of several chunks gives each row its
+  own chunk); the settings are rebuilt from the key and evaluated again, so every value is bit for
+  bit what was first stored (only ``time`` and ``wall_s`` differ). The best rows' weights go to
+  ``best/``, rebuilt from all the rows, not into the part. A part whose indices a later run already
+  evaluated again is left as it is.
 - **optuna** rows are not regenerable from a key here: the next run re-queues the parameters of
   the COMPLETE trials that lost their rows (they are kept in the Optuna storage).
 - **cmaes** rows are not regenerable from a key: ``run --repair`` replays the optimizer from the
@@ -28,18 +29,29 @@ from __future__ import annotations
 import time
 from typing import List
 
+import numpy as np
+
 from ..search import strategy_class
 from ..store import Store
-from ..store.parts import part_slot_first
-from ..store.rows import TopK, rows_table
-from .loop import local_evaluate
+from ..store.rows import rows_table
+from ..store.schema import part_slot_first
+from .loop import local_evaluate, reconcile_best
 
 
 def repair_store(cfg, store: Store) -> List[str]:
     """Verify every part, quarantine the damaged ones, re-evaluate the lost rows that can be
-    regenerated; one line per finding. The caller holds the study's run lock."""
+    regenerated, then make ``best/`` hold exactly the best ``keep_weights`` rows on disk (rebuilt
+    from the rows: a damaged or foreign best file is replaced), and record a changed Optuna journal
+    afresh (the run that follows checks its trials against the rows); one line per finding. The
+    caller holds the study's run lock."""
     lines = store.quarantine_checked(store.check())
     lines.extend(restore_quarantined(cfg, store))
+    lines.extend(reconcile_best(cfg, Store(store.root)))
+    journal = store.journal_problem()
+    if journal and not journal.startswith("ok") and journal != "missing":
+        store.record_journal()  # the rows are the truth: the run's start checks the trials against them
+        lines.append(f"the Optuna journal was {journal.split(' (')[0]}; recorded afresh (a run cuts a record "
+                     "that does not replay and rebuilds from the rows the trials that do not match them)")
     return lines
 
 
@@ -81,8 +93,8 @@ def _restore_part(cfg, store: Store, strategy, name: str, n) -> str:
     t0 = time.perf_counter()
     table = local_evaluate(cfg, batch)
     wall = time.perf_counter() - t0
-    nmse = store.read(columns=["nmse"]).column("nmse").to_numpy()
-    keep = TopK(cfg.keep_weights, nmse).keep(table.column("nmse").to_numpy())
+    # keep_weights "all": every row keeps its weights in the parts; else best/ keeps them (reconcile_best)
+    keep = np.full(table.num_rows, cfg.keep_weights is None)
     writer = Store(store.root, slot=slot)
     writer.identity = store.study_identity()
     writer.append(rows_table(cfg, strategy.name, batch, table, first, keep, {}, wall, run))

@@ -40,7 +40,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..errors import LstmsearchError, require
+from ..errors import LstmsearchError, StopRequested, require
 from ..query import open_study
 from ..search import make_strategy, strategy_class
 from ..store import Store
@@ -224,9 +224,66 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
     cfg = _worker_config(study, budget, seconds, backend, out, storage, data_dir)
     store = Store(cfg.out)
     _ensure_manifest(cfg, store)
+    procs = {}
+    stop = _SupervisorStop(procs)
+    with stop.installed():
+        report = _supervise(cfg, store, procs, stop, n, budget, seconds, backend, storage, progress, echo,
+                            heartbeat_s, grace_s, max_restarts)
+    if stop.signum is not None:  # every worker has ended (each finished its batch): said as a stop, exit 128 + signal
+        raise StopRequested(stop.signum)
+    return report
+
+
+class _SupervisorStop:
+    """SIGTERM to the supervisor of ``run --workers``: never an exception in the middle of its work.
+
+    Each SIGTERM (the first, a second one while the workers finish their batches, a third...) is
+    forwarded to every live worker; the supervisor starts no worker after it, waits until every worker
+    has ended (each finishes its batch: no row lost, no trial left running, no orphan process),
+    releases the study's lock and only then stops (``lstmsearch: stopped by SIGTERM``, exit 143).
+    An exception raised by the handler instead could land anywhere, in the wait for the workers of an
+    earlier stop among others, and leave workers behind. After a stop the handler stays installed, and
+    the command line ignores SIGTERM once its command is done (:func:`lstmsearch.cli.main.main`): during
+    the interpreter's exit a SIGTERM would otherwise end the process by the signal."""
+
+    def __init__(self, procs):
+        self.procs = procs
+        self.signum = None
+
+    def __call__(self, signum, frame):
+        self.signum = signum if self.signum is None else self.signum
+        self.forward()
+
+    def forward(self):
+        for p in list(self.procs.values()):
+            try:
+                p.send_signal(signal.SIGTERM)
+            except OSError:  # pragma: no cover - it has just ended
+                pass
+
+    def installed(self):
+        import contextlib
+
+        @contextlib.contextmanager
+        def handler():
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            old = signal.signal(signal.SIGTERM, self)
+            try:
+                yield
+            finally:
+                if self.signum is None:  # after a stop, later SIGTERMs stay absorbed while the command ends
+                    signal.signal(signal.SIGTERM, old)
+
+        return handler()
+
+
+def _supervise(cfg, store, procs, stop, n, budget, seconds, backend, storage, progress, echo, heartbeat_s,
+               grace_s, max_restarts):
+    """The body of :func:`run_workers`, under ``stop`` (:class:`_SupervisorStop`)."""
     messages = store.acquire(mode="workers")
     t_start = time.perf_counter()
-    procs = {}
     try:
         messages.extend(store.verify_counts())
         messages.extend(store.quarantine())
@@ -269,7 +326,9 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
             if s not in live:
                 slots.append(s)
             s += 1
-        procs = {s: spawn(s) for s in slots}
+        for s in slots:  # one by one into procs: a SIGTERM meanwhile is forwarded to those already started
+            if stop.signum is None:
+                procs[s] = spawn(s)
         restarts = {s: 0 for s in slots}
         target = cfg.budget_settings
         bar = Progress(cfg, store, progress, desc=f"{cfg.name} x{n}")
@@ -300,7 +359,7 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
                     errors.append(err.splitlines()[-1] if err else line)
                     continue
                 done = target is not None and store.count() >= target
-                if not done and restarts[s] < max_restarts:
+                if not done and restarts[s] < max_restarts and stop.signum is None:
                     restarts[s] += 1
                     procs[s] = spawn(s)
                     line = f"worker w{s} started again (restart {restarts[s]} of at most {max_restarts})"
@@ -314,13 +373,9 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
         if errors and store.count() == rows_before:
             raise LstmsearchError(errors[0].removeprefix("lstmsearch: error: "))
     except BaseException:
+        stop.forward()
         for p in procs.values():
-            p.terminate()
-        for p in procs.values():
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # pragma: no cover
-                p.kill()
+            _wait_for_worker(p)
         raise
     finally:
         store.release()
@@ -344,6 +399,21 @@ def run_workers(study, n: int, budget=None, seconds=None, backend=None, progress
                            complete=cfg.budget_settings is not None and rows >= cfg.budget_settings,
                            best=(best, best_row), wall_s=wall, evaluate_s=ev_s, strategy_s=st_s, io_s=io_s,
                            messages=messages, busy_s=busy)
+
+
+def _wait_for_worker(p, patience_s: float = 30.0) -> None:
+    """Wait until the worker process ``p`` (sent SIGTERM) has ended: it finishes its batch; one that
+    has not after ``patience_s`` is killed (its rows written so far are kept, its trials recovered on
+    the next start). A Ctrl-C during the wait does not leave it behind either."""
+    try:
+        p.wait(timeout=patience_s)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a worker stuck in its batch
+        p.kill()
+        p.wait()
+    except KeyboardInterrupt:
+        p.kill()
+        p.wait()
+        raise
 
 
 def worker_status(study, data_dir="data") -> List[dict]:

@@ -54,13 +54,19 @@ def objective(nmse) -> np.ndarray:
     return np.where(np.isfinite(out), np.minimum(out, 6.0), 6.0)
 
 
-def told_values(table: pa.Table) -> np.ndarray:
-    """The values a ranking strategy is told for a batch: :func:`objective` of its ``nmse``, or,
-    when the run raced the batch (``[eval] racing``), its ``told`` column: values that rank every
-    full-fidelity setting above every one stopped at a lower rung (:mod:`lstmsearch.run.racing`)."""
+#: Columns a ranking strategy may minimise (``objective`` of ``cmaes``): the held-out nmse, or the
+#: largest ``|y - x_1|`` over the held-out sequences and scored lengths (a minimax score, like a certificate's eps).
+RANKED_COLUMNS = ("nmse", "max_abs_err")
+
+
+def told_values(table: pa.Table, column: str = "nmse") -> np.ndarray:
+    """The values a ranking strategy is told for a batch: :func:`objective` of its ``column``
+    (``nmse``, or ``max_abs_err``: log10 either way), or, when the run raced the batch
+    (``[eval] racing``), its ``told`` column: values that rank every full-fidelity setting above
+    every one stopped at a lower rung (:mod:`lstmsearch.run.racing`)."""
     if "told" in table.column_names:
         return table.column("told").to_numpy()
-    return objective(table.column("nmse").to_numpy())
+    return objective(table.column(column).to_numpy())
 
 
 class Strategy(abc.ABC):

@@ -9,7 +9,11 @@ fraction of the bound width; ``mean`` "middle" of the bounds, "random" in them, 
 best z of a warm-start study. ``restarts = "ipop"`` restarts a converged run with the
 population multiplied by ``inc_popsize`` (Auger & Hansen 2005); ``"bipop"`` alternates such
 large-population runs with small-population, small-step runs (Hansen 2009), giving each
-regime a similar share of evaluations.
+regime a similar share of evaluations. ``objective`` is what CMA-ES minimises: ``"nmse"``
+(default: log10 of the held-out nmse) or ``"max_abs_err"`` (log10 of the largest ``|y - x_1|`` over
+the held-out sequences and scored lengths: a minimax score, closer to what a certificate's eps
+measures; ``studies/attractor_rnn32.toml``, where it finds attractor states with steadier certified
+eps than nmse over seeds: docs/analysis.md, "Search meets theory").
 
 The optimizer is pickled to ``cmaes-state.pkl`` (atomically) after each told generation,
 with its random state (which ``cmaes`` itself leaves out of pickles) and its exact covariance
@@ -44,9 +48,10 @@ from cmaes import CMA, SepCMA
 
 from ..errors import LstmsearchError
 from ..store import atomic_write_bytes
+from ..store.files import seal, unseal
 from ..store.generations import GenerationStore, state_table
 from . import sepcma
-from .base import Batch, Strategy, round_z, told_values
+from .base import RANKED_COLUMNS, Batch, Strategy, round_z, told_values
 from .sepcma import VectorSepCMA
 
 STREAM = 204  # rng stream of the population draws
@@ -101,8 +106,10 @@ def check(spec: Dict, space, chk) -> Dict:
     chk.choice("[strategy]", "variant", s["variant"], ("auto", "full", "sep"))
     chk.choice("[strategy]", "mean", s["mean"], ("middle", "random"))
     chk.choice("[strategy]", "restarts", s["restarts"], ("none", "ipop", "bipop"))
+    chk.choice("[strategy]", "objective", s["objective"], RANKED_COLUMNS)
     chk.positive("[strategy]", "sigma", s["sigma"])
     chk.positive("[strategy]", "max_restarts", s["max_restarts"], allow_zero=True)
+    chk.positive("[strategy]", "seed", s["seed"], allow_zero=True)
     if s["popsize"] is not None and s["popsize"] < 2:
         chk.fail("[strategy] popsize", f"must be >= 2, got {s['popsize']}")
     if s["inc_popsize"] < 1:
@@ -125,6 +132,7 @@ class CmaStrategy(Strategy):
         "kind": ((str,), "cmaes"), "variant": ((str,), "auto"), "popsize": ((int,), None),
         "sigma": ((float,), 0.3), "mean": ((str,), "middle"), "restarts": ((str,), "ipop"),
         "max_restarts": ((int,), 9), "inc_popsize": ((int,), 2), "seed": ((int,), None),
+        "objective": ((str,), "nmse"),
     }
 
     def __init__(self, cfg, space, store, spec):
@@ -141,8 +149,7 @@ class CmaStrategy(Strategy):
         self._next = None  # (key, shape, future) of the prefetched draw
         if self.state_path.is_file():
             try:
-                with open(self.state_path, "rb") as fh:
-                    self.state = pickle.load(fh)
+                self.state = pickle.loads(unseal(self.state_path.read_bytes()))  # its sha256 checked first
             except Exception as exc:  # noqa: BLE001 - cut short, garbage: any unpickling error
                 raise LstmsearchError(f"{self.state_path} is damaged ({type(exc).__name__}); run again with "
                                       "--repair to rebuild it by replaying the stored generations") from exc
@@ -244,7 +251,7 @@ class CmaStrategy(Strategy):
     def tell(self, batch, table):
         t0 = time.perf_counter()
         st = self.state
-        values = told_values(table)  # objective(nmse), or a raced batch's rank-comparable values
+        values = told_values(table, self.spec["objective"])  # log10 of nmse (or max_abs_err), or raced ranks
         tell(st["opt"], batch.info, values)
         st["generation"] += 1
         st["evals"][st["regime"]] += len(values)
@@ -253,7 +260,7 @@ class CmaStrategy(Strategy):
         extra = {"opt_rng": st["opt"]._rng.get_state()}
         if isinstance(getattr(st["opt"], "_C", None), np.ndarray):
             extra["opt_C"] = st["opt"]._C.copy()  # exact, not cmaes's triangle (see __init__)
-        self.persist(atomic_write_bytes, self.state_path, pickle.dumps(dict(st, **extra)))
+        self.persist(atomic_write_bytes, self.state_path, seal(pickle.dumps(dict(st, **extra))))
         self.overhead_s += time.perf_counter() - t0
 
     def _prefetch_normals(self, restart, generation, popsize):

@@ -72,6 +72,9 @@ def check(spec: Dict, space, chk) -> Dict:
         chk.fail("[strategy] quantile", f"must be in (0, 1], got {s['quantile']}")
     if not s["objectives"] or any(o not in OBJECTIVES for o in s["objectives"]):
         chk.fail("[strategy] objectives", f"must be a list of {', '.join(OBJECTIVES)}, got {s['objectives']!r}")
+    if len(set(s["objectives"])) != len(s["objectives"]):
+        chk.fail("[strategy] objectives", f"names an objective twice: {s['objectives']!r}; give each once")
+    _check_sampler_options(s, chk)
     if space.dim > s["max_dim"]:
         chk.fail("[strategy]", f"optuna over a space of dimension {space.dim} (max_dim {s['max_dim']}) "
                                "would make every weight an Optuna parameter; use a masked or subspace "
@@ -92,6 +95,33 @@ def check(spec: Dict, space, chk) -> Dict:
     if s["seed"] is not None:
         chk.positive("[strategy]", "seed", s["seed"], allow_zero=True)
     return s
+
+
+def _check_sampler_options(s: Dict, chk) -> None:
+    """``sampler_options``: every number finite and not negative (``popsize`` at least 2, ``sigma0`` above 0),
+    and options the sampler takes (it is made once here, so that a run does not fail on them later)."""
+    stack = [("sampler_options", s["sampler_options"])]
+    while stack:
+        where, v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend((f"{where}.{k}", x) for k, x in v.items())
+        elif isinstance(v, list):
+            stack.extend((f"{where}[{i}]", x) for i, x in enumerate(v))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            key = where.rpartition(".")[2]
+            if not (np.isfinite(v) and 0 <= v < 2 ** 62) or (key == "sigma0" and v <= 0) or (key == "popsize" and v < 2):
+                least = {"popsize": "at least 2", "sigma0": "above 0"}.get(key, "at least 0")
+                chk.fail(f"[strategy] {where}", f"must be a finite number {least}, got {v!r}")
+    if not s["sampler_options"]:
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # experimental options warn when a run makes its sampler
+            make_sampler(s["sampler"], 0, len(s["objectives"]), s["sampler_options"])
+    except LstmsearchError as exc:
+        chk.fail("[strategy] sampler_options", str(exc).partition("sampler_options ")[2] or str(exc))
+    except (ValueError, AssertionError, AttributeError) as exc:  # refused by the sampler itself
+        chk.fail("[strategy] sampler_options", f"do not fit the {s['sampler']} sampler: {type(exc).__name__}: {exc}")
 
 
 def make_sampler(name: str, seed: int, n_objectives: int, options: Dict):
@@ -239,6 +269,16 @@ class OptunaStrategy(Strategy):
                 msg = repair_journal_tail(path)
                 if msg:
                     self.start_messages.append(msg)
+            try:
+                return JournalStorage(SafeJournalFile(str(path), echo=self.echo))
+            except Exception as exc:  # noqa: BLE001 - a damaged record: any replay error (KeyError, ValueError, ...)
+                if not (self.repair and self.sole_writer):
+                    raise LstmsearchError(
+                        f"the Optuna journal {path} is damaged (a record does not replay: {type(exc).__name__}: "
+                        f"{_first_line(exc)}); run the study again with --repair to cut it back to its last good "
+                        "record and rebuild the lost trials from the stored rows") from None
+            self.start_messages.append(cut_journal_to_replayable(path))
+            self.store.record_journal()
             return JournalStorage(SafeJournalFile(str(path), echo=self.echo))
         if storage == "sqlite":
             self.store.root.mkdir(parents=True, exist_ok=True)
@@ -740,6 +780,34 @@ def repair_journal_tail(path) -> str:
     what = "a partial last record" if dropped == 1 else f"a damaged record and the {dropped - 1} after it"
     return (f"repaired the Optuna journal {path}: it ended in {what} ({len(data) - good} bytes; a full disk or a "
             "killed write), which was dropped")
+
+
+def cut_journal_to_replayable(path) -> str:
+    """Cut an Optuna journal before its first record that Optuna cannot replay (a flipped bit that
+    left valid JSON: a key renamed, a date garbled); returns one line saying so. The trials of the
+    records dropped are rebuilt from the stored rows (:meth:`OptunaStrategy.resume`, ``--repair``).
+    Call it only while no other process may write the journal."""
+    import json
+    from pathlib import Path
+
+    from optuna.storages.journal._storage import JournalStorageReplayResult
+
+    data = Path(path).read_bytes()
+    replay = JournalStorageReplayResult("repair-")
+    good, n = 0, 0
+    for line in data.splitlines(keepends=True):
+        try:
+            replay.apply_logs([json.loads(line)])
+        except Exception:  # noqa: BLE001 - the first record that does not replay
+            break
+        good += len(line)
+        n += 1
+    with open(path, "r+b") as fh:
+        fh.truncate(good)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return (f"--repair: cut the Optuna journal {path} back to its last good record (record {n}; "
+            f"{len(data) - good} bytes after it dropped); the trials they held are rebuilt from the stored rows")
 
 
 def _pg_driver(url: str) -> str:

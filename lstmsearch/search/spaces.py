@@ -41,13 +41,18 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..cells import Cell
-from ..errors import LstmsearchError, require
+from ..errors import LstmsearchError, StudyCodeRefused, check_memory, require
 
 BLOCK_ALIASES = {
     "weight_ih": "weight_ih_l0", "weight_hh": "weight_hh_l0", "bias_ih": "bias_ih_l0",
     "bias_hh": "bias_hh_l0", "weight_out": "weight_out", "bias_out": "bias_out",
 }
 TIES = ("none", "unit", "gate", "all")
+
+#: Largest magnitude of a bound, a fixed value or a scale of a space (``low``, ``high``, ``value``,
+#: ``scale``, ``bound``, ``init_scale``): float32 saturates every gate far below it, and bounds as
+#: wide as 1e308 overflow their width (``high - low``) and every strategy's step sizes.
+MAX_BOUND = 1e6
 
 
 def _keys(spec: Dict, allowed, where="[space]"):
@@ -60,13 +65,16 @@ def _num(spec, key, default, where="[space]", positive=False):
     require(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v),
             f"{where} {key} must be a finite number, got {v!r}")
     require(not positive or v > 0, f"{where} {key} must be > 0, got {v!r}")
+    require(abs(v) <= MAX_BOUND, f"{where} {key} must be from {-MAX_BOUND:g} to {MAX_BOUND:g}, got {v!r} "
+                                 "(wider bounds overflow the search's step sizes)")
     return float(v)
 
 
-def _int(spec, key, default, where="[space]", minimum=1):
+def _int(spec, key, default, where="[space]", minimum=1, maximum=None):
     v = spec.get(key, default)
     require(isinstance(v, int) and not isinstance(v, bool) and v >= minimum,
             f"{where} {key} must be an integer >= {minimum}, got {v!r}")
+    require(maximum is None or v <= maximum, f"{where} {key} must be at most {maximum}, got {v!r}")
     return int(v)
 
 
@@ -326,14 +334,13 @@ class Subspace(Space):
     def __init__(self, cell: Cell, searched_readout: bool, spec: Dict):
         super().__init__(cell, searched_readout)
         _keys(spec, ("kind", "dim", "seed", "init", "init_scale", "bound"))
-        self.dim = _int(spec, "dim", None if "dim" not in spec else spec["dim"])
-        seed = _int(spec, "seed", 0, minimum=0)
+        self.dim = _int(spec, "dim", None if "dim" not in spec else spec["dim"], maximum=int(self.searched.sum()))
+        seed = _int(spec, "seed", 0, minimum=0, maximum=2 ** 63 - 1)
         init = spec.get("init", "zeros")
         require(init in ("zeros", "torch", "uniform", "normal"),
                 f"[space] init must be zeros, torch, uniform or normal, got {init!r}")
         bound = _num(spec, "bound", 1.0, positive=True)
         idx = np.flatnonzero(self.searched)
-        require(self.dim <= idx.size, f"[space] dim {self.dim} exceeds the {idx.size} searched weights")
         self.theta0 = np.zeros(cell.n_params, np.float32)
         if init != "zeros":
             scale = _num(spec, "init_scale", 1.0, positive=True) if init != "torch" else None
@@ -367,15 +374,17 @@ class TemplateSpace(Space):
     """
 
     kind = "template"
+    #: May :attr:`fn` import the user's module? A run may; a study opened for reading
+    #: (:func:`lstmsearch.query.open_study`) may not unless the user asks (``--allow-code``).
+    allow_code = True
 
     def __init__(self, cell: Cell, searched_readout: bool, spec: Dict, base_dir: Path):
         super().__init__(cell, searched_readout)
         _keys(spec, ("kind", "function", "dim", "low", "high"))
         fn = spec.get("function")
-        require(isinstance(fn, str) and ":" in fn,
-                "[space] function must be \"package.module:function\" or \"file.py:function\"")
-        self.function_name = fn
         self.base_dir = Path(base_dir)
+        _check_function_name(fn, self.base_dir)
+        self.function_name = fn
         self._fn = None
         mod_name = fn.rpartition(":")[0]
         if mod_name.endswith(".py"):
@@ -383,7 +392,7 @@ class TemplateSpace(Space):
             require(path.is_file(), f"[space] function file {str(path)!r} not found")
             require(_defines(path, fn.rpartition(":")[2]), f"[space] {mod_name!r} has no callable "
                                                            f"{fn.rpartition(':')[2]!r}")
-        self.dim = _int(spec, "dim", spec.get("dim"))
+        self.dim = _int(spec, "dim", spec.get("dim"), maximum=cell.n_params)
         self.low = _bounds(spec.get("low", -1.0), self.dim, "low")
         self.high = _bounds(spec.get("high", 1.0), self.dim, "high")
         require(bool(np.all(self.low < self.high)), "[space] needs low < high in every dimension")
@@ -391,7 +400,14 @@ class TemplateSpace(Space):
 
     @property
     def fn(self):
-        """The user's callable, imported (its module's code run) on first use."""
+        """The user's callable, imported (its module's code run) on first use; refused in one line
+        (:class:`~lstmsearch.errors.StudyCodeRefused`) where :attr:`allow_code` is off."""
+        if self._fn is None and not self.allow_code:
+            mod_name = self.function_name.rpartition(":")[0]
+            where = str((self.base_dir / mod_name).resolve()) if mod_name.endswith(".py") else f"module {mod_name}"
+            raise StudyCodeRefused(f"these rows keep no weights: their settings are rebuilt by the template "
+                                   f"{self.function_name} ({where}), and reading a study runs none of its code; "
+                                   "pass --allow-code to import and run it")
         if self._fn is None:
             self._fn = _load_callable(self.function_name, self.base_dir)
         return self._fn
@@ -404,7 +420,14 @@ class TemplateSpace(Space):
 
     def to_params(self, z):
         z = self._check_z(z)
-        out = np.asarray(self.fn(z, self.cell))
+        try:
+            out = np.asarray(self.fn(z, self.cell))
+        except LstmsearchError:
+            raise
+        except Exception as exc:  # the user's code: its failure is one line naming it, not a traceback
+            raise LstmsearchError(f"template {self.function_name} failed on z of shape {z.shape}: "
+                                  f"{type(exc).__name__}: {' '.join(str(exc).split())}; fix the function "
+                                  "(it takes z (P, dim) and the cell, and returns (P, D) settings)") from exc
         require(out.shape == (z.shape[0], self.cell.n_params),
                 f"template {self.function_name} returned shape {out.shape}; expected "
                 f"({z.shape[0]}, {self.cell.n_params})")
@@ -412,12 +435,55 @@ class TemplateSpace(Space):
 
 
 def _bounds(v, dim, what):
+    ok = (isinstance(v, (int, float)) and not isinstance(v, bool)) or (
+        isinstance(v, list) and len(v) == dim and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                      for x in v))
+    require(ok, f"[space] {what} must be a number or a list of {dim} finite numbers")
     a = np.asarray(v, float)
     if a.ndim == 0:
         a = np.full(dim, float(a))
-    require(a.shape == (dim,) and np.all(np.isfinite(a)),
-            f"[space] {what} must be a number or a list of {dim} finite numbers")
+    require(bool(np.all(np.isfinite(a)) and np.all(np.abs(a) <= MAX_BOUND)),
+            f"[space] {what} must be a number or a list of {dim} finite numbers from {-MAX_BOUND:g} to {MAX_BOUND:g}")
     return a
+
+
+def _check_function_name(fn, base_dir: Path) -> None:
+    """A template's ``function``, checked without importing anything: ``"file.py:name"`` (a file in
+    the study file's folder or below it) or ``"package.module:name"`` (a module of your own, not one of
+    Python's standard library: ``"os:system"`` is not a template); ``name`` an identifier."""
+    form = "[space] function must be \"package.module:function\" or \"file.py:function\""
+    require(isinstance(fn, str) and ":" in fn, form)
+    mod_name, _, attr = fn.rpartition(":")
+    require(attr.isidentifier(), f"{form}; {attr!r} is not a Python name")
+    if mod_name.endswith(".py"):
+        p = Path(mod_name)
+        inside = not p.is_absolute() and ".." not in p.parts
+        require(inside, f"[space] function file {mod_name!r} is outside the study file's folder; a template "
+                        "file is named relative to the study file, below its folder: copy it there")
+        return
+    require(all(part.isidentifier() for part in mod_name.split(".")),
+            f"{form}; {mod_name!r} is neither a .py file nor a module name")
+    top = mod_name.split(".")[0]
+    require(top not in sys.stdlib_module_names and top not in sys.builtin_module_names and top != "lstmsearch",
+            f"[space] function {fn!r} names {top!r}, not a module of yours; a template is your own function "
+            "f(z, cell) -> (P, D) settings, in a .py file beside the study file or a package you installed")
+
+
+def space_footprint(cell: Cell, spec: Dict) -> float:
+    """Bytes that building the space of ``spec`` over ``cell`` takes at most (an estimate from
+    measured peaks: position tables and masks per weight; a subspace's matrix A and its transpose),
+    so that :func:`build_space` refuses a space this process cannot hold before allocating it."""
+    D, kind = float(cell.n_params), spec.get("kind")
+    if kind == "full":
+        return 160.0 * D
+    if kind == "masked":
+        rules = spec.get("rule")
+        return (48.0 + 4.0 * (len(rules) if isinstance(rules, list) else 0)) * D
+    dim = spec.get("dim")
+    dim = min(float(dim), D) if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 else 1.0  # more: refused
+    if kind == "subspace":
+        return D * (16.0 * dim + 16.0)
+    return 8.0 * D + 32.0 * dim
 
 
 def _defines(path: Path, name: str) -> bool:
@@ -462,8 +528,12 @@ def _load_callable(ref: str, base_dir: Path):
 
 
 def build_space(cell: Cell, spec: Dict, searched_readout: bool, base_dir: Path = Path(".")) -> Space:
-    """The space described by a ``[space]`` table."""
+    """The space described by a ``[space]`` table (refused before any allocation when this process
+    cannot hold it: :func:`space_footprint`)."""
     kind = spec.get("kind")
+    if kind in ("full", "masked", "subspace", "template"):
+        check_memory(f"a {kind} space over the {cell.n_params} weights of a {cell.kind} cell with {cell.hidden} units",
+                     space_footprint(cell, spec), "use a smaller [cell] hidden or [space] dim")
     if kind in ("full", "masked"):
         return MaskedSpace(cell, searched_readout, spec, kind=kind)
     if kind == "subspace":

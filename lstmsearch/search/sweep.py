@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow.dataset as ds
 
 from ..errors import require
+from ..store.schema import part_name
 from .base import Batch, Strategy, round_z
 
 BLOCK = 1024
@@ -42,10 +43,14 @@ def check(spec: Dict, space, chk) -> Dict:
     chk.positive("[strategy]", "batch", s["batch"])
     chk.positive("[strategy]", "sigma", s["sigma"])
     chk.positive("[strategy]", "store_z", s["store_z"], allow_zero=True)
+    chk.positive("[strategy]", "seed", s["seed"], allow_zero=True)
     if s["method"] == "sobol" and space.dim > 21201:
         chk.fail("[strategy] method", f"Sobol sequences support up to 21201 dimensions, the space has {space.dim}")
-    if s["centre"] is not None and len(s["centre"]) != space.dim:
-        chk.fail("[strategy] centre", f"must have {space.dim} numbers (the space's dimension), got {len(s['centre'])}")
+    if s["centre"] is not None and (len(s["centre"]) != space.dim or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and space.low[j] <= v <= space.high[j]
+            for j, v in enumerate(s["centre"]))):
+        chk.fail("[strategy] centre", f"must be {space.dim} numbers (the space's dimension), each within the space's "
+                                      f"bounds, got {str(s['centre'])[:80]}")
     return s
 
 
@@ -154,9 +159,10 @@ class SweepStrategy(Strategy):
 
     @classmethod
     def lost_part_batch(cls, cfg, store, slot, first, n):
-        """A lost part's settings from its neighbours' keys: a sweep writes one chunk per part (writer
-        slot 0), its row ids and setting indices advancing together, so the part's indices follow
-        from the stored row before it; a part whose indices a later run evaluated again is left."""
+        """A lost part's settings from its neighbours' keys: a sweep writes its chunks in order (writer
+        slot 0), its row ids and setting indices advancing together, so the part's indices (and each
+        row's chunk) follow from the stored row before it; a part whose indices a later run
+        evaluated again is left."""
         if slot != 0:
             return None, 0, "a sweep is written by writer slot 0 only"
         near = store.read(columns=["row", "batch", "index", "run", "strategy"],
@@ -172,12 +178,21 @@ class SweepStrategy(Strategy):
         else:
             return None, 0, "no stored neighbour tells its setting indices"
         index = np.arange(index0, index0 + n, dtype=np.int64)
+        # a part may hold several chunks (small batches are gathered into one part): each of ``batch``
+        # settings but the run's last; the manifest records the part's first and last chunk
+        chunks = chunk + np.arange(n, dtype=np.int64) // max(int(cfg.strategy.get("batch") or n), 1)
+        recorded = ((store.recorded_parts().get(part_name(slot, first)) or {}).get("batches"))
+        if recorded is not None and list(recorded) != [chunk, int(chunks[-1])]:
+            return None, 0, (f"it held chunks {recorded[0]} to {recorded[1]}, which the study's batch size does "
+                             f"not give from its neighbours (chunks {chunk} to {int(chunks[-1])})")
         taken = store.read(columns=["index"], filter=(ds.field("strategy") == cls.name) & ds.field("index").isin(index))
         if taken.num_rows == n:
             return None, 0, "a later run evaluated its settings again already"
-        if taken.num_rows or (nxt is not None and (nxt["index"], nxt["batch"]) != (index0 + n, chunk + 1)):
+        if taken.num_rows or (nxt is not None and (nxt["index"], nxt["batch"]) != (index0 + n, int(chunks[-1]) + 1)):
             return None, 0, "its neighbours' setting indices do not bracket it"
-        return cls.of_store(cfg, cfg.space_obj, store).batch_at(index, chunk), run, ""
+        batch = cls.of_store(cfg, cfg.space_obj, store).batch_at(index, chunk)
+        batch.batch = chunks  # each row its own chunk
+        return batch, run, ""
 
     def tell(self, batch, table):
         self.next_index = int(batch.index[-1]) + 1

@@ -55,7 +55,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import DiskFullError, LstmsearchError
-from .parts import file_sha256
+from .files import BAD_FILE, file_sha256
 
 FOLDER = "generations"
 _NAME = re.compile(r"([a-z]+)-(\d{12})-(\d{12})-([0-9a-f]{16})\.parquet")
@@ -152,7 +152,7 @@ class GenerationStore:
                 f = pq.ParquetFile(p, page_checksum_verification=True)
                 rows = f.metadata.num_rows
                 f.read()
-            except (OSError, pa.ArrowException) as exc:
+            except BAD_FILE as exc:
                 status.append("unreadable: " + (str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
             out.append({"part": f"{FOLDER}/{p.name}", "rows": rows, "status": "; ".join(status) or "ok"})
         return out
@@ -173,7 +173,11 @@ class GenerationStore:
             if file_sha256(p)[:16] != m.group(4):
                 raise LstmsearchError(f"the generation state {p} does not match the checksum in its name (the file "
                                       "was damaged); the rows of its batch cannot be rebuilt from their keys")
-            t = pq.read_table(p, schema=state_schema())
+            try:
+                t = pq.read_table(p, schema=state_schema())
+            except BAD_FILE as exc:
+                raise LstmsearchError(f"the generation state {p} cannot be read ({str(exc).splitlines()[0][:120]}); "
+                                      "the rows of its batch cannot be rebuilt from their keys") from None
             if want is not None:
                 t = t.filter(pc.is_in(t.column("batch"), pa.array(wanted)))
             tables.append(t)

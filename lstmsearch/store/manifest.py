@@ -2,8 +2,8 @@
 
 The manifest holds the study file text and its identity hash, the cell, task and space,
 the seeds, the package versions, and one entry per run (start, end, settings, time split).
-These helpers build, check and update it; :class:`~lstmsearch.store.Store` reads and writes
-it atomically.
+:class:`ManifestFile` reads and writes it (atomically, under a file lock) for
+:class:`~lstmsearch.store.Store`; the functions below build, check and update it.
 """
 
 from __future__ import annotations
@@ -11,18 +11,178 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import hashlib
+import json
+import os
 import platform
+import time
+import uuid
+import warnings
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Dict, Optional
 
-import warnings
-
-from ..errors import LstmsearchError, ManifestRebuiltWarning, redact_url
+from ..errors import LstmsearchError, ManifestRebuiltWarning, redact_url, require
 from ..readout import BLAS, FIT_METHODS
 from ..version import __version__
-from .parts import SCHEMA_VERSION, Store
+from .files import atomic_write_bytes, file_sha256
+from .schema import MANIFEST, SCHEMA_VERSION
+
+
+#: What a manifest must hold (key -> type); without one of them it is damaged
+MANIFEST_KEYS = {"schema_version": int, "identity": str, "study_text": str, "runs": list}
+#: The keys that say what the study's rows mean: their sha256 is kept in the manifest (``content_sha256``)
+#: and checked on every read, so a changed digit in the study text is a damaged manifest, not other rows
+CONTENT_KEYS = ("study", "identity", "study_text", "strategy", "cell", "task", "baseline", "eval", "space", "seeds",
+                "extracted_from")
+
+
+def content_sha256(m: Dict) -> str:
+    """sha256 of the manifest's :data:`CONTENT_KEYS` (canonical JSON)."""
+    body = json.loads(json.dumps({k: m[k] for k in CONTENT_KEYS if k in m}, default=str))  # as it reads back
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+class ManifestFile:
+    """Reading and writing ``manifest.json`` (a mixin of :class:`~lstmsearch.store.Store`): atomic
+    writes under a file lock, the record of every file written (``parts``: row parts; ``files``:
+    ``best/`` and ``generations/`` files, each with its rows and sha256), and the hash of the study's
+    content (:func:`content_sha256`)."""
+
+    root: Path
+    identity: Optional[str]
+    _written: Dict[str, Dict]
+    _written_files: Dict[str, Dict]
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST
+
+    def exists(self) -> bool:
+        return self.manifest_path.is_file()
+
+    def read_manifest(self) -> Dict:
+        """The manifest; a missing or damaged one (see :meth:`manifest_problem`) is a one-line error."""
+        require(self.exists(), f"no study results in {str(self.root)!r} (no {MANIFEST}); "
+                               "run the study first or pass its folder, study file or name")
+        m, why = self._load_manifest()
+        if why:
+            raise LstmsearchError(
+                f"{self.manifest_path} is damaged ({why}); its rows are intact: run the study file "
+                f"(lstmsearch run STUDY.toml --out {self.root}) to rebuild it from the parts, or restore it "
+                f"(lstmsearch check {self.root} lists the parts)")
+        return m
+
+    def manifest_problem(self) -> Optional[str]:
+        """Why the manifest cannot be used (not JSON, cut short, not an object, a key missing or of
+        the wrong type, its content not matching its ``content_sha256``), or None when it is whole
+        (or absent)."""
+        return self._load_manifest()[1] if self.exists() else None
+
+    def _load_manifest(self):
+        try:
+            m = json.loads(self.manifest_path.read_bytes())
+        except (OSError, ValueError) as exc:  # cut short, garbage, not UTF-8
+            return None, f"not readable JSON: {str(exc).splitlines()[0][:120]}"
+        if not isinstance(m, dict):
+            return None, f"a JSON {type(m).__name__}, not an object"
+        for key, kind in MANIFEST_KEYS.items():
+            if key not in m:
+                return None, f"the key {key!r} is missing"
+            if not isinstance(m[key], kind) or isinstance(m[key], bool):
+                return None, f"the key {key!r} is not {kind.__name__}"
+        if not all(isinstance(r, dict) for r in m["runs"]) or not isinstance(m.get("parts", {}), dict) \
+                or not isinstance(m.get("files", {}), dict):
+            return None, "its runs, parts or files are not records"
+        if "content_sha256" in m and m["content_sha256"] != content_sha256(m):  # older manifests keep none
+            return None, ("its study text, cell, task, space, eval or seeds differ from the sha256 recorded with "
+                          "them (a changed byte)")
+        return m, None
+
+    def set_aside_manifest(self) -> Path:
+        """Move a damaged manifest to ``manifest.json.damaged-<time>`` (never silently replaced)."""
+        dst = self.root / f"{MANIFEST}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        os.replace(self.manifest_path, dst)
+        return dst
+
+    def write_manifest(self, manifest: Dict):
+        """Write the manifest atomically. Its ``parts`` (name -> rows, sha256: one entry per part
+        file written) is the union of the given one, the one on disk and the parts this object
+        wrote, so a manifest held in memory since the start of a run never drops an entry; ``files``
+        (``best/`` and ``generations/``) likewise, a file this object wrote last winning. The hash of
+        the study's content (``content_sha256``) is computed afresh."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        parts = dict(manifest.get("parts") or {})
+        files = dict(manifest.get("files") or {})
+        if self.exists():
+            try:
+                disk = json.loads(self.manifest_path.read_text())
+                parts.update(disk.get("parts") or {})
+                files.update(disk.get("files") or {})
+            except (OSError, ValueError, AttributeError):
+                pass
+        parts.update(self._written)
+        if parts:
+            manifest["parts"] = dict(sorted(parts.items()))
+        if files or self._written_files:
+            manifest["files"] = dict(sorted({**files, **self._written_files}.items()))
+        manifest["content_sha256"] = content_sha256(manifest)
+        atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2, default=str).encode())
+
+    def update_manifest(self, fn) -> Dict:
+        """Read-modify-write the manifest under an advisory file lock (several workers)."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "manifest.flock", "a") as lk:
+            fcntl.flock(lk.fileno(), fcntl.LOCK_EX)
+            try:
+                m = fn(self.read_manifest())
+                self.write_manifest(m)
+                return m
+            finally:
+                fcntl.flock(lk.fileno(), fcntl.LOCK_UN)
+
+    def create_manifest(self, manifest: Dict) -> bool:
+        """Write the manifest unless one exists (under the file lock); True if written."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "manifest.flock", "a") as lk:
+            fcntl.flock(lk.fileno(), fcntl.LOCK_EX)
+            try:
+                if self.exists():
+                    return False
+                self.write_manifest(manifest)
+                return True
+            finally:
+                fcntl.flock(lk.fileno(), fcntl.LOCK_UN)
+
+    def study_identity(self) -> Optional[str]:
+        """The identity written into new files: :attr:`identity`, else the manifest's."""
+        if self.identity is None and self.exists():
+            try:
+                self.identity = self.read_manifest().get("identity")
+            except LstmsearchError:
+                pass
+        return self.identity
+
+    def recorded_parts(self) -> Dict[str, Dict]:
+        """The manifest's record of the parts written (name -> rows, sha256); empty for older stores."""
+        return self._recorded("parts")
+
+    def recorded_files(self) -> Dict[str, Dict]:
+        """The manifest's record of the other files written (``best/...``, ``generations/...`` ->
+        rows, sha256); empty for older stores."""
+        return self._recorded("files")
+
+    def _recorded(self, key: str) -> Dict[str, Dict]:
+        if not self.exists():
+            return {}
+        try:
+            return dict(self.read_manifest().get(key) or {})
+        except LstmsearchError:
+            return {}
 
 
 def versions() -> Dict[str, str]:
@@ -66,7 +226,7 @@ def recorded_fit(cfg, manifest: Dict):
     return dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, readout_fit=fit))
 
 
-def prepare_manifest(cfg, store: Store) -> Dict:
+def prepare_manifest(cfg, store) -> Dict:
     """The manifest a run of ``cfg`` (a :class:`~lstmsearch.config.StudyConfig`) starts from.
 
     A new study gets a new manifest (study text, identity, cell, task, space, seeds). An
@@ -119,7 +279,7 @@ def prepare_manifest(cfg, store: Store) -> Dict:
     return m
 
 
-def _check_part_identities(cfg, store: Store, manifest: Optional[bool] = None):
+def _check_part_identities(cfg, store, manifest: Optional[bool] = None):
     """Refuse a folder whose parts belong to another study, whatever its manifest says (or if it has none)."""
     ids = store.part_identities()
     mine = cfg.identity()
@@ -139,12 +299,10 @@ def _check_part_identities(cfg, store: Store, manifest: Optional[bool] = None):
             f"restore {store.manifest_path}, or move {store.rows_dir} away")
 
 
-def _rebuild(m: Dict, store: Store, why: str) -> Dict:
+def _rebuild(m: Dict, store, why: str) -> Dict:
     """A manifest rebuilt from the parts of this study (rows, hashes, the runs that wrote them); says so."""
-    from .parts import file_sha256
-
     parts = store.parts()
-    m["parts"] = {p.name: {"rows": store.part_rows(p.name), "sha256": file_sha256(p)} for p in parts}
+    m["parts"] = {p.name: dict(part_batches(p), rows=store.part_rows(p.name), sha256=file_sha256(p)) for p in parts}
     runs = store.read(columns=["run"]).column("run").to_numpy()
     n_runs = int(runs.max()) + 1 if runs.size else 0
     m["runs"] = [{"run": i, "rebuilt": True} for i in range(n_runs)]
@@ -154,6 +312,18 @@ def _rebuild(m: Dict, store: Store, why: str) -> Dict:
                   f"{n_runs} earlier run(s)); the earlier runs' records are lost", ManifestRebuiltWarning,
                   stacklevel=3)
     return m
+
+
+def part_batches(path: Path) -> Dict:
+    """``{"batches": [first, last]}`` of a readable part (empty when it cannot say)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        b = pq.read_table(path, columns=["batch"]).column("batch")
+        return {"batches": [int(pc.min(b).as_py()), int(pc.max(b).as_py())]} if len(b) else {}
+    except (OSError, ValueError, KeyError):
+        return {}
 
 
 def storage_key(cfg) -> Optional[str]:

@@ -1,0 +1,110 @@
+"""Horizons: the linear-growth induction (lstmsearch.certify.horizon) against direct interval
+propagation, against settings built to fool it (re-simulated with the float64 reference), and the
+shipped rows' table (docs/horizons.md) against recomputation."""
+
+import numpy as np
+import pytest
+
+from lstmsearch.analysis.adversary import sequence_errors
+from lstmsearch.analysis.constructions import construct
+from lstmsearch.certify import _slices, _zero_state, certify
+from lstmsearch.certify.horizon import jacobian_bound, linear_growth
+from lstmsearch.certify.steps import readout_error, step, weights
+from lstmsearch.evaluate import simulate
+
+
+def _boxes(cell, params, K, n):
+    """Slices of x_1, inputs, and the directly propagated boxes after steps 1 .. n (real arithmetic)."""
+    w = weights(cell, params)
+    x1 = _slices(-1.0, 1.0, K, "real")
+    xall = (np.full((K, 1), -1.0), np.full((K, 1), 1.0))
+    out = [step(cell, w, _zero_state(cell, K), x1, "real")]
+    for _ in range(n - 1):
+        out.append(step(cell, w, out[-1], xall, "real"))
+    return w, x1, xall, out
+
+
+@pytest.mark.parametrize("kind,big", [("gru", 10), ("lstm", 10)])
+def test_linear_growth_boxes_hold_the_states_and_agree_with_direct_propagation(kind, big):
+    """The proved boxes B + r(m) after step n1 + m contain every state of float64-reference runs
+    (random and constant-extreme inputs after x_1); they and the directly propagated interval boxes
+    both enclose the reachable set, so they intersect, and the proved bound is close to the direct one."""
+    cell, params = construct(kind, 2, big=big)
+    n1, K, T = 3, 101, 43
+    w, x1, xall, boxes = _boxes(cell, params, K, T)
+    lg = linear_growth(cell, w, boxes[n1 - 1], xall, x1, tol=0.2, n1=n1, steps=T - n1, keep=True)
+    assert lg is not None and lg.M >= T - n1
+    rng = np.random.default_rng(0)
+    B = 96
+    x = rng.uniform(-1, 1, (T, B, 1))
+    x[1:, :16] = 1.0
+    x[1:, 16:32] = -1.0
+    x[1::2, 32:48] = 1.0
+    x[2::2, 32:48] = -1.0
+    out = simulate(cell, params, x.astype(np.float32), backend="reference", return_sequence=True)
+    states = {"h": out[0][0], "c": out[1][0]} if cell.memory else {"h": out[0]}
+    k = np.argmax((x1[0][None, :, 0] <= x[0, :, 0, None]) & (x[0, :, 0, None] <= x1[1][None, :, 0]), axis=1)
+    for m in (1, 2, 5, 17, 40):
+        lo, hi = lg.box(m)
+        direct = boxes[n1 + m - 1]
+        for name, v in states.items():
+            assert np.all(lo[name][k] <= v[n1 + m - 1]) and np.all(v[n1 + m - 1] <= hi[name][k]), (m, name)
+            assert np.all(np.maximum(lo[name], direct[name][0]) <= np.minimum(hi[name], direct[name][1]))
+        e = readout_error(w["weight_out"], w["bias_out"], direct["h"], (x1[0][:, 0], x1[1][:, 0])).max()
+        assert 0.5 * e <= lg.eps_by_m[m - 1] <= 2 * e + 1e-3
+
+
+def test_jacobian_bound_bounds_finite_differences():
+    cell, params = construct("lstm", 2, big=6)
+    w = weights(cell, params)
+    rng = np.random.default_rng(0)
+    lo = {"h": np.full((1, 2), -0.5), "c": np.full((1, 2), -0.5)}
+    box = {k: (v, -v) for k, v in lo.items()}
+    J = jacobian_bound(cell, w, box, (np.full((1, 1), -1.0), np.full((1, 1), 1.0)))[0]
+    for _ in range(50):
+        s = rng.uniform(-0.5, 0.5, 4)
+        x = rng.uniform(-1, 1)
+        for j in range(4):
+            d = np.zeros(4)
+            d[j] = 1e-6
+            f = [step(cell, w, {"h": ((v[:2])[None],) * 2, "c": ((v[2:])[None],) * 2}, (np.full((1, 1), x),) * 2,
+                      "real") for v in (s, s + d)]
+            num = np.concatenate([(f[1][k][0] - f[0][k][0])[0] for k in ("h", "c")]) / 1e-6
+            assert np.all(np.abs(num) <= J[:, j] + 1e-4)
+
+
+@pytest.mark.parametrize("kind,big", [("lstm", 10), ("gru", 10), ("gru", 12)])
+def test_leaky_settings_get_a_horizon_whose_counterexample_fails_beyond_it(kind, big):
+    """A memory gate sigma(big) leaks e^-big a step: the horizon is proved by the induction (not
+    by the 30 unrolled steps), the search past it finds a sequence that fails by 2N + 1, and the
+    float64 reference (an independent oracle) agrees: the error is within tol up to N and above it
+    at the counterexample's length."""
+    cell, params = construct(kind, 2, big=big)
+    tol = 1e-2
+    c = certify(cell, params, -1.0, 1.0, arithmetic="real", max_length=30, slices=2001, tol=tol, budget=256)
+    assert c.kind == "up_to_n" and c.N > 30
+    assert any("linear-growth invariant from n1 = 1" in n for n in c.notes)
+    assert c.refuted and c.N < c.counterexample_length <= 2 * c.N + 1
+    x = c.counterexample.reshape(-1, 1, 1).astype(np.float32)
+    assert sequence_errors(cell, params, x, backend="reference").max() > tol
+    # the proof is never past a real failure: every prefix up to N is within tol in float64
+    for n in sorted({1, 2, c.N // 2, c.N - 1, c.N}):
+        assert sequence_errors(cell, params, x[:n], backend="reference").max() <= c.eps <= tol
+
+
+def test_shipped_table_matches_recomputation():
+    """One row of docs/horizons.md (the real-arithmetic GRU) recomputed: same N, eps, method. The
+    stored run's invariant search (i) failed (its claim is up_to_n), so it is skipped here: the
+    rest of the path is the same computation."""
+    from lstmsearch.certify.shipped import DOC, EXACT, compute_horizon, horizon_rows, horizons_markdown
+
+    rows = horizon_rows()
+    assert {(r["study"], r["arithmetic"]) for r in rows} >= {
+        (s, a) for s in ("recall_first_lstm32", "recall_first_gru32", "blind_lstm32", "blind_gru32")
+        for a in ("real", "float32")}
+    assert DOC.read_text() == horizons_markdown(rows)
+    stored = next(r for r in rows if r["study"] == "recall_first_gru32" and r["arithmetic"] == "real")
+    assert stored["kind"] == "up_to_n"
+    got = compute_horizon("recall_first_gru32", "real", counterexample=False, invariant_iterations=0)
+    assert {k: got[k] for k in EXACT} == {k: stored[k] for k in EXACT}
+    assert got["eps"] == pytest.approx(stored["eps"], rel=1e-12)
