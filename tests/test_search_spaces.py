@@ -108,3 +108,22 @@ def test_jitter_is_regenerable_and_masked():
     c = jitter(p, mask, np.float32(0.5), 1, 2, 4)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert np.all(a[:, ~mask] == 1) and np.all(a[:, mask] != 1)
+
+
+def test_part_on_cells_with_a_diagonal_or_no_recurrence():
+    """IndRNN's weight_hh is a vector (its diagonal): part = "diagonal" selects all of it,
+    "offdiagonal" nothing (one line); a minGRU has no weight_hh: one line, never a bare error."""
+    cell = Cell("indrnn", 3)
+    spec = {"kind": "masked", "default": "fixed", "rule": [
+        {"block": "weight_hh", "part": "diagonal", "tie": "none", "low": -2.0, "high": 2.0}]}
+    sp = build_space(cell, spec, searched_readout=False)
+    assert sp.dim == 3
+    z = np.array([[0.5, -1.0, 1.5]])
+    np.testing.assert_array_equal(cell.unflatten(sp.to_params(z))["weight_hh_l0"][0], np.float32(z[0]))
+    spec["rule"][0]["part"] = "offdiagonal"
+    with pytest.raises(LstmsearchError, match="selects nothing.*diagonal"):
+        build_space(cell, spec, searched_readout=False)
+    spec = {"kind": "masked", "default": "fixed", "rule": [
+        {"block": "weight_ih", "part": "diagonal", "tie": "none", "low": -2.0, "high": 2.0}]}
+    with pytest.raises(LstmsearchError, match="mingru cell has none"):
+        build_space(Cell("mingru", 3), spec, searched_readout=False)

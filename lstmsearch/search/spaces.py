@@ -296,8 +296,16 @@ class MaskedSpace(Space):
         if units is not None:
             mask &= ~recurrent | np.isin(w.unit, units)
         if part != "all":
+            require(any(b.name == "weight_hh_l0" for b in w.blocks),
+                    f"{where} part = {part!r} selects recurrent weights; a {cell.kind} cell has none "
+                    "(its gates see only x_t): drop 'part'")
             hh = w.block == w.index("weight_hh_l0")
-            mask &= ~hh | ((w.col == w.unit) == (part == "diagonal"))
+            # a diagonal recurrence (IndRNN: weight_hh is a vector, col -1) stores only its diagonal
+            diagonal = (w.col == w.unit) | (w.col < 0)
+            mask &= ~hh | (diagonal == (part == "diagonal"))
+            require(part == "diagonal" or cell.spec.recurrence != "diagonal",
+                    f"{where} part = 'offdiagonal' selects nothing: a {cell.kind} cell's weight_hh is "
+                    "its diagonal (one weight a unit); use part = 'diagonal' or 'all'")
         if rule.get("block") is not None or gates is not None or units is not None:
             require(mask.any(), f"{where} selects no searched parameter"
                     + ("" if self.searched_readout else " (readout blocks are fitted, not searched)"))
