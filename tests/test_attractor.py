@@ -4,6 +4,8 @@ independent oracles (the float64 NumPy reference, PyTorch in float32 and float64
 the adversary) on random inputs and on inputs chosen to hurt, at n = 20, 21, 41, 203, 2003, and at
 10^6 with the float64 reference (exactly, by a fixed point of its step)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -239,3 +241,11 @@ def test_gray_code_oracles(gray):
     assert err32.max() <= GRAY_EPS_F32
     task = make_task("recall_first", length=GRAY_N0)
     assert max(c.worst for c in worst_inputs(cell, p, task, lengths=[GRAY_N0, 41], budget=128, refine=16)) <= GRAY_EPS_F32
+
+
+def test_readme_quotes_the_certified_figures():
+    """The README's sentence on attractors quotes bounds that the tests above certify."""
+    text = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert "certified within 0.033 for the LSTM, GRU, MGU and tanh RNN (every n >= 1)" in text
+    assert max(DOC_EPS.values()) <= 0.033
+    assert GRAY_EPS == 6.3e-4 and f"within 6.3e-4 for every n >= {GRAY_N0}" in text

@@ -108,3 +108,15 @@ def test_shipped_table_matches_recomputation():
     got = compute_horizon("recall_first_gru32", "real", counterexample=False, invariant_iterations=0)
     assert {k: got[k] for k in EXACT} == {k: stored[k] for k in EXACT}
     assert got["eps"] == pytest.approx(stored["eps"], rel=1e-12)
+
+
+def test_readme_quotes_the_proven_horizons():
+    """The README's horizons are those of docs/horizons.json (exact arithmetic, gate-tied rows)."""
+    from pathlib import Path
+
+    from lstmsearch.certify.shipped import horizon_rows
+
+    text = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    n = {r["study"]: r["N"] for r in horizon_rows() if r["arithmetic"] == "real"}
+    assert (f"proved in exact arithmetic up to n = {n['recall_first_gru32']:,} (GRU) and "
+            f"{n['recall_first_lstm32']:,} (LSTM)") in text
