@@ -122,7 +122,8 @@ def answer(study, row: Optional[int] = None, data_dir="data", n_sequences: int =
 
     ``verdict_of``: the row's verdict when already computed (the report checks the top rows in
     one batch). ``with_certificate``: run :func:`lstmsearch.certify.certify` on the row (float32,
-    ``certify_length`` steps of propagation, a counterexample search past them) and on the
+    ``certify_length`` steps of propagation, a counterexample search past the N it proves; how far
+    the shipped rows hold is :mod:`lstmsearch.certify.shipped`'s horizons) and on the
     construction; ``with_torch``: the PyTorch score (skipped, with a note, without torch).
     """
     from .query import top_rows

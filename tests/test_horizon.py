@@ -120,3 +120,18 @@ def test_readme_quotes_the_proven_horizons():
     n = {r["study"]: r["N"] for r in horizon_rows() if r["arithmetic"] == "real"}
     assert (f"proved in exact arithmetic up to n = {n['recall_first_gru32']:,} (GRU) and "
             f"{n['recall_first_lstm32']:,} (LSTM)") in text
+
+
+def test_a_horizon_proved_up_to_max_length_is_bracketed_by_the_search_past_it():
+    """Propagation alone (no induction) proves n <= max_length = 150 for a forget gate sigma(10);
+    the search past it (N + 1, 2 N + 1) finds a sequence that fails, re-simulated in the float64
+    reference, so the horizon lies in (150, 301]; with search_past=False no search runs."""
+    cell, params = construct("lstm", 2, big=10)
+    kw = dict(arithmetic="real", max_length=150, slices=2001, tol=1e-2, budget=256, horizon=False)
+    c = certify(cell, params, -1.0, 1.0, **kw)
+    assert c.kind == "up_to_n" and c.N == 150 and c.refuted and 150 < c.counterexample_length <= 301
+    assert sequence_errors(cell, params, c.counterexample.reshape(-1, 1, 1).astype(np.float32),
+                           backend="reference").max() > 1e-2
+    assert f"the horizon lies between n = 150 and {c.counterexample_length}" in c.statement
+    quiet = certify(cell, params, -1.0, 1.0, search_past=False, **kw)
+    assert quiet.N == 150 and quiet.counterexample_error is None

@@ -110,7 +110,12 @@ class Certificate:
                 if len(self.eps_by_length) >= n0 else \
                 f"Not certified in {ARITHMETIC_NAMES[self.arithmetic]}."
         if self.counterexample_error is not None:
-            verdict = "refuting it" if self.refuted else "within the tolerance, so neither proved nor refuted"
+            if self.kind == "up_to_n":  # the search past the proved N brackets the horizon
+                verdict = (f"above the tolerance: the horizon lies between n = {self.N} and "
+                           f"{self.counterexample_length}" if self.refuted else
+                           f"within the tolerance: n = {self.N + 1} on is neither proved nor refuted")
+            else:
+                verdict = "refuting it" if self.refuted else "within the tolerance, so neither proved nor refuted"
             s += (f" The counterexample search at n = {self.counterexample_length} found |y - x_1| = "
                   f"{self.counterexample_error:.3g} (float32 cpu), {verdict}.")
         return s
@@ -196,7 +201,7 @@ def certify(cell: Cell, params, low: float, high: float, arithmetic: str = "floa
             tol: float = DEFAULT_TOL, slices: Optional[int] = None, max_length: int = DEFAULT_MAX_LENGTH,
             counterexample: bool = True, task=None, budget: int = 640, seed: int = 0,
             min_length: int = 1, horizon: bool = True, max_seconds: Optional[float] = None,
-            invariant_iterations: int = INVARIANT_ITERATIONS) -> Certificate:
+            invariant_iterations: int = INVARIANT_ITERATIONS, search_past: bool = True) -> Certificate:
     """Prove what holds for all recall-first input sequences in [low, high] (see the module doc).
 
     ``cell`` with 1 input and 1 output; ``params`` one full setting (D,) (recurrent weights and
@@ -209,7 +214,9 @@ def certify(cell: Cell, params, low: float, high: float, arithmetic: str = "floa
     linear-growth invariant of :mod:`.horizon` from n1 = min_length, 2 min_length, 4 min_length, ...
     (one induction can reach millions of steps, beyond ``max_length``). ``max_seconds``: stop the unrolled propagation
     after this long (the claim is then n <= the last length reached). ``invariant_iterations``: of
-    the invariant search (i) (0: skip it).
+    the invariant search (i) (0: skip it). ``search_past``: with ``counterexample``, also search past
+    an N that the propagation proved up to ``max_length`` (at N + 1 and 2 N + 1), so that a proved
+    horizon comes with the worst input found beyond it.
     """
     require(arithmetic in ARITHMETICS, f"arithmetic must be one of {', '.join(ARITHMETICS)}, got {arithmetic!r}")
     require(cell.inputs == 1 and cell.outputs == 1,
@@ -253,9 +260,10 @@ def certify(cell: Cell, params, low: float, high: float, arithmetic: str = "floa
             if eps <= tol else _propagate(cell, w, first, xall, arithmetic, err, tol, max_length, cert, params,
                                           counterexample, task, budget, seed, inv_eps=eps,
                                           horizon=x1 if horizon else None, max_seconds=max_seconds,
-                                          resume=(start, before))
+                                          resume=(start, before), search_past=search_past)
     return _propagate(cell, w, first, xall, arithmetic, err, tol, max_length, cert, params, counterexample, task,
-                      budget, seed, horizon=x1 if horizon else None, max_seconds=max_seconds, resume=(start, before))
+                      budget, seed, horizon=x1 if horizon else None, max_seconds=max_seconds, resume=(start, before),
+                      search_past=search_past)
 
 
 def certify_trained(cell: Cell, params, low: float, high: float, trained_length: int = 1,
@@ -299,7 +307,7 @@ def _short(c: Certificate) -> str:
 
 
 def _propagate(cell, w, first, xall, arithmetic, err, tol, max_length, cert, params, counterexample, task, budget,
-               seed, inv_eps=None, horizon=None, max_seconds=None, resume=None):
+               seed, inv_eps=None, horizon=None, max_seconds=None, resume=None, search_past=True):
     """(ii): unrolled interval propagation (with ``horizon``, the slices of x_1, in exact real arithmetic:
     the linear-growth invariant of :mod:`.horizon` from n1 = n0, 2 n0, 4 n0, ... until one reaches past
     ``max_length``); (iii): the counterexample past N.
@@ -342,7 +350,8 @@ def _propagate(cell, w, first, xall, arithmetic, err, tol, max_length, cert, par
                     **cert)
     if N >= max_length:
         c.notes.append(f"propagation stopped at max_length = {max_length} with eps {eps_n[-1]:.3g}")
-        return c
+        if not search_past:
+            return c
     if counterexample:
         _counterexample(c, cell, params, task, max(N + 1, n0), budget, seed)
     return c
