@@ -262,7 +262,14 @@ def check_output(path, force: bool = False, option: str = "--output", folder: bo
 
 
 def memory_limit() -> int:
-    """Bytes this process may still allocate: the physical memory of this machine, less where the
+    """Bytes this process may still allocate (:func:`memory_headroom` without its source)."""
+    return memory_headroom()[0]
+
+
+def memory_headroom():
+    """(bytes, source): bytes this process may still allocate, and where that limit comes from, as
+    words for a message ("this machine has", "the address-space limit (ulimit -v, RLIMIT_AS) leaves",
+    ...). The bytes: what this process may still allocate: the physical memory of this machine, less where the
     process runs under a limit -- its address-space limit (``ulimit -v``, ``RLIMIT_AS``) or data
     limit (``RLIMIT_DATA``) less what it already maps, or its cgroup's ``memory.max`` less what
     the cgroup already uses (a container's memory limit). ``$LSTMSEARCH_MEMORY`` in bytes
@@ -272,18 +279,19 @@ def memory_limit() -> int:
     env = os.environ.get("LSTMSEARCH_MEMORY")
     if env:
         try:
-            return int(float(env))
+            return int(float(env)), "$LSTMSEARCH_MEMORY allows"
         except ValueError:
             raise LstmsearchError(f"LSTMSEARCH_MEMORY must be a number of bytes, got {env!r}") from None
     try:
         limit = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
         limit = 1 << 62
-    return max(0, min([limit] + _process_limits()))
+    return min([(max(0, limit), "this machine has")] + [(max(0, n), why) for n, why in _process_limits()],
+               key=lambda c: c[0])
 
 
 def _process_limits() -> list:
-    """Headroom under the limits this process runs under (see :func:`memory_limit`), in bytes."""
+    """Headroom under the limits this process runs under (see :func:`memory_headroom`): (bytes, source)."""
     import os
 
     out = []
@@ -292,10 +300,13 @@ def _process_limits() -> list:
 
         with open("/proc/self/status") as f:
             status = dict(line.split(":", 1) for line in f if ":" in line)
-        for rlimit, field in ((resource.RLIMIT_AS, "VmSize"), (resource.RLIMIT_DATA, "VmData")):
+        for rlimit, field, why in ((resource.RLIMIT_AS, "VmSize", "the address-space limit (ulimit -v, RLIMIT_AS) "
+                                                                  "leaves this process"),
+                                   (resource.RLIMIT_DATA, "VmData", "the data limit (ulimit -d, RLIMIT_DATA) leaves "
+                                                                   "this process")):
             soft = resource.getrlimit(rlimit)[0]
             if soft != resource.RLIM_INFINITY and field in status:
-                out.append(soft - 1024 * int(status[field].split()[0]))
+                out.append((soft - 1024 * int(status[field].split()[0]), why))
     except (ImportError, OSError, ValueError, IndexError):  # pragma: no cover - not Linux
         pass
     try:
@@ -307,7 +318,8 @@ def _process_limits() -> list:
                 cap = f.read().strip()
             if cap != "max":
                 with open(os.path.join(d, "memory.current")) as f:
-                    out.append(int(cap) - int(f.read().strip()))
+                    out.append((int(cap) - int(f.read().strip()),
+                                f"the memory limit of its cgroup ({os.path.join(d, 'memory.max')}) leaves this process"))
     except (OSError, ValueError):
         pass
     return out
@@ -319,10 +331,11 @@ def _gib(n: float) -> str:
 
 def check_memory(what: str, nbytes: float, fix: str = "make it smaller") -> None:
     """Refuse, before allocating, a size whose footprint (``nbytes``, an estimate) exceeds this
-    machine's memory: one line naming the size, the estimate and the limit."""
-    limit = memory_limit()
+    machine's memory: one line naming the size, the estimate, the limit and where the limit comes from
+    (the machine's memory, ``ulimit -v`` / ``-d``, a cgroup's ``memory.max``, ``$LSTMSEARCH_MEMORY``)."""
+    limit, source = memory_headroom()
     if not nbytes <= limit:  # also refuses nan / inf
-        raise LstmsearchError(f"{what} needs about {_gib(nbytes)} of memory; this machine has {_gib(limit)}: {fix}")
+        raise LstmsearchError(f"{what} needs about {_gib(nbytes)} of memory; {source} {_gib(limit)}: {fix}")
 
 
 #: The largest count a command line or study file accepts (settings, row ids): int64 with room.

@@ -277,7 +277,7 @@ def _best_section(s: StudySummary, factors, n_sequences, backend, top, folder, p
     """(blocks, length table, files) of one study: its table, top rows, units, pruned form, plots."""
     cfg = s.cfg
     name = cfg.name
-    _, _, setting = row_setting(cfg, s.best_row)
+    setting = row_setting(cfg, s.best_row)[2] if s.verdict is not None else None  # None: only its code rebuilds it
     blocks = [Heading(f"Study {name}")]
     top_t = top_rows(cfg, top)
     ids = top_t.column("row").to_pylist()
@@ -308,6 +308,10 @@ def _best_section(s: StudySummary, factors, n_sequences, backend, top, folder, p
                Table(cols + ["solved"], [[r[c] for c in cols] + [s.verdicts[r["row"]].short if r["row"] in s.verdicts
                                                                    else ""] for r in top_t.select(cols).to_pylist()])]
 
+    if setting is None:
+        blocks.append(Para(f"The best setting (row {s.best_row}) is rebuilt by the study's template code, which "
+                           "reading does not run: no length curve, units or pruned form (pass --allow-code)."))
+        return blocks, None, []
     lengths = length_curve(cfg.cell, setting, cfg.task, factors=factors or DEFAULT_FACTORS,
                            lengths=None if factors else task_check_lengths(cfg.task),
                            n_sequences=n_sequences, seed=FRESH_SEED, backend=backend)
@@ -354,7 +358,7 @@ def answer_blocks(summaries: Sequence[StudySummary], certificates: bool = True) 
     from .answer import ANSWER_HEADER, answer, answer_lines, answer_row
 
     fit = [s for s in summaries if s.cfg.task.name == "recall_first" and s.cfg.cell.inputs == 1
-           and s.cfg.cell.outputs == 1]
+           and s.cfg.cell.outputs == 1 and s.verdict is not None]
     if not fit:
         return []
     found = [answer(s.cfg.out, s.best_row, with_certificate=certificates,
@@ -371,7 +375,8 @@ def answer_blocks(summaries: Sequence[StudySummary], certificates: bool = True) 
         blocks += [Para(line) for line in answer_lines(a)]
     left = [s.cfg.name for s in summaries if s not in fit]
     if left:
-        blocks.append(Para(f"Not in the answer table (not recall_first with 1 input and 1 output): {', '.join(left)}."))
+        blocks.append(Para(f"Not in the answer table (not recall_first with 1 input and 1 output, or its best "
+                           f"setting not rebuilt: see the notes): {', '.join(left)}."))
     return blocks
 
 
@@ -402,17 +407,15 @@ def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None,
     for s in summaries:  # solved means solved: the top rows at n, n+1, 2n+1, 10n+3, 100n+3
         s.verdicts = row_verdicts(s.cfg, top_rows(s.cfg, top, columns=["row", "nmse"]).column("row").to_pylist(),
                                   code_optional=True)  # rows only the study's code rebuilds: no verdict
-        if s.best_row not in s.verdicts:  # the page is built around the best row's setting
-            from .errors import StudyCodeRefused
-
-            raise StudyCodeRefused(f"study {s.cfg.name}: its best row {s.best_row} keeps no weights and its setting "
-                                   "is rebuilt by the study's template code, which reading does not run: pass "
-                                   "--allow-code to import and run it (or keep weights: [store] keep_weights)")
+    locked = [s for s in summaries if s.best_row not in s.verdicts]  # only the study's code rebuilds it
     folder = Path(out) if out is not None else default_folder(names, data_dir)
     check_output(folder, True, "--out")  # never inside a study folder
     check_output(folder / f"report.{fmt}", force, "--out")
     folder.mkdir(parents=True, exist_ok=True)
-    notes = []
+    notes = [f"study {s.cfg.name}: its best row {s.best_row} keeps no weights and its setting is rebuilt by the "
+             "study's template code, which reading does not run: the page leaves out that setting (verdict, length, "
+             "units, pruned form, answer); pass --allow-code to import and run it (or keep weights: [store] "
+             "keep_weights)" for s in locked]
     skipped = plots_available() if plots else "plots not asked for (--no-plots)"
     if plots and skipped:
         notes.append(f"plots skipped: {skipped}")
@@ -421,8 +424,7 @@ def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None,
               Para(f"Written {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC from "
                    + ", ".join(f"`{s.cfg.out}`" for s in summaries)
                    + ". nmse: held-out MSE / MSE of predicting the mean (0 = perfect, 1 = no better than the mean).")]
-    if notes:
-        blocks.append(Para(notes[0]))
+    blocks += [Para(n) for n in notes]
     extracted = [s.cfg.name for s in summaries if s.source_rows is not None]
     if extracted:
         blocks.append(Para(f"{', '.join(extracted)}: the best rows extracted from a larger study (lstmsearch "
@@ -437,14 +439,14 @@ def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None,
          "share under threshold at n", "best under threshold at n", "verdict (best row)"],
         [[s.cfg.name, s.cfg.cell.kind, s.cfg.cell.hidden, s.cfg.task.name, s.cfg.task.length, s.strategy, s.settings_text,
           s.best_nmse, s.best_row, s.median_nmse, f"{s.solved_share:.2%} (< {s.cfg.eval.solved:g})", s.solved,
-          s.verdict.status] for s in summaries])]
+          s.verdict.status if s.verdict else "not checked"] for s in summaries])]
 
     def who(status):
-        return [f"{s.cfg.cell.kind} H={s.cfg.cell.hidden} ({s.cfg.name})" for s in summaries if s.verdict.status == status]
+        return [f"{s.cfg.cell.kind} H={s.cfg.cell.hidden} ({s.cfg.name})" for s in summaries if s.verdict and s.verdict.status == status]
 
-    v0 = summaries[0].verdict
+    v0 = next((s.verdict for s in summaries if s.verdict), None)
     blocks.append(Para("Solved at every checked length (the best row's nmse under the study's threshold with its "
-                       f"stored readout at n, n+1, 2n+1, 10n+3, 100n+3 on {v0.n_sequences} fresh sequences): "
+                       f"stored readout at n, n+1, 2n+1, 10n+3, 100n+3 on {v0.n_sequences if v0 else CHECK_SEQUENCES} fresh sequences): "
                        + (", ".join(who(ALL)) or "none")
                        + "".join(f". {label}: {', '.join(who(st))}" for label, st in
                                  (("Solved at some lengths only", SOME), ("Solved at n only", N_ONLY),
@@ -457,9 +459,11 @@ def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None,
         curves.append(curve)
         files += f
 
-    lengths = sorted({L for c in curves for L in c.column("length").to_pylist()})
+    lengths = sorted({L for c in curves if c is not None for L in c.column("length").to_pylist()})
     rows = []
     for s, c in zip(summaries, curves):
+        if c is None:  # its best setting is not rebuilt (see the notes)
+            continue
         d = c.to_pydict()
         for mode in dict.fromkeys(d["readout"]):
             by_len = {L: v for L, v, m in zip(d["length"], d["nmse"], d["readout"]) if m == mode}
@@ -472,12 +476,12 @@ def build_report(studies: Sequence[Union[str, Path]], data_dir="data", out=None,
                     + (" Empty: length not run for that study (the studies' n differ)."
                        if len({s.cfg.task.length for s in summaries}) > 1 else "")),
                Table(["study", "cell", "row", "readout"] + [f"nmse n={L}" for L in lengths], rows)]
-    if not skipped:
+    if not skipped and any(c is not None for c in curves):
         import pyarrow as pa
 
         label = [f"{s.cfg.cell.kind} H={s.cfg.cell.hidden} ({s.cfg.name})" for s in summaries]
         table = pa.concat_tables([c.append_column("cell", pa.array([lab] * c.num_rows))
-                                  for c, lab in zip(curves, label)])
+                                  for c, lab in zip(curves, label) if c is not None])
         p = plot_length_curve(table, folder / "length.png", label="cell", threshold=summaries[0].cfg.eval.solved,
                               title="nmse of the best setting against sequence length")
         files.insert(0, p)

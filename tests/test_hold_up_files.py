@@ -387,3 +387,70 @@ def _random_kills(path, out, k):
     assert any(killed), killed  # at least one kill landed mid-run
     _assert_best_is_exact(out, k)
     assert main(["check", str(out)]) == 0
+
+
+# ------------------------------------------------------------------ the memory limit named by its source
+def test_the_memory_limit_message_names_where_the_limit_comes_from(monkeypatch):
+    """A size refused before allocation names the limit's real source: ``ulimit -v`` (RLIMIT_AS) in a
+    process run under it, ``$LSTMSEARCH_MEMORY`` when set -- not "this machine has" for every one."""
+    from lstmsearch.errors import LstmsearchError, check_memory
+
+    code = ("import resource, sys\n"
+            "from lstmsearch.errors import LstmsearchError, check_memory\n"
+            "vm = int(dict(l.split(':', 1) for l in open('/proc/self/status'))['VmSize'].split()[0]) * 1024\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (vm + (3 << 30), resource.getrlimit(resource.RLIMIT_AS)[1]))\n"
+            "try:\n    check_memory('the test', 1e15)\nexcept LstmsearchError as e:\n    print(e)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "the address-space limit (ulimit -v, RLIMIT_AS) leaves this process" in r.stdout, r.stdout
+    assert "this machine has" not in r.stdout
+    monkeypatch.setenv("LSTMSEARCH_MEMORY", str(1 << 30))
+    with pytest.raises(LstmsearchError, match=r"needs about .* GiB of memory; \$LSTMSEARCH_MEMORY allows 1 GiB"):
+        check_memory("the test", 1e15)
+
+
+# ------------------------------------------------------------------ parts the manifest does not record
+def test_an_unrecorded_part_is_adopted_after_a_kill_and_refused_from_another_copy(tmp_path, capsys):
+    """Each run's id is recorded in the manifest before the run writes a part, and each part carries
+    its run's id. A part a killed run wrote before the manifest recorded it is adopted by the next
+    run; a part of the same study (same identity) from another copy of it -- a backup continued on
+    its own -- put among the rows is refused in one line naming it, and moved to rows/damaged/
+    (it used to be adopted silently: same identity)."""
+    import shutil
+
+    path, out = write_study(tmp_path, "u", strategy="sweep", budget=100, keep_weights=5)
+    run_study(path, progress=False)
+    # a kill between a part and the manifest's record of it
+    code = ("import os, sys\nfrom lstmsearch import run_study\nfrom lstmsearch.store import Store\n"
+            "Store.note_files = lambda self, files: os._exit(9)\n"
+            f"run_study({str(path)!r}, budget=200, progress=False)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 9, r.stderr
+    m = json.loads((out / "manifest.json").read_text())
+    unrecorded = [p.name for p in (out / "rows").glob("part-*.parquet") if p.name not in m["parts"]]
+    assert unrecorded and all(r_.get("id") for r_ in m["runs"])
+    n = Store(out).count()
+    run_study(path, budget=n + 50, progress=False)
+    m = json.loads((out / "manifest.json").read_text())
+    assert set(unrecorded) <= set(m["parts"]) and Store(out).count() == n + 50
+    assert main(["check", str(out)]) == 0
+    # another copy of the study (a backup), continued on its own; one of its new parts is put here
+    other = tmp_path / "copy"
+    shutil.copytree(out, other)
+    before = {p.name for p in (other / "rows").glob("part-*.parquet")}
+    run_study(path, budget=n + 150, progress=False, out=other)
+    foreign = sorted(p for p in (other / "rows").glob("part-*.parquet") if p.name not in before)[-1]
+    rows_before = Store(out).read(columns=["row"]).column("row").to_pylist()
+    shutil.copy(foreign, out / "rows" / foreign.name)
+    capsys.readouterr()
+    assert main(["check", str(out)]) == 1
+    said = capsys.readouterr().out
+    assert foreign.name in said and "none of this study's runs" in said, said
+    lines = []
+    run_study(path, budget=len(rows_before) + 50, progress=False, echo=lines.append)
+    refused = [ln for ln in lines if foreign.name in ln]
+    assert len(refused) == 1 and "none of this study's runs" in refused[0], lines
+    assert (out / "rows" / "damaged" / foreign.name).exists()
+    assert set(rows_before) <= set(Store(out).read(columns=["row"]).column("row").to_pylist())

@@ -53,13 +53,21 @@ def test_reading_imports_nothing_from_the_study_folder(tmp_path, capsys, keep):
         err = capsys.readouterr().err
         assert not marker.exists(), argv
         assert "Traceback" not in err, (argv, err)
-        if argv[0] in ("top", "show", "query") or keep and argv[0] == "report":  # shown without those settings
+        if argv[0] in ("top", "show", "query", "report"):  # shown without those settings
             assert rc == 0, (argv, rc, err)
         elif rc == 2:  # a command that needs the setting itself: one line naming the flag
             lines = [ln for ln in err.splitlines() if ln.strip()]
             assert len(lines) == 1 and "--allow-code" in lines[0], (argv, err)
         else:
             assert rc == 0, (argv, rc, err)
+    if not keep:  # report: the page is written without the best setting, the note names the flag
+        capsys.readouterr()
+        assert main(_reads(out, tmp_path)[-1] + ["--force"]) == 0
+        said = capsys.readouterr().out
+        assert "--allow-code" in said and "best row" in said, said
+        page = (tmp_path / "rep" / "report.md").read_text()
+        assert "--allow-code" in page and "Study t" in page
+        assert not marker.exists()
     # top lists 20 rows, more than are kept: those are shown, the note names the flag
     capsys.readouterr()
     assert main(["top", str(out), "-k", "20"]) == 0

@@ -17,6 +17,7 @@ The run's manifest record adds ``writer_s``, the writer thread's own (overlapped
 from __future__ import annotations
 
 import platform
+import uuid
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -393,7 +394,7 @@ def _start_strategy(cfg, store, coordinator: Coordinator, messages: List[str], e
 
 def _register_run(cfg, store, manifest, strategy, coordinator: Coordinator):
     """This run's record, added to the manifest; returns it and the seconds that took."""
-    run_entry = {"start": now(), "backend": cfg.eval.backend, "host": platform.node(),
+    run_entry = {"id": uuid.uuid4().hex, "start": now(), "backend": cfg.eval.backend, "host": platform.node(),
                  "rows_before": store.count(), "budget_settings": cfg.budget_settings,
                  "budget_seconds": cfg.budget_seconds, "versions": versions(), **coordinator.run_entry()}
     extra = strategy.manifest_extra()
@@ -410,6 +411,7 @@ def _register_run(cfg, store, manifest, strategy, coordinator: Coordinator):
 
     t_io = time.perf_counter()
     coordinator.record(store, manifest, register)
+    store.run_id = run_entry["id"]  # recorded: this run's parts carry it (an unrecorded part is adopted by it)
     return run_entry, time.perf_counter() - t_io
 
 

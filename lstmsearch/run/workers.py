@@ -46,7 +46,7 @@ from ..search import make_strategy, strategy_class
 from ..store import Store
 from ..store.manifest import prepare_manifest, replace_run
 from .coordinator import Coordinator
-from .loop import run_loop, say_compile, study_config
+from .loop import reconcile_best, run_loop, say_compile, study_config
 from .report import Progress, RunReport
 
 
@@ -370,6 +370,9 @@ def _supervise(cfg, store, procs, stop, n, budget, seconds, backend, storage, pr
             msg = sup.resume()  # trials orphaned by workers that died last
             if msg:
                 messages.append(msg.replace("resumed", "after the workers: resolved"))
+            # each worker kept its own best k in best/w<slot>; with every worker stopped, the files
+            # together are made the best k rows on disk (a killed worker's rows put back, the rest dropped)
+            messages.extend(reconcile_best(cfg, Store(cfg.out)))
         if errors and store.count() == rows_before:
             raise LstmsearchError(errors[0].removeprefix("lstmsearch: error: "))
     except BaseException:

@@ -19,7 +19,9 @@ copied back, another run's) is reported with one warning and left out: the weigh
 are rebuilt from their keys when read. A run killed between a part and the file's rewrite leaves
 the previous file; the next run puts the rows that belong in it back
 (:meth:`lstmsearch.store.Store.reconcile_best`), so after any sequence of kills and continuations
-``best/`` holds exactly the best k rows on disk.
+``best/`` holds exactly the best k rows on disk. Under ``run --workers`` each worker keeps the best k
+of its own rows while it runs; once every worker has stopped, the supervisor makes the files together
+the best k rows on disk (:func:`lstmsearch.run.workers.run_workers`).
 
 :meth:`lstmsearch.store.Store.read` fills the ``weights`` and ``readout`` columns of these rows from
 the files (:func:`fill_best`), so every reader sees them as if the parts held them.

@@ -50,6 +50,9 @@ class Store(Parts, Integrity, ManifestFile, RunLock, Leases):
         self._next_local = None
         self._lock_fd: Optional[int] = None
         self._identity: Dict[str, Optional[str]] = {}  # part file name -> study identity in its metadata
+        self._run_ids: Dict[str, Optional[str]] = {}  # part file name -> the id of the run that wrote it
+        #: the id of the run writing through this object (its parts carry it; set once the manifest records it)
+        self.run_id: Optional[str] = None
         self._written: Dict[str, Dict] = {}  # parts written by this object: rows and sha256 for the manifest
         self._written_files: Dict[str, Dict] = {}  # best/, generations/ files and the journal, likewise
         self._journal: Optional[Dict] = None  # the Optuna journal's length and CRC-32 as last recorded

@@ -3,7 +3,9 @@
 Every file a study writes is covered by a recorded hash:
 
 - a row part (``rows/part-*.parquet``): its sha256 and rows in the manifest's ``parts``, its study
-  identity in its Parquet metadata, its page checksums;
+  identity and the id of the run that wrote it in its Parquet metadata, its page checksums (a part
+  the manifest does not record is adopted when its run is one of the manifest's ``runs`` -- a run
+  killed before recording it -- and refused otherwise: :meth:`Integrity.verify_counts`);
 - a ``best/`` file: its sha256 and rows in the manifest's ``files``, the study identity and a hash
   of its values in its metadata (:mod:`lstmsearch.store.best`);
 - a ``generations/`` file: the sha256 in its own name, and its name in the manifest's ``files``
@@ -37,7 +39,7 @@ from .best import BEST_DIR, check_best
 from .files import BAD_FILE, file_sha256, hash_known, remember_hash, sealed_problem
 from .generations import FOLDER as GENERATIONS, GenerationStore
 from .manifest import part_batches
-from .schema import IDENTITY_KEY, part_rows_text
+from .schema import IDENTITY_KEY, RUN_ID_KEY, part_rows_text
 
 #: The strategies' state files beside the manifest (sealed: :func:`lstmsearch.store.files.seal`)
 STATE_FILES = ("*.pkl",)
@@ -129,7 +131,7 @@ class Integrity:
         out = []
         for p in self._all_parts():
             info = recorded.get(p.name, {})
-            status, rows = [], None
+            status, rows, meta = [], None, {}
             try:
                 f = pq.ParquetFile(p, page_checksum_verification=True)
                 rows = f.metadata.num_rows
@@ -144,7 +146,13 @@ class Integrity:
             if rows is not None and info.get("rows") is not None and rows != info["rows"]:
                 status.append(f"{rows} rows, the manifest records {info['rows']}")
             if not status and recorded and not info:
-                status.append("ok (not recorded in the manifest)")
+                rid = (meta or {}).get(RUN_ID_KEY.encode()) if rows is not None else None
+                runs = self.known_run_ids() if rid else None
+                if rid and runs is not None and rid.decode(errors="replace") not in runs:
+                    status.append(f"not recorded in the manifest and written by run {rid.decode(errors='replace')}, "
+                                  "none of this study's runs (a part of another copy of the study)")
+                else:
+                    status.append("ok (not recorded in the manifest)")
             out.append({"part": p.name, "rows": rows if rows is not None else info.get("rows"),
                         "status": "; ".join(status) or ("ok" if info.get("sha256") else "ok (no recorded hash)")})
         present = {d["part"] for d in out}
@@ -185,8 +193,10 @@ class Integrity:
         """The cheap check a run makes on start: every part the manifest records is present with
         its row count. A part with another count is marked damaged (then quarantined by the run);
         a missing one is named, one line per part. A part of this study that the manifest does not
-        record (a run was killed between the part and the manifest) is recorded at the next write.
-        Returns the lines."""
+        record (a run was killed between the part and the manifest) is recorded at the next write --
+        unless the run id in its metadata is none of the manifest's runs (each run's id is recorded
+        before it writes a part): a part of another copy of the study, put among the rows, is marked
+        damaged (then quarantined by the run) with one line naming it. Returns the lines."""
         out = []
         present = {p.name: p for p in self.parts()}
         self._warned_missing = True  # the lines below name the missing parts: reads need not warn again
@@ -199,11 +209,27 @@ class Integrity:
                 out.append(f"the part {name} recorded in the manifest is missing from {self.rows_dir} "
                            f"({info.get('rows', '?')} rows); " + part_rows_text(name))
         mine = self.study_identity()
-        for name in set(present) - set(self.recorded_parts()):  # a run killed before the manifest recorded it
+        runs = self.known_run_ids()
+        for name in sorted(set(present) - set(self.recorded_parts())):  # a run killed before the manifest recorded it
+            rid = self._run_ids.get(name)
+            if name not in self.damaged and rid and runs is not None and rid not in runs:
+                why = (f"it is not recorded in the manifest and was written by run {rid}, which is none of this "
+                       "study's runs (a part of another copy of the study, or of a backup)")
+                self._mark_damaged(present[name], why, warn=False)  # the run's quarantine names it, in one line
+                continue
             if name not in self.damaged and (mine is None or self._identity.get(name) == mine):
                 self._written.setdefault(name, dict(part_batches(present[name]), rows=self._rows[name],
                                                     sha256=file_sha256(present[name])))
         return out
+
+    def known_run_ids(self):
+        """The ids of the runs the manifest records (None when there is no readable manifest)."""
+        if not self.exists():
+            return None
+        try:
+            return {r.get("id") for r in self.read_manifest().get("runs", []) if r.get("id")}
+        except LstmsearchError:
+            return None
 
     def verified_dataset(self):
         """The dataset of the parts that pass verification (what ``query --sql`` reads): a part

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from ..errors import DamagedPartWarning, LstmsearchError, require
 from .best import BEST_DIR, BestRows, best_k, best_path, fill_best, read_best
 from .files import BAD_FILE, disk_full, file_sha256, parquet_format, remember_hash
-from .schema import IDENTITY_KEY, ROW_SLOT, SCHEMA_VERSION, part_name, part_slot_first, schema_diff
+from .schema import IDENTITY_KEY, ROW_SLOT, RUN_ID_KEY, SCHEMA_VERSION, part_name, part_slot_first, schema_diff
 
 
 class Parts:
@@ -78,6 +78,8 @@ class Parts:
                 self._rows[p.name] = md.num_rows
                 ident = (md.metadata or {}).get(IDENTITY_KEY.encode())
                 self._identity[p.name] = ident.decode() if ident else None
+                rid = (md.metadata or {}).get(RUN_ID_KEY.encode())
+                self._run_ids[p.name] = rid.decode(errors="replace") if rid else None
             out.append(p)
         return out
 
@@ -121,8 +123,12 @@ class Parts:
         final = self.rows_dir / part_name(self.slot, first)
         tmp = self.rows_dir / f".{final.name}.{uuid.uuid4().hex}.tmp"
         identity = self.study_identity()
+        meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != RUN_ID_KEY.encode()}
         if identity:
-            table = table.replace_schema_metadata({**(table.schema.metadata or {}), IDENTITY_KEY.encode(): identity})
+            meta[IDENTITY_KEY.encode()] = identity.encode() if isinstance(identity, str) else identity
+        if self.run_id:
+            meta[RUN_ID_KEY.encode()] = self.run_id.encode()
+        table = table.replace_schema_metadata(meta or None)
         try:
             # dictionary pages only for the text columns: a float column of distinct values (errors,
             # the fitted readout) is larger with a dictionary than without
@@ -149,6 +155,7 @@ class Parts:
             pass
         self._rows[final.name] = table.num_rows
         self._identity[final.name] = identity
+        self._run_ids[final.name] = self.run_id
         record = {"rows": table.num_rows, "sha256": digest}
         if "batch" in table.column_names:  # which batches it holds: check sees them back after a repair
             record["batches"] = [int(pc.min(table.column("batch")).as_py()), int(pc.max(table.column("batch")).as_py())]

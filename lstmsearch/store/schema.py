@@ -77,6 +77,9 @@ ROWS = "rows"
 WORKERS = "workers"
 #: The Parquet key-value metadata of every file the store writes: the identity of the study that wrote it
 IDENTITY_KEY = "lstmsearch.study_identity"
+#: The Parquet key-value metadata of a part: the id of the run that wrote it (one of the manifest's
+#: ``runs``, recorded at the run's start, before it writes any part)
+RUN_ID_KEY = "lstmsearch.run_id"
 #: Row ids of writer slot s are s * ROW_SLOT + 0, 1, 2, ...
 ROW_SLOT = 10 ** 12
 _PART = re.compile(r"part-w(\d+)-(\d+)\.parquet")
