@@ -54,7 +54,7 @@ def _top(dotted: str) -> str:
     return dotted.split(".")[0]
 
 
-SCRIPT_FOLDERS = ("tests", "benchmarks", "studies")
+SCRIPT_FOLDERS = ("tests", "benchmarks", "studies", "docs")
 #: Requirements of the extras the test environment leaves out (``bench``: jax and evosax, for the
 #: side-by-side benchmark) whose import name is their distribution name: they cannot be looked up
 #: among the installed distributions, so an import of one counts as that requirement.

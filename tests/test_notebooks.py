@@ -91,10 +91,12 @@ def check_add_a_cell(text: str):
     assert _number(text, r"max \|cpu kernel - oracle\| =") < 1e-5
     assert _number(text, r"max \|torch module - oracle\| =") < 1e-5
     assert re.search(r"searched row solved at every checked length: (True|False)", text)
-    # the construction holds at every checked length and is certified in exact arithmetic up to n = 1000
+    # the construction holds at every checked length and is certified in exact arithmetic at least up
+    # to n = 1000 (the unrolled steps; certify's linear-growth induction reaches further)
     assert "construction solved at every checked length: True" in text
     assert _number(text, r"construction: n=20:") < 1e-5 and _number(text, r"n=2003:") < 1e-5
-    assert _number(text, r"\[real\] certified for n <= 1000: eps =") < 1e-3
+    assert _number(text, r"\[real\] certified for n <=") >= 1000
+    assert _number(text, r"\[real\] certified for n <= [0-9]+: eps =") <= 1e-3
 
 
 CHECKS = {
