@@ -135,3 +135,21 @@ def test_a_horizon_proved_up_to_max_length_is_bracketed_by_the_search_past_it():
     assert f"the horizon lies between n = 150 and {c.counterexample_length}" in c.statement
     quiet = certify(cell, params, -1.0, 1.0, search_past=False, **kw)
     assert quiet.N == 150 and quiet.counterexample_error is None
+
+
+def test_readme_quotes_the_constructions_exact_arithmetic_horizons(capsys):
+    """README: the 2-unit LSTM and GRU constructions, certified in exact arithmetic by the unrolled
+    steps and the linear-growth induction, as `lstmsearch certify --cell KIND --arithmetic real` prints."""
+    from pathlib import Path
+
+    from lstmsearch.cli import main
+
+    text = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    got = {}
+    for kind in ("lstm", "gru"):
+        assert main(["certify", "--cell", kind, "--arithmetic", "real", "--no-search"]) == 0
+        line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[real] up_to_n"))
+        got[kind] = int(line.split(" N ")[1].split(",")[0])
+    assert got["lstm"] > 1000 and got["gru"] > 1000
+    assert (f"n <= {got['lstm']:,} (LSTM) and n <= {got['gru']:,} (GRU) (`lstmsearch certify --cell KIND "
+            "--arithmetic real`)") in text

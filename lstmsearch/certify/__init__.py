@@ -383,15 +383,18 @@ def _from_growth(lg, eps_n, notes, cert, cell, params, counterexample, task, bud
 
 def _counterexample(c, cell, params, task, length, budget, seed):
     """The worst sequence found at the first uncertified length and at max(2 length - 1, 20)."""
-    from ..analysis.adversary import worst_inputs
+    from ..analysis.adversary import DEFAULT_REFINE, worst_inputs
     from ..tasks import make_task
 
     if task is None:
         task = make_task("recall_first", length=max(length, 2), dist={"kind": "uniform", "low": c.low, "high": c.high})
     lengths = sorted({max(length, task.min_length), max(2 * length - 1, 20)})
     lengths = [L for L in lengths if L <= COUNTEREXAMPLE_MAX_LENGTH] or lengths[:1]
-    budget = int(min(budget, max(16, COUNTEREXAMPLE_STEPS // max(lengths))))
-    case = max(worst_inputs(cell, params, task, lengths=lengths, budget=budget, seed=seed), key=lambda k: k.worst)
+    per_length = COUNTEREXAMPLE_STEPS // max(lengths)  # sequences the step cap allows at the longest length
+    budget = int(min(budget, max(16, per_length // 2)))
+    refine = int(min(DEFAULT_REFINE, max(0, per_length // 2)))  # the local refinement shares the cap
+    case = max(worst_inputs(cell, params, task, lengths=lengths, budget=budget, seed=seed, refine=refine),
+               key=lambda k: k.worst)
     c.counterexample = np.asarray(case.sequence, np.float32)[:, 0]
     c.counterexample_error = float(case.worst)
     c.counterexample_length = int(case.length)
