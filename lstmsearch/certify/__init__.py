@@ -111,8 +111,8 @@ class Certificate:
                 f"Not certified in {ARITHMETIC_NAMES[self.arithmetic]}."
         if self.counterexample_error is not None:
             if self.kind == "up_to_n":  # the search past the proved N brackets the horizon
-                verdict = (f"above the tolerance: the horizon lies between n = {self.N} and "
-                           f"{self.counterexample_length}" if self.refuted else
+                verdict = (f"above the tolerance, refuting any claim past n = {self.N}: the horizon lies "
+                           f"between n = {self.N} and {self.counterexample_length}" if self.refuted else
                            f"within the tolerance: n = {self.N + 1} on is neither proved nor refuted")
             else:
                 verdict = "refuting it" if self.refuted else "within the tolerance, so neither proved nor refuted"
