@@ -374,11 +374,17 @@ def _random_kills(path, out, k):
     budget = Store(out).count() + 6000
     killed = []
     for i in range(3):
+        before = Store(out).count()
         p = subprocess.Popen([sys.executable, "-m", "lstmsearch.cli", "run", str(path), "--budget", str(budget),
-                              "--quiet"], cwd=out.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(float(rng.uniform(1.0, 3.0)))  # start-up, then a part or two
+                              "--quiet"], cwd=out.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120  # start-up (slow on a loaded machine): wait for its first part
+        while p.poll() is None and Store(out).count() == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(float(rng.uniform(0.0, 0.5)))  # then a random moment of the run
         p.send_signal(signal.SIGKILL)
-        killed.append(p.wait() == -signal.SIGKILL and Store(out).count() < budget)
+        code = p.wait()
+        assert code in (-signal.SIGKILL, 0), p.stderr.read().decode()[-2000:]
+        killed.append(code == -signal.SIGKILL and Store(out).count() < budget)
         budget += 3000
     r = subprocess.run([sys.executable, "-m", "lstmsearch.cli", "run", str(path), "--budget",
                         str(Store(out).count() + 500), "--quiet"], cwd=out.parent, env=env, capture_output=True,
