@@ -475,7 +475,7 @@ def attractor(hidden: int = 32, kind: str = "lstm", gain: float = 50.0, big: flo
 
 
 def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: float = 30.0,
-                   ramp: float = 0.75) -> np.ndarray:
+                   ramp: float = 0.75, handover: int = None) -> np.ndarray:
     """An LSTM that quantises x_1 into a reflected Gray code of ``bits`` latched bits and decodes it
     by Horner's rule; (D,) float32 for Cell('lstm', hidden), hidden >= 2 bits + 5 (docs/analysis.md,
     "Attractor constructions": certified for every n >= 26 in exact arithmetic with eps < 1e-3).
@@ -491,10 +491,13 @@ def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: 
     of bit k the lower bits read 1000..., so s - x_{k+1} ~ s 2^{k - bits}: the soft bit multiplies a
     small number, and the certificate's box stays narrow. Remaining units are constant flags.
     """
-    _check(hidden, 2 * bits + 5, "gray_code")
+    _check(hidden, 2 * bits + 5 + (handover is not None), "gray_code")
     require(isinstance(bits, (int, np.integer)) and bits >= 1 and 0 < scale <= 0.01 and big > 0 and 0 < ramp < 1,
             f"gray_code needs bits >= 1, 0 < scale <= 0.01, big > 0, 0 < ramp < 1; got bits={bits}, "
             f"scale={scale}, big={big}, ramp={ramp}")
+    require(handover is None or (isinstance(handover, (int, np.integer)) and handover >= bits + 4),
+            f"gray_code's handover must be a step >= bits + 4 = {bits + 4}, got {handover}")
+    end = bits + 3 if handover is None else int(handover) - 1  # the step at which the end flag is on
     cell = Cell("lstm", hidden)
     p = _blank(cell)
     I, F, G, O = (cell.gate_rows(k) for k in "ifgo")
@@ -503,13 +506,13 @@ def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: 
     R, E, X, PP, PN = 0, 1, 2, 3, 4
     P, Q = (lambda k: 5 + 2 * (k - 1)), (lambda k: 6 + 2 * (k - 1))
     g_ramp = 0.1
-    hR = np.tanh(g_ramp * (1.0 - ramp ** np.arange(bits + 3)) / (1.0 - ramp))  # h_R after step t = 0, 1, ...
+    hR = np.tanh(g_ramp * (1.0 - ramp ** np.arange(end + 1)) / (1.0 - ramp))  # h_R after step t = 0, 1, ...
     Kc = 2.4 * big / np.diff(hR)[: bits + 1].min()
     b[I.start + R], b[F.start + R], b[G.start + R], b[O.start + R] = big, np.log(ramp / (1 - ramp)), np.arctanh(g_ramp), big
     Whh[F.start + R, E], Whh[G.start + R, E] = -3.0 * big / a, 3.0 / a
-    KE = 2.0 * big / (hR[bits + 2] - hR[bits + 1])
+    KE = 2.0 * big / (hR[end - 1] - hR[end - 2])
     b[I.start + E], b[F.start + E], b[G.start + E] = big, -big, big
-    Whh[O.start + E, R], b[O.start + E], Whh[O.start + E, E] = KE, -KE * (hR[bits + 1] + hR[bits + 2]) / 2, 4 * KE / a
+    Whh[O.start + E, R], b[O.start + E], Whh[O.start + E, E] = KE, -KE * (hR[end - 2] + hR[end - 1]) / 2, 4 * KE / a
 
     def opens_at(unit, step):  # the input gate opens at ``step`` (it sees h_R after step - 1)
         Whh[I.start + unit, R] = Kc
@@ -540,9 +543,22 @@ def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: 
             b[G.start + unit] = s / 2
             if k < bits:
                 Whh[G.start + unit, P(k + 1)], Whh[G.start + unit, Q(k + 1)] = -0.5, 0.5
-    for u in range(Q(bits) + 1, hidden):
+    first_flag = Q(bits) + 1
+    if handover is not None:
+        # M: s x_1 from the relay at step 2, held to step handover - 1, then a copy of x_1 (the decoded stage 1)
+        M, first_flag = Q(bits) + 1, Q(bits) + 2
+        window = Kc * (hR[1] + hR[2]) / 2  # Kc (theta - h_R) > 0 at steps 1, 2 only
+        KM = (Kc + 4.0 * big) / a           # outweighs Kc h_R <= Kc once the end flag is on
+        Whh[I.start + M, R], b[I.start + M], Whh[I.start + M, E] = -Kc, window, KM
+        Whh[F.start + M, R], b[F.start + M], Whh[F.start + M, E] = Kc, -window, -KM
+        b[O.start + M] = big
+        Whh[G.start + M, X], Whh[G.start + M, P(1)], Whh[G.start + M, Q(1)] = 2.0, 1.0, -1.0
+        b[G.start + M], Whh[G.start + M, E] = s, -s / a
+        p["weight_out"][0, M] = 1.0 / s
+    else:
+        p["weight_out"][0, P(1)], p["weight_out"][0, Q(1)] = 1.0 / s, -1.0 / s
+    for u in range(first_flag, hidden):
         b[I.start + u], b[F.start + u], b[G.start + u], b[O.start + u] = big, -big, big, big
-    p["weight_out"][0, P(1)], p["weight_out"][0, Q(1)] = 1.0 / s, -1.0 / s
     return cell.flatten(p)
 
 
