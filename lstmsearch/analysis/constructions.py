@@ -562,6 +562,94 @@ def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: 
     return cell.flatten(p)
 
 
+
+def gray_code_gru(hidden: int = 32, bits: int = 12, scale: float = 0.002, big: float = 30.0,
+                  ramp: float = 0.75, handover: int = None) -> np.ndarray:
+    """The GRU form of :func:`gray_code_lstm`: x_1 quantised into a reflected Gray code of ``bits``
+    latched bits, decoded by Horner's rule, read out through a hand-over unit; (D,) float32 for
+    Cell('gru', hidden), hidden >= 2 bits + 7 (docs/analysis.md, "Attractor constructions").
+
+    The GRU has one product inside its candidate, n = tanh(W_in x + b_in + r (W_hn h + b_hn)), and
+    the interpolation h' = (1 - z) n + z h, so: z = sigma(big) holds a unit until its step and
+    sigma(-big) makes it follow n; r = sigma(+-(...)) is the sign selector of a signed product; and
+    the input, which enters n ungated, reaches the rest through a buffer. Units: 0 clock
+    h' = 0.75 h + 0.25 * 0.4 (h_t = 0.4 (1 - 0.75^t)), frozen near 1 once the end flag is on;
+    1 end flag E = tanh(r big), r = sigma(K_E (h_C - theta)): 0 before step ``handover`` - 1, 1 from it;
+    2 buffer tanh(s (x_t - 1) / 2), every step; 3 relay: the buffer at step 2 through r, 0 at every
+    other step; 4, 5 the residue relu(+-r), rho(h) = 2 relay + s - 2 (relu(r) + relu(-r)), which is
+    r_{t-1} after step t (r_1 = s x_1, r_{k+1} = s - 2 |r_k|); 6 M, the hand-over: s x_1 from the relay
+    at step 3, held (z ~ 1) to step ``handover`` - 1, then a copy of the decoded x_1 (stage 1);
+    7 + 2 (k - 1), 8 + 2 (k - 1) stage k's P_k, Q_k = tanh(r (s - x_{k+1}) / 2) with r = sigma(+-(K x_k + rho / s))
+    (the sign of x_k, kicked by r_k when z opens at step k + 2), x_k = P_k - Q_k = G_k (s - x_{k+1}) / 2.
+    The readout is y = M / s. ``handover`` defaults to 2 bits + 3, two steps after the decode has settled.
+    """
+    need = 2 * bits + 7
+    _check(hidden, need, "gray_code")
+    require(isinstance(bits, (int, np.integer)) and bits >= 1 and 0 < scale <= 0.01 and big > 0 and 0 < ramp < 1,
+            f"gray_code needs bits >= 1, 0 < scale <= 0.01, big > 0, 0 < ramp < 1; got bits={bits}, "
+            f"scale={scale}, big={big}, ramp={ramp}")
+    handover = 2 * bits + 3 if handover is None else handover
+    require(isinstance(handover, (int, np.integer)) and handover >= bits + 5,
+            f"gray_code's handover must be a step >= bits + 5 = {bits + 5}, got {handover}")
+    end = int(handover) - 1  # E is on after this step
+    cell = Cell("gru", hidden)
+    p = _blank(cell)
+    Rg, Z, N = (cell.gate_rows(k) for k in "rzn")
+    Wih, Whh, b, bh = p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"]
+    s = float(scale)
+    C, E, U, X, PP, PN, M = range(7)
+    P, Q = (lambda k: 7 + 2 * (k - 1)), (lambda k: 8 + 2 * (k - 1))
+    top = 0.4
+    hC = top * (1.0 - ramp ** np.arange(end + 1))  # h_C after step t = 0, 1, ...
+    Kc = 2.4 * big / np.diff(hC)[: bits + 3].min()
+    b[Rg] = big  # every reset gate open unless set below
+    b[Z.start + C], b[N.start + C] = np.log(ramp / (1 - ramp)), np.arctanh(top)
+    Whh[Z.start + C, E], Whh[N.start + C, E] = -(np.log(ramp / (1 - ramp)) + 2 * big), 3.0
+    KE = 2.0 * big / (hC[end - 1] - hC[end - 2])
+    b[Z.start + E], bh[N.start + E] = -big, big  # E = tanh(r big), r = sigma(K_E (h_C - theta)): 0, then 1
+    Whh[Rg.start + E, C], b[Rg.start + E] = KE, -KE * (hC[end - 2] + hC[end - 1]) / 2
+
+    def opens_at(unit, step):  # z opens (the unit follows n) from ``step`` on (it sees h_C after step - 1)
+        Whh[Z.start + unit, C] = -Kc
+        b[Z.start + unit] = Kc * (hC[step - 2] + hC[step - 1]) / 2
+
+    b[Z.start + U], Wih[N.start + U, 0], b[N.start + U] = -big, s / 2, -s / 2
+    b[Z.start + X], Whh[N.start + X, U] = -big, 1.0
+    b[Rg.start + X], Whh[Rg.start + X, C] = Kc * (hC[1] + hC[2]) / 2, -Kc  # r open at steps 1, 2 only
+
+    def residue(row, w, bias):  # w rho(h), rho(h) = 2 h_X + s - 2 (h_PP + h_PN)
+        Whh[row, X] += 2.0 * w
+        Whh[row, PP] += -2.0 * w
+        Whh[row, PN] += -2.0 * w
+        bias[row] += w * s
+
+    Kp = 2e4 / s
+    for unit, sign in ((PP, 1.0), (PN, -1.0)):
+        opens_at(unit, 3)
+        b[Rg.start + unit] = 0.0
+        residue(Rg.start + unit, sign * Kp, b)
+        residue(N.start + unit, sign, bh)
+    K = 4.0 * (3.0 / s + big) * 2.0 ** bits / s
+    for k in range(1, bits + 1):
+        for unit, sign in ((P(k), 1.0), (Q(k), -1.0)):
+            opens_at(unit, k + 2)
+            b[Rg.start + unit] = 0.0
+            Whh[Rg.start + unit, P(k)] += sign * K
+            Whh[Rg.start + unit, Q(k)] -= sign * K
+            residue(Rg.start + unit, sign / s, b)
+            bh[N.start + unit] = s / 2
+            if k < bits:
+                Whh[N.start + unit, P(k + 1)], Whh[N.start + unit, Q(k + 1)] = -0.5, 0.5
+    # M: z open at steps <= 3 and from ``handover`` on, holding in between; n = tanh(2 relay + x_1 + s (1 - E))
+    KM = Kc + 4.0 * big
+    Whh[Z.start + M, C], b[Z.start + M], Whh[Z.start + M, E] = Kc, -Kc * (hC[2] + hC[3]) / 2, -KM
+    Whh[N.start + M, X], Whh[N.start + M, P(1)], Whh[N.start + M, Q(1)] = 2.0, 1.0, -1.0
+    Whh[N.start + M, E], bh[N.start + M] = -s, s
+    for u in range(need, hidden):  # constant flags
+        b[Z.start + u], b[N.start + u] = -big, big
+    p["weight_out"][0, M] = 1.0 / s
+    return cell.flatten(p)
+
 #: Builders by (construction name, cell kind); each takes ``hidden`` and keyword options.
 CONSTRUCTIONS: Dict[Tuple[str, str], Callable[..., np.ndarray]] = {
     ("flag_memory", "lstm"): recall_first_lstm,
@@ -577,6 +665,7 @@ CONSTRUCTIONS: Dict[Tuple[str, str], Callable[..., np.ndarray]] = {
     ("delay_line", "lstm"): lambda hidden=1, **kw: delay_line(hidden, kind="lstm", **kw),
     **{("attractor", k): (lambda k: lambda hidden=32, **kw: attractor(hidden, kind=k, **kw))(k) for k in ATTRACTOR_GATES},
     ("gray_code", "lstm"): gray_code_lstm,
+    ("gray_code", "gru"): gray_code_gru,
 }
 
 #: Units with a role in each flag_memory construction (the others are silent).
