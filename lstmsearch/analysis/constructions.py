@@ -475,7 +475,7 @@ def attractor(hidden: int = 32, kind: str = "lstm", gain: float = 50.0, big: flo
 
 
 def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: float = 30.0,
-                   ramp: float = 0.75, handover: int = None) -> np.ndarray:
+                   ramp: float = 0.75, handover: int = None, input_range: float = 1.0) -> np.ndarray:
     """An LSTM that quantises x_1 into a reflected Gray code of ``bits`` latched bits and decodes it
     by Horner's rule; (D,) float32 for Cell('lstm', hidden), hidden >= 2 bits + 5 (docs/analysis.md,
     "Attractor constructions": certified for every n >= 26 in exact arithmetic with eps < 1e-3).
@@ -491,13 +491,15 @@ def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: 
     of bit k the lower bits read 1000..., so s - x_{k+1} ~ s 2^{k - bits}: the soft bit multiplies a
     small number, and the certificate's box stays narrow. Remaining units are constant flags.
     """
-    _check(hidden, 2 * bits + 5 + (handover is not None), "gray_code")
+    handover = 2 * bits + 1 if handover is None else handover
+    _check(hidden, 2 * bits + 5 + (handover != 0), "gray_code")
     require(isinstance(bits, (int, np.integer)) and bits >= 1 and 0 < scale <= 0.01 and big > 0 and 0 < ramp < 1,
             f"gray_code needs bits >= 1, 0 < scale <= 0.01, big > 0, 0 < ramp < 1; got bits={bits}, "
             f"scale={scale}, big={big}, ramp={ramp}")
-    require(handover is None or (isinstance(handover, (int, np.integer)) and handover >= bits + 4),
-            f"gray_code's handover must be a step >= bits + 4 = {bits + 4}, got {handover}")
-    end = bits + 3 if handover is None else int(handover) - 1  # the step at which the end flag is on
+    require(isinstance(handover, (int, np.integer)) and (handover == 0 or handover >= bits + 4),
+            f"gray_code's handover must be 0 (none) or a step >= bits + 4 = {bits + 4}, got {handover}")
+    require(input_range > 0, f"gray_code needs input_range > 0, got {input_range}")
+    end = bits + 3 if handover == 0 else int(handover) - 1  # the step at which the end flag is on
     cell = Cell("lstm", hidden)
     p = _blank(cell)
     I, F, G, O = (cell.gate_rows(k) for k in "ifgo")
@@ -520,7 +522,7 @@ def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: 
         b[F.start + unit] = -big
 
     b[I.start + X], Whh[I.start + X, R], b[F.start + X], b[O.start + X] = big, -2.0 * big / hR[1], -big, big
-    Wih[G.start + X, 0], b[G.start + X] = s / 2, -s / 2
+    Wih[G.start + X, 0], b[G.start + X] = s / (2.0 * input_range), -s / 2
 
     def residue(row, w):  # w r(h), r(h) = 2 h_X + s - 2 (h_PP + h_PN)
         Whh[row, X] += 2.0 * w
@@ -544,7 +546,7 @@ def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: 
             if k < bits:
                 Whh[G.start + unit, P(k + 1)], Whh[G.start + unit, Q(k + 1)] = -0.5, 0.5
     first_flag = Q(bits) + 1
-    if handover is not None:
+    if handover:
         # M: s x_1 from the relay at step 2, held to step handover - 1, then a copy of x_1 (the decoded stage 1)
         M, first_flag = Q(bits) + 1, Q(bits) + 2
         window = Kc * (hR[1] + hR[2]) / 2  # Kc (theta - h_R) > 0 at steps 1, 2 only
@@ -554,9 +556,9 @@ def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: 
         b[O.start + M] = big
         Whh[G.start + M, X], Whh[G.start + M, P(1)], Whh[G.start + M, Q(1)] = 2.0, 1.0, -1.0
         b[G.start + M], Whh[G.start + M, E] = s, -s / a
-        p["weight_out"][0, M] = 1.0 / s
+        p["weight_out"][0, M] = input_range / s
     else:
-        p["weight_out"][0, P(1)], p["weight_out"][0, Q(1)] = 1.0 / s, -1.0 / s
+        p["weight_out"][0, P(1)], p["weight_out"][0, Q(1)] = input_range / s, -input_range / s
     for u in range(first_flag, hidden):
         b[I.start + u], b[F.start + u], b[G.start + u], b[O.start + u] = big, -big, big, big
     return cell.flatten(p)
@@ -564,7 +566,7 @@ def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: 
 
 
 def gray_code_gru(hidden: int = 32, bits: int = 12, scale: float = 0.002, big: float = 30.0,
-                  ramp: float = 0.75, handover: int = None) -> np.ndarray:
+                  ramp: float = 0.75, handover: int = None, input_range: float = 1.0) -> np.ndarray:
     """The GRU form of :func:`gray_code_lstm`: x_1 quantised into a reflected Gray code of ``bits``
     latched bits, decoded by Horner's rule, read out through a hand-over unit; (D,) float32 for
     Cell('gru', hidden), hidden >= 2 bits + 7 (docs/analysis.md, "Attractor constructions").
@@ -591,6 +593,7 @@ def gray_code_gru(hidden: int = 32, bits: int = 12, scale: float = 0.002, big: f
     handover = 2 * bits + 3 if handover is None else handover
     require(isinstance(handover, (int, np.integer)) and handover >= bits + 5,
             f"gray_code's handover must be a step >= bits + 5 = {bits + 5}, got {handover}")
+    require(input_range > 0, f"gray_code needs input_range > 0, got {input_range}")
     end = int(handover) - 1  # E is on after this step
     cell = Cell("gru", hidden)
     p = _blank(cell)
@@ -613,7 +616,7 @@ def gray_code_gru(hidden: int = 32, bits: int = 12, scale: float = 0.002, big: f
         Whh[Z.start + unit, C] = -Kc
         b[Z.start + unit] = Kc * (hC[step - 2] + hC[step - 1]) / 2
 
-    b[Z.start + U], Wih[N.start + U, 0], b[N.start + U] = -big, s / 2, -s / 2
+    b[Z.start + U], Wih[N.start + U, 0], b[N.start + U] = -big, s / (2.0 * input_range), -s / 2
     b[Z.start + X], Whh[N.start + X, U] = -big, 1.0
     b[Rg.start + X], Whh[Rg.start + X, C] = Kc * (hC[1] + hC[2]) / 2, -Kc  # r open at steps 1, 2 only
 
@@ -647,7 +650,7 @@ def gray_code_gru(hidden: int = 32, bits: int = 12, scale: float = 0.002, big: f
     Whh[N.start + M, E], bh[N.start + M] = -s, s
     for u in range(need, hidden):  # constant flags
         b[Z.start + u], b[N.start + u] = -big, big
-    p["weight_out"][0, M] = 1.0 / s
+    p["weight_out"][0, M] = input_range / s
     return cell.flatten(p)
 
 #: Builders by (construction name, cell kind); each takes ``hidden`` and keyword options.
@@ -663,9 +666,14 @@ CONSTRUCTIONS: Dict[Tuple[str, str], Callable[..., np.ndarray]] = {
     ("delay_line", "rnn_tanh"): lambda hidden=1, **kw: delay_line(hidden, kind="rnn_tanh", **kw),
     ("delay_line", "gru"): lambda hidden=1, **kw: delay_line(hidden, kind="gru", **kw),
     ("delay_line", "lstm"): lambda hidden=1, **kw: delay_line(hidden, kind="lstm", **kw),
-    **{("attractor", k): (lambda k: lambda hidden=32, **kw: attractor(hidden, kind=k, **kw))(k) for k in ATTRACTOR_GATES},
+    **{("thermometer", k): (lambda k: lambda hidden=32, **kw: attractor(hidden, kind=k, **kw))(k) for k in ATTRACTOR_GATES},
     ("gray_code", "lstm"): gray_code_lstm,
     ("gray_code", "gru"): gray_code_gru,
+    # each kind's best state quantised into attractors: the Gray code where the gates allow it
+    ("attractor", "lstm"): gray_code_lstm,
+    ("attractor", "gru"): gray_code_gru,
+    ("attractor", "mgu"): lambda hidden=32, **kw: attractor(hidden, kind="mgu", **kw),
+    ("attractor", "rnn_tanh"): lambda hidden=32, **kw: attractor(hidden, kind="rnn_tanh", **kw),
 }
 
 #: Units with a role in each flag_memory construction (the others are silent).
@@ -693,12 +701,15 @@ def construct(kind: str, hidden: int, name: str = "flag_memory", **options) -> T
     return Cell(kind, hidden, 1, (params.shape[-1] - recurrent) // (hidden + 1)), params
 
 
-def certify_defaults(name: str, hidden: int, input_range: float = None, **_) -> dict:
-    """``certify``'s ``tol`` and ``slices`` for construction ``name`` where the project-wide default
-    (tol 1e-3) does not fit it, else {}. ``attractor``: its design bound is R / (H + 1) (half a cell
-    of the thermometer), so tol = 1.1 R / (H + 1) (3 digits) and slices of width (tol - R / (H + 1)) / 2,
-    which the soft slices add to the bound (docs/analysis.md, "Attractor constructions")."""
-    if name != "attractor" or not isinstance(hidden, (int, np.integer)) or hidden < 1:
+def certify_defaults(name: str, hidden: int, input_range: float = None, kind: str = None, **_) -> dict:
+    """``certify``'s ``tol`` and ``slices`` for construction ``name`` on cell ``kind`` where the
+    project-wide default (tol 1e-3) does not fit it, else {}. The thermometer (``thermometer``, and
+    ``attractor`` for the kinds without a Gray code: mgu, rnn_tanh, or any kind when ``kind`` is
+    None): its design bound is R / (H + 1) (half a cell), so tol = 1.1 R / (H + 1) (3 digits) and
+    slices of width (tol - R / (H + 1)) / 2, which the soft slices add to the bound
+    (docs/analysis.md, "Attractor constructions")."""
+    thermometer = name == "thermometer" or (name == "attractor" and (kind is None or ("gray_code", kind) not in CONSTRUCTIONS))
+    if not thermometer or not isinstance(hidden, (int, np.integer)) or hidden < 1:
         return {}
     R = 1.0 if input_range is None else float(input_range)
     half = R / (hidden + 1)

@@ -41,12 +41,13 @@ def _add_setting_args(p, positional=False):
     p.add_argument("--cell", default=None, help="rnn_tanh, rnn_relu, lstm or gru (default lstm)")
     p.add_argument("--hidden", type=int, default=32, help="hidden size H (default 32)")
     p.add_argument("--construction", default="flag_memory",
-                   help="hand-built setting: flag_memory (all cells), attractor (lstm, gru, mgu, rnn_tanh: latches, "
-                        "every n in exact arithmetic), gray_code (lstm, H >= 31: eps < 1e-3 for every n >= 26 in "
-                        "exact arithmetic), integrator (RNNs), delay_line, fixed_length (mingru)")
+                   help="hand-built setting: flag_memory (all cells), attractor (every n in exact arithmetic: "
+                        "lstm and gru, H >= 32: the gray_code, eps < 1e-3 for every n >= 20; mgu, rnn_tanh: the "
+                        "thermometer), thermometer (lstm, gru, mgu, rnn_tanh: H latches, eps ~ 1 / (H + 1)), "
+                        "gray_code (lstm, gru), integrator (RNNs), delay_line, fixed_length (mingru)")
     p.add_argument("--gain", type=float, default=None, help="input weight of the memory (construction)")
     p.add_argument("--big", type=float, default=None, help="saturating pre-activation (construction)")
-    p.add_argument("--input-range", type=float, default=None, help="R, inputs in [-R, R] (rnn_relu, gru and attractor constructions)")
+    p.add_argument("--input-range", type=float, default=None, help="R, inputs in [-R, R] (rnn_relu, gru, thermometer, gray_code and attractor constructions)")
     if not positional:
         p.add_argument("--npz", default=None, help="read the setting from this .npz instead")
         p.add_argument("--index", type=int, default=0, help="row of params in the .npz (default 0)")
@@ -320,9 +321,9 @@ def cmd_certify(args) -> int:
                 f"the {dist.kind} input distribution is unbounded; pass --box LOW HIGH (the inputs' range to certify)")
         low, high = float(dist.low), float(dist.high)
     tol, slices = args.tol, args.slices
-    if args.study is None and not getattr(args, "npz", None):  # a construction may set its own (attractor)
+    if args.study is None and not getattr(args, "npz", None):  # a construction may set its own (thermometer)
         from ..analysis.constructions import certify_defaults
-        own = certify_defaults(args.construction, args.hidden, args.input_range)
+        own = certify_defaults(args.construction, args.hidden, args.input_range, kind=cell.kind)
         tol = own.get("tol", 1e-3) if tol is None else tol
         slices = own.get("slices") if slices is None and own and tol == own["tol"] else slices
     tol = 1e-3 if tol is None else tol
@@ -442,7 +443,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--arithmetic", default="both", choices=["float32", "real", "both"],
                    help="float32 (the cpu kernel), real (exact arithmetic) or both (default)")
     p.add_argument("--tol", type=float, default=None,
-                   help="tolerance on |y - x_1| (default 1e-3; for --construction attractor 1.1 R / (H + 1))")
+                   help="tolerance on |y - x_1| (default 1e-3; for the thermometer 1.1 R / (H + 1))")
     p.add_argument("--slices", type=int, default=None,
                    help="slices of x_1 (default: width about tol / 4, at most 2^20 / (gates x H), odd)")
     p.add_argument("--max-length", type=int, default=1000, help="longest unrolled propagation (default 1000)")
