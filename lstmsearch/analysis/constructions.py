@@ -533,6 +533,7 @@ def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: 
     Kp = 2e4 / s
     for unit, sign in ((PP, 1.0), (PN, -1.0)):
         opens_at(unit, 2)
+        Whh[I.start + unit, E] = -(Kc + 4.0 * big) / a  # the end flag stops the folding: a fixed point 0
         residue(O.start + unit, sign * Kp)
         residue(G.start + unit, sign)
     K = 4.0 * (3.0 / s + big) * 2.0 ** bits / s
@@ -632,6 +633,7 @@ def gray_code_gru(hidden: int = 32, bits: int = 12, scale: float = 0.002, big: f
         b[Rg.start + unit] = 0.0
         residue(Rg.start + unit, sign * Kp, b)
         residue(N.start + unit, sign, bh)
+        Whh[Rg.start + unit, E] = -2.0 * (4.0 * Kp * s + big)  # the end flag stops the folding: a fixed point 0
     K = 4.0 * (3.0 / s + big) * 2.0 ** bits / s
     for k in range(1, bits + 1):
         for unit, sign in ((P(k), 1.0), (Q(k), -1.0)):
