@@ -175,6 +175,12 @@ def gru_update32(z, h, n):
     forget gate shut to 0.0f in float32 (the kernel's sigmoid gives 0.0f from about -87.3 down) keeps
     the state bit for bit.
     Applies where the z box is exactly [0, 0] and max |h - n| < 3e38 (no overflow).
+
+    **Exact case 3 (z == 1.0f and h == 0: the result is 0).** A unit held shut at 0 (a GRU unit
+    whose update gate keeps it at h_0 = 0 until its step, whatever its candidate): 0 - n = -n is
+    exact (a negation), 1 * (-n) = -n exactly (fused or not) and n + (-n) = +0, for every finite n;
+    the ``cuda`` kernel's 0 n + 1 * 0 = 0 as well. Applies where the z box is exactly [1, 1], the h
+    box exactly [0, 0] and n finite.
     """
     L = iv.r_lerp(z, h, n)
     D = np.maximum(np.abs(h[1] - n[0]), np.abs(h[0] - n[1]))
@@ -190,6 +196,8 @@ def gru_update32(z, h, n):
         ((h[0] > 0) & (n[0] > 0) & (h[0] >= 0.5 * n[1]) & (h[1] <= 2.0 * n[0]))
         | ((h[1] < 0) & (n[1] < 0) & (h[1] <= 0.5 * n[0]) & (h[0] >= 2.0 * n[1])))
     lo, hi = np.where(held, n[0], lo), np.where(held, n[1], hi)
+    zero = (z[0] == 1.0) & (z[1] == 1.0) & (h[0] == 0.0) & (h[1] == 0.0) & np.isfinite(n[0]) & np.isfinite(n[1])
+    kept = kept | zero  # h itself, which is 0
     return np.where(kept, h[0], lo), np.where(kept, h[1], hi)
 
 
@@ -210,6 +218,19 @@ def _copysign(mag, s):
     return _signed_where(s[0] > 0, s[1] < 0, m, iv.f_neg(m))
 
 
+def _odd(magnitude, a):
+    """Enclosure of copysign(M(|a|), a) over the box a, for a magnitude M(|a|) >= 0 that is
+    non-decreasing in |a| (``magnitude`` maps a box of |a| to an enclosure of M over it). A box
+    across 0 gives [-M(|a_lo|), M(a_hi)], not the symmetric +-M(max |a|) of :func:`_copysign`
+    (which doubled the width of every unit whose pre-activation is a box around 0)."""
+    lo, hi = np.asarray(a[0], np.float64), np.asarray(a[1], np.float64)
+    whole = _copysign(magnitude(iv.f_abs(a)), a)
+    neg = magnitude((np.zeros_like(lo), np.abs(lo)))
+    pos = magnitude((np.zeros_like(hi), np.abs(hi)))
+    across = (lo < 0) & (hi > 0)
+    return np.where(across, -np.abs(neg[1]), whole[0]), np.where(across, np.abs(pos[1]), whole[1])
+
+
 def lstm_cell32(ai, af, ag, c):
     """Enclosure of :func:`lstmsearch.kernels._fastmath.lstm_cell` (float32, ``contract``)::
 
@@ -221,9 +242,12 @@ def lstm_cell32(ai, af, ag, c):
     ei = facts.image("exp_neg", iv.f_abs(ai))
     ni = _signed_where(ai[0] >= 0, ai[1] < 0, _ONE, ei)
     ef = facts.image("exp_neg", iv.f_abs(af))
+    def tg_magnitude(a2):  # |ni mg|, mg = expm1_neg(2 |ag|) in [-1, 0], non-decreasing in |ag|
+        return iv.f_abs(iv.f_mul(ni, facts.image("expm1_neg", (iv.rn32(2 * a2[0]), iv.rn32(2 * a2[1])))))
+
     a2 = iv.f_abs(ag)
     mg = facts.image("expm1_neg", (iv.rn32(2 * a2[0]), iv.rn32(2 * a2[1])))
-    tg = _copysign(iv.f_mul(ni, mg), ag)
+    tg = _odd(tg_magnitude, ag)
     df = iv.f_add(_ONE, ef)
     x = iv.f_mul(iv.f_add(_ONE, ei), iv.f_add(_TWO, mg))
     den = iv.f_mul(df, x)
@@ -239,15 +263,37 @@ def lstm_hidden32(ao, cn):
     """Enclosure of ``lstm_hidden``: copysign(no mc / ((1 + eo)(2 + mc)), c'), mc = expm1_neg(2|c'|)."""
     eo = facts.image("exp_neg", iv.f_abs(ao))
     no = _signed_where(ao[0] >= 0, ao[1] < 0, _ONE, eo)
-    a2 = iv.f_abs(cn)
-    mc = facts.image("expm1_neg", (iv.rn32(2 * a2[0]), iv.rn32(2 * a2[1])))
-    # |no mc| / ((1 + eo)(2 + mc)) is monotone in mc: take each end of mc through both parts
-    num_lo, num_hi = iv.f_mul(no, (mc[1], mc[1])), iv.f_mul(no, (mc[0], mc[0]))  # mc <= 0
-    den_at = lambda m: iv.f_mul(iv.f_add(_ONE, eo), iv.f_add(_TWO, (m, m)))  # noqa: E731
-    small = iv.f_div(iv.f_abs(num_lo), den_at(mc[1]))
-    large = iv.f_div(iv.f_abs(num_hi), den_at(mc[0]))
-    mag = (np.minimum(small[0], large[0]), np.maximum(small[1], large[1]))
-    return _copysign(mag, cn)
+
+    def magnitude(a2):  # |no mc| / ((1 + eo)(2 + mc)), mc = expm1_neg(2 |c'|) <= 0, monotone in mc
+        mc = facts.image("expm1_neg", (iv.rn32(2 * a2[0]), iv.rn32(2 * a2[1])))
+        num_lo, num_hi = iv.f_mul(no, (mc[1], mc[1])), iv.f_mul(no, (mc[0], mc[0]))  # take each end of mc
+        den_at = lambda m: iv.f_mul(iv.f_add(_ONE, eo), iv.f_add(_TWO, (m, m)))  # noqa: E731
+        small = iv.f_div(iv.f_abs(num_lo), den_at(mc[1]))
+        large = iv.f_div(iv.f_abs(num_hi), den_at(mc[0]))
+        mag = (np.minimum(small[0], large[0]), np.maximum(small[1], large[1]))
+        return _open_gate_magnitude(ao, eo, mc, mag)
+
+    return _odd(magnitude, cn)
+
+
+def _open_gate_magnitude(ao, eo, mc, mag):
+    """Where ao < 0, tighten ``mag``, the enclosure of no |mc| / ((1 + eo)(2 + mc)) with no = eo.
+
+    eo appears in the numerator and in the denominator, and the box enclosure above takes the two
+    independently (a box of sigma(ao) near 1/2 comes out about 3x too wide, so that a sign decided in
+    exact arithmetic is not in float32). The real value is (eo / (1 + eo)) (m / (2 - m)), m = -mc in
+    [0, 1], non-decreasing in eo and in m; the kernel's five rounded operations (the product, the two
+    sums, the product of the sums, the quotient) each multiply it by (1 + d), |d| <= u = 2^-24, so the
+    float32 result lies within a factor (1 +- 6u) of the real value at the same eo and mc (normal
+    numbers only: used where every operand and the result are above 2^-100)."""
+    m_lo, m_hi = -np.asarray(mc[1], np.float64), -np.asarray(mc[0], np.float64)
+    e_lo, e_hi = np.asarray(eo[0], np.float64), np.asarray(eo[1], np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = iv.dn(iv.dn(e_lo / iv.up(1.0 + e_lo)) * iv.dn(m_lo / iv.up(2.0 - m_lo)) * (1.0 - 6.0 * iv.U32))
+        hi = iv.up(iv.up(e_hi / iv.dn(1.0 + e_hi)) * iv.up(m_hi / iv.dn(2.0 - m_hi)) * (1.0 + 6.0 * iv.U32))
+    tiny = 2.0 ** -100
+    ok = (np.asarray(ao[1]) < 0) & (e_lo > tiny) & (m_lo > tiny) & (lo > tiny) & np.isfinite(hi)
+    return np.where(ok, np.maximum(mag[0], lo), mag[0]), np.where(ok, np.minimum(mag[1], hi), mag[1])
 
 
 def readout_error(w_out, b_out, h, x1):
