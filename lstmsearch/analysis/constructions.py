@@ -151,18 +151,24 @@ The derivations, as plain text::
         a minGRU or minLSTM recalls x_1 at every length (docs/theorems.md); this is the reason the
         searches score at n and n + 1, and judge at 2n + 1, 10n + 3, 100n + 3.
 
-    ``attractor`` for ``lstm``, ``gru``, ``mgu``, ``rnn_tanh`` (any H >= 1; every unit a latch)
+    ``attractor`` for ``lstm``, ``gru`` (H >= 32), ``mgu``, ``rnn_tanh`` (any H >= 1)
+        Each kind's best state quantised into attractors, certified for every n in exact arithmetic:
+        the ``gray_code`` for the LSTM and the GRU, the ``thermometer`` for the MGU and the tanh RNN.
+
+    ``thermometer`` for ``lstm``, ``gru``, ``mgu``, ``rnn_tanh`` (any H >= 1; every unit a latch)
         A thermometer code: latch k holds [x_1 > t_k], t_k = -R + k 2R / (H + 1), as a stable fixed
         point of h_k' = tanh(W h_k + u (x_t - t_k)) (W = 200 u), whatever the later inputs; the
         readout gives the centre of x_1's cell: |y - x_1| <= R / (H + 1) for every n in exact
         arithmetic, up to the latches' soft zones (certified 0.0319 at H = 32). Box certificates of
         latched codes read out linearly cannot do better than R / (H' + 1) (docs/analysis.md).
 
-    ``gray_code`` for ``lstm`` (H >= 2 bits + 5 = 31)
-        x_1 folded by the tent map into a reflected Gray code of 13 latched bits, decoded by
-        Horner's rule x_k = G_k (s - x_{k+1}) / 2 with one signed product (two units) a bit: a soft
-        bit multiplies a small number, so the certificate stays narrow; |y - x_1| <= 6.3e-4 for every
-        n >= 26 in exact arithmetic (:func:`gray_code_lstm`, docs/analysis.md).
+    ``gray_code`` for ``lstm`` (H >= 2 bits + 6 = 32) and ``gru`` (H >= 2 bits + 7 = 31)
+        x_1 folded by the tent map into a reflected Gray code of 13 (LSTM) or 12 (GRU) latched bits,
+        decoded by Horner's rule x_k = G_k (s - x_{k+1}) / 2 with one signed product (two units) a
+        bit: a soft bit multiplies a small number, so the certificate stays narrow. A hand-over unit
+        reads an analog copy of x_1 until the code has settled (step 27), then the decoded value:
+        |y - x_1| <= 6.3e-4 (LSTM) and 5.1e-4 (GRU) for every n >= 20 in exact arithmetic and in
+        float32 (:func:`gray_code_lstm`, :func:`gray_code_gru`, docs/analysis.md).
 
 Without the flag/relay trick an ungated RNN integrates every input: the "self-weight 1"
 unit m_t = tanh(m_{t-1} + gain x_t) holds gain * (x_1 + ... + x_n) and its NMSE for
@@ -477,8 +483,9 @@ def attractor(hidden: int = 32, kind: str = "lstm", gain: float = 50.0, big: flo
 def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: float = 30.0,
                    ramp: float = 0.75, handover: int = None, input_range: float = 1.0) -> np.ndarray:
     """An LSTM that quantises x_1 into a reflected Gray code of ``bits`` latched bits and decodes it
-    by Horner's rule; (D,) float32 for Cell('lstm', hidden), hidden >= 2 bits + 5 (docs/analysis.md,
-    "Attractor constructions": certified for every n >= 26 in exact arithmetic with eps < 1e-3).
+    by Horner's rule; (D,) float32 for Cell('lstm', hidden), hidden >= 2 bits + 6 (2 bits + 5 with
+    ``handover=0``) (docs/analysis.md, "Attractor constructions": certified for every n >= 20 in exact
+    arithmetic and in float32 with eps 6.3e-4; without the hand-over for every n >= 26).
 
     Units: 0 clock ramp (c' = 0.75 c + 0.1 until the end flag sets f ~ 0 and g ~ 1: a fixed point);
     1 end flag (o latched on once the ramp passes the last stage's step); 2 relay (writes
@@ -489,7 +496,13 @@ def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: 
     r_k when the clock opens i at step k + 1), g = tanh((s - x_{k+1}) / 2), so x_k = G_k (s - x_{k+1}) / 2:
     Horner's rule for the Gray code G_k = sign(r_k). The readout is y = x_1 / s. At a Gray transition
     of bit k the lower bits read 1000..., so s - x_{k+1} ~ s 2^{k - bits}: the soft bit multiplies a
-    small number, and the certificate's box stays narrow. Remaining units are constant flags.
+    small number, and the certificate's box stays narrow. The end flag (on from step ``handover`` - 1)
+    also shuts the residue's input gate: once decoded, nothing moves. With ``handover`` (default
+    2 bits + 1 = 27; 0: none, read stage 1 directly, every n >= 26), unit 2 bits + 5 is M: input gate
+    open at steps 1, 2 and from ``handover`` on, forget gate from 3 to ``handover`` - 1, g = tanh(2 relay
+    + x_1 + s - (s / a) E), so M holds s x_1 from the relay until the code has settled, then a copy of
+    stage 1, and the readout is y = R M / s (R = ``input_range``; the relay writes s (x_1 / R - 1) / 2).
+    Remaining units are constant flags.
     """
     handover = 2 * bits + 1 if handover is None else handover
     _check(hidden, 2 * bits + 5 + (handover != 0), "gray_code")
