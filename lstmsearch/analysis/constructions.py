@@ -480,6 +480,35 @@ def attractor(hidden: int = 32, kind: str = "lstm", gain: float = 50.0, big: flo
     return cell.flatten(p)
 
 
+def _residue_term(Whh, bias, row, w, s, relay, plus, minus):
+    """Add w rho(h) to the pre-activation ``row``: rho(h) = 2 h_relay + s - 2 (h_plus + h_minus), the
+    Gray codes' residue (r_1 = s x_1 from the relay, then the tent map s - 2 |r| from relu(+-r))."""
+    Whh[row, relay] += 2.0 * w
+    Whh[row, plus] += -2.0 * w
+    Whh[row, minus] += -2.0 * w
+    bias[row] += w * s
+
+
+def _gray_stages(Whh, sign, cand, sign_bias, cand_bias, opens_at, first_unit, first_step, bits, s, big, residue):
+    """Wire the Gray codes' Horner stages k = 1..bits, units first_unit + 2 (k - 1) and the next one:
+    x_k = P_k - Q_k, P_k / Q_k selected by sigma(+-(K x_k + rho / s)) on the ``sign``
+    rows (the sign of x_k itself, kicked by the residue r_k when the unit opens at step k +
+    ``first_step`` - 1), candidate (s - x_{k+1}) / 2 on the ``cand`` rows. Returns the units of stage 1."""
+    P, Q = (lambda k: first_unit + 2 * (k - 1)), (lambda k: first_unit + 1 + 2 * (k - 1))
+    K = 4.0 * (3.0 / s + big) * 2.0 ** bits / s
+    for k in range(1, bits + 1):
+        for unit, sgn in ((P(k), 1.0), (Q(k), -1.0)):
+            opens_at(unit, k + first_step - 1)
+            sign_bias[sign.start + unit] = 0.0
+            Whh[sign.start + unit, P(k)] += sgn * K
+            Whh[sign.start + unit, Q(k)] -= sgn * K
+            residue(sign.start + unit, sgn / s, sign_bias)
+            cand_bias[cand.start + unit] = s / 2
+            if k < bits:
+                Whh[cand.start + unit, P(k + 1)], Whh[cand.start + unit, Q(k + 1)] = -0.5, 0.5
+    return P(1), Q(1)
+
+
 def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: float = 30.0,
                    ramp: float = 0.75, handover: int = None, input_range: float = 1.0) -> np.ndarray:
     """An LSTM that quantises x_1 into a reflected Gray code of ``bits`` latched bits and decodes it
@@ -537,11 +566,8 @@ def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: 
     b[I.start + X], Whh[I.start + X, R], b[F.start + X], b[O.start + X] = big, -2.0 * big / hR[1], -big, big
     Wih[G.start + X, 0], b[G.start + X] = s / (2.0 * input_range), -s / 2
 
-    def residue(row, w):  # w r(h), r(h) = 2 h_X + s - 2 (h_PP + h_PN)
-        Whh[row, X] += 2.0 * w
-        Whh[row, PP] += -2.0 * w
-        Whh[row, PN] += -2.0 * w
-        b[row] += w * s
+    def residue(row, w, bias=b):  # w r(h), r(h) = 2 h_X + s - 2 (h_PP + h_PN)
+        _residue_term(Whh, bias, row, w, s, X, PP, PN)
 
     Kp = 2e4 / s
     for unit, sign in ((PP, 1.0), (PN, -1.0)):
@@ -549,16 +575,7 @@ def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: 
         Whh[I.start + unit, E] = -(Kc + 4.0 * big) / a  # the end flag stops the folding: a fixed point 0
         residue(O.start + unit, sign * Kp)
         residue(G.start + unit, sign)
-    K = 4.0 * (3.0 / s + big) * 2.0 ** bits / s
-    for k in range(1, bits + 1):
-        for unit, sign in ((P(k), 1.0), (Q(k), -1.0)):
-            opens_at(unit, k + 1)
-            Whh[O.start + unit, P(k)] += sign * K
-            Whh[O.start + unit, Q(k)] -= sign * K
-            residue(O.start + unit, sign / s)
-            b[G.start + unit] = s / 2
-            if k < bits:
-                Whh[G.start + unit, P(k + 1)], Whh[G.start + unit, Q(k + 1)] = -0.5, 0.5
+    _gray_stages(Whh, O, G, b, b, opens_at, P(1), 2, bits, s, big, residue)
     first_flag = Q(bits) + 1
     if handover:
         # M: s x_1 from the relay at step 2, held to step handover - 1, then a copy of x_1 (the decoded stage 1)
@@ -635,10 +652,7 @@ def gray_code_gru(hidden: int = 32, bits: int = 12, scale: float = 0.002, big: f
     b[Rg.start + X], Whh[Rg.start + X, C] = Kc * (hC[1] + hC[2]) / 2, -Kc  # r open at steps 1, 2 only
 
     def residue(row, w, bias):  # w rho(h), rho(h) = 2 h_X + s - 2 (h_PP + h_PN)
-        Whh[row, X] += 2.0 * w
-        Whh[row, PP] += -2.0 * w
-        Whh[row, PN] += -2.0 * w
-        bias[row] += w * s
+        _residue_term(Whh, bias, row, w, s, X, PP, PN)
 
     Kp = 2e4 / s
     for unit, sign in ((PP, 1.0), (PN, -1.0)):
@@ -647,17 +661,7 @@ def gray_code_gru(hidden: int = 32, bits: int = 12, scale: float = 0.002, big: f
         residue(Rg.start + unit, sign * Kp, b)
         residue(N.start + unit, sign, bh)
         Whh[Rg.start + unit, E] = -2.0 * (4.0 * Kp * s + big)  # the end flag stops the folding: a fixed point 0
-    K = 4.0 * (3.0 / s + big) * 2.0 ** bits / s
-    for k in range(1, bits + 1):
-        for unit, sign in ((P(k), 1.0), (Q(k), -1.0)):
-            opens_at(unit, k + 2)
-            b[Rg.start + unit] = 0.0
-            Whh[Rg.start + unit, P(k)] += sign * K
-            Whh[Rg.start + unit, Q(k)] -= sign * K
-            residue(Rg.start + unit, sign / s, b)
-            bh[N.start + unit] = s / 2
-            if k < bits:
-                Whh[N.start + unit, P(k + 1)], Whh[N.start + unit, Q(k + 1)] = -0.5, 0.5
+    _gray_stages(Whh, Rg, N, b, bh, opens_at, P(1), 3, bits, s, big, residue)
     # M: z open at steps <= 3 and from ``handover`` on, holding in between; n = tanh(2 relay + x_1 + s (1 - E))
     KM = Kc + 4.0 * big
     Whh[Z.start + M, C], b[Z.start + M], Whh[Z.start + M, E] = Kc, -Kc * (hC[2] + hC[3]) / 2, -KM
