@@ -380,3 +380,45 @@ def test_mgu_construction_is_certified_for_every_n_in_float32_and_keeps_its_memo
     tmem = out.numpy()[:, :, 1]  # PyTorch's tanh may round step 1 differently; it then holds it
     assert np.array_equal(tmem.view(np.uint32), np.broadcast_to(tmem[0], tmem.shape).view(np.uint32))
     assert np.abs(tmem[0] - mem[0]).max() <= 1e-9
+
+
+@pytest.mark.parametrize("case", ["gates near 1/2, c across 0", "wide random boxes"])
+def test_lstm_float32_enclosures_contain_the_kernel_and_are_tight_across_zero(case):
+    """lstm_cell32 / lstm_hidden32 enclose the cpu kernel's float32 c' and h' (Numba, fastmath
+    contract) at points of the boxes, also for a g or c' box across 0 (taken by its two ends) and an
+    output gate o < 0 (sigma(o) as the monotone e / (1 + e) within 6 roundings). Near 0 and 1/2 the
+    boxes are at most 1.2x the spread of the kernel's values (they were up to 3x, and 2x across 0:
+    a sign decided in exact arithmetic came out undecided in float32)."""
+    from lstmsearch.certify.steps import lstm_cell32, lstm_hidden32
+    from lstmsearch.kernels._fastmath import lstm_update_array
+
+    rng = np.random.default_rng(5)
+    K = 300
+    if case == "gates near 1/2, c across 0":
+        centre = {"ai": 30.0, "af": -30.0, "ag": 0.0, "ao": -1e-3, "c": 0.0}
+        half = {"ai": 1e-3, "af": 1e-3, "ag": 1e-3, "ao": 5e-4, "c": 1e-3}
+        boxes = {}
+        for k in centre:
+            mid = centre[k] + rng.uniform(-1, 1, K) * half[k]
+            w = rng.uniform(0.2, 1.0, K) * half[k]
+            boxes[k] = (iv.rn32(mid - w), iv.rn32(mid + w))
+    else:
+        boxes = {}
+        for k in ("ai", "af", "ag", "ao", "c"):
+            a, b = rng.uniform(-6, 6, K), rng.uniform(-6, 6, K)
+            boxes[k] = (iv.rn32(np.minimum(a, b)), iv.rn32(np.maximum(a, b)))
+    cn_box = lstm_cell32(boxes["ai"], boxes["af"], boxes["ag"], boxes["c"])
+    h_box = lstm_hidden32(boxes["ao"], cn_box)
+    pts = {k: _points_in(v, 200, rng) for k, v in boxes.items()}
+    cn, hn = lstm_update_array(pts["ai"], pts["af"], pts["ag"], pts["ao"], pts["c"])
+    cn, hn = cn.astype(np.float64), hn.astype(np.float64)
+    assert np.all((cn_box[0][:, None] <= cn) & (cn <= cn_box[1][:, None]))
+    assert np.all((h_box[0][:, None] <= hn) & (hn <= h_box[1][:, None]))
+    # h' over the c' box itself (points of the cn box, not only the ones the kernel reached)
+    cpts = _points_in(cn_box, 200, rng).astype(np.float32)
+    _, hc = lstm_update_array(np.full_like(cpts, -30.0), np.full_like(cpts, 30.0), np.zeros_like(cpts),
+                              pts["ao"], cpts)  # i shut, f open: c' = c (bit for bit), h' = sigma(o) tanh(c)
+    assert np.all((h_box[0][:, None] <= hc) & (hc <= h_box[1][:, None]))
+    if case == "gates near 1/2, c across 0":
+        spread = hn.max(axis=1) - hn.min(axis=1)
+        assert np.all(h_box[1] - h_box[0] <= 1.2 * spread + 1e-9)
