@@ -422,3 +422,25 @@ def test_lstm_float32_enclosures_contain_the_kernel_and_are_tight_across_zero(ca
     if case == "gates near 1/2, c across 0":
         spread = hn.max(axis=1) - hn.min(axis=1)
         assert np.all(h_box[1] - h_box[0] <= 1.2 * spread + 1e-9)
+
+
+def test_gru_update32_a_unit_held_at_zero_stays_exactly_zero():
+    """z == 1.0f and h == 0 (a GRU unit held at h_0 = 0 until its step): n + z (h - n) is exactly 0
+    for every finite n, fused or not and in PyTorch's order; gru_update32 returns [0, 0] (it used to
+    widen it by the rounding of n, which a large self-weight turned into an undecided sign)."""
+    from lstmsearch.certify.steps import gru_update32
+
+    rng = np.random.default_rng(13)
+    K = 300
+    a, b = rng.uniform(-3, 3, K), rng.uniform(-3, 3, K)
+    n = (iv.rn32(np.minimum(a, b)), iv.rn32(np.maximum(a, b)))
+    zero, one = (np.zeros(K), np.zeros(K)), (np.ones(K), np.ones(K))
+    lo, hi = gru_update32(one, zero, n)
+    assert np.all(lo == 0.0) and np.all(hi == 0.0)
+    npt = _points_in(n, 64, rng)
+    for name, got in _gru_update_forms(np.zeros_like(npt), npt, np.ones_like(npt)).items():
+        assert np.all(got == 0.0), name
+    # z just below 1 moves h towards n: not the exact case, and the box is not [0, 0]
+    below = (np.full(K, iv.rn32(1 - 2 ** -24)), np.ones(K))
+    lo, hi = gru_update32(below, zero, n)
+    assert np.all((lo < 0) | (hi > 0))
