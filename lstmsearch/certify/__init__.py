@@ -23,7 +23,9 @@ report share: n0 = 1 when that proves every n (the stronger claim), else the sho
 (iii) **not certified** -- with the counterexample search's worst sequence
       (:func:`lstmsearch.analysis.adversary.worst_inputs`) at the first length not certified
       and at max(2 (N + 1) - 1, 20),
-      re-simulated on the ``cpu`` backend; "refuted" when its error exceeds the tolerance.
+      re-simulated on the ``cpu`` backend (float32) or, for a claim in exact real arithmetic, in the
+      float64 reference (the error of a real claim is judged in real-like arithmetic, not in the
+      kernel's float32); "refuted" when that error exceeds the tolerance.
 
 The arithmetic is named: ``"real"`` (exact real arithmetic; sound outward-rounded interval
 arithmetic, Moore 1966) or ``"float32"`` (the float32 evaluation of the ``cpu`` backend,
@@ -116,8 +118,9 @@ class Certificate:
                            f"within the tolerance: n = {self.N + 1} on is neither proved nor refuted")
             else:
                 verdict = "refuting it" if self.refuted else "within the tolerance, so neither proved nor refuted"
+            where = "float64 reference" if self.arithmetic == "real" else "float32 cpu"
             s += (f" The counterexample search at n = {self.counterexample_length} found |y - x_1| = "
-                  f"{self.counterexample_error:.3g} (float32 cpu), {verdict}.")
+                  f"{self.counterexample_error:.3g} ({where}), {verdict}.")
         return s
 
     def as_dict(self) -> dict:
@@ -398,4 +401,12 @@ def _counterexample(c, cell, params, task, length, budget, seed):
     c.counterexample = np.asarray(case.sequence, np.float32)[:, 0]
     c.counterexample_error = float(case.worst)
     c.counterexample_length = int(case.length)
-    c.refuted = bool(case.worst > c.tol)
+    if c.arithmetic == "real":  # judge a real-arithmetic claim in the float64 reference
+        from ..analysis.adversary import sequence_errors
+
+        seq = np.asarray(case.sequence, np.float64).reshape(-1, 1, 1)
+        e64 = float(sequence_errors(cell, params, seq, backend="reference")[0])
+        c.notes.append(f"the worst sequence found at n = {case.length}: |y - x_1| = {case.worst:.3g} on the float32 "
+                       f"cpu kernel, {e64:.3g} in the float64 reference")
+        c.counterexample_error = e64
+    c.refuted = bool(c.counterexample_error > c.tol)
