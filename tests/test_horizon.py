@@ -130,9 +130,10 @@ def test_a_horizon_proved_up_to_max_length_is_bracketed_by_the_search_past_it():
     kw = dict(arithmetic="real", max_length=150, slices=2001, tol=1e-2, budget=256, horizon=False)
     c = certify(cell, params, -1.0, 1.0, **kw)
     assert c.kind == "up_to_n" and c.N == 150 and c.refuted and 150 < c.counterexample_length <= 301
-    assert sequence_errors(cell, params, c.counterexample.reshape(-1, 1, 1).astype(np.float32),
-                           backend="reference").max() > 1e-2
+    e64 = sequence_errors(cell, params, c.counterexample.reshape(-1, 1, 1).astype(np.float32), backend="reference").max()
+    assert e64 > 1e-2 and c.counterexample_error == e64  # a real claim is judged in the float64 reference
     assert f"the horizon lies between n = 150 and {c.counterexample_length}" in c.statement
+    assert "(float64 reference)" in c.statement and any("in the float64 reference" in n for n in c.notes)
     quiet = certify(cell, params, -1.0, 1.0, search_past=False, **kw)
     assert quiet.N == 150 and quiet.counterexample_error is None
 
