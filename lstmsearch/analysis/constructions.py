@@ -482,7 +482,7 @@ def attractor(hidden: int = 32, kind: str = "lstm", gain: float = 50.0, big: flo
 
 def _residue_term(Whh, bias, row, w, s, relay, plus, minus):
     """Add w rho(h) to the pre-activation ``row``: rho(h) = 2 h_relay + s - 2 (h_plus + h_minus), the
-    Gray codes' residue (r_1 = s x_1 from the relay, then the tent map s - 2 |r| from relu(+-r))."""
+    Gray codes' residue (r_1 = s x_1 from the relay, then the tent map ``s - 2 |r|`` from relu(+-r))."""
     Whh[row, relay] += 2.0 * w
     Whh[row, plus] += -2.0 * w
     Whh[row, minus] += -2.0 * w
@@ -610,7 +610,7 @@ def gray_code_gru(hidden: int = 32, bits: int = 12, scale: float = 0.002, big: f
     1 end flag E = tanh(r big), r = sigma(K_E (h_C - theta)): 0 before step ``handover`` - 1, 1 from it;
     2 buffer tanh(s (x_t - 1) / 2), every step; 3 relay: the buffer at step 2 through r, 0 at every
     other step; 4, 5 the residue relu(+-r), rho(h) = 2 relay + s - 2 (relu(r) + relu(-r)), which is
-    r_{t-1} after step t (r_1 = s x_1, r_{k+1} = s - 2 |r_k|); 6 M, the hand-over: s x_1 from the relay
+    r_{t-1} after step t (r_1 = s x_1, ``r_{k+1} = s - 2 |r_k|``); 6 M, the hand-over: s x_1 from the relay
     at step 3, held (z ~ 1) to step ``handover`` - 1, then a copy of the decoded x_1 (stage 1);
     7 + 2 (k - 1), 8 + 2 (k - 1) stage k's P_k, Q_k = tanh(r (s - x_{k+1}) / 2) with r = sigma(+-(K x_k + rho / s))
     (the sign of x_k, kicked by r_k when z opens at step k + 2), x_k = P_k - Q_k = G_k (s - x_{k+1}) / 2.
