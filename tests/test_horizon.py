@@ -138,6 +138,28 @@ def test_a_horizon_proved_up_to_max_length_is_bracketed_by_the_search_past_it():
     assert quiet.N == 150 and quiet.counterexample_error is None
 
 
+@pytest.mark.parametrize("arithmetic", ["real", "float32"])
+def test_a_slow_leak_is_bracketed_by_the_drift_probe(arithmetic):
+    """Forget gate sigma(10): the error grows about 4.6e-5 a step. Proved to max_length = 30
+    (tol 1e-2), the search at 31 and 61 finds no failure (about 3e-3); the drift probe at 4 N + 3,
+    8 N + 7, ... (constant and alternating tails after x_1 on a grid) fails at n = 247, in the float64
+    reference for the real claim, so the horizon lies in (30, 247]."""
+    cell, params = construct("lstm", 2, big=10)
+    c = certify(cell, params, -1.0, 1.0, arithmetic=arithmetic, max_length=30, slices=2001, tol=1e-2, budget=256,
+                horizon=False)
+    assert c.kind == "up_to_n" and c.N == 30 and c.refuted and c.counterexample_length == 8 * 31 - 1
+    x = c.counterexample.reshape(-1, 1, 1).astype(np.float32)
+    backend = "reference" if arithmetic == "real" else "cpu"
+    e = sequence_errors(cell, params, x, backend=backend).max()
+    assert e == pytest.approx(c.counterexample_error) and e > 1e-2
+    assert any(n.startswith("the drift probe at n = 247") for n in c.notes)
+    assert "the horizon lies between n = 30 and 247" in c.statement
+    # the probe claims no failure that is not one: the memory decays towards 0, so |y - x_1| stays below 1.5
+    loose = certify(cell, params, -1.0, 1.0, arithmetic=arithmetic, max_length=30, slices=2001, tol=1.5, budget=64,
+                    horizon=False)
+    assert not loose.refuted and any(n.startswith("the drift probe found no failure") for n in loose.notes)
+
+
 def test_readme_quotes_the_constructions_exact_arithmetic_horizons(capsys):
     """README: the 2-unit LSTM and GRU constructions, certified in exact arithmetic by the unrolled
     steps and the linear-growth induction, as `lstmsearch certify --cell KIND --arithmetic real` prints."""

@@ -55,7 +55,7 @@ from ..tasks import Task
 from .verdict import FRESH_SEED, task_check_lengths
 
 __all__ = ["WorstCase", "worst_inputs", "sequence_errors", "structured_candidates", "format_worst",
-           "family_sequence", "DEFAULT_BUDGET", "DEFAULT_POPULATION", "DEFAULT_REFINE"]
+           "family_sequence", "drift_probe", "DEFAULT_BUDGET", "DEFAULT_POPULATION", "DEFAULT_REFINE"]
 
 #: Children simulated by the search per length (generations x population).
 DEFAULT_BUDGET = 1280
@@ -363,6 +363,31 @@ def worst_inputs(cell: Cell, setting, task: Task, lengths: Optional[Sequence[int
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7]))
     return [_worst_at(cell, params[0], task, L, int(budget), int(population), int(keep), rng, backend, random_seed,
                       int(refine)) for L in lengths]
+
+
+#: x_1 values of :func:`drift_probe` (on [-1, 1], scaled to the box).
+PROBE_X1 = 41
+
+
+def drift_probe(cell: Cell, setting, low: float, high: float, length: int, backend: str = "cpu"):
+    """(worst |y_T - x_1|, its sequence (T,)) over x_1 on a grid of :data:`PROBE_X1` values of
+    [low, high] followed by T - 1 inputs constant at low, high or the middle, or alternating
+    (both phases): the tails that push a slowly leaking memory the same way at every step, so that
+    its error grows linearly with T. Cheap enough (5 x 41 sequences) for lengths up to 10^5-10^6,
+    where the evolution of :func:`worst_inputs` is not: a probe for the length at which a setting
+    proved up to some N first fails."""
+    T = int(length)
+    x1 = np.linspace(low, high, PROBE_X1)
+    t = np.arange(T)
+    alt = np.where(t % 2 == 0, high, low)
+    tails = [np.full(T, low), np.full(T, high), np.full(T, 0.5 * (low + high)), alt, high + low - alt]
+    x = np.empty((T, len(tails) * x1.size, 1), np.float32)
+    for j, tail in enumerate(tails):
+        x[:, j * x1.size:(j + 1) * x1.size, 0] = tail[:, None]
+    x[0, :, 0] = np.tile(x1, len(tails))
+    err = sequence_errors(cell, setting, x, backend)
+    i = int(np.argmax(err))
+    return float(err[i]), x[:, i, 0].astype(np.float64)
 
 
 def format_worst(cases: Sequence[WorstCase]) -> List[str]:

@@ -25,7 +25,9 @@ report share: n0 = 1 when that proves every n (the stronger claim), else the sho
       and at max(2 (N + 1) - 1, 20),
       re-simulated on the ``cpu`` backend (float32) or, for a claim in exact real arithmetic, in the
       float64 reference (the error of a real claim is judged in real-like arithmetic, not in the
-      kernel's float32); "refuted" when that error exceeds the tolerance.
+      kernel's float32); "refuted" when that error exceeds the tolerance. Past a proved N where that
+      search finds no failure, a drift probe (:func:`lstmsearch.analysis.adversary.drift_probe`) runs at
+      4 N + 3, 8 N + 7, ... (:data:`PROBE_STEPS`): a slow leak fails there first.
 
 The arithmetic is named: ``"real"`` (exact real arithmetic; sound outward-rounded interval
 arithmetic, Moore 1966) or ``"float32"`` (the float32 evaluation of the ``cpu`` backend,
@@ -402,11 +404,56 @@ def _counterexample(c, cell, params, task, length, budget, seed):
     c.counterexample_error = float(case.worst)
     c.counterexample_length = int(case.length)
     if c.arithmetic == "real":  # judge a real-arithmetic claim in the float64 reference
-        from ..analysis.adversary import sequence_errors
-
-        seq = np.asarray(case.sequence, np.float64).reshape(-1, 1, 1)
-        e64 = float(sequence_errors(cell, params, seq, backend="reference")[0])
+        e64 = _float64_error(cell, params, case.sequence)
         c.notes.append(f"the worst sequence found at n = {case.length}: |y - x_1| = {case.worst:.3g} on the float32 "
                        f"cpu kernel, {e64:.3g} in the float64 reference")
         c.counterexample_error = e64
     c.refuted = bool(c.counterexample_error > c.tol)
+    if not c.refuted and c.kind == "up_to_n":
+        _probe_further(c, cell, params, c.low, c.high)
+
+
+def _float64_error(cell, params, sequence):
+    from ..analysis.adversary import sequence_errors
+
+    seq = np.asarray(sequence, np.float64).reshape(-1, 1, 1)
+    return float(sequence_errors(cell, params, seq, backend="reference")[0])
+
+
+#: The drift probe past 2 N + 1 simulates at most this many steps (float32 cpu) in all ...
+PROBE_STEPS = 4 * 10 ** 7
+#: ... and re-simulates its failing sequence in the float64 reference (a real claim) up to this length.
+PROBE_FLOAT64_LENGTH = 2 * 10 ** 5
+
+
+def _probe_further(c, cell, params, low, high):
+    """Past a proved N whose search at N + 1 and 2 N + 1 found no failure: the drift probe
+    (:func:`lstmsearch.analysis.adversary.drift_probe`) at 4 N + 3, 8 N + 7, ... within
+    :data:`PROBE_STEPS`, until an error above the tolerance (in the float64 reference for a real
+    claim): that sequence becomes the counterexample, and the horizon lies between N and its length."""
+    from ..analysis.adversary import PROBE_X1, drift_probe
+
+    per_step = 5 * PROBE_X1
+    L, spent = 4 * (c.N + 1) - 1, 0
+    while L <= COUNTEREXAMPLE_MAX_LENGTH and spent + per_step * L <= PROBE_STEPS:
+        spent += per_step * L
+        e, seq = drift_probe(cell, params, low, high, L)
+        if e > c.tol:
+            if c.arithmetic == "real":
+                if L > PROBE_FLOAT64_LENGTH:
+                    c.notes.append(f"the drift probe fails at n = {L:,} on the float32 cpu kernel ({e:.3g}); too long "
+                                   "to re-simulate in the float64 reference here")
+                    return
+                e32, e = e, _float64_error(cell, params, seq)
+                c.notes.append(f"the drift probe at n = {L:,}: |y - x_1| = {e32:.3g} on the float32 cpu kernel, "
+                               f"{e:.3g} in the float64 reference")
+                if not e > c.tol:
+                    L = 2 * L + 1
+                    continue
+            else:
+                c.notes.append(f"the drift probe at n = {L:,}: |y - x_1| = {e:.3g} on the float32 cpu kernel")
+            c.counterexample = np.asarray(seq, np.float32)
+            c.counterexample_error, c.counterexample_length, c.refuted = float(e), int(L), True
+            return
+        L = 2 * L + 1
+    c.notes.append(f"the drift probe found no failure up to n = {(L - 1) // 2:,}")
