@@ -370,7 +370,7 @@ PROBE_X1 = 41
 
 
 def drift_probe(cell: Cell, setting, low: float, high: float, length: int, backend: str = "cpu"):
-    """(worst |y_T - x_1|, its sequence (T,)) over x_1 on a grid of :data:`PROBE_X1` values of
+    """(worst ``|y_T - x_1|``, its sequence (T,)) over x_1 on a grid of :data:`PROBE_X1` values of
     [low, high] followed by T - 1 inputs constant at low, high or the middle, or alternating
     (both phases): the tails that push a slowly leaking memory the same way at every step, so that
     its error grows linearly with T. Cheap enough (5 x 41 sequences) for lengths up to 10^5-10^6,
