@@ -174,8 +174,9 @@ def horizons_section() -> str:
         "## How long the searched rows hold",
         "The best searched LSTM and GRU rows are certified for every length from 20 up to a proven N "
         "(exact arithmetic: the unrolled steps, then a linear-growth induction; float32: the unrolled "
-        "steps), and the worst input found past N is given; [horizons](horizons.md) has the table and "
-        "its command.",
+        "steps), and the worst input found past N is given (for a real row its error in the float64 "
+        "reference; where N + 1 and 2N + 1 show no failure, a drift probe runs at 4N + 3, 8N + 7, ...); "
+        "[horizons](horizons.md) has the table and its command.",
         "\n".join(lines)])
 
 
