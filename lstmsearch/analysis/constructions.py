@@ -493,7 +493,7 @@ def _gray_stages(Whh, sign, cand, sign_bias, cand_bias, opens_at, first_unit, fi
     """Wire the Gray codes' Horner stages k = 1..bits, units first_unit + 2 (k - 1) and the next one:
     x_k = P_k - Q_k, P_k / Q_k selected by sigma(+-(K x_k + rho / s)) on the ``sign``
     rows (the sign of x_k itself, kicked by the residue r_k when the unit opens at step k +
-    ``first_step`` - 1), candidate (s - x_{k+1}) / 2 on the ``cand`` rows. Returns the units of stage 1."""
+    ``first_step`` - 1), candidate (s - x_{k+1}) / 2 on the ``cand`` rows."""
     P, Q = (lambda k: first_unit + 2 * (k - 1)), (lambda k: first_unit + 1 + 2 * (k - 1))
     K = 4.0 * (3.0 / s + big) * 2.0 ** bits / s
     for k in range(1, bits + 1):
@@ -506,7 +506,6 @@ def _gray_stages(Whh, sign, cand, sign_bias, cand_bias, opens_at, first_unit, fi
             cand_bias[cand.start + unit] = s / 2
             if k < bits:
                 Whh[cand.start + unit, P(k + 1)], Whh[cand.start + unit, Q(k + 1)] = -0.5, 0.5
-    return P(1), Q(1)
 
 
 def gray_code_lstm(hidden: int = 32, bits: int = 13, scale: float = 0.002, big: float = 30.0,

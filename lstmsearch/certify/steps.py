@@ -224,11 +224,14 @@ def _odd(magnitude, a):
     across 0 gives [-M(|a_lo|), M(a_hi)], not the symmetric +-M(max |a|) of :func:`_copysign`
     (which doubled the width of every unit whose pre-activation is a box around 0)."""
     lo, hi = np.asarray(a[0], np.float64), np.asarray(a[1], np.float64)
-    whole = _copysign(magnitude(iv.f_abs(a)), a)
-    neg = magnitude((np.zeros_like(lo), np.abs(lo)))
-    pos = magnitude((np.zeros_like(hi), np.abs(hi)))
     across = (lo < 0) & (hi > 0)
-    return np.where(across, -np.abs(neg[1]), whole[0]), np.where(across, np.abs(pos[1]), whole[1])
+    abs_lo, abs_hi = iv.f_abs(a)
+    first = magnitude((abs_lo, np.where(across, np.abs(lo), abs_hi)))  # across 0: M over |a| in [0, |a_lo|]
+    whole = _copysign(first, a)
+    if not across.any():
+        return whole
+    pos = magnitude((np.zeros_like(hi), np.where(across, hi, 0.0)))  # M over [0, a_hi] (0 elsewhere: unused)
+    return np.where(across, -np.abs(first[1]), whole[0]), np.where(across, np.abs(pos[1]), whole[1])
 
 
 def lstm_cell32(ai, af, ag, c):
